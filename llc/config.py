@@ -1,0 +1,186 @@
+"""One typed configuration object, read once at start-up from the environment and a ``.env`` file.
+
+Precedence: process environment, then ``.env`` (the seed keeps PORT there), then defaults.
+Every problem is collected and reported together, each naming the variable and the fix, so a
+person fixing a deployment sees all of them at once instead of one per restart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal, Mapping
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+Shape = Literal["ga", "flat"]
+SHAPES: tuple[Shape, ...] = ("ga", "flat")
+DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class ConfigError(Exception):
+    """Configuration is missing or malformed; ``problems`` lists each one with its fix."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("configuration problems:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know. Names in ``ENV`` are the public contract."""
+
+    port: int = 8080
+    host: str = "127.0.0.1"
+    public_url: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_realtime_url: str = DEFAULT_REALTIME_URL
+    openai_model: str = "gpt-realtime-1.5"
+    openai_api_shape: Shape = "ga"
+    openai_voice: str = "cedar"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_api_url: str = DEFAULT_TWILIO_API_URL
+    profile_path: str | None = None
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+    max_frame_bytes: int = 64 * 1024
+    openai_connect_timeout_s: float = 10.0
+
+    @property
+    def stream_url(self) -> str | None:
+        """The media-stream URL Twilio must open: PUBLIC_URL with https→wss, http→ws."""
+        return stream_url_for(self.public_url) if self.public_url else None
+
+    @property
+    def openai_is_local(self) -> bool:
+        """True when the Realtime URL points at this machine (the simulator): no key needed."""
+        return (urlsplit(self.openai_realtime_url).hostname or "") in LOOPBACK_HOSTS
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+# Environment variable -> Settings field.
+ENV: dict[str, str] = {
+    "PORT": "port",
+    "HOST": "host",
+    "PUBLIC_URL": "public_url",
+    "OPENAI_API_KEY": "openai_api_key",
+    "OPENAI_REALTIME_URL": "openai_realtime_url",
+    "OPENAI_MODEL": "openai_model",
+    "OPENAI_API_SHAPE": "openai_api_shape",
+    "OPENAI_VOICE": "openai_voice",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_API_URL": "twilio_api_url",
+    "LLC_PROFILE": "profile_path",
+    "LOG_FORMAT": "log_format",
+    "LOG_LEVEL": "log_level",
+    "LLC_MAX_FRAME_BYTES": "max_frame_bytes",
+    "OPENAI_CONNECT_TIMEOUT_S": "openai_connect_timeout_s",
+}
+_FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "openai_api_shape": SHAPES,
+    "log_format": ("auto", "json", "text"),
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
+
+
+def stream_url_for(public_url: str) -> str:
+    base = public_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return base + "/media"
+
+
+def _convert(name: str, env_name: str, raw: str, problems: list[str]) -> object:
+    kind = str(_FIELD_TYPES[name])
+    value: object = raw.strip()
+    if "int" in kind and "str" not in kind:
+        try:
+            value = int(raw)
+        except ValueError:
+            problems.append(f"{env_name}={raw!r} is not a whole number; set it like {env_name}=8080")
+            return None
+    elif "float" in kind:
+        try:
+            value = float(raw)
+        except ValueError:
+            problems.append(f"{env_name}={raw!r} is not a number; set it like {env_name}=10")
+            return None
+    if name in _CHOICES:
+        value = str(value).lower() if name != "log_level" else str(value).upper()
+        if value not in _CHOICES[name]:
+            choices = " or ".join(_CHOICES[name])
+            problems.append(f"{env_name}={raw!r} is not one of {choices}; set {env_name}={_CHOICES[name][0]}")
+            return None
+    return value
+
+
+def _check(s: Settings, problems: list[str]) -> None:
+    if not 0 <= s.port <= 65535:
+        problems.append(f"PORT={s.port} is out of range; use 1-65535 (0 picks a free port)")
+    if s.public_url is not None:
+        parts = urlsplit(s.public_url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            problems.append(
+                f"PUBLIC_URL={s.public_url!r} must be the base URL Twilio reaches, like https://voice.example.com"
+            )
+        elif parts.query or parts.fragment:
+            problems.append("PUBLIC_URL must not carry a query string: Twilio's <Stream> URL takes none")
+    if urlsplit(s.openai_realtime_url).scheme not in ("wss", "ws"):
+        problems.append(
+            f"OPENAI_REALTIME_URL={s.openai_realtime_url!r} must be a WebSocket URL (wss://…); "
+            f"the default is {DEFAULT_REALTIME_URL}"
+        )
+    if urlsplit(s.twilio_api_url).scheme not in ("https", "http"):
+        problems.append(f"TWILIO_API_URL={s.twilio_api_url!r} must be an http(s) URL; the default is {DEFAULT_TWILIO_API_URL}")
+    if s.max_frame_bytes < 1024:
+        problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    *,
+    require_keys: bool = False,
+) -> Settings:
+    """Build Settings from ``environ`` (default ``os.environ``) over ``env_file`` (default ``./.env``).
+
+    ``require_keys`` is for ``llc serve``: a real (non-loopback) OpenAI URL needs a key.
+    Raises ConfigError listing every problem.
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(env_file if env_file is not None else environ.get("LLC_ENV_FILE", ".env"))
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(environ)
+
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    for env_name, name in ENV.items():
+        raw = merged.get(env_name)
+        if raw is None or raw.strip() == "":
+            continue
+        value = _convert(name, env_name, raw, problems)
+        if value is not None:
+            values[name] = value
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check(settings, problems)
+    if require_keys and not settings.openai_api_key and not settings.openai_is_local:
+        problems.append(
+            "OPENAI_API_KEY is not set: put it in the environment or .env "
+            "(or point OPENAI_REALTIME_URL at the simulator for a keyless run)"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return settings

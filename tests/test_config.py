@@ -1,0 +1,45 @@
+"""Configuration: defaults, .env, precedence, and errors that name the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from llc.config import ConfigError, load_settings
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = load_settings({}, tmp_path / "missing.env")
+    assert (s.port, s.openai_api_shape, s.openai_model, s.openai_voice) == (8080, "ga", "gpt-realtime-1.5", "cedar")
+    assert s.openai_realtime_url == "wss://api.openai.com/v1/realtime"
+    assert s.stream_url is None
+
+
+def test_env_file_then_environment_wins(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("PORT=9000\nOPENAI_API_SHAPE=flat\nPUBLIC_URL=https://voice.example.com\n")
+    s = load_settings({"PORT": "9100"}, env)
+    assert s.port == 9100 and s.openai_api_shape == "flat"
+    assert s.stream_url == "wss://voice.example.com/media"
+
+
+def test_every_problem_reported_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            {"PORT": "eighty", "OPENAI_API_SHAPE": "nested", "PUBLIC_URL": "voice.example.com",
+             "OPENAI_REALTIME_URL": "https://api.openai.com/v1/realtime"},
+            tmp_path / "none",
+        )
+    text = str(err.value)
+    assert "PORT='eighty' is not a whole number" in text
+    assert "OPENAI_API_SHAPE='nested' is not one of ga or flat" in text
+    assert "PUBLIC_URL='voice.example.com'" in text
+    assert "OPENAI_REALTIME_URL" in text and "wss://" in text
+    assert len(err.value.problems) == 4
+
+
+def test_key_required_only_for_real_openai(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        load_settings({}, tmp_path / "none", require_keys=True)
+    s = load_settings({"OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime"}, tmp_path / "none", require_keys=True)
+    assert s.openai_is_local
+    assert "sk-" not in repr(load_settings({"OPENAI_API_KEY": "sk-secret"}, tmp_path / "none"))
