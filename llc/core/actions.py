@@ -1,0 +1,45 @@
+"""Actions the pure core asks the shell to perform, in order. Plain data, compared in tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+@dataclass(frozen=True, slots=True)
+class ToOpenAI:
+    """Send this already-serialised client event on the OpenAI leg."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToTwilio:
+    """Send this already-serialised frame on the Twilio leg."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOpenAI:
+    """Open (or claim) the OpenAI session for this call: the stream has started."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndCall:
+    """Finish the call: cancel its nursery, close both legs, write the record."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """Something a person should read; ``fields`` become structured log keys."""
+
+    level: str  # "debug" | "info" | "warning" | "error"
+    msg: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+Action = Union[ToOpenAI, ToTwilio, ConnectOpenAI, EndCall, Log]

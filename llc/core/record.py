@@ -1,0 +1,52 @@
+"""What is remembered about a call. Pure data; the store (later) persists it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TranscriptLine:
+    role: str  # "caller" | "agent"
+    text: str
+    at: float  # seconds since the call started
+    interrupted: bool = False
+
+
+@dataclass
+class TurnLatency:
+    """Server-side view of one turn: caller speech stopped → first agent audio sent to Twilio."""
+
+    speech_stopped_at: float
+    first_audio_at: float | None = None
+
+    @property
+    def ms(self) -> float | None:
+        if self.first_audio_at is None:
+            return None
+        return round((self.first_audio_at - self.speech_stopped_at) * 1000, 1)
+
+
+@dataclass
+class CallRecord:
+    call_sid: str = ""
+    stream_sid: str = ""
+    direction: str = "inbound"
+    scenario: str = "default"
+    path: str = "cold"  # cold | prewarm | pre-accept
+    started_at: float = 0.0  # wall clock
+    ended_at: float | None = None
+    end_reason: str = ""
+    end_detail: str = ""
+    transcript: list[TranscriptLine] = field(default_factory=list)
+    turns: list[TurnLatency] = field(default_factory=list)
+    openai_errors: dict[str, int] = field(default_factory=dict)
+    frames_from_twilio: int = 0
+    frames_to_twilio: int = 0
+    bad_frames: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["turns"] = [{"speech_stopped_at": t.speech_stopped_at, "ms": t.ms} for t in self.turns]
+        return data

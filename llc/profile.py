@@ -1,0 +1,91 @@
+"""The tuned profile: prompt, voice, greeting, turn detection, transcription, loaded from TOML.
+
+Kept out of code so tuning never means editing Python, and so a known-good profile can be
+snapshotted and restored. A bad file fails at start-up with the file, key and reason.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from llc.core.session import SessionSpec, TurnDetection
+
+_EAGERNESS = ("low", "medium", "high", "auto")
+_VAD_TYPES = ("semantic_vad", "server_vad")
+
+
+class ProfileError(Exception):
+    """The profile file is unusable; the message names the file, key and fix."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    instructions: str = ""
+    voice: str = ""
+    greeting: str = ""
+    turn_detection: TurnDetection = field(default_factory=TurnDetection)
+    transcription_model: str = ""
+    source: str = "<built-in>"
+
+    def session_spec(self, default_voice: str) -> SessionSpec:
+        return SessionSpec(
+            voice=self.voice or default_voice,
+            instructions=self.instructions.strip() or None,
+            turn_detection=self.turn_detection,
+            transcription_model=self.transcription_model or None,
+        )
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Rough token estimate (~4 characters a token): prompt size drives per-turn latency."""
+        return (len(self.instructions.strip()) + 3) // 4
+
+
+def _expect(data: dict[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+    value = data.get(key, default)
+    if not isinstance(value, kind):
+        raise ProfileError(f"{where}: {key!r} must be a {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def parse_profile(text: str, source: str) -> Profile:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML ({exc})") from None
+    td_data = _expect(data, "turn_detection", dict, source, {})
+    where = f"{source} [turn_detection]"
+    td = TurnDetection(
+        type=_expect(td_data, "type", str, where, "semantic_vad"),
+        eagerness=_expect(td_data, "eagerness", str, where, "high"),
+        create_response=_expect(td_data, "create_response", bool, where, True),
+        interrupt_response=_expect(td_data, "interrupt_response", bool, where, True),
+    )
+    if td.type not in _VAD_TYPES:
+        raise ProfileError(f"{where}: type {td.type!r} must be one of {', '.join(_VAD_TYPES)}")
+    if td.eagerness not in _EAGERNESS:
+        raise ProfileError(f"{where}: eagerness {td.eagerness!r} must be one of {', '.join(_EAGERNESS)}")
+    tr = _expect(data, "transcription", dict, source, {})
+    return Profile(
+        instructions=_expect(data, "instructions", str, source, ""),
+        voice=_expect(data, "voice", str, source, ""),
+        greeting=_expect(data, "greeting", str, source, ""),
+        turn_detection=td,
+        transcription_model=_expect(tr, "model", str, f"{source} [transcription]", ""),
+        source=source,
+    )
+
+
+def load_profile(path: str | None = None) -> Profile:
+    """Load ``path`` (LLC_PROFILE), or the bundled default profile."""
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ProfileError(f"LLC_PROFILE={path!r}: no such file; point it at a profile .toml or unset it")
+        return parse_profile(p.read_text(encoding="utf-8"), str(p))
+    text = resources.files("llc.profiles").joinpath("default.toml").read_text(encoding="utf-8")
+    return parse_profile(text, "llc/profiles/default.toml")

@@ -1,0 +1,23 @@
+"""TwiML the server answers with, built by the official ``twilio`` helper (escaping included)."""
+
+from __future__ import annotations
+
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+
+def connect_stream(stream_url: str, parameters: dict[str, str]) -> str:
+    """``<Connect><Stream>`` with per-call values as ``<Parameter>``s: the URL takes no query string."""
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    for name, value in parameters.items():
+        stream.parameter(name=name, value=value)
+    response.append(connect)
+    return str(response)
+
+
+def say_and_hangup(text: str) -> str:
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
+    return str(response)

@@ -1,0 +1,96 @@
+"""Session config for both shapes, compared as exact JSON."""
+
+from llc.core import session as s
+
+
+def test_flat_shape_is_the_seed_block_exactly() -> None:
+    assert s.session_update("flat", s.SessionSpec(voice="cedar")) == {
+        "type": "session.update",
+        "session": {
+            "modalities": ["text", "audio"],
+            "voice": "cedar",
+            "turn_detection": {
+                "type": "semantic_vad",
+                "eagerness": "high",
+                "create_response": True,
+                "interrupt_response": True,
+            },
+            "input_audio_format": "g711_ulaw",
+            "output_audio_format": "g711_ulaw",
+        },
+    }
+
+
+def test_ga_shape_nests_audio_and_uses_pcmu() -> None:
+    spec = s.SessionSpec(voice="marin", instructions="Be brief.", transcription_model="gpt-4o-mini-transcribe")
+    assert s.session_update("ga", spec) == {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcmu"},
+                    "turn_detection": {
+                        "type": "semantic_vad",
+                        "eagerness": "high",
+                        "create_response": True,
+                        "interrupt_response": True,
+                    },
+                    "transcription": {"model": "gpt-4o-mini-transcribe"},
+                },
+                "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"},
+            },
+            "instructions": "Be brief.",
+        },
+    }
+
+
+def test_flat_optional_parts_and_tools() -> None:
+    tool = {"type": "function", "name": "end_call", "description": "hang up", "parameters": {"type": "object"}}
+    spec = s.SessionSpec(instructions="Hi", tools=(tool,), transcription_model="whisper-1")
+    session = s.session_update("flat", spec)["session"]
+    assert session["instructions"] == "Hi"
+    assert session["tools"] == [tool] and session["tool_choice"] == "auto"
+    assert session["input_audio_transcription"] == {"model": "whisper-1"}
+    assert "type" not in session and "audio" not in session
+
+
+def test_server_vad_has_no_eagerness() -> None:
+    td = s.TurnDetection(type="server_vad")
+    assert "eagerness" not in td.as_dict()
+
+
+def test_headers_per_shape() -> None:
+    assert s.connect_headers("ga", "k") == [("Authorization", "Bearer k")]
+    assert s.connect_headers("flat", "k") == [("Authorization", "Bearer k"), ("OpenAI-Beta", "realtime=v1")]
+    assert s.connect_url("wss://api.openai.com/v1/realtime", "gpt-realtime-1.5") == (
+        "wss://api.openai.com/v1/realtime?model=gpt-realtime-1.5"
+    )
+
+
+def test_event_names_are_canonicalised_to_ga() -> None:
+    assert s.canonical_event("response.audio.delta") == "response.output_audio.delta"
+    assert s.canonical_event("response.audio_transcript.done") == "response.output_audio_transcript.done"
+    assert s.canonical_event("conversation.item.created") == "conversation.item.added"
+    assert s.canonical_event("response.output_audio.delta") == "response.output_audio.delta"
+
+
+def test_partial_updates_keep_ga_type() -> None:
+    assert s.tools_update("ga", ())["session"]["type"] == "realtime"
+    assert "type" not in s.tools_update("flat", ())["session"]
+    td = s.TurnDetection(eagerness="medium")
+    assert s.turn_detection_update("ga", td)["session"]["audio"]["input"]["turn_detection"]["eagerness"] == "medium"
+    assert s.turn_detection_update("flat", td)["session"]["turn_detection"]["eagerness"] == "medium"
+
+
+def test_text_only_priming_per_shape() -> None:
+    assert s.text_only_response("ga")["response"] == {"output_modalities": ["text"]}
+    assert s.text_only_response("flat")["response"] == {"modalities": ["text"]}
+
+
+def test_shape_hints_name_the_setting() -> None:
+    assert "OPENAI_API_SHAPE=ga" in s.shape_hint("flat", {"code": "beta_api_shape_disabled"})
+    hint = s.shape_hint("flat", {"code": "unknown_parameter", "param": "session.modalities"})
+    assert "OPENAI_API_SHAPE=ga" in hint and "session.modalities" in hint
+    assert "OPENAI_API_SHAPE=flat" in s.shape_hint("ga", {"code": "missing_required_parameter", "param": "session.type"})
