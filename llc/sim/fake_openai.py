@@ -1,0 +1,520 @@
+"""A fake OpenAI Realtime WebSocket server for offline tests, the demo and benchmarks.
+
+It is as strict as the live service about the two API shapes ("ga" and the older "flat" beta
+shape, see /work/shared/protocol-notes.md), so a product that passes against it does not
+meet its first ``unknown_parameter`` on a real call. It hears the caller with an energy VAD
+over the mu-law it is sent, answers with synthetic speech after a configurable time to first
+byte, bursts audio ahead of real time like the real service, and records what it saw in a
+``SessionLog`` per connection so tests can compare what reached the caller.
+
+All writes go through one writer task per connection fed by an unbounded channel: handlers
+and response tasks emit synchronously, so a cancelled response can never leave a half-sent
+frame or a delta after its ``response.done``.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import math
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+import orjson
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+
+from llc.sim import fake_openai_shapes as shapes
+from llc.sim.fake_openai_shapes import ApiError, new_id, pick
+from llc.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
+PRIMING_TEXT = "Ready."  # what a text-only ("inference priming") response says
+
+
+@dataclass
+class ToolCallScript:
+    """Makes one response call a tool instead of speaking, to exercise the product's tool loop."""
+
+    name: str
+    arguments: dict[str, Any]  # JSON-encoded into the arguments string
+    reply_after: str | None = None  # spoken after the tool output arrives (else the next scripted reply)
+
+
+@dataclass
+class FakeOpenAIConfig:
+    """Timing and script of the fake; tests shrink the waits, benchmarks use service-like ones."""
+
+    shape: Literal["ga", "flat"] = "ga"
+    ttfb_ms: int = 300  # caller turn committed -> first audio delta
+    end_of_turn_silence_ms: int = 400  # silence after speech before speech_stopped/commit
+    speech_start_frames: int = 2  # consecutive 20 ms speech frames before speech_started
+    vad_threshold: float = 300.0
+    replies: list[str] = field(default_factory=lambda: list(shapes.DEFAULT_REPLIES))  # last one repeats
+    user_transcripts: list[str] = field(default_factory=lambda: list(shapes.DEFAULT_TRANSCRIPTS))  # per turn
+    chunk_ms: int = 100  # audio per delta
+    realtime_factor: float = 2.0  # audio is generated this many times faster than it plays
+    tool_calls: dict[int, ToolCallScript] = field(default_factory=dict)  # user-turn response index -> tool
+    require_auth: bool = True  # reject a handshake without "Authorization: Bearer ..." (HTTP 401)
+    session_max_s: float = 3600.0  # then error session_expired and close 1001, as the service does
+
+
+@dataclass
+class SessionLog:
+    """What one connection saw and sent, so tests assert on the fake's side of the wire too."""
+
+    headers: dict[str, str]  # lower-cased names
+    query: str
+    received: list[dict[str, Any]] = field(default_factory=list)  # appends as {"type", "bytes"}
+    errors_sent: list[dict[str, Any]] = field(default_factory=list)
+    audio_sent: dict[str, bytes] = field(default_factory=dict)  # assistant item_id -> mu-law sent
+    truncates: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    cancels: int = 0  # accepted response.cancel
+    responses: int = 0  # responses started, of every kind
+    session: dict[str, Any] | None = None  # the last accepted session object
+    close_code: int | None = None
+    speech_started_at: list[float] = field(default_factory=list)  # trio.current_time()
+    speech_stopped_at: list[float] = field(default_factory=list)
+    committed_at: list[float] = field(default_factory=list)  # every commit, VAD or client
+    first_delta_at: list[float] = field(default_factory=list)  # first audio delta of each response
+
+
+@dataclass
+class _Response:
+    """One response in flight; its scope lets a barge-in or response.cancel stop it between deltas."""
+
+    id: str
+    kind: Literal["audio", "text", "tool"]
+    t0: float  # the trigger: commit or response.create
+    out_of_band: bool  # response.conversation == "none": items stay out of the conversation
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    item: dict[str, Any] | None = None
+    part_open: bool = False
+    transcript: str = ""
+
+
+class _Connection:
+    """One accepted socket: the reader handles client events, response tasks speak, one writer sends."""
+
+    def __init__(self, cfg: FakeOpenAIConfig, ws: WebSocketConnection, log: SessionLog, model: str):
+        self.cfg, self.ws, self.log = cfg, ws, log
+        self.ev = shapes.EVENTS[cfg.shape]
+        self.session = shapes.default_session(cfg.shape, model, new_id("sess"),
+                                              int(time.time() + cfg.session_max_s))
+        self.items: dict[str, dict[str, Any]] = {}  # the conversation, in order
+        self.audio_ms: dict[str, int] = {}  # assistant item -> ms a truncate may keep
+        self.calls: dict[str, ToolCallScript] = {}  # call_id awaiting its output
+        self.after_tool: ToolCallScript | None = None  # output arrived; next response follows up
+        self.active: _Response | None = None
+        self.turns = self.replies = self.transcripts = 0
+        self.pending = bytearray()  # input bytes short of a whole VAD frame
+        self.buffer_bytes = 0  # uncommitted input
+        self.vad = shapes.EnergyVAD(cfg.vad_threshold, cfg.speech_start_frames, cfg.end_of_turn_silence_ms)
+        self.user_item: str | None = None  # set while the caller is speaking
+        self.client_event_id: str | None = None
+        self.tx, self.rx = trio.open_memory_channel[Any](math.inf)
+        self.nursery: trio.Nursery | None = None
+        self.closing: int | None = None  # the close code we sent, once we start a close
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def run(self, beta_header: bool) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                nursery.start_soon(self._writer)
+                if self.cfg.shape == "ga" and beta_header:
+                    self._error(shapes.BETA_DISABLED)
+                    self.tx.send_nowait(("close", 4000, "beta_api_shape_disabled"))
+                else:
+                    self._emit("session.created", session=self.session)
+                    nursery.start_soon(self._expire)
+                await self._reader()
+                if self.closing is None:  # else the writer finishes the close handshake first
+                    nursery.cancel_scope.cancel()
+        finally:
+            # trio-websocket reports 1000 for a close we start, so remember the code we sent.
+            self.log.close_code = self.closing or (self.ws.closed.code if self.ws.closed else None)
+
+    async def _writer(self) -> None:
+        assert self.nursery is not None
+        try:
+            async for item in self.rx:
+                if isinstance(item, tuple):  # ("close", code, reason)
+                    self.closing = item[1]
+                    with trio.move_on_after(2):
+                        await self.ws.aclose(item[1], item[2])
+                    break
+                await self.ws.send_message(item)
+        except ConnectionClosed:
+            pass
+        self.nursery.cancel_scope.cancel()
+
+    async def _expire(self) -> None:
+        await trio.sleep(self.cfg.session_max_s)
+        self._error(shapes.SESSION_EXPIRED)
+        self.tx.send_nowait(("close", 1001, "session_expired"))
+
+    async def _reader(self) -> None:
+        while True:
+            try:
+                message = await self.ws.get_message()
+            except ConnectionClosed:
+                return
+            try:
+                self._dispatch(message)
+            except Exception as exc:  # a bug here must not take the connection down silently
+                self._error((None, f"The server had an error processing your request: {exc!r}", None),
+                            kind="server_error")
+
+    def _emit(self, type_: str, **fields: Any) -> None:
+        # Serialised now, so later mutation of items or the session cannot change what was sent.
+        self.tx.send_nowait(orjson.dumps({"type": type_, "event_id": new_id("event"), **fields}).decode())
+
+    def _error(self, err: ApiError, kind: str = "invalid_request_error") -> None:
+        code, message, param = err
+        sent = {"type": kind, "code": code, "message": message, "param": param,
+                "event_id": self.client_event_id}
+        self.log.errors_sent.append(sent)
+        self._emit("error", error=sent)
+
+    # -- client events --------------------------------------------------------------------
+
+    def _dispatch(self, message: str | bytes) -> None:
+        event, err = shapes.parse_event(message)
+        eid = event.get("event_id")
+        self.client_event_id = eid if isinstance(eid, str) else None
+        if event.get("type") == "input_audio_buffer.append":
+            return self._on_append(event)  # logs the size, not the payload
+        self.log.received.append(event or {"type": None})
+        if err:
+            return self._error(err)
+        getattr(self, "_on_" + event["type"].replace(".", "_"))(event)
+
+    def _on_session_update(self, event: dict[str, Any]) -> None:
+        update = event.get("session")
+        if err := shapes.validate_session(self.cfg.shape, update):
+            return self._error(err)
+        assert isinstance(update, dict)
+        self.session = shapes.merge(self.session, update)
+        self.log.session = self.session
+        self._emit("session.updated", session=self.session)
+
+    def _on_append(self, event: dict[str, Any]) -> None:
+        record: dict[str, Any] = {"type": "input_audio_buffer.append", "bytes": 0}
+        self.log.received.append(record)
+        data = shapes.decode_audio(event.get("audio"))
+        if isinstance(data, tuple):
+            return self._error(data)
+        record["bytes"] = len(data)
+        self.buffer_bytes += len(data)
+        self.pending += data
+        whole = len(self.pending) // FRAME_BYTES * FRAME_BYTES
+        chunk = bytes(self.pending[:whole])
+        del self.pending[:whole]
+        td = shapes.turn_detection(self.cfg.shape, self.session)
+        for frame in frames(chunk):
+            if change := self.vad.feed(frame, detect=td is not None):
+                assert td is not None
+                self._on_turn(*change, td)
+
+    def _on_turn(self, change: str, ms: int, td: dict[str, Any]) -> None:
+        now = trio.current_time()
+        if change == "started":
+            self.user_item = new_id("item")
+            self.log.speech_started_at.append(now)
+            self._emit("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self.user_item)
+            if self.active is not None and td.get("interrupt_response", True):
+                self._cancel("turn_detected")
+            return
+        item_id, self.user_item = self.user_item or new_id("item"), None
+        self.log.speech_stopped_at.append(now)
+        self._emit("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=item_id)
+        self._commit(item_id)
+        if td.get("create_response", True) and self.active is None:
+            self._start_response({}, now)
+
+    def _commit(self, item_id: str) -> None:
+        self.buffer_bytes = 0
+        self.log.committed_at.append(trio.current_time())
+        self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=self._last_item())
+        item = shapes.message_item("user", [{"type": "input_audio", "transcript": None}], item_id)
+        self._add_item(item, done=False)
+        transcript = pick(self.cfg.user_transcripts, self.transcripts)
+        self.transcripts += 1
+        item["content"][0]["transcript"] = transcript
+        self._emit("conversation.item.input_audio_transcription.completed", item_id=item_id,
+                   content_index=0, transcript=transcript)
+        self._item_done(item)
+
+    def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
+        if (ms := self.buffer_bytes / BYTES_PER_MS) < 100:
+            return self._error(shapes.commit_empty(ms))
+        item_id, self.user_item = self.user_item or new_id("item"), None
+        self.vad.reset()
+        self._commit(item_id)
+
+    def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        self.buffer_bytes = 0
+        self.pending.clear()
+        self.user_item = None
+        self.vad.reset()
+        self._emit("input_audio_buffer.cleared")
+
+    def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        item = event.get("item")
+        if err := shapes.check_item(self.cfg.shape, item, self.items, self.calls):
+            return self._error(err)
+        assert isinstance(item, dict)
+        prev = event.get("previous_item_id")
+        if prev is not None and prev != "root" and prev not in self.items:
+            return self._error(shapes.not_found(prev, "previous_item_id"))
+        stored = {"object": "realtime.item", "status": "completed", **item, "id": item.get("id") or new_id("item")}
+        self._add_item(stored)
+        if item["type"] == "function_call_output":
+            self.after_tool = self.calls.pop(item["call_id"])
+
+    def _find_item(self, event: dict[str, Any]) -> str | None:
+        found = shapes.find_item(event, self.items)
+        if isinstance(found, str):
+            return found
+        self._error(found)
+        return None
+
+    def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
+        if (iid := self._find_item(event)) is None:
+            return
+        end, index = event.get("audio_end_ms"), event.get("content_index", 0)
+        if err := shapes.check_truncate(self.items[iid], index, end, self.audio_ms.get(iid, 0)):
+            return self._error(err)
+        assert isinstance(end, int)
+        self.audio_ms[iid] = end
+        self.log.truncates.append({"item_id": iid, "audio_end_ms": end})
+        self._emit("conversation.item.truncated", item_id=iid, content_index=index, audio_end_ms=end)
+
+    def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        if (iid := self._find_item(event)) is None:
+            return
+        del self.items[iid]
+        self.log.deletes.append(iid)
+        self._emit("conversation.item.deleted", item_id=iid)
+
+    def _on_response_create(self, event: dict[str, Any]) -> None:
+        params = event.get("response")
+        params = {} if params is None else params
+        if err := shapes.validate_response(self.cfg.shape, params):
+            return self._error(err)
+        if self.active is not None:
+            return self._error(shapes.already_active(self.active.id))
+        self._start_response(params, trio.current_time())
+
+    def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        rid = event.get("response_id")
+        if self.active is None or (rid is not None and rid != self.active.id):
+            return self._error(shapes.CANCEL_NOT_ACTIVE)
+        self.log.cancels += 1
+        self._cancel("client_cancelled")
+
+    # -- responses ------------------------------------------------------------------------
+
+    def _start_response(self, params: dict[str, Any], t0: float) -> None:
+        """Decide what this response does (tool, scripted line, priming text) and start it."""
+        assert self.nursery is not None
+        oob = params.get("conversation") == "none"
+        seed = self.log.responses
+        self.log.responses += 1
+        what: str | ToolCallScript
+        if shapes.text_only(self.cfg.shape, params, self.session):
+            kind, what = "text", PRIMING_TEXT  # priming consumes no scripted reply
+        elif self.after_tool is not None:
+            kind, what = "audio", self.after_tool.reply_after or self._next_reply()
+            self.after_tool = None
+        else:
+            script = self.cfg.tool_calls.get(self.turns)
+            self.turns += 1
+            kind, what = ("tool", script) if script else ("audio", self._next_reply())
+        resp = _Response(new_id("resp"), kind, t0, oob)  # type: ignore[arg-type]
+        self.active = resp
+        self._emit("response.created", response=self._response_obj(resp, "in_progress"))
+        self._emit("rate_limits.updated", rate_limits=shapes.RATE_LIMITS)
+        self.nursery.start_soon(self._run_response, resp, what, seed)
+
+    def _next_reply(self) -> str:
+        line = pick(self.cfg.replies, self.replies)
+        self.replies += 1
+        return line
+
+    async def _run_response(self, resp: _Response, what: str | ToolCallScript, seed: int) -> None:
+        with resp.scope:
+            # Synthesise the audio before the TTFB wait: generating seconds of speech takes
+            # tens of ms of CPU that would otherwise be billed to the simulated model.
+            chunks = None
+            if isinstance(what, str) and resp.kind != "text":
+                chunks = list(shapes.speech_chunks(what, seed, self.cfg.chunk_ms))
+            await self._at(resp.t0 + self.cfg.ttfb_ms / 1000)
+            if isinstance(what, ToolCallScript):
+                self._tool_call(resp, what)
+            elif resp.kind == "text":
+                self._speak_text(resp, what)
+            else:
+                await self._speak_audio(resp, chunks or [])
+            self._finish(resp)
+
+    @staticmethod
+    async def _at(deadline: float) -> None:
+        await trio.sleep_until(deadline)
+        # A cancel that lands as the sleep ends would otherwise let one more delta out.
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    def _ids(self, resp: _Response, **extra: Any) -> dict[str, Any]:
+        assert resp.item is not None
+        return {"response_id": resp.id, "item_id": resp.item["id"], "output_index": 0, **extra}
+
+    def _open_item(self, resp: _Response, item: dict[str, Any]) -> dict[str, Any]:
+        resp.item = item
+        self._emit("response.output_item.added", response_id=resp.id, output_index=0, item=item)
+        if not resp.out_of_band:
+            self._add_item(item, done=False)
+        return item
+
+    def _speak_text(self, resp: _Response, text: str) -> None:
+        item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
+        ids, part = self._ids(resp, content_index=0), {"type": self.ev["text_part"], "text": ""}
+        self._emit("response.content_part.added", **ids, part=part)
+        for i, word in enumerate(text.split()):
+            self._emit(str(self.ev["text_delta"]), **ids, delta=word if i == 0 else " " + word)
+        self._emit(str(self.ev["text_done"]), **ids, text=text)
+        part["text"] = text
+        self._emit("response.content_part.done", **ids, part=part)
+        item.update(content=[part], status="completed")
+
+    async def _speak_audio(self, resp: _Response, chunks: list[tuple[bytes, str]]) -> None:
+        """Deltas of ``chunk_ms`` audio, paced ``realtime_factor`` times faster than playback."""
+        item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
+        ids, iid = self._ids(resp, content_index=0), item["id"]
+        self._emit("response.content_part.added", **ids, part={"type": self.ev["audio_part"], "transcript": ""})
+        resp.part_open = True
+        self.log.audio_sent[iid] = b""
+        first = trio.current_time()
+        interval = self.cfg.chunk_ms / self.cfg.realtime_factor / 1000
+        for k, (chunk, said) in enumerate(chunks):
+            if k:
+                await self._at(first + k * interval)
+            else:
+                self.log.first_delta_at.append(trio.current_time())
+            self._emit(str(self.ev["audio_delta"]), **ids, delta=base64.b64encode(chunk).decode())
+            self.log.audio_sent[iid] += chunk
+            self.audio_ms[iid] = len(self.log.audio_sent[iid]) // BYTES_PER_MS
+            if said:
+                delta = (" " if resp.transcript else "") + said
+                resp.transcript += delta
+                self._emit(str(self.ev["transcript_delta"]), **ids, delta=delta)
+        self._close_audio_part(resp)
+        item["status"] = "completed"
+
+    def _close_audio_part(self, resp: _Response) -> None:
+        assert resp.item is not None
+        ids = self._ids(resp, content_index=0)
+        self._emit(str(self.ev["audio_done"]), **ids)
+        self._emit(str(self.ev["transcript_done"]), **ids, transcript=resp.transcript)
+        part = {"type": self.ev["audio_part"], "transcript": resp.transcript}
+        self._emit("response.content_part.done", **ids, part=part)
+        resp.item["content"] = [part]
+        resp.part_open = False
+
+    def _tool_call(self, resp: _Response, script: ToolCallScript) -> None:
+        call_id, args = new_id("call"), orjson.dumps(script.arguments).decode()
+        item = self._open_item(resp, shapes.function_call_item(script.name, call_id))
+        ids = self._ids(resp, call_id=call_id)
+        self._emit("response.function_call_arguments.delta", **ids, delta=args)
+        self._emit("response.function_call_arguments.done", **ids, name=script.name, arguments=args)
+        item.update(arguments=args, status="completed")
+        self.calls[call_id] = script
+
+    def _finish(self, resp: _Response, status: str = "completed", reason: str | None = None) -> None:
+        if resp.item is not None:
+            self._emit("response.output_item.done", response_id=resp.id, output_index=0, item=resp.item)
+            if not resp.out_of_band:
+                self._item_done(resp.item)
+        self._emit("response.done", response=self._response_obj(resp, status, reason))
+        self.active = None
+
+    def _cancel(self, reason: str) -> None:
+        """Stop the active response now (barge-in or response.cancel); what was sent stays sent."""
+        resp = self.active
+        assert resp is not None
+        resp.scope.cancel()
+        if resp.part_open:
+            self._close_audio_part(resp)
+        if resp.item is not None:
+            resp.item["status"] = "incomplete"
+        self._finish(resp, "cancelled", reason)
+
+    def _response_obj(self, resp: _Response, status: str, reason: str | None = None) -> dict[str, Any]:
+        return shapes.response_object(
+            self.cfg.shape, resp.id, status, text_only=resp.kind == "text", out_of_band=resp.out_of_band,
+            item=resp.item, sent_ms=self.audio_ms.get(resp.item["id"], 0) if resp.item else 0,
+            words=len(resp.transcript.split()), reason=reason)
+
+    # -- conversation ---------------------------------------------------------------------
+
+    def _last_item(self) -> str | None:
+        return next(reversed(self.items), None)
+
+    def _add_item(self, item: dict[str, Any], done: bool = True) -> None:
+        prev = self._last_item()
+        self.items[item["id"]] = item
+        self._emit(str(self.ev["item_added"]), previous_item_id=prev, item=item)
+        if done:
+            self._item_done(item)
+
+    def _item_done(self, item: dict[str, Any]) -> None:
+        if self.ev["item_done"]:  # GA only
+            self._emit(str(self.ev["item_done"]), previous_item_id=None, item=item)
+
+
+class FakeOpenAI:
+    """The server. ``await nursery.start(fake.serve)`` returns the port; cancel to stop everything."""
+
+    def __init__(self, config: FakeOpenAIConfig | None = None):
+        self.config = config or FakeOpenAIConfig()
+        self.sessions: list[SessionLog] = []
+        self._host: str | None = None
+        self._port: int | None = None
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeOpenAI.url is known only once serve() has started")
+        host = f"[{self._host}]" if ":" in str(self._host) else self._host
+        return f"ws://{host}:{self._port}{shapes.PATH}"
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
+                    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on loopback until cancelled; every connection task lives inside this call."""
+        host = "127.0.0.1" if host == "localhost" else host  # one listener, so one port
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"FakeOpenAI serves loopback only, not {host!r}")
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(serve_websocket, self._handle, host, port, None,
+                                                 max_message_size=MAX_MESSAGE_BYTES))
+            self._host, self._port = host, server.port
+            task_status.started(server.port)
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        path, _, query = request.path.partition("?")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+        if refusal := shapes.check_handshake(path, headers, self.config.require_auth):
+            error = {"type": "invalid_request_error", "code": None, "message": refusal[1], "param": None}
+            return await request.reject(refusal[0], extra_headers=[(b"content-type", b"application/json")],
+                                        body=orjson.dumps({"error": error}))
+        ws = await request.accept()
+        log = SessionLog(headers=headers, query=query)
+        self.sessions.append(log)
+        model = parse_qs(query).get("model", ["gpt-realtime"])[0]
+        beta = "realtime=v1" in headers.get("openai-beta", "")
+        await _Connection(self.config, ws, log, model).run(beta)
