@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llc.core.session import SessionSpec, TurnDetection
+from llc.core.turns import TurnPolicy
 
 _EAGERNESS = ("low", "medium", "high", "auto")
 _VAD_TYPES = ("semantic_vad", "server_vad")
@@ -29,6 +30,8 @@ class Profile:
     greeting: str = ""
     turn_detection: TurnDetection = field(default_factory=TurnDetection)
     transcription_model: str = ""
+    turn_policy: TurnPolicy = field(default_factory=TurnPolicy)
+    transfer_allow: tuple[str, ...] = ()
     source: str = "<built-in>"
 
     def session_spec(self, default_voice: str) -> SessionSpec:
@@ -45,10 +48,12 @@ class Profile:
         return (len(self.instructions.strip()) + 3) // 4
 
 
-def _expect(data: dict[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any) -> Any:
     value = data.get(key, default)
-    if not isinstance(value, kind):
-        raise ProfileError(f"{where}: {key!r} must be a {kind.__name__}, not {type(value).__name__}")
+    # bool is an int in Python; a flag written where a number belongs is still a mistake.
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
+        name = kind.__name__ if isinstance(kind, type) else "number"
+        raise ProfileError(f"{where}: {key!r} must be a {name}, not {type(value).__name__}")
     return value
 
 
@@ -70,14 +75,58 @@ def parse_profile(text: str, source: str) -> Profile:
     if td.eagerness not in _EAGERNESS:
         raise ProfileError(f"{where}: eagerness {td.eagerness!r} must be one of {', '.join(_EAGERNESS)}")
     tr = _expect(data, "transcription", dict, source, {})
+    policy = _turn_policy(data, source)
+    transfer = _expect(data, "transfer", dict, source, {})
+    allow = _expect(transfer, "allow", list, f"{source} [transfer]", [])
+    if not all(isinstance(n, str) and n.startswith("+") for n in allow):
+        raise ProfileError(f"{source} [transfer]: 'allow' must list E.164 numbers like \"+15551234567\"")
     return Profile(
         instructions=_expect(data, "instructions", str, source, ""),
         voice=_expect(data, "voice", str, source, ""),
         greeting=_expect(data, "greeting", str, source, ""),
         turn_detection=td,
         transcription_model=_expect(tr, "model", str, f"{source} [transcription]", ""),
+        turn_policy=policy,
+        transfer_allow=tuple(allow),
         source=source,
     )
+
+
+def _turn_policy(data: dict[str, Any], source: str) -> TurnPolicy:
+    tp = _expect(data, "turn_policy", dict, source, {})
+    tools = _expect(data, "tools", dict, source, {})
+    where, d = f"{source} [turn_policy]", TurnPolicy()
+    for key in ("first_eagerness", "later_eagerness"):
+        value = tp.get(key, getattr(d, key))
+        if value not in _EAGERNESS:
+            raise ProfileError(f"{where}: {key} {value!r} must be one of {', '.join(_EAGERNESS)}")
+    lists = {}
+    for key in ("lean", "full"):
+        names = _expect(tools, key, list, f"{source} [tools]", list(getattr(d, f"{key}_tools")))
+        if not all(isinstance(n, str) for n in names):
+            raise ProfileError(f"{source} [tools]: {key!r} must be a list of tool names")
+        lists[key] = tuple(names)
+    return TurnPolicy(
+        first_eagerness=tp.get("first_eagerness", d.first_eagerness),
+        later_eagerness=tp.get("later_eagerness", d.later_eagerness),
+        switch_after_responses=_expect(tp, "switch_after_responses", int, where, d.switch_after_responses),
+        lean_tools=lists["lean"],
+        full_tools=lists["full"],
+        tool_filler_after_ms=_expect(tp, "tool_filler_after_ms", int, where, d.tool_filler_after_ms),
+        filler_instructions=_expect(tp, "filler_instructions", str, where, d.filler_instructions),
+        tool_timeout_s=float(_expect(tp, "tool_timeout_s", (int, float), where, d.tool_timeout_s)),
+        hangup_grace_s=float(_expect(tp, "hangup_grace_s", (int, float), where, d.hangup_grace_s)),
+    )
+
+
+def check_tools(profile: Profile, known: set[str]) -> None:
+    """Every tool the profile names must exist: fail at start-up, not mid-call."""
+    policy = profile.turn_policy
+    missing = sorted({*policy.lean_tools, *policy.full_tools} - known)
+    if missing:
+        raise ProfileError(
+            f"{profile.source} [tools]: unknown tool(s) {', '.join(missing)}; known tools: {', '.join(sorted(known))}"
+        )
 
 
 def load_profile(path: str | None = None) -> Profile:

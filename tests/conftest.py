@@ -9,7 +9,8 @@ import pytest
 import trio
 
 from llc.config import Settings
-from llc.profile import load_profile
+from llc.profile import Profile, load_profile
+from llc.tools.registry import ToolRegistry
 from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.app import serve
 from llc.web.state import ServerState
@@ -34,13 +35,18 @@ StackFactory = Callable[..., Awaitable[Stack]]
 async def start_stack(nursery: trio.Nursery) -> AsyncIterator[StackFactory]:
     """Start the fake OpenAI plus the server; keyword args go to FakeOpenAIConfig / Settings."""
 
-    async def start(shape: str = "ga", settings: dict | None = None, **fake_config: object) -> Stack:
+    async def start(
+        shape: str = "ga", settings: dict | None = None, profile: Profile | None = None,
+        tools: ToolRegistry | None = None, **fake_config: object,
+    ) -> Stack:
         fake_config.setdefault("ttfb_ms", 50)
         fake_config.setdefault("end_of_turn_silence_ms", 200)
         fake = FakeOpenAI(FakeOpenAIConfig(shape=shape, **fake_config))  # type: ignore[arg-type]
         await nursery.start(fake.serve)
         opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, **(settings or {})}
-        state = ServerState(Settings(**opts), load_profile())
+        state = ServerState(Settings(**opts), profile or load_profile())
+        if tools is not None:
+            state.tools = tools
         binds = await nursery.start(serve, state)
         return Stack(fake, state, binds[0])
 

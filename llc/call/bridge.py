@@ -12,14 +12,19 @@ from typing import Awaitable, Callable
 
 import trio
 
+from llc.call.tools import CallToolContext, run_tool
 from llc.call.transport import Transport, TransportClosed
 from llc.config import Settings
-from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, ToOpenAI, ToTwilio
+from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
 from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
+from llc.core.turns import TurnPolicy
 from llc.log import bind_call, get_logger
 from llc.openai.connect import OpenAIConnectError, connect_openai
+from llc.tools.builtin import BUILTIN
+from llc.tools.registry import ToolRegistry
+from llc.twilio.control import TwilioCallControl
 
 log = get_logger("call")
 
@@ -50,6 +55,10 @@ class CallBridge:
         spec: SessionSpec,
         *,
         greeting: str | None = None,
+        policy: TurnPolicy | None = None,
+        tools: ToolRegistry = BUILTIN,
+        transfer_allow: tuple[str, ...] = (),
+        call_control: TwilioCallControl | None = None,
         connector: OpenAIConnector = connect_openai,
         on_started: Callable[["CallBridge"], None] | None = None,
     ) -> None:
@@ -57,8 +66,14 @@ class CallBridge:
         self.settings = settings
         self.connector = connector
         self.on_started = on_started
+        self.tools = tools
+        self.call_control = call_control or TwilioCallControl(settings)
         self.record = CallRecord(started_at=time.time())
-        self.core = CallCore(settings.openai_api_shape, spec, greeting=greeting, now=trio.current_time(), record=self.record)
+        self.core = CallCore(
+            settings.openai_api_shape, spec, greeting=greeting, policy=policy, tool_schemas=tools.schemas(),
+            now=trio.current_time(), record=self.record,
+        )
+        self._tool_ctx = CallToolContext(self, transfer_allow)
         self.openai: Transport | None = None
         self._nursery: trio.Nursery | None = None
         self._log_fields = bind_call()
@@ -94,9 +109,9 @@ class CallBridge:
                 self._end("twilio_closed", f"the Twilio media socket closed (code {exc.code})")
                 return
             if len(text) > max_bytes:
-                await self._execute(self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}"))
+                await self.execute(self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}"))
                 continue
-            await self._execute(self.core.on_twilio_text(text, trio.current_time()))
+            await self.execute(self.core.on_twilio_text(text, trio.current_time()))
 
     async def _openai_session(self) -> None:
         assert self._nursery is not None
@@ -108,14 +123,14 @@ class CallBridge:
                 log.error("could not open the OpenAI session: %s", exc)
                 self._end("openai_connect_failed", str(exc))
                 return
-            await self._execute(self.core.on_openai_open())
+            await self.execute(self.core.on_openai_open())
             while True:
                 try:
                     text = await self.openai.receive_text()
                 except TransportClosed as exc:
-                    await self._execute(self.core.on_openai_closed(exc.code, exc.reason))
+                    await self.execute(self.core.on_openai_closed(exc.code, exc.reason))
                     return
-                await self._execute(self.core.on_openai_text(text, trio.current_time()))
+                await self.execute(self.core.on_openai_text(text, trio.current_time()))
         finally:
             with trio.CancelScope(shield=True):
                 if self.openai is not None:
@@ -125,7 +140,8 @@ class CallBridge:
 
     # ---- executing the core's decisions -----------------------------------------------
 
-    async def _execute(self, actions: list[Action]) -> None:
+    async def execute(self, actions: list[Action]) -> None:
+        """Carry out the core's decisions in order (called from any of the call's tasks)."""
         for action in actions:
             kind = type(action)
             if kind is ToOpenAI:
@@ -145,8 +161,19 @@ class CallBridge:
                 self._nursery.start_soon(self._openai_session)
             elif kind is EndCall:
                 self._end(action.reason, action.detail)  # type: ignore[union-attr]
+            elif kind is RunTool:
+                assert self._nursery is not None
+                timeout = self.core.policy.tool_timeout_s
+                self._nursery.start_soon(run_tool, self, self.tools, self._tool_ctx, action, timeout)
+            elif kind is Timer:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._timer, action.key, action.delay_s)  # type: ignore[union-attr]
             elif kind is Log:
                 getattr(log, action.level)(action.msg, extra=action.fields)  # type: ignore[union-attr]
+
+    async def _timer(self, key: str, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        await self.execute(self.core.on_timer(key, trio.current_time()))
 
     def _bind_stream(self) -> None:
         rec = self.record

@@ -42,4 +42,21 @@ class Log:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-Action = Union[ToOpenAI, ToTwilio, ConnectOpenAI, EndCall, Log]
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    """Run a tool as a task in the call's nursery; report back with ``CallCore.on_tool_result``."""
+
+    call_id: str
+    name: str
+    arguments: str  # JSON text as the model sent it
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Call ``CallCore.on_timer(key)`` after ``delay_s``; timers die with the call."""
+
+    key: str
+    delay_s: float
+
+
+Action = Union[ToOpenAI, ToTwilio, ConnectOpenAI, EndCall, Log, RunTool, Timer]

@@ -8,13 +8,17 @@ composes, so it is tested with plain data.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from llc.core import session as sess
-from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, ToOpenAI, ToTwilio
-from llc.core.record import CallRecord, TranscriptLine, TurnLatency
+from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio
+from llc.core.bargein import on_speech_started
+from llc.core.playout import Playout
+from llc.core.record import BargeInRecord, CallRecord, ToolCallRecord, TranscriptLine, TurnLatency
+from llc.core.turns import ResponseGate, SwitchState, TurnPolicy
 from llc.twilio import frames as tw
 
 # Caller audio that arrives before OpenAI accepted the session is held, not dropped: the
@@ -42,20 +46,39 @@ class CallCore:
         spec: sess.SessionSpec,
         *,
         greeting: str | None = None,
+        policy: TurnPolicy | None = None,
+        tool_schemas: dict[str, dict[str, Any]] | None = None,
         now: float = 0.0,
         record: CallRecord | None = None,
     ) -> None:
         self.shape = shape
-        self.spec = spec
+        self.policy = policy or TurnPolicy()
+        self.tool_schemas = tool_schemas or {}
+        # The first turn runs eager and lean (the seed's levers); the switch widens both once.
+        self.spec = replace(
+            spec,
+            turn_detection=self.policy.first_turn_detection(spec.turn_detection),
+            tools=self._tools(self.policy.lean_tools) if self.tool_schemas else spec.tools,
+        )
         self.greeting = greeting
         self.t0 = now
         self.phase = "waiting"
         self.record = record or CallRecord()
         self.stream_sid = ""
         self.params: dict[str, str] = {}
+        self.playout = Playout()
+        self.gate = ResponseGate()
+        self.switch = SwitchState(self.policy)
         self._pending: deque[str] = deque(maxlen=MAX_PENDING_FRAMES)
         self._session_created = False
         self._awaiting_first_audio: TurnLatency | None = None
+        self._muted_responses: set[str] = set()
+        self._muted_items: set[str] = set()
+        self._tools_running: dict[str, ToolCallRecord] = {}
+        self._hangup_after: int | None = None  # responses done when end_call asked to hang up
+
+    def _tools(self, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+        return tuple(self.tool_schemas[n] for n in names if n in self.tool_schemas)
 
     # ---- Twilio leg -------------------------------------------------------------------
 
@@ -81,7 +104,8 @@ class CallCore:
         if isinstance(event, tw.Stop):
             return [EndCall("caller_hangup")]
         if isinstance(event, tw.Mark):
-            return []
+            self.playout.on_mark(event.name)
+            return self._maybe_hang_up()
         if isinstance(event, tw.Dtmf):
             return [Log("info", "caller pressed a key", {"digit": event.digit})]
         return []  # Connected: nothing to do until start
@@ -140,12 +164,18 @@ class CallCore:
         delta = event.get("delta")
         if not isinstance(delta, str) or not self.stream_sid:
             return []
+        item_id = str(event.get("item_id") or event.get("response_id") or "?")
+        if item_id in self._muted_items or event.get("response_id") in self._muted_responses:
+            return []  # audio of an interrupted response still in flight: never after the clear
         turn = self._awaiting_first_audio
         if turn is not None:
             turn.first_audio_at = now - self.t0
             self._awaiting_first_audio = None
         self.record.frames_to_twilio += 1
-        return [ToTwilio(tw.media(self.stream_sid, delta))]
+        # base64 length tells the byte count without decoding: 4 chars per 3 bytes, minus padding.
+        n_bytes = len(delta) * 3 // 4 - delta.count("=", -2)
+        mark = self.playout.on_audio(item_id, n_bytes)
+        return [ToTwilio(tw.media(self.stream_sid, delta)), ToTwilio(tw.mark(self.stream_sid, mark))]
 
     def _on_session_created(self, event: dict[str, Any], now: float) -> list[Action]:
         self._session_created = True
@@ -162,7 +192,7 @@ class CallCore:
         if self.greeting:
             # The seed: greet with a user item + response.create, on session.updated only.
             actions.append(ToOpenAI(_dump(sess.user_message(self.greeting))))
-            actions.append(ToOpenAI(_dump({"type": "response.create"})))
+            actions.extend(self.request_response())
         return actions
 
     def _on_error(self, event: dict[str, Any], now: float) -> list[Action]:
@@ -174,7 +204,101 @@ class CallCore:
         if self.phase == "configuring":
             hint = sess.shape_hint(self.shape, error)
             return [Log("error", hint, fields), EndCall("openai_session_rejected", hint)]
+        if code == "conversation_already_has_active_response":
+            self.gate.on_already_active(error.get("event_id"))  # raced the VAD's own: resend after it
         return [Log("warning", f"OpenAI error {code}: {error.get('message', '')}", fields)]
+
+    # ---- turns, barge-in, tools ---------------------------------------------------------
+
+    def _send_gated(self, events: list[dict[str, Any]]) -> list[Action]:
+        return [ToOpenAI(_dump(e)) for e in events]
+
+    def request_response(self, create: dict[str, Any] | None = None) -> list[Action]:
+        """Ask for a response; it waits for ``response.done`` if one is active."""
+        return self._send_gated(self.gate.request(create or {"type": "response.create"}))
+
+    def _on_response_created(self, event: dict[str, Any], now: float) -> list[Action]:
+        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        self.gate.on_created(str(response.get("id") or ""))
+        return []
+
+    def _on_response_done(self, event: dict[str, Any], now: float) -> list[Action]:
+        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        actions = self._send_gated(self.gate.on_done(str(response.get("id") or "")))
+        if self.switch.due(self.gate.done_count):
+            # One session.update, once: calmer VAD and the full tool set for later turns.
+            update = sess.turn_detection_update(self.shape, self.policy.later_turn_detection(self.spec.turn_detection))
+            if self.tool_schemas:
+                update["session"].update(tools=list(self._tools(self.policy.full_tools)), tool_choice=self.spec.tool_choice)
+            actions.insert(0, ToOpenAI(_dump(update)))
+            actions.append(Log("info", "first turn done: switched eagerness and tool set",
+                               {"eagerness": self.policy.later_eagerness, "tools": list(self.policy.full_tools)}))
+        return actions + self._maybe_hang_up()
+
+    def _on_speech_started(self, event: dict[str, Any], now: float) -> list[Action]:
+        result = on_speech_started(self.playout, self.gate, self.spec.turn_detection.interrupt_response, self.stream_sid)
+        if not result.interrupted:
+            return []
+        if self.gate.active_id:
+            self._muted_responses.add(self.gate.active_id)
+        if self.playout.current is not None:
+            self._muted_items.add(self.playout.current.item_id)
+        tp = result.truncate
+        self.record.barge_ins.append(
+            BargeInRecord(at=round(now - self.t0, 3), item_id=tp.item_id if tp else "",
+                          heard_ms=tp.audio_end_ms if tp else 0, deleted=bool(tp and tp.audio_end_ms == 0))
+        )
+        return result.actions
+
+    def _on_function_call(self, event: dict[str, Any], now: float) -> list[Action]:
+        call_id, name = str(event.get("call_id") or ""), str(event.get("name") or "")
+        if not call_id or call_id in self._tools_running:
+            return []
+        arguments = event.get("arguments") if isinstance(event.get("arguments"), str) else "{}"
+        rec = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, started_at=round(now - self.t0, 3))
+        self._tools_running[call_id] = rec
+        self.record.tool_calls.append(rec)
+        actions: list[Action] = [RunTool(call_id, name, arguments), Log("info", "tool call", {"tool": name, "call_id": call_id})]
+        if self.policy.tool_filler_after_ms > 0:
+            actions.append(Timer(f"filler:{call_id}", self.policy.tool_filler_after_ms / 1000))
+        return actions
+
+    def on_tool_result(self, call_id: str, output: str, now: float, error: str | None = None) -> list[Action]:
+        """A tool finished (or failed, or timed out): hand the output to the model, then respond."""
+        rec = self._tools_running.pop(call_id, None)
+        if rec is None or self.phase == "ended":
+            return []
+        rec.output, rec.error, rec.ms = output, error, round((now - self.t0 - rec.started_at) * 1000, 1)
+        item = {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
+        actions: list[Action] = [ToOpenAI(_dump(item))]
+        if error:
+            actions.append(Log("warning", f"tool {rec.name} failed; the model was told and the call goes on", {"error": error}))
+        return actions + self.request_response()
+
+    def request_hangup(self) -> list[Action]:
+        """end_call: hang up after the agent's next reply has been heard (by mark)."""
+        self._hangup_after = self.gate.done_count
+        return [Timer("hangup_grace", self.policy.hangup_grace_s)]
+
+    def _maybe_hang_up(self) -> list[Action]:
+        if self._hangup_after is None or self.phase == "ended":
+            return []
+        goodbye_done = self.gate.done_count > self._hangup_after and not self.gate.busy and not self.gate.queued
+        if goodbye_done and not self.playout.speaking and not self._tools_running:
+            return [EndCall("agent_hangup", "end_call: goodbye played")]
+        return []
+
+    def on_timer(self, key: str, now: float) -> list[Action]:
+        if self.phase == "ended":
+            return []
+        if key == "hangup_grace" and self._hangup_after is not None:
+            return [EndCall("agent_hangup", f"end_call: goodbye not confirmed within {self.policy.hangup_grace_s:g} s")]
+        if key.startswith("filler:") and key[7:] in self._tools_running:
+            if self.gate.busy or self.playout.speaking:
+                return []  # the agent is already talking: no filler needed
+            filler = {"type": "response.create", "response": {"instructions": self.policy.filler_instructions}}
+            return self.request_response(filler)
+        return []
 
     def _on_speech_stopped(self, event: dict[str, Any], now: float) -> list[Action]:
         turn = TurnLatency(speech_stopped_at=now - self.t0)
@@ -185,7 +309,9 @@ class CallCore:
     def _on_agent_transcript(self, event: dict[str, Any], now: float) -> list[Action]:
         text = event.get("transcript")
         if isinstance(text, str) and text:
-            self.record.transcript.append(TranscriptLine("agent", text, round(now - self.t0, 3)))
+            # The done of an interrupted item comes after the barge-in: flag it here.
+            interrupted = event.get("item_id") in self._muted_items
+            self.record.transcript.append(TranscriptLine("agent", text, round(now - self.t0, 3), interrupted))
         return []
 
     def _on_caller_transcript(self, event: dict[str, Any], now: float) -> list[Action]:
@@ -199,6 +325,10 @@ class CallCore:
 
 
 _HANDLERS = {
+    "response.created": CallCore._on_response_created,
+    "response.done": CallCore._on_response_done,
+    "input_audio_buffer.speech_started": CallCore._on_speech_started,
+    "response.function_call_arguments.done": CallCore._on_function_call,
     "session.created": CallCore._on_session_created,
     "session.updated": CallCore._on_session_updated,
     "error": CallCore._on_error,

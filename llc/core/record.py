@@ -29,6 +29,25 @@ class TurnLatency:
 
 
 @dataclass
+class BargeInRecord:
+    at: float  # seconds since the call started
+    item_id: str  # the agent item cut short ("" when nothing had been played yet)
+    heard_ms: int  # what the caller heard of it (marks); the item was truncated there
+    deleted: bool  # nothing was heard, so the item was deleted instead
+
+
+@dataclass
+class ToolCallRecord:
+    call_id: str
+    name: str
+    arguments: str
+    started_at: float
+    output: str | None = None
+    error: str | None = None
+    ms: float | None = None
+
+
+@dataclass
 class CallRecord:
     call_sid: str = ""
     stream_sid: str = ""
@@ -41,6 +60,8 @@ class CallRecord:
     end_detail: str = ""
     transcript: list[TranscriptLine] = field(default_factory=list)
     turns: list[TurnLatency] = field(default_factory=list)
+    barge_ins: list[BargeInRecord] = field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
     openai_errors: dict[str, int] = field(default_factory=dict)
     frames_from_twilio: int = 0
     frames_to_twilio: int = 0

@@ -84,6 +84,9 @@ class CallResult:
     heard_audio_ms: int  # agent audio actually played (cleared audio is not heard)
     marks_echoed: list[str]
     clears: list[float]
+    media_times: list[float]  # arrival time of each received media frame (trio clock)
+    barge_in_starts: list[float]  # when each barge-in turn's first speech frame was sent
+    audio_after_each_barge_in_ms: list[int]  # audio_after_clear_ms, split per barge-in
     audio_after_clear_ms: int  # talked-over agent audio that still played after a barge-in began
     turns: list[TurnTiming]
     close_code: int | None
@@ -181,6 +184,9 @@ class FakeCaller:
         self._ended_by: str | None = None
         self._close_code: int | None = None
         self._payloads: list[str] = []
+        self._media_times: list[float] = []
+        self._barge_starts: list[float] = []
+        self._after_each: list[int] = []  # talked-over bytes played, per barge-in
         self._audio = bytearray()
         self._marks_echoed: list[str] = []
         self._clears: list[float] = []
@@ -234,7 +240,9 @@ class FakeCaller:
             call_sid=self.call_sid, stream_sid=self.stream_sid, twiml=twiml, stream_url=stream_url,
             parameters=dict(parameters), received_payloads=self._payloads, received_audio=bytes(self._audio),
             heard_audio_ms=self._playout.played_bytes // BYTES_PER_MS, marks_echoed=self._marks_echoed,
-            clears=self._clears, audio_after_clear_ms=self._after_clear_bytes // BYTES_PER_MS,
+            clears=self._clears, media_times=self._media_times, barge_in_starts=self._barge_starts,
+            audio_after_each_barge_in_ms=[b // BYTES_PER_MS for b in self._after_each],
+            audio_after_clear_ms=self._after_clear_bytes // BYTES_PER_MS,
             turns=self._turns, close_code=self._close_code, ended_by=self._ended_by, events=self._events,
         )
 
@@ -309,7 +317,10 @@ class FakeCaller:
         played, due = self._playout.tick()
         if self._barging:  # count talked-over audio: up to the start of the next reply, if any
             end, cap = self._playout.position, self._barge_limit
-            self._after_clear_bytes += max(0, (end if cap is None else min(end, cap)) - (end - played))
+            heard = max(0, (end if cap is None else min(end, cap)) - (end - played))
+            self._after_clear_bytes += heard
+            if self._after_each:
+                self._after_each[-1] += heard
             if (cap is not None and end >= cap) or self._playout.idle_ms >= self.script.agent_done_silence_ms:
                 self._barging = False  # the talked-over reply ran out without a clear
         for name in due:
@@ -317,6 +328,8 @@ class FakeCaller:
         kind, value = self._outq.popleft() if self._outq else ("media", _SILENCE_B64)
         if self._barge_pending:  # the caller opens their mouth now; count what still plays
             self._barge_pending, self._barging, self._barge_limit = False, True, None
+            self._barge_starts.append(trio.current_time())
+            self._after_each.append(0)
         if kind == "dtmf":
             await self._send("dtmf", {"streamSid": self.stream_sid, "dtmf": {"track": "inbound_track", "digit": value}})
             value = _SILENCE_B64
@@ -362,6 +375,7 @@ class FakeCaller:
                 self._events.append("media frame without a payload string")
                 return []
             self._payloads.append(payload)
+            self._media_times.append(trio.current_time())
             try:
                 audio = base64.b64decode(payload, validate=True)
             except binascii.Error:

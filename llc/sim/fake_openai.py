@@ -68,7 +68,7 @@ class SessionLog:
 
     headers: dict[str, str]  # lower-cased names
     query: str
-    received: list[dict[str, Any]] = field(default_factory=list)  # appends as {"type", "bytes"}
+    received: list[dict[str, Any]] = field(default_factory=list)  # appends as {"type", "bytes", "t" (arrival)}
     errors_sent: list[dict[str, Any]] = field(default_factory=list)
     audio_sent: dict[str, bytes] = field(default_factory=dict)  # assistant item_id -> mu-law sent
     truncates: list[dict[str, Any]] = field(default_factory=list)
@@ -205,7 +205,7 @@ class _Connection:
         self._emit("session.updated", session=self.session)
 
     def _on_append(self, event: dict[str, Any]) -> None:
-        record: dict[str, Any] = {"type": "input_audio_buffer.append", "bytes": 0}
+        record: dict[str, Any] = {"type": "input_audio_buffer.append", "bytes": 0, "t": trio.current_time()}
         self.log.received.append(record)
         data = shapes.decode_audio(event.get("audio"))
         if isinstance(data, tuple):

@@ -10,6 +10,7 @@ from llc.call.bridge import CallBridge
 from llc.call.transport import QuartWebsocketTransport
 from llc.config import LOOPBACK_HOSTS, stream_url_for
 from llc.log import get_logger
+from llc.profile import check_tools
 from llc.twilio.twiml import connect_stream
 from llc.web.state import ServerState
 
@@ -42,6 +43,9 @@ def create_app(state: ServerState) -> QuartTrio:
             state.settings,
             state.profile.session_spec(state.settings.openai_voice),
             greeting=state.profile.greeting or None,
+            policy=state.profile.turn_policy,
+            tools=state.tools,
+            transfer_allow=state.profile.transfer_allow,
         )
         state.active.add(bridge)
         state.calls_total += 1
@@ -63,6 +67,7 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
     from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
 
+    check_tools(state.profile, set(state.tools.tools))  # a profile naming a missing tool fails now
     config = Config()
     config.bind = [f"{state.settings.host}:{state.settings.port}"]
     config.accesslog = None

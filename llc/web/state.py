@@ -9,6 +9,8 @@ from llc.call.bridge import CallBridge
 from llc.config import Settings
 from llc.core.record import CallRecord
 from llc.profile import Profile
+from llc.tools.builtin import BUILTIN
+from llc.tools.registry import ToolRegistry
 
 # Finished calls kept in memory for `llc calls` until the persistent store lands.
 RECENT_RECORDS = 200
@@ -19,6 +21,7 @@ class ServerState:
     settings: Settings
     profile: Profile
     public_url: str | None = None  # PUBLIC_URL, or the bound address when it is unset (local runs)
+    tools: ToolRegistry = field(default_factory=lambda: BUILTIN)
     active: set[CallBridge] = field(default_factory=set)
     records: deque[CallRecord] = field(default_factory=lambda: deque(maxlen=RECENT_RECORDS))
     calls_total: int = 0

@@ -1,0 +1,166 @@
+"""`llc bench bargein`: how fast the caller's interruption silences the agent.
+
+A real `llc serve` runs as its own process; the fake OpenAI and the fake callers run here,
+on one clock. Each call is a chain of barge-ins: the caller lets the agent talk for
+``--after-ms``, then talks over it. Per barge-in it reports:
+
+- speech_started → clear: the fake model announces speech; the server turns it into a Twilio
+  ``clear`` that reaches the caller (both legs and the core's decision: what llc adds);
+- onset → clear: the caller's first speech frame to the clear at the caller (adds the
+  simulator's VAD, which needs ``speech_start_frames`` x 20 ms of audio);
+- agent audio heard after onset: talked-over ms that still played at the caller.
+
+Calls start staggered so the fake's sessions map to calls by order (checked, not assumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from dataclasses import dataclass
+from functools import partial
+
+import httpx
+import trio
+
+from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
+from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
+
+LONG_REPLY = (
+    "Thanks for asking. We are open from nine in the morning until five in the evening on weekdays, "
+    "from ten until two on Saturdays, and we are closed on Sundays and public holidays."
+)
+STAGGER_S = 0.15
+
+
+@dataclass
+class BargeInSample:
+    server_ms: float | None
+    onset_ms: float | None
+    heard_after_onset_ms: int
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_server(openai_url: str, nursery: trio.Nursery, extra_env: dict[str, str] | None = None) -> tuple[str, trio.Process]:
+    """`llc serve` in its own process, pointed at the simulator; waits for /healthz."""
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "OPENAI_REALTIME_URL": openai_url,
+           "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", "LLC_ENV_FILE": os.devnull, **(extra_env or {})}
+    command = [sys.executable, "-m", "llc.cli", "serve"]
+    proc: trio.Process = await nursery.start(partial(trio.run_process, command, env=env, check=False))
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        with trio.fail_after(15):
+            while True:
+                try:
+                    if (await client.get(base + "/healthz")).status_code == 200:
+                        return base, proc
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.05)
+
+
+def _samples(result: CallResult, session: SessionLog) -> list[BargeInSample]:
+    out = []
+    for k, clear_at in enumerate(result.clears):
+        started = [t for t in session.speech_started_at if t <= clear_at]
+        onset = result.barge_in_starts[k] if k < len(result.barge_in_starts) else None
+        heard = result.audio_after_each_barge_in_ms[k] if k < len(result.audio_after_each_barge_in_ms) else 0
+        out.append(BargeInSample(
+            server_ms=round((clear_at - started[-1]) * 1000, 2) if started else None,
+            onset_ms=round((clear_at - onset) * 1000, 2) if onset is not None else None,
+            heard_after_onset_ms=heard,
+        ))
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int) -> dict[str, object]:
+    fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=ttfb_ms, end_of_turn_silence_ms=300, replies=[LONG_REPLY]))
+    results: list[CallResult | None] = [None] * calls
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.serve)
+        base, proc = await start_server(fake.url, nursery)
+
+        async def one(i: int) -> None:
+            turns = [CallerTurn("What are your hours?")] + [CallerTurn("Sorry, one more thing", barge_in_after_ms=after_ms)] * barge_ins
+            script = CallerScript(turns=turns, agent_done_silence_ms=500, max_call_s=15 + barge_ins * 6)
+            results[i] = await FakeCaller(base, script).run()
+
+        async with trio.open_nursery() as calls_nursery:
+            for i in range(calls):
+                calls_nursery.start_soon(one, i)
+                await trio.sleep(STAGGER_S)
+        proc.terminate()
+        nursery.cancel_scope.cancel()
+
+    samples: list[BargeInSample] = []
+    mismatched = 0
+    for result, session in zip(results, fake.sessions):
+        assert result is not None
+        if len(session.speech_started_at) < len(result.clears):
+            mismatched += 1  # session order did not follow call order: do not guess
+            continue
+        samples.extend(_samples(result, session))
+    server = [s.server_ms for s in samples if s.server_ms is not None]
+    onset = [s.onset_ms for s in samples if s.onset_ms is not None]
+    heard = [float(s.heard_after_onset_ms) for s in samples]
+    return {
+        "barge_ins": len(samples),
+        "expected": calls * barge_ins,
+        "calls_unmatched": mismatched,
+        "openai_errors": sum(len(s.errors_sent) for s in fake.sessions),
+        "truncates_accepted": sum(len(s.truncates) for s in fake.sessions),
+        "deletes_accepted": sum(len(s.deletes) for s in fake.sessions),
+        "server_ms": _summary(server),
+        "onset_ms": _summary(onset),
+        "heard_after_onset_ms": _summary(heard),
+    }
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"p50": round(statistics.median(values), 2), "p99": round(_pct(values, 0.99), 2), "max": round(max(values), 2)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calls", type=int, default=20, help="concurrent simulated calls")
+    p.add_argument("--barge-ins", type=int, default=10, help="barge-ins per call (total = calls x this)")
+    p.add_argument("--after-ms", type=int, default=800, help="agent audio the caller hears before talking over it")
+    p.add_argument("--ttfb-ms", type=int, default=300, help="simulated model time to first audio byte")
+
+
+def render(r: dict[str, object]) -> str:
+    def row(name: str, key: str) -> str:
+        s = r[key] or {}
+        return f"  {name:<38}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}{s.get('max', '-'):>9}"  # type: ignore[union-attr]
+
+    return "\n".join([
+        f"llc bench bargein: {r['barge_ins']} barge-ins measured (of {r['expected']}), "
+        f"OpenAI errors {r['openai_errors']}, truncates accepted {r['truncates_accepted']}, deletes {r['deletes_accepted']}",
+        f"  {'':<38}{'p50':>9}{'p99':>9}{'max':>9}",
+        row("speech_started -> clear at caller (ms)", "server_ms"),
+        row("caller onset -> clear at caller (ms)", "onset_ms"),
+        row("agent audio heard after onset (ms)", "heard_after_onset_ms"),
+    ])
+
+
+def run(args: argparse.Namespace) -> int:
+    result = trio.run(run_bench, args.calls, args.barge_ins, args.after_ms, args.ttfb_ms)
+    print(render(result))
+    ok = result["barge_ins"] and not result["openai_errors"]
+    return 0 if ok else 1

@@ -1,0 +1,1 @@
+"""Async tools the model can call during a call, and their registry."""

@@ -1,0 +1,64 @@
+"""Tools are plain ``async def`` functions registered with a JSON schema.
+
+A tool receives a ``ToolContext`` (what it may do to the call) and the model's arguments as
+keyword arguments; it returns anything JSON-serialisable, which goes back to the model as
+the ``function_call_output``. Raising is fine: the runner turns it into an error output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+
+class ToolContext(Protocol):
+    """What a tool may do to the call it runs in (implemented by the call shell)."""
+
+    call_sid: str
+    params: dict[str, str]
+    transfer_allow: tuple[str, ...]
+
+    async def hang_up_after_goodbye(self) -> None:
+        """End the call once the agent's next reply has been played to the caller (by mark)."""
+
+    async def redirect(self, twiml: str) -> None:
+        """Replace the call's TwiML through the Twilio REST API (e.g. ``<Dial>`` to transfer)."""
+
+
+ToolFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    fn: ToolFn
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "function", "name": self.name, "description": self.description, "parameters": self.parameters}
+
+
+@dataclass
+class ToolRegistry:
+    tools: dict[str, Tool] = field(default_factory=dict)
+
+    def add(self, name: str, description: str, parameters: dict[str, Any]) -> Callable[[ToolFn], ToolFn]:
+        """Decorator: ``@registry.add("name", "what it does", {json schema})``."""
+
+        def register(fn: ToolFn) -> ToolFn:
+            if name in self.tools:
+                raise ValueError(f"tool {name!r} is registered twice")
+            self.tools[name] = Tool(name, description, parameters, fn)
+            return fn
+
+        return register
+
+    def get(self, name: str) -> Tool | None:
+        return self.tools.get(name)
+
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        return {name: tool.schema() for name, tool in self.tools.items()}
+
+    def unknown(self, names: tuple[str, ...]) -> list[str]:
+        return [n for n in names if n not in self.tools]
