@@ -1,0 +1,12 @@
+"""The barge-in benchmark, short: a real `llc serve` process, fails on errors or lost barge-ins."""
+
+from llc.bench.bargein import render, run_bench
+
+
+async def test_bargein_bench_short() -> None:
+    result = await run_bench(calls=2, barge_ins=2, after_ms=600, ttfb_ms=100)
+    assert result["barge_ins"] == 4 and result["calls_unmatched"] == 0
+    assert result["openai_errors"] == 0
+    assert result["truncates_accepted"] + result["deletes_accepted"] == 4
+    assert set(result["server_ms"]) == {"p50", "p99", "max"}  # type: ignore[arg-type]
+    assert "speech_started -> clear" in render(result)
