@@ -8,7 +8,7 @@ shielded) and finish the record, whatever ended it: hangup, a dropped socket, or
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 import trio
 
@@ -27,6 +27,20 @@ log = get_logger("call")
 CLOSE_TIMEOUT_S = 0.5
 
 OpenAIConnector = Callable[[trio.Nursery, Settings], Awaitable[Transport]]
+
+
+class WarmSession(Protocol):
+    """A configured OpenAI session claimed from the warm registry: handed over, not shared."""
+
+    transport: Transport
+    path: str  # "prewarm" | "pre-accept"
+
+    def release(self) -> None: ...
+
+
+# Runs once the stream's `start` is known, before any OpenAI socket: may set this call's session
+# spec (an outbound scenario's prompt) and returns a claimed warm session, or None to connect cold.
+CallPreparer = Callable[["CallBridge"], Awaitable["WarmSession | None"]]
 
 
 async def _hold_connection_nursery(task_status: trio.TaskStatus[tuple[trio.Nursery, trio.CancelScope]]) -> None:
@@ -52,11 +66,13 @@ class CallBridge:
         greeting: str | None = None,
         connector: OpenAIConnector = connect_openai,
         on_started: Callable[["CallBridge"], None] | None = None,
+        prepare: CallPreparer | None = None,
     ) -> None:
         self.twilio = twilio
         self.settings = settings
         self.connector = connector
         self.on_started = on_started
+        self.prepare = prepare
         self.record = CallRecord(started_at=time.time())
         self.core = CallCore(settings.openai_api_shape, spec, greeting=greeting, now=trio.current_time(), record=self.record)
         self.openai: Transport | None = None
@@ -101,14 +117,23 @@ class CallBridge:
     async def _openai_session(self) -> None:
         assert self._nursery is not None
         conn_nursery, conn_scope = await self._nursery.start(_hold_connection_nursery)
+        warm: WarmSession | None = None
         try:
-            try:
-                self.openai = await self.connector(conn_nursery, self.settings)
-            except OpenAIConnectError as exc:
-                log.error("could not open the OpenAI session: %s", exc)
-                self._end("openai_connect_failed", str(exc))
-                return
-            await self._execute(self.core.on_openai_open())
+            if self.prepare is not None:
+                warm = await self.prepare(self)
+            if warm is not None:
+                self.openai, self.record.path = warm.transport, warm.path
+                log.info("OpenAI session claimed warm: no connect, no session.update", extra={"path": warm.path})
+                await self._execute(self.core.on_openai_open(already_configured=True))
+            else:
+                log.info("OpenAI session: connecting cold", extra={"path": self.record.path})
+                try:
+                    self.openai = await self.connector(conn_nursery, self.settings)
+                except OpenAIConnectError as exc:
+                    log.error("could not open the OpenAI session: %s", exc)
+                    self._end("openai_connect_failed", str(exc))
+                    return
+                await self._execute(self.core.on_openai_open())
             while True:
                 try:
                     text = await self.openai.receive_text()
@@ -122,6 +147,8 @@ class CallBridge:
                     with trio.move_on_after(CLOSE_TIMEOUT_S):
                         await self.openai.close()
                 conn_scope.cancel()
+                if warm is not None:
+                    warm.release()
 
     # ---- executing the core's decisions -----------------------------------------------
 

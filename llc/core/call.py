@@ -110,9 +110,15 @@ class CallCore:
 
     # ---- OpenAI leg -------------------------------------------------------------------
 
-    def on_openai_open(self) -> list[Action]:
-        """The OpenAI socket is open: configure the session before anything else."""
+    def on_openai_open(self, already_configured: bool = False) -> list[Action]:
+        """The OpenAI socket is open: configure the session before anything else.
+
+        ``already_configured``: a claimed warm session (prewarm / pre-accept) was configured
+        and primed before the call; sending session.update again would only add latency.
+        """
         self.phase = "configuring"
+        if already_configured:
+            return self._on_session_updated({}, 0.0)
         return [ToOpenAI(_dump(sess.session_update(self.shape, self.spec)))]
 
     def on_openai_text(self, text: str | bytes, now: float) -> list[Action]:

@@ -11,6 +11,7 @@ from llc.call.transport import QuartWebsocketTransport
 from llc.config import LOOPBACK_HOSTS, stream_url_for
 from llc.log import get_logger
 from llc.twilio.twiml import connect_stream
+from llc.web import outbound
 from llc.web.state import ServerState
 
 log = get_logger("web")
@@ -42,6 +43,7 @@ def create_app(state: ServerState) -> QuartTrio:
             state.settings,
             state.profile.session_spec(state.settings.openai_voice),
             greeting=state.profile.greeting or None,
+            prepare=state.dialer.prepare,
         )
         state.active.add(bridge)
         state.calls_total += 1
@@ -50,6 +52,8 @@ def create_app(state: ServerState) -> QuartTrio:
         finally:
             state.active.discard(bridge)
             state.records.append(bridge.record)
+
+    outbound.register(app, state)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -76,6 +80,7 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
         await hypercorn_serve(app, config, task_status=task_status)
 
     async with trio.open_nursery() as nursery:
+        await nursery.start(state.warm.run)  # warm sessions live in the server nursery, closed on shutdown
         binds = await nursery.start(started)
         if not state.public_url:
             if state.settings.host in LOOPBACK_HOSTS:
