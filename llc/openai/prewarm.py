@@ -39,7 +39,7 @@ RECENT_ENDED_CALLS = 1000
 Connector = Callable[[trio.Nursery, Settings], Awaitable[Transport]]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: entries live in a set
 class _Entry:
     token: str
     purpose: str  # "prewarm" | "pre-accept": becomes the call record's path
