@@ -54,6 +54,7 @@ async def start_outbound(nursery: trio.Nursery, *, twilio: FakeTwilioConfig | No
                          **fake_openai: Any) -> OutboundStack:
     fake_openai.setdefault("ttfb_ms", 50)
     fake_openai.setdefault("end_of_turn_silence_ms", 200)
+    fake_openai.setdefault("replies", ["Hi, it's Sam."])  # short: each reply plays out in real time
     oai = FakeOpenAI(FakeOpenAIConfig(**fake_openai))
     await nursery.start(oai.serve)
     tw = FakeTwilio(twilio or FakeTwilioConfig())

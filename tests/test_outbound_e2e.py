@@ -121,3 +121,75 @@ async def test_bad_requests_say_what_to_fix(nursery: trio.Nursery) -> None:
         resp = await stack.dial(to, **body)
         assert resp.status_code == 400 and hint in resp.json()["error"]
     assert stack.twilio.calls == {} and stack.state.warm.stats["started"] == 0
+
+
+async def test_token_misuse_never_attaches_a_foreign_session(nursery: trio.Nursery) -> None:
+    from trio_websocket import open_websocket_url
+
+    from llc.sim.fake_caller import parse_twiml
+    from twilio_raw import first_event, speak, start_frame
+
+    slow = Behaviour(answer_ms=3000)
+    stack = await start_outbound(nursery, twilio=FakeTwilioConfig(default=slow))
+    sid_a = (await stack.dial()).json()["call_sid"]
+    await stack.warm_ready(1)
+    _, params_a = parse_twiml(stack.twilio.calls[sid_a].twiml)
+    ws_url = stack.base_url.replace("http", "ws") + "/media"
+
+    async def raw_call(call_sid: str, token: str) -> None:
+        async with open_websocket_url(ws_url) as ws:
+            await ws.send_message(start_frame(f"MZ{call_sid}", call_sid, direction="outbound", warm_token=token))
+            await speak(ws, 400, then_silence_ms=300, stream_sid=f"MZ{call_sid}")
+            await first_event(ws, "media")  # a working (cold) call
+
+    await raw_call("CAintruder", params_a["warm_token"])  # A's token, someone else's call
+    await raw_call("CAguess", "not-a-token")  # unknown
+    with trio.fail_after(5):
+        while len(stack.state.records) < 2:
+            await trio.sleep(0.01)
+    assert [r.path for r in stack.state.records] == ["cold", "cold"]
+    assert stack.state.warm.live == 1  # A's session untouched, still waiting for A
+
+    call_a = await stack.finished(sid_a)  # the rightful call claims it
+    assert stack.state.find_record(sid_a).path == "prewarm"  # type: ignore[union-attr]
+    await raw_call(sid_a, params_a["warm_token"])  # replayed after use
+    with trio.fail_after(5):
+        while len(stack.state.records) < 4:
+            await trio.sleep(0.01)
+    assert stack.state.records[-1].path == "cold"
+    assert call_a.result is not None and call_a.result.received_audio
+    assert stack.state.warm.stats["claimed"] == 1
+
+
+async def test_amd_machine_leaves_voicemail_or_hangs_up_human_talks(nursery: trio.Nursery) -> None:
+    numbers = {"+15550100011": Behaviour(answered_by="machine_end_beep", amd_ms=300),
+               "+15550100012": Behaviour(answered_by="machine_start", amd_ms=300),
+               "+15550100013": Behaviour(answered_by="human", amd_ms=200)}
+    stack = await start_outbound(nursery, twilio=FakeTwilioConfig(numbers=numbers))
+    variables = {"name": "Ann", "when": "Friday at 3 pm"}
+    voicemail = (await stack.dial("+15550100011", scenario="reminder", variables=variables)).json()["call_sid"]
+    hangup = (await stack.dial("+15550100012", scenario="survey", variables={"name": "Bo"})).json()["call_sid"]
+    human = (await stack.dial("+15550100013", scenario="reminder", variables=variables)).json()["call_sid"]
+    calls = {sid: await stack.finished(sid) for sid in (voicemail, hangup, human)}
+    dialer = stack.state.dialer.calls
+
+    vm = calls[voicemail]
+    assert vm.form["MachineDetection"] == "DetectMessageEnd" and vm.form["AsyncAmd"] == "true"
+    assert vm.said == ["Hello Ann, this is a reminder of your appointment on Friday at 3 pm. "
+                       "Please call us back if you need to reschedule. Goodbye."]
+    assert dialer[voicemail].amd_outcome == "voicemail"
+
+    hu = calls[hangup]
+    assert hu.form["MachineDetection"] == "Enable"
+    assert hu.updates == [{"Status": "completed"}] and hu.said == []
+    assert dialer[hangup].amd_outcome == "hangup"
+    for sid in (voicemail, hangup):
+        assert calls[sid].result.ended_by in ("redirected", "hung_up_by_api")  # type: ignore[union-attr]
+
+    hm = calls[human]
+    assert hm.updates == [] and dialer[human].amd_outcome == "continue"
+    assert hm.result is not None and hm.result.ended_by == "caller_hangup" and hm.result.received_audio
+    answered = {sid: stack.state.find_record(sid).answered_by for sid in calls}  # type: ignore[union-attr]
+    assert answered == {voicemail: "machine_end_beep", hangup: "machine_start", human: "human"}
+    prompts = [str((s.session or {}).get("instructions")) for s in stack.openai.sessions]
+    assert any("Friday at 3 pm" in p for p in prompts) and any("Bo " in p for p in prompts)
