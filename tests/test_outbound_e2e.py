@@ -9,7 +9,8 @@ from outbound_stack import start_outbound
 
 
 async def test_prewarmed_call_has_no_setup_after_answer(nursery: trio.Nursery) -> None:
-    stack = await start_outbound(nursery, twilio=FakeTwilioConfig(default=Behaviour(answer_ms=600)))
+    # Rings 2 s (real phones ring longer): setup finishes first even on a loaded test machine.
+    stack = await start_outbound(nursery, twilio=FakeTwilioConfig(default=Behaviour(answer_ms=2000)))
     resp = await stack.dial(scenario="default")
     assert resp.status_code == 201, resp.text
     call = await stack.finished(resp.json()["call_sid"])
