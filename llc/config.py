@@ -8,6 +8,7 @@ person fixing a deployment sees all of them at once instead of one per restart.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, Mapping
@@ -50,6 +51,12 @@ class Settings:
     log_level: str = "INFO"
     max_frame_bytes: int = 64 * 1024
     openai_connect_timeout_s: float = 10.0
+    api_token: str | None = field(default=None, repr=False)  # bearer token for POST /calls
+    twilio_from_number: str | None = None  # caller ID of outbound calls (E.164)
+    twilio_edge: str | None = None  # applied to the real Twilio API host only
+    twilio_region: str | None = None
+    prewarm_timeout_s: float = 10.0  # the seed: a warm session not ready by then -> cold connect
+    outbound_scenarios_path: str | None = None
 
     @property
     def stream_url(self) -> str | None:
@@ -83,13 +90,27 @@ ENV: dict[str, str] = {
     "LOG_LEVEL": "log_level",
     "LLC_MAX_FRAME_BYTES": "max_frame_bytes",
     "OPENAI_CONNECT_TIMEOUT_S": "openai_connect_timeout_s",
+    "LLC_API_TOKEN": "api_token",
+    "TWILIO_FROM_NUMBER": "twilio_from_number",
+    "TWILIO_EDGE": "twilio_edge",
+    "TWILIO_REGION": "twilio_region",
+    "LLC_PREWARM_TIMEOUT_S": "prewarm_timeout_s",
+    "LLC_OUTBOUND_SCENARIOS": "outbound_scenarios_path",
 }
+# Twilio's documented edge locations (protocol notes); a typo would silently route via the default.
+TWILIO_EDGES = ("ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
+E164_HINT = "a number in E.164 form, like +15551234567"
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "openai_api_shape": SHAPES,
     "log_format": ("auto", "json", "text"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
 }
+
+
+def is_e164(number: str) -> bool:
+    """``+`` then 2-15 digits, the first not 0: what Twilio accepts as To/From."""
+    return re.fullmatch(r"\+[1-9][0-9]{1,14}", number) is not None
 
 
 def stream_url_for(public_url: str) -> str:
@@ -143,6 +164,12 @@ def _check(s: Settings, problems: list[str]) -> None:
         )
     if urlsplit(s.twilio_api_url).scheme not in ("https", "http"):
         problems.append(f"TWILIO_API_URL={s.twilio_api_url!r} must be an http(s) URL; the default is {DEFAULT_TWILIO_API_URL}")
+    if s.twilio_from_number is not None and not is_e164(s.twilio_from_number):
+        problems.append(f"TWILIO_FROM_NUMBER={s.twilio_from_number!r} must be {E164_HINT}")
+    if s.twilio_edge is not None and s.twilio_edge not in TWILIO_EDGES:
+        problems.append(f"TWILIO_EDGE={s.twilio_edge!r} is not a Twilio edge; use one of {', '.join(TWILIO_EDGES)}")
+    if s.prewarm_timeout_s <= 0:
+        problems.append("LLC_PREWARM_TIMEOUT_S must be above 0 (the seed uses 10)")
     if s.max_frame_bytes < 1024:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llc.core.session import SessionSpec, TurnDetection
-from llc.core.turns import TurnPolicy
+from llc.core.turns import TurnPolicy, first_turn_spec
 
 _EAGERNESS = ("low", "medium", "high", "auto")
 _VAD_TYPES = ("semantic_vad", "server_vad")
@@ -34,13 +34,15 @@ class Profile:
     transfer_allow: tuple[str, ...] = ()
     source: str = "<built-in>"
 
-    def session_spec(self, default_voice: str) -> SessionSpec:
-        return SessionSpec(
+    def session_spec(self, default_voice: str, tool_schemas: dict[str, dict[str, Any]] | None = None) -> SessionSpec:
+        """The session a call starts with (first-turn eagerness, lean tools from ``tool_schemas``)."""
+        spec = SessionSpec(
             voice=self.voice or default_voice,
             instructions=self.instructions.strip() or None,
             turn_detection=self.turn_detection,
             transcription_model=self.transcription_model or None,
         )
+        return first_turn_spec(spec, self.turn_policy, tool_schemas or {})
 
     @property
     def prompt_tokens(self) -> int:

@@ -44,9 +44,7 @@ async def start_stack(nursery: trio.Nursery) -> AsyncIterator[StackFactory]:
         fake = FakeOpenAI(FakeOpenAIConfig(shape=shape, **fake_config))  # type: ignore[arg-type]
         await nursery.start(fake.serve)
         opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, **(settings or {})}
-        state = ServerState(Settings(**opts), profile or load_profile())
-        if tools is not None:
-            state.tools = tools
+        state = ServerState(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
         binds = await nursery.start(serve, state)
         return Stack(fake, state, binds[0])
 

@@ -19,3 +19,11 @@ def test_serve_without_key_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_pa
     err = capsys.readouterr().err
     assert "PORT='abc' is not a whole number" in err and "OPENAI_API_KEY is not set" in err
     assert "Traceback" not in err
+
+
+def test_call_and_bench_register_and_call_validates_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"call", "bench"} <= set(choices)
+    assert main(["call", "5551234"]) == 2
+    err = capsys.readouterr().err
+    assert "E.164" in err and "Traceback" not in err

@@ -8,7 +8,7 @@ shielded) and finish the record, whatever ended it: hangup, a dropped socket, or
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 import trio
 
@@ -32,6 +32,20 @@ log = get_logger("call")
 CLOSE_TIMEOUT_S = 0.5
 
 OpenAIConnector = Callable[[trio.Nursery, Settings], Awaitable[Transport]]
+
+
+class WarmSession(Protocol):
+    """A configured OpenAI session claimed from the warm registry: handed over, not shared."""
+
+    transport: Transport
+    path: str  # "prewarm" | "pre-accept"
+
+    def release(self) -> None: ...
+
+
+# Runs once the stream's `start` is known, before any OpenAI socket: may set this call's session
+# spec (an outbound scenario's prompt) and returns a claimed warm session, or None to connect cold.
+CallPreparer = Callable[["CallBridge"], Awaitable["WarmSession | None"]]
 
 
 async def _hold_connection_nursery(task_status: trio.TaskStatus[tuple[trio.Nursery, trio.CancelScope]]) -> None:
@@ -61,6 +75,7 @@ class CallBridge:
         call_control: TwilioCallControl | None = None,
         connector: OpenAIConnector = connect_openai,
         on_started: Callable[["CallBridge"], None] | None = None,
+        prepare: CallPreparer | None = None,
     ) -> None:
         self.twilio = twilio
         self.settings = settings
@@ -68,6 +83,7 @@ class CallBridge:
         self.on_started = on_started
         self.tools = tools
         self.call_control = call_control or TwilioCallControl(settings)
+        self.prepare = prepare
         self.record = CallRecord(started_at=time.time())
         self.core = CallCore(
             settings.openai_api_shape, spec, greeting=greeting, policy=policy, tool_schemas=tools.schemas(),
@@ -116,14 +132,23 @@ class CallBridge:
     async def _openai_session(self) -> None:
         assert self._nursery is not None
         conn_nursery, conn_scope = await self._nursery.start(_hold_connection_nursery)
+        warm: WarmSession | None = None
         try:
-            try:
-                self.openai = await self.connector(conn_nursery, self.settings)
-            except OpenAIConnectError as exc:
-                log.error("could not open the OpenAI session: %s", exc)
-                self._end("openai_connect_failed", str(exc))
-                return
-            await self.execute(self.core.on_openai_open())
+            if self.prepare is not None:
+                warm = await self.prepare(self)
+            if warm is not None:
+                self.openai, self.record.path = warm.transport, warm.path
+                log.info("OpenAI session claimed warm: no connect, no session.update", extra={"path": warm.path})
+                await self.execute(self.core.on_openai_open(already_configured=True))
+            else:
+                log.info("OpenAI session: connecting cold", extra={"path": self.record.path})
+                try:
+                    self.openai = await self.connector(conn_nursery, self.settings)
+                except OpenAIConnectError as exc:
+                    log.error("could not open the OpenAI session: %s", exc)
+                    self._end("openai_connect_failed", str(exc))
+                    return
+                await self.execute(self.core.on_openai_open())
             while True:
                 try:
                     text = await self.openai.receive_text()
@@ -137,6 +162,8 @@ class CallBridge:
                     with trio.move_on_after(CLOSE_TIMEOUT_S):
                         await self.openai.close()
                 conn_scope.cancel()
+                if warm is not None:
+                    warm.release()
 
     # ---- executing the core's decisions -----------------------------------------------
 

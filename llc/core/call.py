@@ -8,7 +8,6 @@ composes, so it is tested with plain data.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -18,7 +17,7 @@ from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, RunTool, Timer
 from llc.core.bargein import on_speech_started
 from llc.core.playout import Playout
 from llc.core.record import BargeInRecord, CallRecord, ToolCallRecord, TranscriptLine, TurnLatency
-from llc.core.turns import ResponseGate, SwitchState, TurnPolicy
+from llc.core.turns import ResponseGate, SwitchState, TurnPolicy, first_turn_spec
 from llc.twilio import frames as tw
 
 # Caller audio that arrives before OpenAI accepted the session is held, not dropped: the
@@ -55,11 +54,7 @@ class CallCore:
         self.policy = policy or TurnPolicy()
         self.tool_schemas = tool_schemas or {}
         # The first turn runs eager and lean (the seed's levers); the switch widens both once.
-        self.spec = replace(
-            spec,
-            turn_detection=self.policy.first_turn_detection(spec.turn_detection),
-            tools=self._tools(self.policy.lean_tools) if self.tool_schemas else spec.tools,
-        )
+        self.spec = first_turn_spec(spec, self.policy, self.tool_schemas)
         self.greeting = greeting
         self.t0 = now
         self.phase = "waiting"
@@ -134,9 +129,15 @@ class CallCore:
 
     # ---- OpenAI leg -------------------------------------------------------------------
 
-    def on_openai_open(self) -> list[Action]:
-        """The OpenAI socket is open: configure the session before anything else."""
+    def on_openai_open(self, already_configured: bool = False) -> list[Action]:
+        """The OpenAI socket is open: configure the session before anything else.
+
+        ``already_configured``: a claimed warm session (prewarm / pre-accept) was configured
+        and primed before the call; sending session.update again would only add latency.
+        """
         self.phase = "configuring"
+        if already_configured:
+            return self._on_session_updated({}, 0.0)
         return [ToOpenAI(_dump(sess.session_update(self.shape, self.spec)))]
 
     def on_openai_text(self, text: str | bytes, now: float) -> list[Action]:

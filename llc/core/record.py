@@ -54,6 +54,7 @@ class CallRecord:
     direction: str = "inbound"
     scenario: str = "default"
     path: str = "cold"  # cold | prewarm | pre-accept
+    answered_by: str = ""  # outbound with AMD: Twilio's AnsweredBy (human, machine_end_beep, ...)
     started_at: float = 0.0  # wall clock
     ended_at: float | None = None
     end_reason: str = ""

@@ -11,10 +11,10 @@ callee's "hello" must be answered fast and cheaply), then calmer VAD and the ful
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llc.core.session import TurnDetection
+from llc.core.session import SessionSpec, TurnDetection
 
 
 class ResponseGate:
@@ -115,3 +115,13 @@ class SwitchState:
             self.switched = True
             return True
         return False
+
+
+def first_turn_spec(spec: SessionSpec, policy: TurnPolicy, tool_schemas: dict[str, dict[str, Any]]) -> SessionSpec:
+    """The session a call starts with: first-turn eagerness and the lean tool set.
+
+    Used by the call core and by warm sessions alike, so a prewarmed call starts exactly as a
+    cold one would.
+    """
+    tools = tuple(tool_schemas[n] for n in policy.lean_tools if n in tool_schemas) if tool_schemas else spec.tools
+    return replace(spec, turn_detection=policy.first_turn_detection(spec.turn_detection), tools=tools)

@@ -173,6 +173,13 @@ class FakeCaller:
         """Open the Media Stream directly (outbound calls whose TwiML came some other way)."""
         return await self._call(stream_url, parameters, "", trio.current_time() + self.script.max_call_s)
 
+    def hang_up(self, reason: str = "ended_by_api") -> None:
+        """Twilio ends the stream from its side (REST hang-up or redirect): ``stop``, then close."""
+        if getattr(self, "_ended_by", "not running") is None:
+            self._ended_by, self._remote_stop = reason, True
+            self._events.append(f"stream ended by Twilio: {reason}")
+            self._scope.cancel()
+
     # -- the call ---------------------------------------------------------------------
 
     def _reset(self) -> None:
@@ -182,6 +189,8 @@ class FakeCaller:
         self._send_lock = trio.Lock()  # FIFO: sequence numbers go out in order
         self._stopped = False
         self._ended_by: str | None = None
+        self._remote_stop = False
+        self._scope = trio.CancelScope()
         self._close_code: int | None = None
         self._payloads: list[str] = []
         self._media_times: list[float] = []
@@ -229,6 +238,9 @@ class FakeCaller:
                 if self._ended_by is None:  # max_call_s: hang up as Twilio does at a call time limit
                     self._ended_by = "timeout"
                     self._events.append(f"call hit max_call_s={self.script.max_call_s}")
+                    with trio.move_on_after(1.0):
+                        await self._stop()
+                elif self._remote_stop:
                     with trio.move_on_after(1.0):
                         await self._stop()
                 with trio.move_on_after(2.0):

@@ -60,6 +60,9 @@ class FakeOpenAIConfig:
     tool_calls: dict[int, ToolCallScript] = field(default_factory=dict)  # user-turn response index -> tool
     require_auth: bool = True  # reject a handshake without "Authorization: Bearer ..." (HTTP 401)
     session_max_s: float = 3600.0  # then error session_expired and close 1001, as the service does
+    # Setup latency of the real service, for prewarm tests and benchmarks (0: answer at once).
+    connect_delay_ms: int = 0  # handshake received -> accepted (TCP+TLS+upgrade+session creation)
+    session_updated_delay_ms: int = 0  # session.update received -> session.updated sent
 
 
 @dataclass
@@ -81,6 +84,8 @@ class SessionLog:
     speech_stopped_at: list[float] = field(default_factory=list)
     committed_at: list[float] = field(default_factory=list)  # every commit, VAD or client
     first_delta_at: list[float] = field(default_factory=list)  # first audio delta of each response
+    connected_at: float | None = None  # trio.current_time() when the socket was accepted
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # (time, client event type), appends left out
 
 
 @dataclass
@@ -191,6 +196,7 @@ class _Connection:
         if event.get("type") == "input_audio_buffer.append":
             return self._on_append(event)  # logs the size, not the payload
         self.log.received.append(event or {"type": None})
+        self.log.timeline.append((trio.current_time(), str(event.get("type") if event else None)))
         if err:
             return self._error(err)
         getattr(self, "_on_" + event["type"].replace(".", "_"))(event)
@@ -202,7 +208,20 @@ class _Connection:
         assert isinstance(update, dict)
         self.session = shapes.merge(self.session, update)
         self.log.session = self.session
+        if self.cfg.session_updated_delay_ms > 0 and self.nursery is not None:
+            # Serialised now, sent later: the delay models the service, not a different answer.
+            late = orjson.dumps({"type": "session.updated", "event_id": new_id("event"), "session": self.session}).decode()
+            self.nursery.start_soon(self._send_later, self.cfg.session_updated_delay_ms / 1000, late)
+            return
         self._emit("session.updated", session=self.session)
+
+    async def _send_later(self, delay_s: float, message: str) -> None:
+        await trio.sleep(delay_s)
+        self.tx.send_nowait(message)
+
+    def drop(self, code: int, reason: str) -> None:
+        """Close this session from the service's side (an upstream failure)."""
+        self.tx.send_nowait(("close", code, reason))
 
     def _on_append(self, event: dict[str, Any]) -> None:
         record: dict[str, Any] = {"type": "input_audio_buffer.append", "bytes": 0, "t": trio.current_time()}
@@ -483,6 +502,7 @@ class FakeOpenAI:
     def __init__(self, config: FakeOpenAIConfig | None = None):
         self.config = config or FakeOpenAIConfig()
         self.sessions: list[SessionLog] = []
+        self._open: list[_Connection] = []
         self._host: str | None = None
         self._port: int | None = None
 
@@ -512,9 +532,27 @@ class FakeOpenAI:
             error = {"type": "invalid_request_error", "code": None, "message": refusal[1], "param": None}
             return await request.reject(refusal[0], extra_headers=[(b"content-type", b"application/json")],
                                         body=orjson.dumps({"error": error}))
+        if self.config.connect_delay_ms > 0:
+            await trio.sleep(self.config.connect_delay_ms / 1000)
         ws = await request.accept()
-        log = SessionLog(headers=headers, query=query)
+        log = SessionLog(headers=headers, query=query, connected_at=trio.current_time())
         self.sessions.append(log)
         model = parse_qs(query).get("model", ["gpt-realtime"])[0]
         beta = "realtime=v1" in headers.get("openai-beta", "")
-        await _Connection(self.config, ws, log, model).run(beta)
+        conn = _Connection(self.config, ws, log, model)
+        self._open.append(conn)
+        try:
+            await conn.run(beta)
+        finally:
+            self._open.remove(conn)
+
+    @property
+    def open_sessions(self) -> int:
+        """Sockets still open: a test's proof that nothing was left behind."""
+        return len(self._open)
+
+    def drop_open_sessions(self, code: int = 1011, reason: str = "upstream failure") -> int:
+        """Close every open session from the service's side; returns how many."""
+        for conn in self._open:
+            conn.drop(code, reason)
+        return len(self._open)

@@ -12,6 +12,7 @@ from llc.config import LOOPBACK_HOSTS, stream_url_for
 from llc.log import get_logger
 from llc.profile import check_tools
 from llc.twilio.twiml import connect_stream
+from llc.web import outbound
 from llc.web.state import ServerState
 
 log = get_logger("web")
@@ -41,11 +42,12 @@ def create_app(state: ServerState) -> QuartTrio:
         bridge = CallBridge(
             QuartWebsocketTransport(websocket._get_current_object()),  # type: ignore[attr-defined]
             state.settings,
-            state.profile.session_spec(state.settings.openai_voice),
+            state.profile.session_spec(state.settings.openai_voice, state.tools.schemas()),
             greeting=state.profile.greeting or None,
             policy=state.profile.turn_policy,
             tools=state.tools,
             transfer_allow=state.profile.transfer_allow,
+            prepare=state.dialer.prepare,
         )
         state.active.add(bridge)
         state.calls_total += 1
@@ -54,6 +56,8 @@ def create_app(state: ServerState) -> QuartTrio:
         finally:
             state.active.discard(bridge)
             state.records.append(bridge.record)
+
+    outbound.register(app, state)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -81,6 +85,7 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
         await hypercorn_serve(app, config, task_status=task_status)
 
     async with trio.open_nursery() as nursery:
+        await nursery.start(state.warm.run)  # warm sessions live in the server nursery, closed on shutdown
         binds = await nursery.start(started)
         if not state.public_url:
             if state.settings.host in LOOPBACK_HOSTS:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from llc.call.bridge import CallBridge
 from llc.config import Settings
 from llc.core.record import CallRecord
+from llc.openai.prewarm import WarmRegistry
+from llc.outbound.dialer import Dialer
+from llc.outbound.scenarios import Scenario, load_scenarios
 from llc.profile import Profile
 from llc.tools.builtin import BUILTIN
 from llc.tools.registry import ToolRegistry
@@ -25,7 +28,23 @@ class ServerState:
     active: set[CallBridge] = field(default_factory=set)
     records: deque[CallRecord] = field(default_factory=lambda: deque(maxlen=RECENT_RECORDS))
     calls_total: int = 0
+    # Warm OpenAI sessions (prewarm, pre-accept): serve() runs the registry in the server nursery.
+    warm: WarmRegistry = field(init=False)
+    scenarios: dict[str, Scenario] = field(init=False)
+    dialer: Dialer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.warm = WarmRegistry(self.settings)
+        self.scenarios = load_scenarios(self.settings.outbound_scenarios_path)
+        self.dialer = Dialer(self.settings, self.profile, self.warm, tool_schemas=self.tools.schemas())
 
     @property
     def active_calls(self) -> int:
         return len(self.active)
+
+    def find_record(self, call_sid: str) -> CallRecord | None:
+        """The call's record, live or recently finished."""
+        for bridge in self.active:
+            if bridge.record.call_sid == call_sid:
+                return bridge.record
+        return next((r for r in reversed(self.records) if r.call_sid == call_sid), None)

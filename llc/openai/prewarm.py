@@ -1,0 +1,286 @@
+"""The warm-session registry: OpenAI sessions opened, configured and primed before the call exists.
+
+Outbound prewarm (and later inbound pre-accept) starts a session here while the phone rings;
+the media stream's ``start`` claims it with the one-time token that travelled to Twilio as a
+``<Parameter>``. Ownership follows the architecture: the registry's nursery (inside the
+server's) owns every entry, each entry runs under its own deadline, and a claimed session is
+handed over to the call (the registry stops reading it and never touches it again). Whatever
+happens (ready too late, OpenAI drops it, the callee is busy, the server stops) the socket is
+closed and the entry gone; nothing here outlives its call or its timeout.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import trio
+
+from llc.call.transport import Transport, TransportClosed
+from llc.config import Settings
+from llc.core.actions import Action, Log, ToOpenAI
+from llc.core.session import SessionSpec
+from llc.core.warm import WarmCore
+from llc.log import get_logger
+from llc.openai.connect import OpenAIConnectError, connect_openai
+
+log = get_logger("prewarm")
+
+# A ready session waits this long for its call to be answered: Twilio rings for at most 60 s
+# by default; the rest is slack for the answer, AMD and the stream's start to arrive.
+HOLD_S = 75.0
+CLOSE_TIMEOUT_S = 0.5
+HANDOVER_TIMEOUT_S = 1.0
+RECENT_ENDED_CALLS = 1000
+
+Connector = Callable[[trio.Nursery, Settings], Awaitable[Transport]]
+
+
+@dataclass(eq=False)  # identity: entries live in a set
+class _Entry:
+    token: str
+    purpose: str  # "prewarm" | "pre-accept": becomes the call record's path
+    core: WarmCore
+    created: float
+    ready_by: float
+    call_sid: str | None = None
+    state: str = "warming"  # warming | ready | claimed | failed
+    reason: str = ""
+    transport: Transport | None = None
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    watch_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    settled: trio.Event = field(default_factory=trio.Event)  # ready or failed
+    watch_done: trio.Event = field(default_factory=trio.Event)  # the registry stopped reading
+    released: trio.Event = field(default_factory=trio.Event)  # the call is done with the socket
+    timings: dict[str, float] = field(default_factory=dict)  # seconds after creation
+
+
+@dataclass
+class WarmSession:
+    """A claimed session, handed over: the call owns the transport and must call ``release``."""
+
+    transport: Transport
+    path: str
+    timings: dict[str, float]
+    _released: trio.Event
+
+    def release(self) -> None:
+        """The call closed the socket; the registry may drop its reader task now."""
+        self._released.set()
+
+
+class WarmRegistry:
+    def __init__(self, settings: Settings, *, connector: Connector = connect_openai, hold_s: float = HOLD_S) -> None:
+        self.settings = settings
+        self.connector = connector
+        self.hold_s = hold_s
+        self._entries: dict[str, _Entry] = {}  # claimable tokens
+        self._by_call: dict[str, str] = {}
+        self._ended: deque[str] = deque(maxlen=RECENT_ENDED_CALLS)  # calls that ended before bind
+        self._live: set[_Entry] = set()  # entries whose task runs (claimed ones included)
+        self._nursery: trio.Nursery | None = None
+        self.stats = {"started": 0, "ready": 0, "claimed": 0, "failed": 0, "discarded": 0}
+
+    @property
+    def live(self) -> int:
+        """Warm sessions with a task running (waiting, warming, or handed over and in a call)."""
+        return len(self._live)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own every entry until cancelled (server shutdown): then every warm socket is closed."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    # ---- the API the routes use ---------------------------------------------------------
+
+    def start(self, spec: SessionSpec, *, purpose: str = "prewarm", call_sid: str | None = None,
+              prime: bool = True) -> str:
+        """Begin warming a session for ``spec``; returns its one-time token."""
+        if self._nursery is None:
+            raise RuntimeError("the warm-session registry is not running (serve() starts it)")
+        token = secrets.token_urlsafe(24)
+        now = trio.current_time()
+        entry = _Entry(token, purpose, WarmCore(self.settings.openai_api_shape, spec, prime=prime), now,
+                       now + self.settings.prewarm_timeout_s)
+        entry.scope.deadline = now + self.settings.prewarm_timeout_s + self.hold_s
+        self._entries[token] = entry
+        self._live.add(entry)
+        self.stats["started"] += 1
+        if call_sid:
+            self.bind(token, call_sid)
+        self._nursery.start_soon(self._run_entry, entry, name=f"warm-session {purpose}")
+        return token
+
+    def bind(self, token: str, call_sid: str) -> None:
+        """The call now has a CallSid: only that call's stream may claim the session."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return
+        entry.call_sid = call_sid
+        self._by_call[call_sid] = token
+        if call_sid in self._ended:
+            self.discard(token, "the call ended before it was bound")
+
+    def discard(self, token: str, reason: str) -> None:
+        """Close an unclaimed session now (never one already handed to a call)."""
+        entry = self._entries.pop(token, None)
+        if entry is None or entry.state == "claimed":
+            return
+        entry.reason = entry.reason or reason
+        self.stats["discarded"] += 1
+        entry.scope.cancel()
+
+    def call_ended(self, call_sid: str, status: str) -> None:
+        """Twilio says the call is over or never answered: its warm session goes at once."""
+        token = self._by_call.pop(call_sid, None)
+        if token is None:
+            self._ended.append(call_sid)  # the status beat calls.create's answer: bind() closes it
+            return
+        self.discard(token, f"call {status}")
+
+    async def claim(self, token: str, call_sid: str) -> WarmSession | None:
+        """Hand the session to the stream that presents ``token``; None means connect cold.
+
+        A token works once, and only for the call it was bound to: an unknown, reused or
+        foreign token never yields anyone's session. A session still warming is waited for
+        until its own deadline (the prewarm timeout), then dropped.
+        """
+        entry = self._entries.get(token)
+        if entry is None:
+            log.warning("unknown or already used warm-session token; connecting cold", extra={"path": "cold"})
+            return None
+        if entry.call_sid and call_sid and entry.call_sid != call_sid:
+            log.warning("warm-session token belongs to another call; connecting cold",
+                        extra={"token_call_sid": entry.call_sid, "path": "cold"})
+            return None
+        del self._entries[token]  # one-time, from here on
+        handed = False
+        try:
+            session = await self._hand_over(entry)
+            handed = session is not None
+            return session
+        finally:
+            if not handed:  # not ready, dropped, or the call went away while waiting
+                if entry.state == "claimed":
+                    entry.state = "failed"
+                entry.scope.cancel()
+
+    async def _hand_over(self, entry: _Entry) -> WarmSession | None:
+        if not entry.settled.is_set():
+            log.info("stream started before the warm session was ready; waiting within the timeout")
+            with trio.move_on_at(entry.ready_by):
+                await entry.settled.wait()
+        if entry.state != "ready":
+            entry.reason = entry.reason or f"not ready within LLC_PREWARM_TIMEOUT_S={self.settings.prewarm_timeout_s:g} s"
+            log.warning("warm session unusable (%s); connecting cold", entry.reason, extra={"path": "cold"})
+            return None
+        entry.state = "claimed"
+        entry.scope.deadline = math.inf  # from now on the call decides how long it lives
+        entry.watch_scope.cancel()
+        with trio.move_on_after(HANDOVER_TIMEOUT_S):
+            await entry.watch_done.wait()
+        if entry.state != "claimed" or entry.transport is None:
+            log.warning("warm session dropped during handover (%s); connecting cold", entry.reason, extra={"path": "cold"})
+            return None
+        self.stats["claimed"] += 1
+        entry.timings["claimed"] = trio.current_time() - entry.created
+        return WarmSession(entry.transport, entry.purpose, dict(entry.timings), entry.released)
+
+    # ---- one entry ----------------------------------------------------------------------
+
+    async def _run_entry(self, entry: _Entry) -> None:
+        try:
+            with entry.scope:
+                async with trio.open_nursery() as conn_nursery:  # the socket's reader task lives here
+                    try:
+                        await self._warm(entry, conn_nursery)
+                        if entry.state == "ready":
+                            await self._watch(entry)
+                        if entry.state == "claimed":
+                            await entry.released.wait()
+                    finally:
+                        if entry.state != "claimed" and entry.transport is not None:
+                            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                                await entry.transport.close()
+                        conn_nursery.cancel_scope.cancel()
+        finally:
+            if entry.state != "claimed":
+                entry.state = "failed"
+                entry.reason = entry.reason or ("timed out waiting for the call" if entry.scope.cancelled_caught
+                                                else "server shutting down")
+                self.stats["failed"] += 1
+            entry.settled.set()
+            entry.watch_done.set()
+            self._entries.pop(entry.token, None)
+            if entry.call_sid and self._by_call.get(entry.call_sid) == entry.token:
+                del self._by_call[entry.call_sid]
+            self._live.discard(entry)
+            log.info("warm session closed", extra={
+                "purpose": entry.purpose, "outcome": entry.state, "reason": entry.reason,
+                "call_sid": entry.call_sid, "seconds": round(trio.current_time() - entry.created, 3)})
+
+    def _fail(self, entry: _Entry, reason: str) -> None:
+        entry.state, entry.reason = "failed", entry.reason or reason
+        entry.settled.set()
+
+    async def _warm(self, entry: _Entry, conn_nursery: trio.Nursery) -> None:
+        """Connect, configure, prime; bounded by the prewarm timeout."""
+        core = entry.core
+        with trio.move_on_at(entry.ready_by) as timer:
+            try:
+                entry.transport = await self.connector(conn_nursery, self.settings)
+            except OpenAIConnectError as exc:
+                return self._fail(entry, str(exc))
+            entry.timings["connected"] = trio.current_time() - entry.created
+            await self._execute(entry, core.on_open())
+            while not core.settled:
+                try:
+                    text = await entry.transport.receive_text()
+                except TransportClosed as exc:
+                    return self._fail(entry, f"OpenAI closed the warm session (code {exc.code}) {exc.reason}".strip())
+                await self._execute(entry, core.on_text(text))
+        if timer.cancelled_caught:
+            return self._fail(entry, f"not ready within LLC_PREWARM_TIMEOUT_S={self.settings.prewarm_timeout_s:g} s")
+        if core.phase == "failed":
+            return self._fail(entry, core.reason)
+        entry.timings["ready"] = trio.current_time() - entry.created
+        entry.state = "ready"
+        self.stats["ready"] += 1
+        entry.settled.set()
+        log.info("warm session ready", extra={"purpose": entry.purpose, "call_sid": entry.call_sid,
+                                              **{f"{k}_ms": round(v * 1000, 1) for k, v in entry.timings.items()}})
+
+    async def _watch(self, entry: _Entry) -> None:
+        """Keep reading while the phone rings, to notice OpenAI dropping the session."""
+        assert entry.transport is not None
+        try:
+            with entry.watch_scope:
+                while True:
+                    try:
+                        text = await entry.transport.receive_text()
+                    except TransportClosed as exc:
+                        entry.state = "failed"
+                        entry.reason = f"dropped by OpenAI while ringing (code {exc.code})"
+                        log.warning("warm session %s; the call will connect cold", entry.reason)
+                        return
+                    await self._execute(entry, entry.core.on_text(text))
+        finally:
+            entry.watch_done.set()
+
+    async def _execute(self, entry: _Entry, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, ToOpenAI) and entry.transport is not None:
+                try:
+                    await entry.transport.send_text(action.text)
+                except TransportClosed:
+                    pass  # the reader sees the close
+            elif isinstance(action, Log):
+                getattr(log, action.level)(action.msg, extra={**action.fields, "call_sid": entry.call_sid})

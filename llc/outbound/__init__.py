@@ -1,0 +1,1 @@
+"""Outbound calls: scenarios, placing a call with a prewarmed session, status and AMD handling."""

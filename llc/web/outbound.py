@@ -1,0 +1,81 @@
+"""Outbound routes: POST /calls (bearer token), Twilio's status and AMD callbacks."""
+
+from __future__ import annotations
+
+import hmac
+
+from quart import Quart, Response, jsonify, request
+
+from llc.log import get_logger
+from llc.outbound.dialer import AMD_PATH, STATUS_PATH, CallRequestError, parse_call_request
+from llc.twilio.rest import TwilioError
+from llc.web.state import ServerState
+
+log = get_logger("web.outbound")
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="llc"'
+    return response
+
+
+def authorized(state: ServerState, header: str | None) -> str | None:
+    """None when the bearer token matches LLC_API_TOKEN, else the reason to refuse."""
+    expected = state.settings.api_token
+    if not expected:
+        return "LLC_API_TOKEN is not set on the server: set it to enable POST /calls"
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return "send Authorization: Bearer <LLC_API_TOKEN>"
+    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return "wrong API token"
+    return None
+
+
+def register(app: Quart, state: ServerState) -> None:
+    @app.post("/calls")
+    async def place_call() -> Response:
+        if (refusal := authorized(state, request.headers.get("Authorization"))) is not None:
+            log.warning("POST /calls refused: %s", refusal)
+            return _error(401, refusal)
+        body = await request.get_json(force=True, silent=True)
+        try:
+            req = parse_call_request(body, state.scenarios, state.profile)
+            call = await state.dialer.place(req, state.public_url)
+        except CallRequestError as exc:
+            return _error(exc.status, str(exc))
+        except TwilioError as exc:
+            return _error(503, str(exc))
+        response = jsonify(call.as_dict())
+        response.status_code = 201
+        return response
+
+    @app.get("/calls/<call_sid>")
+    async def call_status(call_sid: str) -> Response:
+        if (refusal := authorized(state, request.headers.get("Authorization"))) is not None:
+            return _error(401, refusal)
+        call = state.dialer.calls.get(call_sid)
+        if call is None:
+            return _error(404, f"no outbound call {call_sid} on this server")
+        return jsonify(call.as_dict())
+
+    @app.post(STATUS_PATH)
+    async def twilio_status() -> Response:
+        form = await request.form
+        state.dialer.on_status(form.to_dict())
+        return Response("", status=204)
+
+    @app.post(AMD_PATH)
+    async def twilio_amd() -> Response:
+        form = (await request.form).to_dict()
+        record = state.find_record(form.get("CallSid", ""))
+        if record is not None:
+            record.answered_by = form.get("AnsweredBy", "")
+        try:
+            await state.dialer.on_amd(form)
+        except TwilioError as exc:
+            log.error("could not act on the AMD result: %s", exc, extra={"call_sid": form.get("CallSid")})
+        return Response("", status=204)
