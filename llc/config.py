@@ -50,6 +50,11 @@ class Settings:
     log_level: str = "INFO"
     max_frame_bytes: int = 64 * 1024
     openai_connect_timeout_s: float = 10.0
+    # The WebSocket engine for the OpenAI leg: "fast" (websockets' sans-I/O protocol on a Trio
+    # socket) or "wsproto" (trio-websocket). Default chosen by `llc bench relay`: see docs/performance.md.
+    ws_engine: Literal["fast", "wsproto"] = "fast"
+    # Twilio media on its own listener with the fast engine; None = through Hypercorn on PORT.
+    media_port: int | None = None
 
     @property
     def stream_url(self) -> str | None:
@@ -83,12 +88,15 @@ ENV: dict[str, str] = {
     "LOG_LEVEL": "log_level",
     "LLC_MAX_FRAME_BYTES": "max_frame_bytes",
     "OPENAI_CONNECT_TIMEOUT_S": "openai_connect_timeout_s",
+    "LLC_WS_ENGINE": "ws_engine",
+    "LLC_MEDIA_PORT": "media_port",
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "openai_api_shape": SHAPES,
     "log_format": ("auto", "json", "text"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "ws_engine": ("fast", "wsproto"),
 }
 
 
@@ -143,6 +151,8 @@ def _check(s: Settings, problems: list[str]) -> None:
         )
     if urlsplit(s.twilio_api_url).scheme not in ("https", "http"):
         problems.append(f"TWILIO_API_URL={s.twilio_api_url!r} must be an http(s) URL; the default is {DEFAULT_TWILIO_API_URL}")
+    if s.media_port is not None and not 0 <= s.media_port <= 65535:
+        problems.append(f"LLC_MEDIA_PORT={s.media_port} is out of range; use 1-65535, 0 for a free port, or unset it")
     if s.max_frame_bytes < 1024:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
 

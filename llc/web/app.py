@@ -6,11 +6,11 @@ import trio
 from quart import Response, request, websocket
 from quart_trio import QuartTrio
 
-from llc.call.bridge import CallBridge
 from llc.call.transport import QuartWebsocketTransport
 from llc.config import LOOPBACK_HOSTS, stream_url_for
 from llc.log import get_logger
 from llc.twilio.twiml import connect_stream
+from llc.web.media_call import run_media_call
 from llc.web.state import ServerState
 
 log = get_logger("web")
@@ -30,26 +30,14 @@ def create_app(state: ServerState) -> QuartTrio:
         if not state.public_url:
             log.error("PUBLIC_URL is not set: cannot tell Twilio where the media stream is")
             return Response("PUBLIC_URL is not set on the server", status=500)
-        body = connect_stream(stream_url_for(state.public_url), params)
+        body = connect_stream(state.stream_url or stream_url_for(state.public_url), params)
         log.info("answered webhook with TwiML", extra={"call_sid": form.get("CallSid"), "direction": direction})
         return Response(body, content_type="text/xml")
 
     @app.websocket(MEDIA_PATH)
     async def media() -> None:
         await websocket.accept()
-        bridge = CallBridge(
-            QuartWebsocketTransport(websocket._get_current_object()),  # type: ignore[attr-defined]
-            state.settings,
-            state.profile.session_spec(state.settings.openai_voice),
-            greeting=state.profile.greeting or None,
-        )
-        state.active.add(bridge)
-        state.calls_total += 1
-        try:
-            await bridge.run()
-        finally:
-            state.active.discard(bridge)
-            state.records.append(bridge.record)
+        await run_media_call(state, QuartWebsocketTransport(websocket._get_current_object()))  # type: ignore[attr-defined]
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -62,6 +50,8 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
     """Serve the app with Hypercorn's Trio worker until cancelled; reports the bound URLs."""
     from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
+
+    from llc.web.media_listener import start_media_listener
 
     config = Config()
     config.bind = [f"{state.settings.host}:{state.settings.port}"]
@@ -77,6 +67,8 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
 
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(started)
+        if state.settings.media_port is not None:
+            await start_media_listener(nursery, state)
         if not state.public_url:
             if state.settings.host in LOOPBACK_HOSTS:
                 state.public_url = binds[0]  # a local run: Twilio is the simulator on this box

@@ -22,6 +22,10 @@ class ServerState:
     active: set[CallBridge] = field(default_factory=set)
     records: deque[CallRecord] = field(default_factory=lambda: deque(maxlen=RECENT_RECORDS))
     calls_total: int = 0
+    # Set when the fast media listener runs (LLC_MEDIA_PORT): its bound port, and the stream
+    # URL TwiML gives on a local run (behind a proxy PUBLIC_URL's /media already routes there).
+    media_port: int | None = None
+    stream_url: str | None = None
 
     @property
     def active_calls(self) -> int:
