@@ -8,4 +8,5 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "demo",
     "bench",
+    "soak",
 )

@@ -10,6 +10,7 @@ from llc.call.transport import QuartWebsocketTransport
 from llc.config import LOOPBACK_HOSTS, stream_url_for
 from llc.log import get_logger
 from llc.twilio.twiml import connect_stream
+from llc.web import debug
 from llc.web.media_call import run_media_call
 from llc.web.state import ServerState
 
@@ -43,6 +44,7 @@ def create_app(state: ServerState) -> QuartTrio:
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "active_calls": state.active_calls, "calls_total": state.calls_total}
 
+    debug.register(app)
     return app
 
 
