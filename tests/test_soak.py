@@ -9,7 +9,7 @@ from llc.soak import FIELDS, _check, soak
 
 async def test_short_soak_is_flat_and_clean(tmp_path: Path) -> None:
     csv_path = tmp_path / "soak.csv"
-    report = await soak(5, 15, 5, csv_path)
+    report = await soak(5, 8, 4, csv_path)
     assert report.failures == []
     assert report.calls_done >= 8  # warm-up calls plus continuous ones
     assert report.idle_after["fds"] == report.idle_before["fds"]

@@ -443,8 +443,14 @@ class LoadGen:
                 stop = b'{"event":"stop","sequenceNumber":"%d","streamSid":"%s","stop":{"accountSid":"ACbench","callSid":"CAbench%06d"}}' % (
                     c.seq + 2, c.stream_sid, c.index)
                 self._send(c, encode_frame(OP_TEXT, stop, client=True))
-        self.wait_until(lambda: all(s.state == "closed" for s in self.sessions + self.callers), timeout,
-                        "the server to close every call")
+        try:
+            self.wait_until(lambda: all(s.state == "closed" for s in self.sessions + self.callers), timeout,
+                            "the server to close every call")
+        except TimeoutError:
+            callers = sum(c.state != "closed" for c in self.callers)
+            sessions = sum(s.state != "closed" for s in self.sessions)
+            self.errors.append(f"{timeout:g} s after hanging up, the server still held {callers} Twilio "
+                               f"and {sessions} OpenAI sockets open")
 
     def close(self) -> None:
         for c in self.callers + self.sessions + self.echoes:
