@@ -57,6 +57,11 @@ class Settings:
     twilio_region: str | None = None
     prewarm_timeout_s: float = 10.0  # the seed: a warm session not ready by then -> cold connect
     outbound_scenarios_path: str | None = None
+    # The WebSocket engine for the OpenAI leg: "fast" (websockets' sans-I/O protocol on a Trio
+    # socket) or "wsproto" (trio-websocket). Default chosen by `llc bench relay`: see docs/performance.md.
+    ws_engine: Literal["fast", "wsproto"] = "fast"
+    # Twilio media on its own listener with the fast engine; None = through Hypercorn on PORT.
+    media_port: int | None = None
 
     @property
     def stream_url(self) -> str | None:
@@ -96,6 +101,8 @@ ENV: dict[str, str] = {
     "TWILIO_REGION": "twilio_region",
     "LLC_PREWARM_TIMEOUT_S": "prewarm_timeout_s",
     "LLC_OUTBOUND_SCENARIOS": "outbound_scenarios_path",
+    "LLC_WS_ENGINE": "ws_engine",
+    "LLC_MEDIA_PORT": "media_port",
 }
 # Twilio's documented edge locations (protocol notes); a typo would silently route via the default.
 TWILIO_EDGES = ("ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
@@ -105,6 +112,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "openai_api_shape": SHAPES,
     "log_format": ("auto", "json", "text"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "ws_engine": ("fast", "wsproto"),
 }
 
 
@@ -170,6 +178,8 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append(f"TWILIO_EDGE={s.twilio_edge!r} is not a Twilio edge; use one of {', '.join(TWILIO_EDGES)}")
     if s.prewarm_timeout_s <= 0:
         problems.append("LLC_PREWARM_TIMEOUT_S must be above 0 (the seed uses 10)")
+    if s.media_port is not None and not 0 <= s.media_port <= 65535:
+        problems.append(f"LLC_MEDIA_PORT={s.media_port} is out of range; use 1-65535, 0 for a free port, or unset it")
     if s.max_frame_bytes < 1024:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
 

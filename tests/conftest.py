@@ -22,6 +22,11 @@ class Stack:
     state: ServerState
     base_url: str
 
+    @property
+    def media_url(self) -> str:
+        """Where Twilio's media socket goes: the fast listener if it runs, else Hypercorn's /media."""
+        return self.state.stream_url or self.base_url.replace("http", "ws", 1) + "/media"
+
     async def wait_records(self, n: int, timeout: float = 5.0) -> None:
         with trio.fail_after(timeout):
             while len(self.state.records) < n:
@@ -30,9 +35,22 @@ class Stack:
 
 StackFactory = Callable[..., Awaitable[Stack]]
 
+# WebSocket engines a stack can run on (docs/performance.md): "fast" is the default.
+ENGINES: dict[str, dict[str, object]] = {
+    "fast": {"ws_engine": "fast"},
+    "wsproto": {"ws_engine": "wsproto"},
+    "fast-media": {"ws_engine": "fast", "media_port": 0},
+}
+
 
 @pytest.fixture
-async def start_stack(nursery: trio.Nursery) -> AsyncIterator[StackFactory]:
+def engine() -> str:
+    """The engine start_stack uses; end-to-end modules parametrize it over ENGINES."""
+    return "fast"
+
+
+@pytest.fixture
+async def start_stack(nursery: trio.Nursery, engine: str) -> AsyncIterator[StackFactory]:
     """Start the fake OpenAI plus the server; keyword args go to FakeOpenAIConfig / Settings."""
 
     async def start(
@@ -43,7 +61,8 @@ async def start_stack(nursery: trio.Nursery) -> AsyncIterator[StackFactory]:
         fake_config.setdefault("end_of_turn_silence_ms", 200)
         fake = FakeOpenAI(FakeOpenAIConfig(shape=shape, **fake_config))  # type: ignore[arg-type]
         await nursery.start(fake.serve)
-        opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, **(settings or {})}
+        opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape,
+                      **ENGINES[engine], **(settings or {})}
         state = ServerState(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
         binds = await nursery.start(serve, state)
         return Stack(fake, state, binds[0])

@@ -8,15 +8,19 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url, serve_websocket
 
-from conftest import StackFactory
+from conftest import ENGINES, StackFactory
 from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from twilio_raw import call_tasks, first_event, media_frame, speak, start_frame, stop_frame
 
 LINES = ["Hello?", "What are your hours?"]
 REPLIES = ["Hi, how can I help?", "Nine to five, Monday to Friday."]
 
+# Every end-to-end behaviour must hold on each WebSocket engine.
+ALL_ENGINES = pytest.mark.parametrize("engine", list(ENGINES))
 
-@pytest.mark.parametrize("shape", ["ga", "flat"])
+
+# Both shapes on the default engine, the default shape on the others (a whole call is ~6 s).
+@pytest.mark.parametrize("shape, engine", [("ga", "fast"), ("flat", "fast")] + [("ga", e) for e in ENGINES if e != "fast"])
 async def test_whole_call_audio_arrives_unchanged(start_stack: StackFactory, shape: str) -> None:
     stack = await start_stack(shape, replies=REPLIES, user_transcripts=LINES)
     caller = FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn(t) for t in LINES], max_call_s=20))
@@ -42,9 +46,10 @@ async def test_whole_call_audio_arrives_unchanged(start_stack: StackFactory, sha
     assert flat_header == ("realtime=v1" if shape == "flat" else None)
 
 
+@ALL_ENGINES
 async def test_caller_payloads_reach_openai_untouched(start_stack: StackFactory) -> None:
     stack = await start_stack()
-    async with open_websocket_url(stack.base_url.replace("http", "ws") + "/media") as ws:
+    async with open_websocket_url(stack.media_url) as ws:
         await ws.send_message(start_frame())
         with trio.fail_after(5):
             while not stack.fake.sessions or stack.fake.sessions[-1].session is None:
@@ -59,6 +64,7 @@ async def test_caller_payloads_reach_openai_untouched(start_stack: StackFactory)
         await ws.send_message(stop_frame())
 
 
+@ALL_ENGINES
 @pytest.mark.parametrize("server_shape, fake_shape, fix", [("flat", "ga", "OPENAI_API_SHAPE=ga"), ("ga", "flat", "OPENAI_API_SHAPE=flat")])
 async def test_wrong_shape_ends_call_with_a_plain_hint(start_stack: StackFactory, server_shape: str, fake_shape: str, fix: str) -> None:
     stack = await start_stack(fake_shape, settings={"openai_api_shape": server_shape})
@@ -72,10 +78,11 @@ async def test_wrong_shape_ends_call_with_a_plain_hint(start_stack: StackFactory
     assert expected in record.openai_errors
 
 
+@ALL_ENGINES
 @pytest.mark.parametrize("polite", [True, False])
 async def test_caller_hangs_up_mid_reply_everything_closes_within_1s(start_stack: StackFactory, polite: bool) -> None:
     stack = await start_stack(replies=["This is a long answer that goes on and on for quite a few seconds of audio."])
-    async with open_websocket_url(stack.base_url.replace("http", "ws") + "/media") as ws:
+    async with open_websocket_url(stack.media_url) as ws:
         await ws.send_message(start_frame())
         await speak(ws, 400, then_silence_ms=300)
         await first_event(ws, "media")  # the agent is talking now
@@ -96,6 +103,7 @@ async def test_caller_hangs_up_mid_reply_everything_closes_within_1s(start_stack
     assert stack.state.records[-1].end_reason == ("caller_hangup" if polite else "twilio_closed")
 
 
+@ALL_ENGINES
 async def test_openai_drop_closes_the_twilio_socket(start_stack: StackFactory, nursery: trio.Nursery) -> None:
     async def dropper(request) -> None:  # accepts, configures, then drops the session
         ws = await request.accept()
@@ -116,6 +124,7 @@ async def test_openai_drop_closes_the_twilio_socket(start_stack: StackFactory, n
     assert call_tasks() == []
 
 
+@ALL_ENGINES
 async def test_openai_unreachable_ends_call_with_a_fix(start_stack: StackFactory) -> None:
     with trio.socket.socket() as probe:  # a port nobody listens on
         await probe.bind(("127.0.0.1", 0))
@@ -128,6 +137,7 @@ async def test_openai_unreachable_ends_call_with_a_fix(start_stack: StackFactory
     assert record.end_reason == "openai_connect_failed" and "OPENAI_REALTIME_URL" in record.end_detail
 
 
+@ALL_ENGINES
 async def test_malformed_frames_are_ignored_and_neighbours_unaffected(start_stack: StackFactory, nursery: trio.Nursery) -> None:
     stack = await start_stack(replies=REPLIES, user_transcripts=LINES)
     good = trio.Event()
@@ -138,7 +148,7 @@ async def test_malformed_frames_are_ignored_and_neighbours_unaffected(start_stac
         good.set()
 
     nursery.start_soon(good_call)
-    url = stack.base_url.replace("http", "ws") + "/media"
+    url = stack.media_url
     async with open_websocket_url(url) as ws:
         await ws.send_message(media_frame(b"\xff" * 160))  # media before start
         await ws.send_message("this is not json")

@@ -43,3 +43,13 @@ def test_key_required_only_for_real_openai(tmp_path: Path) -> None:
     s = load_settings({"OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime"}, tmp_path / "none", require_keys=True)
     assert s.openai_is_local
     assert "sk-" not in repr(load_settings({"OPENAI_API_KEY": "sk-secret"}, tmp_path / "none"))
+
+
+def test_engine_and_media_port(tmp_path: Path) -> None:
+    s = load_settings({"LLC_WS_ENGINE": "WSPROTO", "LLC_MEDIA_PORT": "8081"}, tmp_path / "none")
+    assert (s.ws_engine, s.media_port) == ("wsproto", 8081)
+    assert load_settings({}, tmp_path / "none").media_port is None  # unset: media through PORT
+    with pytest.raises(ConfigError) as err:
+        load_settings({"LLC_WS_ENGINE": "uvloop", "LLC_MEDIA_PORT": "70000"}, tmp_path / "none")
+    assert "LLC_WS_ENGINE='uvloop' is not one of fast or wsproto" in str(err.value)
+    assert "LLC_MEDIA_PORT=70000 is out of range" in str(err.value)

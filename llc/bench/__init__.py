@@ -1,10 +1,7 @@
-"""Benchmarks, one module each, run as `llc bench NAME`.
+"""Benchmarks run by `llc bench <name>`: one module each, exposing add_arguments() and run().
 
-Each module exposes ``add_parser(subparsers)``; adding a bench means adding a module and its
-name to ``BENCHES`` (the same pattern as ``llc.commands``), so benches written in parallel
-never edit the same lines.
+Adding a bench means adding a module and its name to ``BENCHES`` (the pattern of
+``llc.commands``), so benches written in parallel never edit the same lines.
 """
 
-BENCHES: tuple[str, ...] = (
-    "prewarm",
-)
+BENCHES: tuple[str, ...] = ("relay", "capacity", "prewarm", "bargein")

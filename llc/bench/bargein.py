@@ -16,15 +16,13 @@ Calls start staggered so the fake's sessions map to calls by order (checked, not
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 from dataclasses import dataclass
 from functools import partial
 
-import httpx
 import trio
 
+from llc.bench.server_proc import ENGINES, start_server
 from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
 
@@ -40,33 +38,6 @@ class BargeInSample:
     server_ms: float | None
     onset_ms: float | None
     heard_after_onset_ms: int
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def start_server(openai_url: str, nursery: trio.Nursery, extra_env: dict[str, str] | None = None) -> tuple[str, trio.Process]:
-    """`llc serve` in its own process, pointed at the simulator; waits for /healthz."""
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "OPENAI_REALTIME_URL": openai_url,
-           "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", "LLC_ENV_FILE": os.devnull, **(extra_env or {})}
-    command = [sys.executable, "-m", "llc.cli", "serve"]
-    proc: trio.Process = await nursery.start(partial(trio.run_process, command, env=env, check=False))
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as client:
-        with trio.fail_after(15):
-            while True:
-                try:
-                    if (await client.get(base + "/healthz")).status_code == 200:
-                        return base, proc
-                except httpx.TransportError:
-                    pass
-                await trio.sleep(0.05)
 
 
 def _samples(result: CallResult, session: SessionLog) -> list[BargeInSample]:
@@ -97,14 +68,16 @@ async def _loop_lag(samples: list[float], period: float = 0.01) -> None:
         samples.append((trio.current_time() - due) * 1000)
 
 
-async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int) -> dict[str, object]:
+async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, engine: str = "fast") -> dict[str, object]:
     fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=ttfb_ms, end_of_turn_silence_ms=300, replies=[LONG_REPLY]))
     results: list[CallResult | None] = [None] * calls
     lag: list[float] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_loop_lag, lag)
         await nursery.start(fake.serve)
-        base, proc = await start_server(fake.url, nursery)
+        # A real `llc serve` process (blocking start: in a thread, so the fake keeps serving).
+        server = await trio.to_thread.run_sync(partial(start_server, engine, fake.url))
+        base = server.http_url
 
         async def one(i: int) -> None:
             turns = [CallerTurn("What are your hours?")] + [CallerTurn("Sorry, one more thing", barge_in_after_ms=after_ms)] * barge_ins
@@ -115,7 +88,7 @@ async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int) -> 
             for i in range(calls):
                 calls_nursery.start_soon(one, i)
                 await trio.sleep(STAGGER_S)
-        proc.terminate()
+        await trio.to_thread.run_sync(server.stop)
         nursery.cancel_scope.cancel()
 
     samples: list[BargeInSample] = []
@@ -154,6 +127,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--barge-ins", type=int, default=20, help="barge-ins per call (total = calls x this)")
     p.add_argument("--after-ms", type=int, default=800, help="agent audio the caller hears before talking over it")
     p.add_argument("--ttfb-ms", type=int, default=300, help="simulated model time to first audio byte")
+    p.add_argument("--engine", choices=sorted(ENGINES), default="fast", help="server WebSocket engine setup")
 
 
 def render(r: dict[str, object]) -> str:
@@ -174,7 +148,7 @@ def render(r: dict[str, object]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = trio.run(run_bench, args.calls, args.barge_ins, args.after_ms, args.ttfb_ms)
+    result = trio.run(run_bench, args.calls, args.barge_ins, args.after_ms, args.ttfb_ms, args.engine)
     print(render(result))
     ok = result["barge_ins"] and not result["openai_errors"]
     return 0 if ok else 1

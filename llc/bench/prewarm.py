@@ -117,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(s.failed == 0 for s in samples.values()) else 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prewarm", help="answer -> first agent audio, prewarmed vs cold (simulated)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calls", type=int, default=50, help="calls per path (default 50)")
     p.add_argument("--batch", type=int, default=5, help="calls per path placed at once (default 5)")
     p.add_argument("--connect-ms", type=int, default=400, help="simulated WebSocket connect to OpenAI (default 400)")
@@ -126,4 +125,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ttfb-ms", type=int, default=500, help="simulated model time to first audio byte (default 500)")
     p.add_argument("--silence-ms", type=int, default=400, help="simulated end-of-turn silence (default 400)")
     p.add_argument("--answer-ms", type=int, default=1500, help="ringing before the callee answers (default 1500)")
-    p.set_defaults(func=run)

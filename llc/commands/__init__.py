@@ -9,4 +9,5 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "call",
     "bench",
+    "soak",
 )

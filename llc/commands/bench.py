@@ -1,4 +1,4 @@
-"""`llc bench NAME`: the benchmarks listed in ``llc.bench.BENCHES``, one module each."""
+"""`llc bench <name>`: dispatch to ``llc.bench.<name>`` (each exposes add_arguments and run)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from llc.bench import BENCHES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="offline benchmarks against the simulators (no keys, no network)")
-    benches = p.add_subparsers(dest="bench", required=True, metavar="NAME")
+    p = sub.add_parser("bench", help="measure the relay: " + ", ".join(BENCHES))
+    benches = p.add_subparsers(dest="bench", required=True)
     for name in BENCHES:
-        importlib.import_module(f"llc.bench.{name}").add_parser(benches)
+        module = importlib.import_module(f"llc.bench.{name}")
+        q = benches.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(q)
+        q.set_defaults(func=module.run)

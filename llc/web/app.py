@@ -6,13 +6,14 @@ import trio
 from quart import Response, request, websocket
 from quart_trio import QuartTrio
 
-from llc.call.bridge import CallBridge
 from llc.call.transport import QuartWebsocketTransport
 from llc.config import LOOPBACK_HOSTS, stream_url_for
 from llc.log import get_logger
 from llc.profile import check_tools
 from llc.twilio.twiml import connect_stream
 from llc.web import outbound
+from llc.web import debug
+from llc.web.media_call import run_media_call
 from llc.web.state import ServerState
 
 log = get_logger("web")
@@ -32,30 +33,14 @@ def create_app(state: ServerState) -> QuartTrio:
         if not state.public_url:
             log.error("PUBLIC_URL is not set: cannot tell Twilio where the media stream is")
             return Response("PUBLIC_URL is not set on the server", status=500)
-        body = connect_stream(stream_url_for(state.public_url), params)
+        body = connect_stream(state.stream_url or stream_url_for(state.public_url), params)
         log.info("answered webhook with TwiML", extra={"call_sid": form.get("CallSid"), "direction": direction})
         return Response(body, content_type="text/xml")
 
     @app.websocket(MEDIA_PATH)
     async def media() -> None:
         await websocket.accept()
-        bridge = CallBridge(
-            QuartWebsocketTransport(websocket._get_current_object()),  # type: ignore[attr-defined]
-            state.settings,
-            state.profile.session_spec(state.settings.openai_voice, state.tools.schemas()),
-            greeting=state.profile.greeting or None,
-            policy=state.profile.turn_policy,
-            tools=state.tools,
-            transfer_allow=state.profile.transfer_allow,
-            prepare=state.dialer.prepare,
-        )
-        state.active.add(bridge)
-        state.calls_total += 1
-        try:
-            await bridge.run()
-        finally:
-            state.active.discard(bridge)
-            state.records.append(bridge.record)
+        await run_media_call(state, QuartWebsocketTransport(websocket._get_current_object()))  # type: ignore[attr-defined]
 
     outbound.register(app, state)
 
@@ -63,6 +48,7 @@ def create_app(state: ServerState) -> QuartTrio:
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "active_calls": state.active_calls, "calls_total": state.calls_total}
 
+    debug.register(app)
     return app
 
 
@@ -72,6 +58,8 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
     from hypercorn.trio import serve as hypercorn_serve
 
     check_tools(state.profile, set(state.tools.tools))  # a profile naming a missing tool fails now
+    from llc.web.media_listener import start_media_listener
+
     config = Config()
     config.bind = [f"{state.settings.host}:{state.settings.port}"]
     config.accesslog = None
@@ -87,6 +75,8 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
     async with trio.open_nursery() as nursery:
         await nursery.start(state.warm.run)  # warm sessions live in the server nursery, closed on shutdown
         binds = await nursery.start(started)
+        if state.settings.media_port is not None:
+            await start_media_listener(nursery, state)
         if not state.public_url:
             if state.settings.host in LOOPBACK_HOSTS:
                 state.public_url = binds[0]  # a local run: Twilio is the simulator on this box

@@ -37,6 +37,10 @@ class ServerState:
         self.warm = WarmRegistry(self.settings)
         self.scenarios = load_scenarios(self.settings.outbound_scenarios_path)
         self.dialer = Dialer(self.settings, self.profile, self.warm, tool_schemas=self.tools.schemas())
+    # Set when the fast media listener runs (LLC_MEDIA_PORT): its bound port, and the stream
+    # URL TwiML gives on a local run (behind a proxy PUBLIC_URL's /media already routes there).
+    media_port: int | None = None
+    stream_url: str | None = None
 
     @property
     def active_calls(self) -> int:

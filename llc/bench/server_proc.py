@@ -1,0 +1,152 @@
+"""The server under test as its own process, and what /proc says about it.
+
+CPU is attributed honestly only if the load generator is not in the same process: the bench
+starts a real ``llc serve`` with the environment pointing at the load generator's fake OpenAI,
+and reads the child's CPU (utime + stime) from /proc/<pid>/stat and its RSS from
+/proc/<pid>/status.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+# Engines `llc bench` can put under test: settings for `llc serve`. "fast" is the default.
+ENGINES: dict[str, dict[str, str]] = {
+    "fast": {"LLC_WS_ENGINE": "fast"},
+    "fast-media": {"LLC_WS_ENGINE": "fast", "LLC_MEDIA_PORT": "auto"},
+    "wsproto": {"LLC_WS_ENGINE": "wsproto"},
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def sockets_of(pid: int) -> int:
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Pin ``pid`` to one CPU (what `taskset -c` does); False where that is not possible."""
+    try:
+        os.sched_setaffinity(pid, {cpu})
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+@dataclass
+class ServerProcess:
+    """A running ``llc serve`` under test."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    media_port: int | None
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def media_url(self) -> str:
+        return f"ws://127.0.0.1:{self.media_port or self.port}/media"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | None = None,
+                 timeout: float = 30.0) -> ServerProcess:
+    """Start ``llc serve`` on free ports with ``engine``'s settings; wait until it accepts."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLC_", "OPENAI_", "TWILIO_"))}
+    env.update(PORT=str(port), HOST="127.0.0.1", OPENAI_REALTIME_URL=openai_url, LOG_FORMAT="json",
+               LLC_ENV_FILE=os.devnull, PUBLIC_URL="")
+    settings = dict(ENGINES[engine])
+    media_port = None
+    if settings.get("LLC_MEDIA_PORT") == "auto":
+        media_port = free_port()
+        settings["LLC_MEDIA_PORT"] = str(media_port)
+    env.update(settings)
+    env.update(extra_env or {})
+    log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, "-m", "llc.cli", "serve"], env=env, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL)
+    server = ServerProcess(proc, port, media_port, Path(log.name))
+    deadline = time.monotonic() + timeout
+    for p in [port] + ([media_port] if media_port else []):
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llc serve exited with {proc.returncode}:\n{server.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    server.stop()
+                    raise RuntimeError(f"llc serve did not listen on {p} within {timeout:g} s:\n{server.log_tail()}")
+                time.sleep(0.05)
+    return server
+
+
+def start_echo() -> tuple[subprocess.Popen[bytes], str]:
+    """The echo floor server in its own process; returns it and its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "llc.bench.echo"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline().strip() or 0)
+    if not port:
+        proc.kill()
+        raise RuntimeError("the echo server did not start")
+    return proc, f"ws://127.0.0.1:{port}/echo"

@@ -1,0 +1,176 @@
+"""`llc soak`: calls start and end continuously through a real server; resources must stay flat.
+
+A real ``llc serve`` runs as its own process against the full simulator (fake OpenAI with its
+VAD and scripted replies, fake Twilio callers with real-time playout, some of which talk over
+the agent). ``--calls`` calls are kept in flight: each has 1-3 turns of random length, and a
+new one starts as one ends. Every ``--sample-s`` the server's open FDs, sockets, RSS, Trio task
+count and active calls are written to a CSV (and a PNG if matplotlib is installed).
+
+It fails when, after the last call ended, FDs, sockets or tasks are above what they were
+after the warm-up calls (also idle), when RSS grew more than ``--rss-growth`` between the first
+and last loaded samples, when any call did not end by the caller hanging up with agent audio
+heard, when the server's call count does not match the calls made, or when the simulator sent
+any error event.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trio
+
+from llc.bench import server_proc as sp
+from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+
+LINES = ["Hello?", "What time do you open?", "Can I book a table for two?", "Thanks, bye."]
+FIELDS = ["t_s", "active_calls", "calls_done", "fds", "sockets", "tasks", "rss_kib"]
+WARMUP_CALLS = 3
+
+
+@dataclass
+class SoakReport:
+    samples: list[dict[str, float]] = field(default_factory=list)
+    calls_done: int = 0
+    failures: list[str] = field(default_factory=list)
+    idle_before: dict[str, float] = field(default_factory=dict)
+    idle_after: dict[str, float] = field(default_factory=dict)
+
+
+def _script(rng: random.Random, max_turns: int = 3) -> CallerScript:
+    turns = []
+    for _ in range(rng.randint(1, max_turns)):
+        barge = rng.random() < 0.25  # a quarter of turns talk over the agent
+        turns.append(CallerTurn(rng.choice(LINES), speech_ms=rng.randint(400, 1500),
+                                barge_in_after_ms=rng.randint(200, 600) if barge else None))
+    return CallerScript(turns=turns, max_call_s=40)
+
+
+async def _sample(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
+    health = (await client.get(server.http_url + "/healthz")).json()
+    tasks = (await client.get(server.http_url + "/debug/tasks")).json()["tasks"]
+    return {"t_s": round(time.monotonic() - t0, 1), "active_calls": health["active_calls"], "calls_done": done,
+            "fds": sp.open_fds(server.pid), "sockets": sp.sockets_of(server.pid), "tasks": tasks,
+            "rss_kib": sp.rss_kib(server.pid)}
+
+
+async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, seed: int = 1,
+               rss_growth: float = 0.05) -> SoakReport:
+    report = SoakReport()
+    rng = random.Random(seed)
+    fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=150, end_of_turn_silence_ms=300))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.serve)
+        server = sp.start_server("fast", fake.url)
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                await _run(report, nursery, server, client, rng, calls, seconds, sample_s, csv_path)
+        finally:
+            server.stop()
+            nursery.cancel_scope.cancel()
+    errors = [e for s in fake.sessions for e in s.errors_sent]
+    if errors:
+        report.failures.append(f"the simulator sent {len(errors)} error events, e.g. {errors[0]}")
+    _check(report, rss_growth)
+    return report
+
+
+async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProcess, client: httpx.AsyncClient,
+               rng: random.Random, calls: int, seconds: float, sample_s: float, csv_path: Path) -> None:
+    async def one_call() -> None:
+        result = await FakeCaller(server.http_url, _script(rng)).run()
+        report.calls_done += 1
+        if result.ended_by != "caller_hangup" or not result.received_audio:
+            report.failures.append(f"call {result.call_sid} ended by {result.ended_by} with "
+                                   f"{len(result.received_audio)} bytes of agent audio; events {result.events[:3]}")
+
+    async with trio.open_nursery() as warm:  # warm-up: imports, caches, first-call allocations
+        for _ in range(WARMUP_CALLS):
+            warm.start_soon(one_call)
+    t0 = time.monotonic()
+    report.idle_before = await _idle(client, server, t0, report.calls_done)
+    started = report.calls_done
+    limiter = trio.Semaphore(calls)
+    end = t0 + seconds
+
+    async def keep_calling() -> None:
+        nonlocal started
+        async with trio.open_nursery() as calls_nursery:
+            while time.monotonic() < end:
+                await limiter.acquire()
+                started += 1
+
+                async def call_and_release() -> None:
+                    try:
+                        await one_call()
+                    finally:
+                        limiter.release()
+
+                calls_nursery.start_soon(call_and_release)
+                await trio.sleep(rng.uniform(0.05, 0.3))  # arrivals spread out, not a thundering herd
+
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        async with trio.open_nursery() as run:
+            run.start_soon(keep_calling)
+            while time.monotonic() < end:
+                await trio.sleep(min(sample_s, max(0.0, end - time.monotonic())))
+                row = await _sample(client, server, t0, report.calls_done)
+                report.samples.append(row)
+                writer.writerow(row)
+                f.flush()
+                print(f"  {row['t_s']:7.1f}s  calls {row['active_calls']:3} active {row['calls_done']:5} done  "
+                      f"fds {row['fds']}  sockets {row['sockets']}  tasks {row['tasks']}  RSS {row['rss_kib'] / 1024:.1f} MiB",
+                      flush=True)
+        with trio.move_on_after(10):
+            while (await client.get(server.http_url + "/healthz")).json()["active_calls"]:
+                await trio.sleep(0.1)
+        report.idle_after = await _idle(client, server, t0, report.calls_done)
+        writer.writerow(report.idle_after)
+    health = (await client.get(server.http_url + "/healthz")).json()
+    if health["calls_total"] != started:
+        report.failures.append(f"the server counted {health['calls_total']} calls, the soak made {started}")
+
+
+async def _idle(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
+    await trio.sleep(0.5)  # let closing sockets finish closing
+    return await _sample(client, server, t0, done)
+
+
+def _check(report: SoakReport, rss_growth: float) -> None:
+    before, after = report.idle_before, report.idle_after
+    for key in ("fds", "sockets", "tasks"):
+        if before and after and after[key] > before[key]:
+            report.failures.append(f"{key} grew while idle: {before[key]} before the soak, {after[key]} after")
+    loaded = [s for s in report.samples if s["active_calls"] > 0]
+    if len(loaded) >= 2 and loaded[-1]["rss_kib"] > loaded[0]["rss_kib"] * (1 + rss_growth):
+        report.failures.append(f"RSS grew {loaded[-1]['rss_kib'] / loaded[0]['rss_kib'] * 100 - 100:.1f}% "
+                               f"(tolerance {rss_growth * 100:g}%)")
+
+
+def plot(csv_path: Path) -> Path | None:
+    """A PNG of the series next to the CSV, if matplotlib is installed (pip install 'llc-phone[plot]')."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = list(csv.DictReader(csv_path.open()))
+    t = [float(r["t_s"]) for r in rows]
+    fig, axes = plt.subplots(5, 1, sharex=True, figsize=(8, 10))
+    for ax, key in zip(axes, ["active_calls", "fds", "sockets", "tasks", "rss_kib"]):
+        ax.plot(t, [float(r[key]) for r in rows])
+        ax.set_ylabel(key)
+    axes[-1].set_xlabel("seconds")
+    png = csv_path.with_suffix(".png")
+    fig.savefig(png)
+    plt.close(fig)
+    return png

@@ -1,0 +1,50 @@
+"""Short versions of the benchmarks for CI: they fail on lost frames or errors, never on times."""
+
+from __future__ import annotations
+
+import pytest
+
+from llc.bench import relay
+from llc.bench import server_proc as sp
+from llc.bench.capacity import slope
+from llc.bench.loadgen import FrameReader, encode_frame, read_stamp, stamped_payload
+from llc.cli import main
+
+
+def test_loadgen_framing_round_trips_and_reassembles() -> None:
+    reader = FrameReader()
+    payload = b'{"payload":"%s"}' % stamped_payload(7)
+    big = b"y" * 70_000
+    stream = encode_frame(1, payload, client=True) + encode_frame(1, big, client=False)
+    # Fed a byte at a time for the first frame: the parser waits for whole frames.
+    got = [m for i in range(len(stream)) for m in reader.feed(stream[i : i + 1])]
+    assert got == [(1, payload), (1, big)]
+    stamp = read_stamp(payload, b'"payload":"')
+    assert stamp is not None and stamp[1] == 7
+
+
+def test_slope_is_memory_per_call() -> None:
+    assert slope([100, 200, 300], [50_000, 60_000, 70_000]) == pytest.approx(100)
+    assert slope([100], [1]) == 0.0
+
+
+def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    # CI's version of `llc bench relay`: 10 calls, a few seconds, the production default engine
+    # and the fast media listener; it fails on lost/reordered frames or errors, not on times.
+    assert main(["bench", "relay", "--calls", "10", "--seconds", "3", "--engine", "fast", "--engine", "fast-media"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("frames lost: 0 to OpenAI, 0 to Twilio; out of order: 0") == 2
+    assert "loopback echo (floor)" in out and "ms per call-second" in out
+
+
+def test_relay_measure_counts_frames_both_ways_on_the_old_engine() -> None:
+    echo, url = sp.start_echo()
+    try:
+        r = relay.measure("wsproto", 5, 2.0, echo_url=url, pin=False, warmup_s=0.5)
+    finally:
+        echo.kill()
+        echo.wait()
+    assert r.ok, r.errors
+    # 5 calls x 50 frames/s x 2 s, each way (a little slack for the window edges).
+    assert r.to_openai.n >= 400 and r.to_twilio.n >= 400 and r.echo.n >= 100
+    assert r.cpu_ms_per_call_s > 0 and r.rss_kib > 0

@@ -1,0 +1,31 @@
+"""A short soak through a real server process: nothing leaks, every call keeps its audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llc.soak import FIELDS, _check, soak
+
+
+async def test_short_soak_is_flat_and_clean(tmp_path: Path) -> None:
+    csv_path = tmp_path / "soak.csv"
+    report = await soak(5, 8, 4, csv_path)
+    assert report.failures == []
+    assert report.calls_done >= 8  # warm-up calls plus continuous ones
+    assert report.idle_after["fds"] == report.idle_before["fds"]
+    assert report.idle_after["tasks"] == report.idle_before["tasks"]
+    header = csv_path.read_text().splitlines()[0]
+    assert header.split(",") == FIELDS
+
+
+def test_check_names_each_leak() -> None:
+    from llc.soak import SoakReport
+
+    report = SoakReport(
+        samples=[{"active_calls": 5, "rss_kib": 100_000}, {"active_calls": 5, "rss_kib": 110_000}],
+        idle_before={"fds": 10, "sockets": 6, "tasks": 12}, idle_after={"fds": 11, "sockets": 6, "tasks": 14})
+    _check(report, 0.05)
+    assert any(f.startswith("fds grew") for f in report.failures)
+    assert any(f.startswith("tasks grew") for f in report.failures)
+    assert any(f.startswith("RSS grew 10.0%") for f in report.failures)
+    assert not any(f.startswith("sockets") for f in report.failures)
