@@ -8,6 +8,7 @@ person fixing a deployment sees all of them at once instead of one per restart.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, Mapping
@@ -20,6 +21,7 @@ SHAPES: tuple[Shape, ...] = ("ga", "flat")
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class ConfigError(Exception):
@@ -50,6 +52,13 @@ class Settings:
     log_level: str = "INFO"
     max_frame_bytes: int = 64 * 1024
     openai_connect_timeout_s: float = 10.0
+    # Operations (issue 7): drain, pid file, logs, snapshots, the supervisor's name.
+    drain_timeout_s: float = 30.0
+    drain_fallback_number: str | None = None
+    pid_file: str = "llc-phone.pid"
+    log_file: str | None = None
+    snapshot_dir: str = "snapshots"
+    service_name: str = "llc-phone"
 
     @property
     def stream_url(self) -> str | None:
@@ -83,6 +92,12 @@ ENV: dict[str, str] = {
     "LOG_LEVEL": "log_level",
     "LLC_MAX_FRAME_BYTES": "max_frame_bytes",
     "OPENAI_CONNECT_TIMEOUT_S": "openai_connect_timeout_s",
+    "LLC_DRAIN_TIMEOUT_S": "drain_timeout_s",
+    "LLC_DRAIN_FALLBACK_NUMBER": "drain_fallback_number",
+    "LLC_PID_FILE": "pid_file",
+    "LOG_FILE": "log_file",
+    "LLC_SNAPSHOT_DIR": "snapshot_dir",
+    "LLC_SERVICE_NAME": "service_name",
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -145,6 +160,12 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append(f"TWILIO_API_URL={s.twilio_api_url!r} must be an http(s) URL; the default is {DEFAULT_TWILIO_API_URL}")
     if s.max_frame_bytes < 1024:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
+    if s.drain_timeout_s < 0:
+        problems.append(f"LLC_DRAIN_TIMEOUT_S={s.drain_timeout_s:g} must be 0 or more (seconds active calls may run on after SIGTERM)")
+    if s.drain_fallback_number is not None and not _E164.fullmatch(s.drain_fallback_number):
+        problems.append(
+            f"LLC_DRAIN_FALLBACK_NUMBER={s.drain_fallback_number!r} must be an E.164 number like +14155550100"
+        )
 
 
 def load_settings(

@@ -148,6 +148,10 @@ class CallBridge:
             elif kind is Log:
                 getattr(log, action.level)(action.msg, extra=action.fields)  # type: ignore[union-attr]
 
+    def end(self, reason: str, detail: str = "") -> None:
+        """End this call from outside (e.g. the drain deadline); its record is still written."""
+        self._end(reason, detail)
+
     def _bind_stream(self) -> None:
         rec = self.record
         self._log_fields.update(call_sid=rec.call_sid, stream_sid=rec.stream_sid, direction=rec.direction, scenario=rec.scenario)

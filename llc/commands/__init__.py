@@ -7,4 +7,7 @@ never grows, and features that land in parallel do not edit the same lines.
 COMMANDS: tuple[str, ...] = (
     "serve",
     "demo",
+    "restart",
+    "snapshot",
+    "doctor",
 )

@@ -22,6 +22,8 @@ class ServerState:
     active: set[CallBridge] = field(default_factory=set)
     records: deque[CallRecord] = field(default_factory=lambda: deque(maxlen=RECENT_RECORDS))
     calls_total: int = 0
+    # Set on SIGTERM/SIGINT (llc.web.drain): /twiml turns new calls away, active calls finish.
+    draining: bool = False
 
     @property
     def active_calls(self) -> int:
