@@ -138,7 +138,7 @@ def wait_exit(pid: int, timeout_s: float) -> bool:
     return True
 
 
-def _systemd_manages(service: str, runner: Runner) -> bool:
+def systemd_manages(service: str, runner: Runner) -> bool:
     if shutil.which("systemctl") is None:
         return False
     unit = service if service.endswith(".service") else f"{service}.service"
@@ -163,7 +163,7 @@ def _pm2_manages(service: str, runner: Runner) -> bool:
 def detect(settings: Settings, choice: str = "auto", runner: Runner = subprocess.run) -> Supervisor:
     """The supervisor named by ``choice``, or for ``auto`` the first that manages the service."""
     service = settings.service_name
-    if choice == "systemd" or (choice == "auto" and _systemd_manages(service, runner)):
+    if choice == "systemd" or (choice == "auto" and systemd_manages(service, runner)):
         return Systemd(service, runner)
     if choice == "pm2" or (choice == "auto" and _pm2_manages(service, runner)):
         return Pm2(service, runner)
