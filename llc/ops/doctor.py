@@ -28,6 +28,7 @@ from llc.ops.logs import recent_errors
 from llc.ops.ports import listener_pids, listeners
 from llc.profile import ProfileError, load_profile
 
+SHAPE_ERRORS = {"beta_api_shape_disabled", "missing_required_parameter", "unknown_parameter", "invalid_type", "invalid_value"}
 RESTART = "run `llc restart` (stop, kill orphaned listeners on PORT, start)"
 
 
@@ -86,9 +87,20 @@ def check_profile(settings: Settings) -> Check:
     return _pass("profile", f"{profile.source} parses (prompt ~{profile.prompt_tokens} tokens)")
 
 
-def check_twilio(settings: Settings) -> list[Check]:
-    from twilio.base.exceptions import TwilioRestException
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status in a twilio error: TwilioRestException has ``status``; a failed page load
+    (``list()``) raises TwilioException("Unable to fetch page", response)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status
+    for arg in getattr(exc, "args", ())[1:]:
+        code = getattr(arg, "status_code", None)
+        if isinstance(code, int):
+            return code
+    return None
 
+
+def check_twilio(settings: Settings) -> list[Check]:
     from llc.twilio.numbers import list_webhooks, same_endpoint
 
     name = "twilio webhook"
@@ -101,12 +113,13 @@ def check_twilio(settings: Settings) -> list[Check]:
     expected = settings.public_url.rstrip("/") + "/twiml"
     try:
         numbers = list_webhooks(settings)
-    except TwilioRestException as exc:
-        fix = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" if exc.status in (401, 403) else "check TWILIO_API_URL"
-        return [_fail(name, f"Twilio answered HTTP {exc.status}: {exc.msg}", fix)]
     except Exception as exc:  # TwilioException, or requests' connection errors
-        return [_fail(name, f"cannot reach {settings.twilio_api_url}: {type(exc).__name__}",
-                      "check the network and TWILIO_API_URL (status.twilio.com)")]
+        status = _http_status(exc)
+        if status is None:
+            return [_fail(name, f"cannot reach {settings.twilio_api_url}: {type(exc).__name__} {exc}"[:300],
+                          "check the network and TWILIO_API_URL (status.twilio.com)")]
+        fix = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" if status in (401, 403) else "check TWILIO_API_URL"
+        return [_fail(name, f"Twilio answered HTTP {status} when asked for the numbers", fix)]
     if not numbers:
         return [_fail(name, "this Twilio account has no phone numbers", "buy or port a number in the Twilio console")]
     out: list[Check] = []
@@ -142,12 +155,14 @@ async def check_openai(settings: Settings, timeout_s: float) -> Check:
             conn = await connect_openai(nursery, settings.with_overrides(openai_connect_timeout_s=timeout_s))
         except OpenAIConnectError as exc:
             return _fail(name, str(exc), "check status.openai.com, OPENAI_REALTIME_URL and OPENAI_API_KEY")
-        try:
-            return await _session_test(conn, shape, other, spec, timeout_s)
+        else:
+            try:
+                return await _session_test(conn, shape, other, spec, timeout_s)
+            finally:
+                with trio.move_on_after(1.0):
+                    await conn.close()
         finally:
-            with trio.move_on_after(1.0):
-                await conn.close()
-            nursery.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()  # a half-open socket's reader must not outlive the check
 
 
 async def _session_test(conn: Any, shape: str, other: str, spec: Any, timeout_s: float) -> Check:
@@ -170,7 +185,9 @@ async def _session_test(conn: Any, shape: str, other: str, spec: Any, timeout_s:
                     return _pass(name, f"session.updated in {ms:.0f} ms with OPENAI_API_SHAPE={shape}")
                 elif kind == "error":
                     error = event.get("error") or {}
-                    if created:
+                    # The seed: an error after session.created means the wrong shape. The live
+                    # service rejects the beta header even before session.created.
+                    if created or error.get("code") in SHAPE_ERRORS:
                         return _fail(name, f"wrong session shape: {error.get('code')}: {shape_hint(shape, error)}",  # type: ignore[arg-type]
                                      f"set OPENAI_API_SHAPE={other}")
                     return _fail(name, f"error before session.created: {error.get('code')} {error.get('message')}",
