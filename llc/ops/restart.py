@@ -64,6 +64,7 @@ def restart(
     kill: Kill = os.kill,
     health_timeout_s: float = 20.0,
     port_free_timeout_s: float = 5.0,
+    orphan_grace_s: float = ORPHAN_GRACE_S,
 ) -> int:
     """Run the procedure; 0 when /healthz answers at the end, 1 (with the reason printed) otherwise."""
     port = settings.port
@@ -75,7 +76,7 @@ def restart(
     out(f"2/4 kill orphaned listeners on port {port}")
     if listeners(port):
         wait_port_free(port, 1.0)  # a stopping server may need a moment to close its socket
-    kill_orphans(port, out, kill)
+    kill_orphans(port, out, kill, orphan_grace_s)
     left = wait_port_free(port, port_free_timeout_s)
     if left:
         holders = "; ".join(entry.describe() for entry in left)
