@@ -36,3 +36,17 @@ def test_log_file_is_json_with_call_fields(tmp_path: Path) -> None:
     entry = orjson.loads(path.read_bytes().splitlines()[-1])
     assert entry["level"] == "error" and entry["msg"] == "something broke"
     assert (entry["call_sid"], entry["stream_sid"], entry["direction"], entry["scenario"]) == ("CA1", "MZ1", "outbound", "receptionist")
+
+
+def test_reference_docs_exist_and_name_commands_that_exist() -> None:
+    from llc.cli import build_parser
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    names = ["01-overview", "02-session-config", "03-prewarm-outbound", "04-inbound-modes", "05-async-tools",
+             "06-latency-tuning", "07-twilio-integration", "08-known-issues", "09-config-install", "SKILL", "operations"]
+    for name in names:
+        assert (docs / f"{name}.md").stat().st_size > 500, name
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    skill = (docs / "SKILL.md").read_text()
+    for command in ("doctor", "restart", "snapshot"):
+        assert f"llc {command}" in skill and command in commands
