@@ -21,6 +21,7 @@ SHAPES: tuple[Shape, ...] = ("ga", "flat")
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class ConfigError(Exception):
@@ -62,6 +63,13 @@ class Settings:
     ws_engine: Literal["fast", "wsproto"] = "fast"
     # Twilio media on its own listener with the fast engine; None = through Hypercorn on PORT.
     media_port: int | None = None
+    # Operations (issue 7): drain, pid file, logs, snapshots, the supervisor's name.
+    drain_timeout_s: float = 30.0
+    drain_fallback_number: str | None = None
+    pid_file: str = "llc-phone.pid"
+    log_file: str | None = None
+    snapshot_dir: str = "snapshots"
+    service_name: str = "llc-phone"
 
     @property
     def stream_url(self) -> str | None:
@@ -103,6 +111,12 @@ ENV: dict[str, str] = {
     "LLC_OUTBOUND_SCENARIOS": "outbound_scenarios_path",
     "LLC_WS_ENGINE": "ws_engine",
     "LLC_MEDIA_PORT": "media_port",
+    "LLC_DRAIN_TIMEOUT_S": "drain_timeout_s",
+    "LLC_DRAIN_FALLBACK_NUMBER": "drain_fallback_number",
+    "LLC_PID_FILE": "pid_file",
+    "LOG_FILE": "log_file",
+    "LLC_SNAPSHOT_DIR": "snapshot_dir",
+    "LLC_SERVICE_NAME": "service_name",
 }
 # Twilio's documented edge locations (protocol notes); a typo would silently route via the default.
 TWILIO_EDGES = ("ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
@@ -182,6 +196,12 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append(f"LLC_MEDIA_PORT={s.media_port} is out of range; use 1-65535, 0 for a free port, or unset it")
     if s.max_frame_bytes < 1024:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
+    if s.drain_timeout_s < 0:
+        problems.append(f"LLC_DRAIN_TIMEOUT_S={s.drain_timeout_s:g} must be 0 or more (seconds active calls may run on after SIGTERM)")
+    if s.drain_fallback_number is not None and not _E164.fullmatch(s.drain_fallback_number):
+        problems.append(
+            f"LLC_DRAIN_FALLBACK_NUMBER={s.drain_fallback_number!r} must be an E.164 number like +14155550100"
+        )
 
 
 def load_settings(

@@ -56,14 +56,26 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None) -> None:
+def setup_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None, log_file: str | None = None) -> None:
+    """Log to ``stream`` (stderr: journald, pm2) and, with LOG_FILE, also as JSON lines to that file.
+
+    The file is always JSON whatever LOG_FORMAT says: ``llc doctor`` reads it back.
+    """
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "text" if getattr(stream, "isatty", lambda: False)() else "json"
     handler = logging.StreamHandler(stream)
     handler.setFormatter(TextFormatter() if fmt == "text" else JsonFormatter())
+    handlers: list[logging.Handler] = [handler]
+    if log_file:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(JsonFormatter())
+        handlers.append(file_handler)
     root = logging.getLogger("llc")
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, logging.FileHandler):
+            old.close()
+    root.handlers[:] = handlers
     root.setLevel(level)
     root.propagate = False
     # Hypercorn's per-request access lines would cost CPU on every webhook and say nothing new.

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import trio
 
+from llc import metrics
+
 from llc.sim.fake_twilio import Behaviour, FakeTwilioConfig
 from outbound_stack import start_outbound
 
 
 async def test_prewarmed_call_has_no_setup_after_answer(nursery: trio.Nursery) -> None:
     # Rings 2 s (real phones ring longer): setup finishes first even on a loaded test machine.
+    hits = metrics.REGISTRY.get_sample_value("llc_prewarm_total", {"result": "hit"}) or 0.0
     stack = await start_outbound(nursery, twilio=FakeTwilioConfig(default=Behaviour(answer_ms=2000)))
     resp = await stack.dial(scenario="default")
     assert resp.status_code == 201, resp.text
@@ -39,6 +42,7 @@ async def test_prewarmed_call_has_no_setup_after_answer(nursery: trio.Nursery) -
     await stack.no_warm_left()
     record = stack.state.find_record(call.sid)
     assert record is not None and record.path == "prewarm" and record.direction == "outbound"
+    assert metrics.REGISTRY.get_sample_value("llc_prewarm_total", {"result": "hit"}) == hits + 1
     statuses = [s["status"] for s in stack.state.dialer.calls[call.sid].statuses]
     assert statuses == ["queued", "ringing", "in-progress", "completed"]
     assert all(s["timestamp"] for s in stack.state.dialer.calls[call.sid].statuses)

@@ -7,7 +7,7 @@ import dataclasses
 import trio
 
 from conftest import StackFactory
-from llc.core.turns import TurnPolicy
+from llc import metrics
 from llc.profile import load_profile
 from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.sim.fake_openai import ToolCallScript
@@ -24,6 +24,7 @@ def profile_with(**policy: object):
 
 
 async def test_barge_in_stops_agent_audio_and_truncates(start_stack: StackFactory) -> None:
+    before = metrics.REGISTRY.get_sample_value("llc_bargein_seconds_count") or 0.0
     stack = await start_stack(replies=[LONG, "Sure, go ahead."], user_transcripts=["Hours?", "Wait, sorry"])
     script = CallerScript(turns=[CallerTurn("Hours?"), CallerTurn("Wait, sorry", barge_in_after_ms=1000)], max_call_s=20)
     result = await FakeCaller(stack.base_url, script).run()
@@ -44,6 +45,7 @@ async def test_barge_in_stops_agent_audio_and_truncates(start_stack: StackFactor
     assert truncate["audio_end_ms"] == barge.heard_ms and 800 <= barge.heard_ms <= 1300
     assert record.transcript[1].interrupted
     assert result.ended_by == "caller_hangup"
+    assert metrics.REGISTRY.get_sample_value("llc_bargein_seconds_count") == before + 1
 
 
 async def test_switch_once_after_first_turn(start_stack: StackFactory) -> None:

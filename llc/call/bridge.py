@@ -12,6 +12,7 @@ from typing import Awaitable, Callable, Protocol
 
 import trio
 
+from llc import metrics
 from llc.call.tools import CallToolContext, run_tool
 from llc.call.transport import Transport, TransportClosed
 from llc.config import Settings
@@ -155,7 +156,11 @@ class CallBridge:
                 except TransportClosed as exc:
                     await self.execute(self.core.on_openai_closed(exc.code, exc.reason))
                     return
-                await self.execute(self.core.on_openai_text(text, trio.current_time()))
+                received_at, barge_ins = trio.current_time(), len(self.record.barge_ins)
+                await self.execute(self.core.on_openai_text(text, received_at))
+                if len(self.record.barge_ins) > barge_ins:
+                    # speech_started in → clear (and truncate) out: the reaction the caller feels.
+                    metrics.observe_bargein((trio.current_time() - received_at) * 1000)
         finally:
             with trio.CancelScope(shield=True):
                 if self.openai is not None:
@@ -201,6 +206,9 @@ class CallBridge:
     async def _timer(self, key: str, delay_s: float) -> None:
         await trio.sleep(delay_s)
         await self.execute(self.core.on_timer(key, trio.current_time()))
+    def end(self, reason: str, detail: str = "") -> None:
+        """End this call from outside (e.g. the drain deadline); its record is still written."""
+        self._end(reason, detail)
 
     def _bind_stream(self) -> None:
         rec = self.record

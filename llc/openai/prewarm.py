@@ -22,6 +22,7 @@ import trio
 from llc.call.transport import Transport, TransportClosed
 from llc.config import Settings
 from llc.core.actions import Action, Log, ToOpenAI
+from llc import metrics
 from llc.core.session import SessionSpec
 from llc.core.warm import WarmCore
 from llc.log import get_logger
@@ -147,7 +148,13 @@ class WarmRegistry:
         self.discard(token, f"call {status}")
 
     async def claim(self, token: str, call_sid: str) -> WarmSession | None:
-        """Hand the session to the stream that presents ``token``; None means connect cold.
+        """Hand the session to the stream that presents ``token``; None means connect cold."""
+        session = await self._claim(token, call_sid)
+        (metrics.prewarm_hit if session is not None else metrics.prewarm_fallback)()
+        return session
+
+    async def _claim(self, token: str, call_sid: str) -> WarmSession | None:
+        """The claim itself.
 
         A token works once, and only for the call it was bound to: an unknown, reused or
         foreign token never yields anyone's session. A session still warming is waited for

@@ -21,3 +21,11 @@ def say_and_hangup(text: str) -> str:
     response.say(text)
     response.hangup()
     return str(response)
+
+
+def say_and_dial(text: str, number: str) -> str:
+    """Apologise, then hand the call to a person (the drain fallback number)."""
+    response = VoiceResponse()
+    response.say(text)
+    response.dial(number)
+    return str(response)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import trio
 from quart import Response, request, websocket
 from quart_trio import QuartTrio
@@ -14,6 +16,8 @@ from llc.twilio.twiml import connect_stream
 from llc.web import outbound
 from llc.web import debug
 from llc.web.media_call import run_media_call
+from llc.web import ops_routes
+from llc.web.drain import watch_signals
 from llc.web.state import ServerState
 
 log = get_logger("web")
@@ -24,6 +28,7 @@ def create_app(state: ServerState) -> QuartTrio:
     app = QuartTrio("llc")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # webhooks are small forms
     app.config["llc_state"] = state
+    ops_routes.register(app, state)  # /metrics, drain answers
 
     @app.post("/twiml")
     async def twiml() -> Response:
@@ -34,7 +39,7 @@ def create_app(state: ServerState) -> QuartTrio:
             log.error("PUBLIC_URL is not set: cannot tell Twilio where the media stream is")
             return Response("PUBLIC_URL is not set on the server", status=500)
         body = connect_stream(state.stream_url or stream_url_for(state.public_url), params)
-        log.info("answered webhook with TwiML", extra={"call_sid": form.get("CallSid"), "direction": direction})
+        log.info("answered webhook with TwiML", extra={"call_sid": form.get("CallSid"), **params})
         return Response(body, content_type="text/xml")
 
     @app.websocket(MEDIA_PATH)
@@ -46,14 +51,19 @@ def create_app(state: ServerState) -> QuartTrio:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "active_calls": state.active_calls, "calls_total": state.calls_total}
+        return {"status": "ok", "active_calls": state.active_calls, "calls_total": state.calls_total, "pid": os.getpid()}
 
     debug.register(app)
     return app
 
 
-async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the app with Hypercorn's Trio worker until cancelled; reports the bound URLs."""
+async def serve(
+    state: ServerState, *, handle_signals: bool = False, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve the app with Hypercorn's Trio worker until cancelled; reports the bound URLs.
+
+    ``handle_signals`` (``llc serve``): SIGTERM/SIGINT drain the server, then this returns.
+    """
     from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
 
@@ -82,5 +92,7 @@ async def serve(state: ServerState, *, task_status: trio.TaskStatus[list[str]] =
                 state.public_url = binds[0]  # a local run: Twilio is the simulator on this box
             else:
                 log.warning("PUBLIC_URL is not set: /twiml answers 500 until it is; set PUBLIC_URL=https://your-host")
+        if handle_signals:
+            await nursery.start(watch_signals, state, nursery.cancel_scope)
         log.info("serving", extra={"binds": binds, "public_url": state.public_url})
         task_status.started(binds)

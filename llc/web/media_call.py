@@ -6,6 +6,7 @@ their Transport here, so a call is the same thing on either engine.
 
 from __future__ import annotations
 
+from llc import metrics
 from llc.call.bridge import CallBridge
 from llc.call.transport import Transport
 from llc.web.state import ServerState
@@ -29,3 +30,4 @@ async def run_media_call(state: ServerState, transport: Transport) -> None:
     finally:
         state.active.discard(bridge)
         state.records.append(bridge.record)
+        metrics.record_call(bridge.record)

@@ -28,6 +28,12 @@ class ServerState:
     active: set[CallBridge] = field(default_factory=set)
     records: deque[CallRecord] = field(default_factory=lambda: deque(maxlen=RECENT_RECORDS))
     calls_total: int = 0
+    # Set on SIGTERM/SIGINT (llc.web.drain): /twiml turns new calls away, active calls finish.
+    draining: bool = False
+    # Set when the fast media listener runs (LLC_MEDIA_PORT): its bound port, and the stream
+    # URL TwiML gives on a local run (behind a proxy PUBLIC_URL's /media already routes there).
+    media_port: int | None = None
+    stream_url: str | None = None
     # Warm OpenAI sessions (prewarm, pre-accept): serve() runs the registry in the server nursery.
     warm: WarmRegistry = field(init=False)
     scenarios: dict[str, Scenario] = field(init=False)
@@ -37,10 +43,7 @@ class ServerState:
         self.warm = WarmRegistry(self.settings)
         self.scenarios = load_scenarios(self.settings.outbound_scenarios_path)
         self.dialer = Dialer(self.settings, self.profile, self.warm, tool_schemas=self.tools.schemas())
-    # Set when the fast media listener runs (LLC_MEDIA_PORT): its bound port, and the stream
-    # URL TwiML gives on a local run (behind a proxy PUBLIC_URL's /media already routes there).
-    media_port: int | None = None
-    stream_url: str | None = None
+
 
     @property
     def active_calls(self) -> int:

@@ -1,0 +1,90 @@
+"""Prometheus metrics: what `GET /metrics` exposes, and the small functions that move them.
+
+One registry per process (``REGISTRY``), because one process runs one server. Counters only
+ever go up, so tests and dashboards read *changes*, never absolute values. Nothing here runs
+per frame: a call's totals are folded in once, when it ends (``record_call``), so the relay
+path pays nothing for being observed.
+
+Other features call the plain functions below (``observe_bargein``, ``prewarm_hit``,
+``prewarm_fallback``) rather than touching the metric objects, so the names and buckets can
+change in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import ProcessCollector
+
+from llc.core.record import CallRecord
+
+if TYPE_CHECKING:
+    from llc.web.state import ServerState
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)  # CPU, memory, open fds, start time of this process
+
+ACTIVE_CALLS = Gauge("llc_active_calls", "Calls in progress (media streams open).", registry=REGISTRY)
+DRAINING = Gauge("llc_draining", "1 while the server drains after SIGTERM: new calls are turned away.", registry=REGISTRY)
+CALLS = Counter(
+    "llc_calls", "Finished calls by outcome (the record's end_reason) and direction.",
+    ["outcome", "direction"], registry=REGISTRY,
+)
+# The seed's target is ~800 ms voice-to-voice; buckets are dense around it.
+VOICE_TO_VOICE = Histogram(
+    "llc_voice_to_voice_seconds",
+    "Per turn, server side: caller speech stopped (VAD) to the first agent audio sent to Twilio.",
+    buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0), registry=REGISTRY,
+)
+BARGEIN = Histogram(
+    "llc_bargein_seconds",
+    "Barge-in, server side: OpenAI speech_started received to Twilio clear (and truncate) sent.",
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0), registry=REGISTRY,
+)
+PREWARM = Counter(
+    "llc_prewarm", "Outbound calls by how their OpenAI session was obtained: hit (prewarmed) or fallback (cold).",
+    ["result"], registry=REGISTRY,
+)
+OPENAI_ERRORS = Counter("llc_openai_errors", "OpenAI Realtime `error` events by code.", ["code"], registry=REGISTRY)
+FRAMES = Counter(
+    "llc_frames_relayed", "Media frames relayed, counted when each call ends.", ["direction"], registry=REGISTRY,
+)
+for _result in ("hit", "fallback"):
+    PREWARM.labels(result=_result)
+for _direction in ("to_openai", "to_twilio"):
+    FRAMES.labels(direction=_direction)
+
+
+def record_call(record: CallRecord) -> None:
+    """Fold a finished call into the metrics. Called once per call, from the media route's finally."""
+    CALLS.labels(outcome=record.end_reason or "unknown", direction=record.direction or "unknown").inc()
+    for turn in record.turns:
+        if turn.ms is not None:
+            VOICE_TO_VOICE.observe(turn.ms / 1000)
+    for code, count in record.openai_errors.items():
+        OPENAI_ERRORS.labels(code=code or "unknown").inc(count)
+    FRAMES.labels(direction="to_openai").inc(record.frames_from_twilio)
+    FRAMES.labels(direction="to_twilio").inc(record.frames_to_twilio)
+
+
+def observe_bargein(ms: float) -> None:
+    """Barge-in reaction of one interruption, in milliseconds (called by the call bridge)."""
+    BARGEIN.observe(ms / 1000)
+
+
+def prewarm_hit() -> None:
+    """An outbound call claimed a prewarmed OpenAI session."""
+    PREWARM.labels(result="hit").inc()
+
+
+def prewarm_fallback() -> None:
+    """An outbound call found no usable prewarmed session and connected cold."""
+    PREWARM.labels(result="fallback").inc()
+
+
+def exposition(state: "ServerState") -> tuple[bytes, str]:
+    """The Prometheus text page and its content type; gauges are read from ``state`` now."""
+    ACTIVE_CALLS.set(state.active_calls)
+    DRAINING.set(1 if state.draining else 0)
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""Operations tooling: pid file, port owners, supervisors, restart, snapshots, doctor checks."""

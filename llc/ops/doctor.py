@@ -1,0 +1,240 @@
+"""`llc doctor`: the seed's debugging checklist, automated. Infrastructure first, behaviour later.
+
+Each check returns PASS or FAIL with the fix (SKIP when it cannot be checked here, with why):
+server process up (/healthz), exactly one listener on PORT (and it is the server), the
+profile parses, Twilio's voice webhook for every number (asked from the Twilio API, never
+from local files) equals PUBLIC_URL/twiml, OpenAI accepts a test session in the configured
+shape (``session.updated``; an ``error`` after ``session.created`` means the wrong shape),
+and no recent errors in the server's log.
+
+Checks run in Trio; blocking calls (HTTP to the server, the synchronous Twilio client, /proc
+scans) go to threads so a server in the same process (tests) keeps serving meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+
+from llc.call.transport import TransportClosed
+from llc.config import Settings
+from llc.core.session import shape_hint, session_update
+from llc.ops.health import fetch_health
+from llc.ops.logs import recent_errors
+from llc.ops.ports import listener_pids, listeners
+from llc.profile import ProfileError, load_profile
+
+SHAPE_ERRORS = {"beta_api_shape_disabled", "missing_required_parameter", "unknown_parameter", "invalid_type", "invalid_value"}
+RESTART = "run `llc restart` (stop, kill orphaned listeners on PORT, start)"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # PASS | FAIL | SKIP
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+def _pass(name: str, detail: str) -> Check:
+    return Check(name, "PASS", detail)
+
+
+def _fail(name: str, detail: str, fix: str) -> Check:
+    return Check(name, "FAIL", detail, fix)
+
+
+def check_server(settings: Settings, timeout_s: float) -> tuple[Check, int | None]:
+    health = fetch_health(settings, timeout_s)
+    if health.ok:
+        return _pass("server up", health.detail), (health.body or {}).get("pid")
+    if health.body and health.body.get("status") == "draining":
+        return _fail("server up", f"{health.detail}: the server is draining (stopping)",
+                     "wait for it to exit, then start it: `llc restart`"), None
+    return _fail("server up", health.detail, f"start it: {RESTART}; under systemd `systemctl --user status llc-phone`, "
+                 "under pm2 `pm2 status`"), None
+
+
+def check_port(settings: Settings, server_pid: int | None) -> Check:
+    port = settings.port
+    found = listeners(port)
+    pids = listener_pids(found)
+    names = "; ".join(entry.describe() for entry in found)
+    if not found:
+        return _fail("one listener on PORT", f"nothing listens on port {port}", f"start the server: {RESTART}")
+    if len(pids) > 1:
+        return _fail("one listener on PORT", f"{len(pids)} processes listen on port {port}: {names}",
+                     f"{RESTART}; it kills every listener but the new server")
+    if server_pid is None or pids != {server_pid}:
+        who = f"/healthz is answered by pid {server_pid}" if server_pid else "nothing answers /healthz as llc"
+        return _fail("one listener on PORT", f"port {port} is held by {names}, but {who}",
+                     f"the port is taken by a stray process: {RESTART}")
+    return _pass("one listener on PORT", names)
+
+
+def check_profile(settings: Settings) -> Check:
+    try:
+        profile = load_profile(settings.profile_path)
+    except ProfileError as exc:
+        return _fail("profile", str(exc), "fix the file, or `llc snapshot restore <NAME>` a known-good one")
+    return _pass("profile", f"{profile.source} parses (prompt ~{profile.prompt_tokens} tokens)")
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status in a twilio error: TwilioRestException has ``status``; a failed page load
+    (``list()``) raises TwilioException("Unable to fetch page", response)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status
+    for arg in getattr(exc, "args", ())[1:]:
+        code = getattr(arg, "status_code", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def check_twilio(settings: Settings) -> list[Check]:
+    from llc.twilio.numbers import list_webhooks, same_endpoint
+
+    name = "twilio webhook"
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return [_fail(name, "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not set: cannot ask Twilio",
+                      "put both in .env (console.twilio.com → Account info)")]
+    if not settings.public_url:
+        return [_fail(name, "PUBLIC_URL is not set: cannot say what the webhook should be",
+                      "set PUBLIC_URL=https://your-host (the https base Twilio reaches)")]
+    expected = settings.public_url.rstrip("/") + "/twiml"
+    try:
+        numbers = list_webhooks(settings)
+    except Exception as exc:  # TwilioException, or requests' connection errors
+        status = _http_status(exc)
+        if status is None:
+            return [_fail(name, f"cannot reach {settings.twilio_api_url}: {type(exc).__name__} {exc}"[:300],
+                          "check the network and TWILIO_API_URL (status.twilio.com)")]
+        fix = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" if status in (401, 403) else "check TWILIO_API_URL"
+        return [_fail(name, f"Twilio answered HTTP {status} when asked for the numbers", fix)]
+    if not numbers:
+        return [_fail(name, "this Twilio account has no phone numbers", "buy or port a number in the Twilio console")]
+    out: list[Check] = []
+    for n in numbers:
+        label = f"{name} {n.phone_number}"
+        if n.voice_application_sid:
+            out.append(_fail(label, f"calls go to TwiML App {n.voice_application_sid}, not the voice URL",
+                             f"clear the number's TwiML App, or set the app's voice URL to POST {expected}"))
+        elif not same_endpoint(n.voice_url, expected):
+            out.append(_fail(label, f"voice URL is {n.voice_url or '(empty)'}, not {expected}",
+                             f"set the number's voice webhook to POST {expected} (console or API)"))
+        elif n.voice_method != "POST":
+            out.append(_fail(label, f"voice URL is right but the method is {n.voice_method}; /twiml takes POST",
+                             "set the number's voice method to POST"))
+        else:
+            out.append(_pass(label, f"POST {n.voice_url}"))
+    return out
+
+
+async def check_openai(settings: Settings, timeout_s: float) -> Check:
+    """Open a test session with the configured shape and wait for ``session.updated``."""
+    from llc.openai.connect import OpenAIConnectError, connect_openai
+
+    name = "openai session"
+    shape = settings.openai_api_shape
+    other = "ga" if shape == "flat" else "flat"
+    try:
+        spec = load_profile(settings.profile_path).session_spec(settings.openai_voice)
+    except ProfileError:
+        spec = None
+    async with trio.open_nursery() as nursery:
+        try:
+            conn = await connect_openai(nursery, settings.with_overrides(openai_connect_timeout_s=timeout_s))
+        except OpenAIConnectError as exc:
+            return _fail(name, str(exc), "check status.openai.com, OPENAI_REALTIME_URL and OPENAI_API_KEY")
+        else:
+            try:
+                return await _session_test(conn, shape, other, spec, timeout_s)
+            finally:
+                with trio.move_on_after(1.0):
+                    await conn.close()
+        finally:
+            nursery.cancel_scope.cancel()  # a half-open socket's reader must not outlive the check
+
+
+async def _session_test(conn: Any, shape: str, other: str, spec: Any, timeout_s: float) -> Check:
+    from llc.core.session import SessionSpec
+
+    name = "openai session"
+    created = False
+    sent_at = trio.current_time()
+    try:
+        with trio.fail_after(timeout_s):
+            while True:
+                event = orjson.loads(await conn.receive_text())
+                kind = event.get("type")
+                if kind == "session.created" and not created:
+                    created = True
+                    await conn.send_text(orjson.dumps(session_update(shape, spec or SessionSpec())).decode())  # type: ignore[arg-type]
+                    sent_at = trio.current_time()
+                elif kind == "session.updated":
+                    ms = (trio.current_time() - sent_at) * 1000
+                    return _pass(name, f"session.updated in {ms:.0f} ms with OPENAI_API_SHAPE={shape}")
+                elif kind == "error":
+                    error = event.get("error") or {}
+                    # The seed: an error after session.created means the wrong shape. The live
+                    # service rejects the beta header even before session.created.
+                    if created or error.get("code") in SHAPE_ERRORS:
+                        return _fail(name, f"wrong session shape: {error.get('code')}: {shape_hint(shape, error)}",  # type: ignore[arg-type]
+                                     f"set OPENAI_API_SHAPE={other}")
+                    return _fail(name, f"error before session.created: {error.get('code')} {error.get('message')}",
+                                 "check OPENAI_API_KEY and OPENAI_MODEL")
+    except trio.TooSlowError:
+        seen = "session.created but no session.updated" if created else "no session.created"
+        return _fail(name, f"{seen} within {timeout_s:g} s", "check status.openai.com; retry later")
+    except TransportClosed as exc:
+        return _fail(name, f"OpenAI closed the socket (code {exc.code}) before session.updated",
+                     f"check OPENAI_API_SHAPE (now {shape}; try {other}) and OPENAI_MODEL")
+
+
+def check_logs(settings: Settings, window_s: float) -> Check:
+    name = "recent log errors"
+    minutes = f"{window_s / 60:g} min"
+    if settings.log_file and not Path(settings.log_file).is_file():
+        return _fail(name, f"LOG_FILE={settings.log_file} does not exist: has the server run with it?",
+                     "check the path and that the server may write there")
+    scan = recent_errors(settings, window_s)
+    if scan is None:
+        return Check(name, "SKIP", "no log file found and no journald unit; logs went to the server's stderr",
+                     "set LOG_FILE=/var/log/llc-phone.jsonl (or run under the systemd unit) so doctor can read them")
+    if scan.errors:
+        latest = " | ".join(scan.latest)
+        return _fail(name, f"{scan.errors} error lines in the last {minutes} of {scan.where}; latest: {latest}",
+                     f"read them: {scan.read_with}")
+    return _pass(name, f"no error lines in the last {minutes} of {scan.where}")
+
+
+async def run_checks(
+    settings: Settings, *, health_timeout_s: float = 2.0, openai_timeout_s: float = 10.0, log_window_s: float = 900.0
+) -> list[Check]:
+    server, pid = await trio.to_thread.run_sync(check_server, settings, health_timeout_s)
+    checks = [server, await trio.to_thread.run_sync(check_port, settings, pid), check_profile(settings)]
+    checks += await trio.to_thread.run_sync(check_twilio, settings)
+    checks.append(await check_openai(settings, openai_timeout_s))
+    checks.append(await trio.to_thread.run_sync(check_logs, settings, log_window_s))
+    return checks
+
+
+def render(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for c in checks:
+        lines.append(f"{c.status:<4}  {c.name:<{width}}  {c.detail}")
+        if c.fix and c.status != "PASS":
+            lines.append(f"{'':<4}  {'':<{width}}  fix: {c.fix}")
+    failed = sum(c.status == "FAIL" for c in checks)
+    lines.append("all checks passed" if not failed else f"{failed} check(s) failed: fix the first one first")
+    return "\n".join(lines)

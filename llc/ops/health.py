@@ -1,0 +1,54 @@
+"""Asking a running server for `/healthz`: used by `llc restart` (wait until up) and `llc doctor`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from llc.config import Settings
+
+
+def local_base_url(settings: Settings) -> str:
+    """Where this machine reaches the server: a wildcard bind is reached through loopback."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str
+    body: dict[str, Any] | None = None
+    ms: float = 0.0
+
+
+def fetch_health(settings: Settings, timeout_s: float = 2.0) -> Health:
+    url = local_base_url(settings) + "/healthz"
+    started = time.perf_counter()
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return Health(False, f"no answer from {url}: {type(exc).__name__} {exc}".strip())
+    ms = (time.perf_counter() - started) * 1000
+    try:
+        body = response.json()
+    except ValueError:
+        return Health(False, f"{url} answered HTTP {response.status_code} but not with llc's JSON: another program holds the port?", ms=ms)
+    if response.status_code != 200 or body.get("status") != "ok":
+        return Health(False, f"{url} answered HTTP {response.status_code} status={body.get('status')!r}", body, ms)
+    return Health(True, f"{url} answered in {ms:.0f} ms (pid {body.get('pid')}, {body.get('active_calls')} active calls)", body, ms)
+
+
+def wait_healthy(settings: Settings, timeout_s: float, poll_s: float = 0.2) -> Health:
+    """Poll /healthz until it answers ok or ``timeout_s`` passes; returns the last answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        health = fetch_health(settings, timeout_s=min(2.0, max(0.2, deadline - time.monotonic())))
+        if health.ok or time.monotonic() >= deadline:
+            return health
+        time.sleep(poll_s)

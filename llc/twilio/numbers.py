@@ -1,0 +1,50 @@
+"""Asking Twilio's REST API what each phone number's voice webhook is (for `llc doctor`).
+
+The seed's rule: check the webhook with the Twilio API, not local config files. The official
+client is synchronous; callers in Trio run it in ``trio.to_thread.run_sync``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from llc.config import DEFAULT_TWILIO_API_URL, Settings
+
+
+@dataclass(frozen=True)
+class NumberWebhook:
+    phone_number: str
+    voice_url: str
+    voice_method: str
+    voice_application_sid: str | None = None
+
+
+def rest_client(settings: Settings):  # -> twilio.rest.Client
+    """A client for TWILIO_API_URL. Edge/region (TWILIO_EDGE, TWILIO_REGION) apply to the real
+    host only: the client rewrites every host name with them, a local fake's included."""
+    from twilio.rest import Client
+
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+    base = settings.twilio_api_url.rstrip("/")
+    if base != DEFAULT_TWILIO_API_URL:
+        client.edge = None
+        client.region = None
+        client.api.base_url = base
+    return client
+
+
+def list_webhooks(settings: Settings, limit: int = 200) -> list[NumberWebhook]:
+    """Every incoming number on the account with its voice webhook (raises TwilioException)."""
+    client = rest_client(settings)
+    return [
+        NumberWebhook(n.phone_number or "?", n.voice_url or "", (n.voice_method or "POST").upper(), n.voice_application_sid)
+        for n in client.incoming_phone_numbers.list(limit=limit)
+    ]
+
+
+def same_endpoint(configured: str, expected: str) -> bool:
+    """Scheme, host and path equal; a query (e.g. ?scenario=receptionist) and trailing / are allowed."""
+    a, b = urlsplit(configured), urlsplit(expected)
+    return (a.scheme.lower(), (a.hostname or "").lower(), a.port, a.path.rstrip("/")) == (
+        b.scheme.lower(), (b.hostname or "").lower(), b.port, b.path.rstrip("/"))

@@ -1,0 +1,73 @@
+"""Graceful drain: on SIGTERM (or Ctrl-C) stop taking calls, let active ones finish, then exit.
+
+Restarts and deploys send SIGTERM (systemd, ``llc restart``); pm2 sends SIGINT. Either starts
+a drain: ``state.draining`` makes /twiml answer new calls with a polite ``<Say>`` and hang-up
+(or ``<Dial>`` the fallback number), calls in progress run on for up to
+LLC_DRAIN_TIMEOUT_S, then whatever is left is ended through its own nursery, so its record
+and "call ended" line are still written. A second signal skips the wait.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import trio
+
+from llc.log import get_logger
+from llc.twilio.twiml import say_and_dial, say_and_hangup
+from llc.web.state import ServerState
+
+log = get_logger("drain")
+
+DRAIN_MESSAGE = "Sorry, we cannot take your call right now. Please call back in a minute."
+# After the deadline, ended calls need a moment to close their sockets and write records.
+SETTLE_S = 2.0
+POLL_S = 0.05
+
+
+def drain_twiml(state: ServerState) -> str:
+    number = state.settings.drain_fallback_number
+    return say_and_dial(DRAIN_MESSAGE, number) if number else say_and_hangup(DRAIN_MESSAGE)
+
+
+async def _wait_idle(state: ServerState, hurry: trio.Event | None = None) -> None:
+    while state.active and not (hurry is not None and hurry.is_set()):
+        await trio.sleep(POLL_S)
+
+
+async def drain(state: ServerState, timeout_s: float, hurry: trio.Event | None = None) -> None:
+    """Turn new calls away, wait for active calls up to ``timeout_s``, then end the rest."""
+    state.draining = True
+    log.warning("draining: new calls are turned away", extra={"active_calls": state.active_calls, "timeout_s": timeout_s})
+    with trio.move_on_after(timeout_s):
+        await _wait_idle(state, hurry)
+    left = list(state.active)
+    for bridge in left:
+        bridge.end("server_drain", f"still active when the drain ended (LLC_DRAIN_TIMEOUT_S={timeout_s:g})")
+    with trio.move_on_after(SETTLE_S):
+        await _wait_idle(state)
+    log.info("drained", extra={"ended_by_drain": len(left), "still_active": state.active_calls})
+
+
+async def watch_signals(
+    state: ServerState, server_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Wait for SIGTERM/SIGINT, drain, then cancel ``server_scope`` so ``serve`` returns (exit 0)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for signum in signals:
+            log.info("received %s", signal.Signals(signum).name)
+            break
+        hurry = trio.Event()
+
+        async def second_signal() -> None:
+            async for signum in signals:
+                log.warning("received %s again: ending active calls now", signal.Signals(signum).name)
+                hurry.set()
+                return
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(second_signal)
+            await drain(state, state.settings.drain_timeout_s, hurry)
+            nursery.cancel_scope.cancel()
+    server_scope.cancel()

@@ -1,0 +1,43 @@
+"""Operations routes: `GET /metrics`, and what /twiml and /healthz say while draining.
+
+Kept out of app.py so the operations feature adds one line there. The drain answers come
+from a ``before_request`` hook: while ``state.draining`` it answers /twiml itself (polite
+TwiML, no stream) and /healthz with 503, so load balancers and ``llc doctor`` see the drain.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from llc import metrics
+from llc.log import get_logger
+from llc.web.drain import drain_twiml
+from llc.web.state import ServerState
+
+log = get_logger("web")
+
+
+def register(app: QuartTrio, state: ServerState) -> None:
+    @app.before_request
+    async def turn_away_while_draining() -> Response | None:
+        if not state.draining:
+            return None
+        if request.path == "/twiml" and request.method == "POST":
+            form = await request.form
+            log.warning("draining: turned a new call away", extra={"call_sid": form.get("CallSid")})
+            return Response(drain_twiml(state), content_type="text/xml")
+        if request.path == "/healthz":
+            body = {"status": "draining", "active_calls": state.active_calls,
+                    "calls_total": state.calls_total, "pid": os.getpid()}
+            return Response(orjson.dumps(body), status=503, content_type="application/json")
+        return None
+
+    @app.get("/metrics")
+    async def metrics_page() -> Response:
+        body, content_type = metrics.exposition(state)
+        return Response(body, content_type=content_type)
+
