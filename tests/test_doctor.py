@@ -117,3 +117,23 @@ async def test_recent_errors_in_the_log(start_stack: StackFactory, twilio, tmp_p
     check = by_name(await run_checks(settings, openai_timeout_s=5, log_window_s=900))["recent log errors"]
     assert check.status == "FAIL" and check.detail.startswith("1 error lines") and "could not open" in check.detail
     assert str(log) in check.fix
+
+
+def test_doctor_checks_the_media_port_too() -> None:
+    import os
+    import socket
+
+    from llc.config import Settings
+    from llc.ops.doctor import check_ports
+
+    with socket.socket() as main, socket.socket() as media:
+        for s in (main, media):
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        settings = Settings(port=main.getsockname()[1], media_port=media.getsockname()[1])
+        ours = check_ports(settings, os.getpid())
+        assert [c.name for c in ours] == ["one listener on PORT", "one listener on LLC_MEDIA_PORT"]
+        assert all(c.status == "PASS" for c in ours)
+        stray = check_ports(settings, server_pid=None)  # nothing answers /healthz as llc
+        assert [c.status for c in stray] == ["FAIL", "FAIL"] and "restart" in stray[1].fix
+    assert [c.name for c in check_ports(Settings(port=1), None)] == ["one listener on PORT"]

@@ -25,7 +25,7 @@ from llc.config import Settings
 from llc.core.session import shape_hint, session_update
 from llc.ops.health import fetch_health
 from llc.ops.logs import recent_errors
-from llc.ops.ports import listener_pids, listeners
+from llc.ops.ports import listener_pids, listeners, server_ports
 from llc.profile import ProfileError, load_profile
 
 SHAPE_ERRORS = {"beta_api_shape_disabled", "missing_required_parameter", "unknown_parameter", "invalid_type", "invalid_value"}
@@ -62,21 +62,27 @@ def check_server(settings: Settings, timeout_s: float) -> tuple[Check, int | Non
                  "under pm2 `pm2 status`"), None
 
 
-def check_port(settings: Settings, server_pid: int | None) -> Check:
-    port = settings.port
+def check_port(settings: Settings, server_pid: int | None, name: str = "PORT", port: int | None = None) -> Check:
+    port = settings.port if port is None else port
+    title = f"one listener on {name}"
     found = listeners(port)
     pids = listener_pids(found)
     names = "; ".join(entry.describe() for entry in found)
     if not found:
-        return _fail("one listener on PORT", f"nothing listens on port {port}", f"start the server: {RESTART}")
+        return _fail(title, f"nothing listens on port {port}", f"start the server: {RESTART}")
     if len(pids) > 1:
-        return _fail("one listener on PORT", f"{len(pids)} processes listen on port {port}: {names}",
+        return _fail(title, f"{len(pids)} processes listen on port {port}: {names}",
                      f"{RESTART}; it kills every listener but the new server")
     if server_pid is None or pids != {server_pid}:
         who = f"/healthz is answered by pid {server_pid}" if server_pid else "nothing answers /healthz as llc"
-        return _fail("one listener on PORT", f"port {port} is held by {names}, but {who}",
+        return _fail(title, f"port {port} is held by {names}, but {who}",
                      f"the port is taken by a stray process: {RESTART}")
-    return _pass("one listener on PORT", names)
+    return _pass(title, names)
+
+
+def check_ports(settings: Settings, server_pid: int | None) -> list[Check]:
+    """PORT, and the fast media listener's port when it has a fixed one."""
+    return [check_port(settings, server_pid, name, port) for name, port in server_ports(settings)]
 
 
 def check_profile(settings: Settings) -> Check:
@@ -221,7 +227,7 @@ async def run_checks(
     settings: Settings, *, health_timeout_s: float = 2.0, openai_timeout_s: float = 10.0, log_window_s: float = 900.0
 ) -> list[Check]:
     server, pid = await trio.to_thread.run_sync(check_server, settings, health_timeout_s)
-    checks = [server, await trio.to_thread.run_sync(check_port, settings, pid), check_profile(settings)]
+    checks = [server, *await trio.to_thread.run_sync(check_ports, settings, pid), check_profile(settings)]
     checks += await trio.to_thread.run_sync(check_twilio, settings)
     checks.append(await check_openai(settings, openai_timeout_s))
     checks.append(await trio.to_thread.run_sync(check_logs, settings, log_window_s))

@@ -10,6 +10,11 @@ The parsing is pure (text in, tuples out) and tested with plain data.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llc.config import Settings
+
 import os
 import shutil
 import subprocess
@@ -127,3 +132,12 @@ def listeners(port: int, proc: Path = PROC) -> list[Listener]:
 
 def listener_pids(found: list[Listener]) -> set[int]:
     return {entry.pid for entry in found if entry.pid is not None}
+
+
+def server_ports(settings: "Settings") -> list[tuple[str, int]]:
+    """The ports `llc serve` listens on, by setting: PORT, and LLC_MEDIA_PORT when the fast
+    media listener has a fixed one (0 picks a free port each start, nothing to sweep)."""
+    ports = [("PORT", settings.port)]
+    if settings.media_port:
+        ports.append(("LLC_MEDIA_PORT", settings.media_port))
+    return ports

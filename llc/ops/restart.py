@@ -15,7 +15,7 @@ from typing import Callable
 
 from llc.config import Settings
 from llc.ops.health import wait_healthy
-from llc.ops.ports import Listener, listener_pids, listeners
+from llc.ops.ports import Listener, listener_pids, listeners, server_ports
 from llc.ops.supervisor import Out, Supervisor, SupervisorError, wait_exit
 
 Kill = Callable[[int, int], None]
@@ -67,22 +67,24 @@ def restart(
     orphan_grace_s: float = ORPHAN_GRACE_S,
 ) -> int:
     """Run the procedure; 0 when /healthz answers at the end, 1 (with the reason printed) otherwise."""
-    port = settings.port
+    ports = server_ports(settings)
     out(f"1/4 stop ({supervisor.describe()})")
     try:
         supervisor.stop(out)
     except SupervisorError as exc:
         out(f"  {exc}; carrying on: the orphan sweep frees the port")
-    out(f"2/4 kill orphaned listeners on port {port}")
-    if listeners(port):
-        wait_port_free(port, 1.0)  # a stopping server may need a moment to close its socket
-    kill_orphans(port, out, kill, orphan_grace_s)
-    left = wait_port_free(port, port_free_timeout_s)
-    if left:
-        holders = "; ".join(entry.describe() for entry in left)
-        out(f"FAILED: port {port} is still taken: {holders}.")
-        out(f"  Free it (as its owner: `ss -ltnp 'sport = :{port}'` shows it) or set PORT to another port, then run `llc restart` again.")
-        return 1
+    for name, port in ports:
+        out(f"2/4 kill orphaned listeners on port {port} ({name})")
+        if listeners(port):
+            wait_port_free(port, 1.0)  # a stopping server may need a moment to close its socket
+        kill_orphans(port, out, kill, orphan_grace_s)
+        left = wait_port_free(port, port_free_timeout_s)
+        if left:
+            holders = "; ".join(entry.describe() for entry in left)
+            out(f"FAILED: port {port} is still taken: {holders}.")
+            out(f"  Free it (as its owner: `ss -ltnp 'sport = :{port}'` shows it) or set {name} to another port, "
+                "then run `llc restart` again.")
+            return 1
     out(f"3/4 start ({supervisor.describe()})")
     try:
         supervisor.start(out)
