@@ -57,9 +57,9 @@ async def _connect_fast(settings: Settings) -> Transport:
         if exc.status is not None:
             raise _refused_error(exc.status) from None
         raise OpenAIConnectError(f"could not connect to {settings.openai_realtime_url}: {exc}; check OPENAI_REALTIME_URL") from None
-    except OSError as exc:
+    except (OSError, trio.BrokenResourceError) as exc:  # refused, DNS, TLS verify, reset mid-handshake
         raise OpenAIConnectError(
-            f"could not connect to {settings.openai_realtime_url}: {exc}; check OPENAI_REALTIME_URL"
+            f"could not connect to {settings.openai_realtime_url}: {exc or type(exc).__name__}; check OPENAI_REALTIME_URL"
         ) from None
 
 
