@@ -59,8 +59,13 @@ async def _connect_fast(settings: Settings) -> Transport:
         raise OpenAIConnectError(f"could not connect to {settings.openai_realtime_url}: {exc}; check OPENAI_REALTIME_URL") from None
     except (OSError, trio.BrokenResourceError) as exc:  # refused, DNS, TLS verify, reset mid-handshake
         raise OpenAIConnectError(
-            f"could not connect to {settings.openai_realtime_url}: {exc or type(exc).__name__}; check OPENAI_REALTIME_URL"
+            f"could not connect to {settings.openai_realtime_url}: {_reason(exc)}; check OPENAI_REALTIME_URL"
         ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    # trio wraps TLS failures (e.g. certificate verify failed) in an empty BrokenResourceError.
+    return str(exc) or str(exc.__cause__ or "") or type(exc).__name__
 
 
 async def _connect_trio_websocket(nursery: trio.Nursery, settings: Settings) -> Transport:
