@@ -39,6 +39,7 @@ class ServerState:
     calls_bucket: TokenBucket = field(init=False)
 
     def __post_init__(self) -> None:
+        self.public_url = self.public_url or self.settings.public_url
         self.admission = AdmissionBook(self.settings.stream_token_ttl_s)
         self.calls_bucket = TokenBucket(self.settings.calls_per_minute, now=-1e9)  # starts full
         self.warm = WarmRegistry(self.settings)
