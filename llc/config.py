@@ -70,6 +70,15 @@ class Settings:
     log_file: str | None = None
     snapshot_dir: str = "snapshots"
     service_name: str = "llc-phone"
+    # Security and limits (docs/security.md). Signatures are checked whenever TWILIO_AUTH_TOKEN is
+    # set; turning them off takes LLC_TWILIO_SIGNATURES=off and logs a warning at start-up.
+    twilio_signatures: bool = True
+    stream_admission: bool = True  # media streams need this server's one-time token
+    stream_token_ttl_s: float = 300.0  # webhook/dial -> stream start; covers 60 s of ringing + AMD
+    max_calls: int = 100  # concurrent calls; over it /twiml answers a polite busy message
+    max_call_s: float = 3600.0  # a call is ended after this long (0 = no limit)
+    calls_per_minute: int = 60  # POST /calls rate limit (0 = no limit)
+    apology_clip: str | None = None  # PCMU file played when OpenAI is lost for good
 
     @property
     def stream_url(self) -> str | None:
@@ -117,7 +126,15 @@ ENV: dict[str, str] = {
     "LOG_FILE": "log_file",
     "LLC_SNAPSHOT_DIR": "snapshot_dir",
     "LLC_SERVICE_NAME": "service_name",
+    "LLC_TWILIO_SIGNATURES": "twilio_signatures",
+    "LLC_STREAM_ADMISSION": "stream_admission",
+    "LLC_STREAM_TOKEN_TTL_S": "stream_token_ttl_s",
+    "LLC_MAX_CALLS": "max_calls",
+    "LLC_MAX_CALL_S": "max_call_s",
+    "LLC_CALLS_PER_MINUTE": "calls_per_minute",
+    "LLC_APOLOGY_CLIP": "apology_clip",
 }
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # Twilio's documented edge locations (protocol notes); a typo would silently route via the default.
 TWILIO_EDGES = ("ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
 E164_HINT = "a number in E.164 form, like +15551234567"
@@ -147,6 +164,11 @@ def stream_url_for(public_url: str) -> str:
 def _convert(name: str, env_name: str, raw: str, problems: list[str]) -> object:
     kind = str(_FIELD_TYPES[name])
     value: object = raw.strip()
+    if kind == "bool":
+        if raw.strip().lower() not in _TRUE + _FALSE:
+            problems.append(f"{env_name}={raw!r} is not on or off; set {env_name}=on or {env_name}=off")
+            return None
+        return raw.strip().lower() in _TRUE
     if "int" in kind and "str" not in kind:
         try:
             value = int(raw)
@@ -194,6 +216,14 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append("LLC_PREWARM_TIMEOUT_S must be above 0 (the seed uses 10)")
     if s.media_port is not None and not 0 <= s.media_port <= 65535:
         problems.append(f"LLC_MEDIA_PORT={s.media_port} is out of range; use 1-65535, 0 for a free port, or unset it")
+    if s.max_calls < 1:
+        problems.append("LLC_MAX_CALLS must be at least 1 (the default is 100)")
+    if s.max_call_s < 0 or s.calls_per_minute < 0:
+        problems.append("LLC_MAX_CALL_S and LLC_CALLS_PER_MINUTE must be 0 (no limit) or more")
+    if s.stream_token_ttl_s <= 0:
+        problems.append("LLC_STREAM_TOKEN_TTL_S must be above 0 (the default is 300)")
+    if s.apology_clip is not None and not Path(s.apology_clip).is_file():
+        problems.append(f"LLC_APOLOGY_CLIP={s.apology_clip!r} is not a file; give a raw 8 kHz mu-law (.ulaw) file or unset it")
     if s.max_frame_bytes < 1024:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
     if s.drain_timeout_s < 0:

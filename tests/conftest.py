@@ -27,6 +27,10 @@ class Stack:
         """Where Twilio's media socket goes: the fast listener if it runs, else Hypercorn's /media."""
         return self.state.stream_url or self.base_url.replace("http", "ws", 1) + "/media"
 
+    def stream_token(self, call_sid: str = "CAraw") -> str:
+        """The one-time admission token /twiml would have issued for ``call_sid`` (raw-socket tests)."""
+        return self.state.admission.issue(trio.current_time(), call_sid)
+
     async def wait_records(self, n: int, timeout: float = 5.0) -> None:
         with trio.fail_after(timeout):
             while len(self.state.records) < n:

@@ -9,6 +9,7 @@ import trio
 from trio_websocket import open_websocket_url, serve_websocket
 
 from conftest import ENGINES, StackFactory
+from llc.call.apology import apology_payloads
 from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from twilio_raw import call_tasks, first_event, media_frame, speak, start_frame, stop_frame
 
@@ -30,6 +31,7 @@ async def test_whole_call_audio_arrives_unchanged(start_stack: StackFactory, sha
     session = stack.fake.sessions[-1]
 
     assert result.ended_by == "caller_hangup"
+    assert result.parameters.pop("stream_token")  # the admission token every TwiML carries
     assert result.parameters == {"direction": "inbound", "scenario": "default"}
     assert session.errors_sent == []
     # Byte for byte: what the fake model sent is what the caller received, in order.
@@ -50,7 +52,7 @@ async def test_whole_call_audio_arrives_unchanged(start_stack: StackFactory, sha
 async def test_caller_payloads_reach_openai_untouched(start_stack: StackFactory) -> None:
     stack = await start_stack()
     async with open_websocket_url(stack.media_url) as ws:
-        await ws.send_message(start_frame())
+        await ws.send_message(start_frame(stream_token=stack.stream_token()))
         with trio.fail_after(5):
             while not stack.fake.sessions or stack.fake.sessions[-1].session is None:
                 await trio.sleep(0.01)
@@ -83,7 +85,7 @@ async def test_wrong_shape_ends_call_with_a_plain_hint(start_stack: StackFactory
 async def test_caller_hangs_up_mid_reply_everything_closes_within_1s(start_stack: StackFactory, polite: bool) -> None:
     stack = await start_stack(replies=["This is a long answer that goes on and on for quite a few seconds of audio."])
     async with open_websocket_url(stack.media_url) as ws:
-        await ws.send_message(start_frame())
+        await ws.send_message(start_frame(stream_token=stack.stream_token()))
         await speak(ws, 400, then_silence_ms=300)
         await first_event(ws, "media")  # the agent is talking now
         assert call_tasks(), "the call should be running"
@@ -104,8 +106,9 @@ async def test_caller_hangs_up_mid_reply_everything_closes_within_1s(start_stack
 
 
 @ALL_ENGINES
-async def test_openai_drop_closes_the_twilio_socket(start_stack: StackFactory, nursery: trio.Nursery) -> None:
-    async def dropper(request) -> None:  # accepts, configures, then drops the session
+async def test_openai_dropping_twice_ends_with_the_apology(start_stack: StackFactory, nursery: trio.Nursery) -> None:
+    """A drop gets one reconnect; the second drop means the apology clip, then the hang-up."""
+    async def dropper(request) -> None:  # accepts, configures, then drops the session, every time
         ws = await request.accept()
         await ws.send_message('{"type":"session.created","event_id":"e1"}')
         await ws.get_message()
@@ -120,7 +123,9 @@ async def test_openai_drop_closes_the_twilio_socket(start_stack: StackFactory, n
     await stack.wait_records(1)
     assert result.ended_by == "server_closed"
     record = stack.state.records[-1]
-    assert record.end_reason == "openai_closed" and "1011" in record.end_detail
+    assert record.end_reason == "openai_lost" and "1011" in record.end_detail
+    assert record.reconnects == ["dropped (code 1011)"]
+    assert result.received_audio == b"".join(base64.b64decode(p) for p in apology_payloads())  # the clip, whole
     assert call_tasks() == []
 
 
@@ -155,7 +160,7 @@ async def test_malformed_frames_are_ignored_and_neighbours_unaffected(start_stac
         await ws.send_message('{"event": "surprise"}')
         await ws.send_message('{"event": "media", "media": {"payload": 7}}')
         await ws.send_message("x" * (stack.state.settings.max_frame_bytes + 1))  # oversized
-        await ws.send_message(start_frame("MZbad", "CAbad"))
+        await ws.send_message(start_frame("MZbad", "CAbad", stream_token=stack.stream_token("CAbad")))
         await ws.send_message(base64.b64encode(b"binary-ish").decode())
         await ws.send_message(stop_frame("MZbad", "CAbad"))
         with trio.fail_after(5):

@@ -1,5 +1,6 @@
 """Configuration: defaults, .env, precedence, and errors that name the fix."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,12 @@ def test_engine_and_media_port(tmp_path: Path) -> None:
         load_settings({"LLC_WS_ENGINE": "uvloop", "LLC_MEDIA_PORT": "70000"}, tmp_path / "none")
     assert "LLC_WS_ENGINE='uvloop' is not one of fast or wsproto" in str(err.value)
     assert "LLC_MEDIA_PORT=70000 is out of range" in str(err.value)
+
+
+def test_security_switches_and_limits_parse_with_fixes() -> None:
+    s = load_settings({"LLC_TWILIO_SIGNATURES": "off", "LLC_MAX_CALLS": "5", "LLC_CALLS_PER_MINUTE": "0"}, os.devnull)
+    assert (s.twilio_signatures, s.stream_admission, s.max_calls, s.calls_per_minute) == (False, True, 5, 0)
+    with pytest.raises(ConfigError) as err:
+        load_settings({"LLC_STREAM_ADMISSION": "maybe", "LLC_MAX_CALLS": "0", "LLC_APOLOGY_CLIP": "/nope.ulaw"}, os.devnull)
+    text = "\n".join(err.value.problems)
+    assert "LLC_STREAM_ADMISSION=on" in text and "LLC_MAX_CALLS must be at least 1" in text and "LLC_APOLOGY_CLIP" in text

@@ -115,12 +115,10 @@ def test_error_mid_call_is_logged_not_fatal() -> None:
     assert isinstance(log, Log) and log.level == "warning"
 
 
-def test_hangup_and_openai_close_end_the_call() -> None:
+def test_hangup_ends_the_call_and_a_late_openai_close_is_ignored() -> None:
     core = live_core()
     assert core.on_twilio(tw.Stop("CA1"), 3.0) == [EndCall("caller_hangup")]
-    [end] = core.on_openai_closed(1011, "boom")
-    assert isinstance(end, EndCall) and end.reason == "openai_closed" and "1011" in end.detail
-    core.end()
+    core.end()  # the shell ends the call on EndCall; a late OpenAI close changes nothing
     assert core.on_openai_closed(1000, "") == []
 
 

@@ -84,7 +84,7 @@ async def test_sigterm_during_a_call(nursery: trio.Nursery, tmp_path: Path) -> N
 async def test_drain_deadline_ends_calls_cleanly(start_stack: StackFactory, nursery: trio.Nursery) -> None:
     stack = await start_stack(settings={"drain_fallback_number": "+14155550199"})
     async with open_websocket_url(stack.base_url.replace("http", "ws") + "/media") as ws:
-        await ws.send_message(start_frame())
+        await ws.send_message(start_frame(stream_token=stack.stream_token()))
         with trio.fail_after(5):
             while stack.state.active_calls != 1:
                 await trio.sleep(0.01)

@@ -63,7 +63,10 @@ steps = st.lists(
         openai_events.map(lambda e: ("openai", e)),
         twilio_events.map(lambda e: ("twilio", e)),
         st.sampled_from(["c1", "c2"]).map(lambda c: ("tool", c)),
-        st.sampled_from(["filler:c1", "filler:c2", "hangup_grace"]).map(lambda k: ("timer", k)),
+        st.sampled_from(["filler:c1", "filler:c2", "hangup_grace", "apology_done"]).map(lambda k: ("timer", k)),
+        # OpenAI faults: the socket closes (a drop or the 60-minute cap), a new one opens.
+        st.sampled_from([1011, 1001, 1006]).map(lambda c: ("closed", c)),
+        st.just(("reopen", None)),
     ),
     max_size=60,
 )
@@ -78,9 +81,20 @@ def test_core_invariants_under_random_event_orders(sequence: list, interrupt_res
     core.on_openai_open()
     core.on_openai({"type": "session.updated"}, 0.0)
     muted: set[str] = set()
+    disconnected = False  # between a close and the next open nothing may be sent to OpenAI
     for n, (source, event) in enumerate(sequence):
         now = n * 0.02
-        if source == "openai":
+        if source == "closed":
+            actions = core.on_openai_closed(event, "session_expired" if event == 1001 else "")
+            disconnected = disconnected or core.phase in ("connecting", "apology")
+        elif source == "reopen":
+            actions = []
+            if core.phase == "connecting":
+                disconnected = False
+                actions = core.on_openai_open() + core.on_openai({"type": "session.updated"}, now)
+        elif disconnected and source == "openai":
+            continue  # a closed socket delivers nothing
+        elif source == "openai":
             actions = core.on_openai(event, now)
         elif source == "twilio":
             actions = core.on_twilio(event, now)
@@ -91,6 +105,7 @@ def test_core_invariants_under_random_event_orders(sequence: list, interrupt_res
         cleared = False
         for action in actions:
             if isinstance(action, ToOpenAI):
+                assert not disconnected, "sent to OpenAI while its socket is gone"
                 out = orjson.loads(action.text)
                 assert isinstance(out.get("type"), str)
                 if out["type"] == "conversation.item.truncate":
@@ -105,6 +120,6 @@ def test_core_invariants_under_random_event_orders(sequence: list, interrupt_res
                 if frame["event"] == "media" and source == "openai":
                     assert event.get("item_id") not in muted, "audio of an interrupted item after the clear"
             else:
-                assert not isinstance(action, EndCall) or action.reason in ("agent_hangup",)
+                assert not isinstance(action, EndCall) or action.reason in ("agent_hangup", "openai_closed", "openai_lost")
         if cleared:
             muted |= core._muted_items

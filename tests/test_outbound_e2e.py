@@ -139,7 +139,10 @@ async def test_token_misuse_never_attaches_a_foreign_session(nursery: trio.Nurse
     from twilio_raw import first_event, speak, start_frame
 
     slow = Behaviour(answer_ms=3000)
-    stack = await start_outbound(nursery, twilio=FakeTwilioConfig(default=slow))
+    # The warm registry's own defence, with the stream-level checks (signature, admission token,
+    # test_security_e2e.py) switched off: even a stream that got past them gets no foreign session.
+    stack = await start_outbound(nursery, twilio=FakeTwilioConfig(default=slow),
+                                 settings={"twilio_signatures": False, "stream_admission": False})
     sid_a = (await stack.dial()).json()["call_sid"]
     await stack.warm_ready(1)
     _, params_a = parse_twiml(stack.twilio.calls[sid_a].twiml)

@@ -16,7 +16,8 @@ from llc import metrics
 from llc.call.tools import CallToolContext, run_tool
 from llc.call.transport import Transport, TransportClosed
 from llc.config import Settings
-from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio
+from llc.call.apology import apology_payloads, clip_seconds
+from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
 from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
@@ -25,6 +26,7 @@ from llc.log import bind_call, get_logger
 from llc.openai.connect import OpenAIConnectError, connect_openai
 from llc.tools.builtin import BUILTIN
 from llc.tools.registry import ToolRegistry
+from llc.twilio import frames as tw
 from llc.twilio.control import TwilioCallControl
 
 log = get_logger("call")
@@ -47,6 +49,9 @@ class WarmSession(Protocol):
 # Runs once the stream's `start` is known, before any OpenAI socket: may set this call's session
 # spec (an outbound scenario's prompt) and returns a claimed warm session, or None to connect cold.
 CallPreparer = Callable[["CallBridge"], Awaitable["WarmSession | None"]]
+# Runs when the stream's `start` is known: None admits it, a string refuses it (closed 1008).
+StreamAdmitter = Callable[["CallBridge"], "str | None"]
+POLICY_VIOLATION = 1008
 
 
 async def _hold_connection_nursery(task_status: trio.TaskStatus[tuple[trio.Nursery, trio.CancelScope]]) -> None:
@@ -77,6 +82,7 @@ class CallBridge:
         connector: OpenAIConnector = connect_openai,
         on_started: Callable[["CallBridge"], None] | None = None,
         prepare: CallPreparer | None = None,
+        admit: StreamAdmitter | None = None,
     ) -> None:
         self.twilio = twilio
         self.settings = settings
@@ -85,11 +91,14 @@ class CallBridge:
         self.tools = tools
         self.call_control = call_control or TwilioCallControl(settings)
         self.prepare = prepare
+        self.admit = admit
         self.record = CallRecord(started_at=time.time())
         self.core = CallCore(
             settings.openai_api_shape, spec, greeting=greeting, policy=policy, tool_schemas=tools.schemas(),
-            now=trio.current_time(), record=self.record,
+            now=trio.current_time(), record=self.record, max_call_s=settings.max_call_s,
+            apology_s=clip_seconds(settings.apology_clip),
         )
+        self._close_code = 1000
         self._tool_ctx = CallToolContext(self, transfer_allow)
         self.openai: Transport | None = None
         self._nursery: trio.Nursery | None = None
@@ -111,7 +120,7 @@ class CallBridge:
             self._set_end("twilio_closed", "the Twilio media socket closed")
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(CLOSE_TIMEOUT_S):
-                    await self.twilio.close()
+                    await self.twilio.close(self._close_code)
                 self._finish()
         return self.record
 
@@ -150,17 +159,22 @@ class CallBridge:
                     self._end("openai_connect_failed", str(exc))
                     return
                 await self.execute(self.core.on_openai_open())
-            while True:
+            while await self._read_openai():
+                # The core asked for a new session (a drop, or the 60-minute cap): same config,
+                # plus a summary of the conversation; a failure here means the apology clip.
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                    await self.openai.close()
+                if warm is not None:
+                    warm.release()
+                    warm = None
+                log.info("OpenAI session: reconnecting")
                 try:
-                    text = await self.openai.receive_text()
-                except TransportClosed as exc:
-                    await self.execute(self.core.on_openai_closed(exc.code, exc.reason))
+                    self.openai = await self.connector(conn_nursery, self.settings)
+                except OpenAIConnectError as exc:
+                    self.openai = None
+                    await self.execute(self.core.on_reconnect_failed(f"reconnect failed: {exc}"))
                     return
-                received_at, barge_ins = trio.current_time(), len(self.record.barge_ins)
-                await self.execute(self.core.on_openai_text(text, received_at))
-                if len(self.record.barge_ins) > barge_ins:
-                    # speech_started in → clear (and truncate) out: the reaction the caller feels.
-                    metrics.observe_bargein((trio.current_time() - received_at) * 1000)
+                await self.execute(self.core.on_openai_open())
         finally:
             with trio.CancelScope(shield=True):
                 if self.openai is not None:
@@ -169,6 +183,22 @@ class CallBridge:
                 conn_scope.cancel()
                 if warm is not None:
                     warm.release()
+
+    async def _read_openai(self) -> bool:
+        """Relay OpenAI events until its socket closes; True when the core wants a new session."""
+        assert self.openai is not None
+        while True:
+            try:
+                text = await self.openai.receive_text()
+            except TransportClosed as exc:
+                actions = self.core.on_openai_closed(exc.code, exc.reason)
+                await self.execute(actions)
+                return any(type(a) is ReconnectOpenAI for a in actions)
+            received_at, barge_ins = trio.current_time(), len(self.record.barge_ins)
+            await self.execute(self.core.on_openai_text(text, received_at))
+            if len(self.record.barge_ins) > barge_ins:
+                # speech_started in → clear (and truncate) out: the reaction the caller feels.
+                metrics.observe_bargein((trio.current_time() - received_at) * 1000)
 
     # ---- executing the core's decisions -----------------------------------------------
 
@@ -189,6 +219,11 @@ class CallBridge:
                     self._end("twilio_closed", "the Twilio media socket closed while sending")
             elif kind is ConnectOpenAI:
                 self._bind_stream()
+                if self.admit is not None and (refusal := self.admit(self)) is not None:
+                    log.warning("media stream refused: %s", refusal)
+                    self._close_code = POLICY_VIOLATION
+                    self._end("stream_refused", refusal)
+                    return
                 assert self._nursery is not None
                 self._nursery.start_soon(self._openai_session)
             elif kind is EndCall:
@@ -200,8 +235,21 @@ class CallBridge:
             elif kind is Timer:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._timer, action.key, action.delay_s)  # type: ignore[union-attr]
+            elif kind is PlayApology:
+                await self._play_apology(action.mark)  # type: ignore[union-attr]
+            elif kind is ReconnectOpenAI:
+                pass  # the OpenAI task reconnects when its reader returns
             elif kind is Log:
                 getattr(log, action.level)(action.msg, extra=action.fields)  # type: ignore[union-attr]
+
+    async def _play_apology(self, mark: str) -> None:
+        sid = self.core.stream_sid
+        try:
+            for payload in apology_payloads(self.settings.apology_clip):
+                await self.twilio.send_text(tw.media(sid, payload))
+            await self.twilio.send_text(tw.mark(sid, mark))
+        except TransportClosed:
+            self._end("twilio_closed", "the Twilio media socket closed during the apology")
 
     async def _timer(self, key: str, delay_s: float) -> None:
         await trio.sleep(delay_s)

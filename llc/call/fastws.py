@@ -73,6 +73,7 @@ class FastWebSocket:
         client = proto.side is Side.CLIENT
         self._mask_rng = random.Random(os.urandom(16)) if client else None
         self._heads = _CLIENT_HEADS if client else _SERVER_HEADS
+        self.request: Request | None = None  # server side: the upgrade request (path, headers)
 
     # ---- Transport --------------------------------------------------------------------
 
@@ -357,6 +358,7 @@ async def accept(
                 response = proto.accept(request)
             proto.send_response(response)
             ws = FastWebSocket(sock, proto, _frames(events[1:]))
+            ws.request = request
             await ws._write(proto.data_to_send())
             if response.status_code == 101 and proto.handshake_exc is None:
                 return ws

@@ -59,4 +59,18 @@ class Timer:
     delay_s: float
 
 
-Action = Union[ToOpenAI, ToTwilio, ConnectOpenAI, EndCall, Log, RunTool, Timer]
+@dataclass(frozen=True, slots=True)
+class ReconnectOpenAI:
+    """The OpenAI session is gone: open a new one (the core resends the session and a summary)."""
+
+    why: str  # "dropped" | "session_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class PlayApology:
+    """Play the bundled apology clip to the caller, then a mark named ``mark``."""
+
+    mark: str
+
+
+Action = Union[ToOpenAI, ToTwilio, ConnectOpenAI, EndCall, Log, RunTool, Timer, ReconnectOpenAI, PlayApology]

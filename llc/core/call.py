@@ -8,12 +8,14 @@ composes, so it is tested with plain data.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from llc.core import faults
 from llc.core import session as sess
-from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio
+from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.bargein import on_speech_started
 from llc.core.playout import Playout
 from llc.core.record import BargeInRecord, CallRecord, ToolCallRecord, TranscriptLine, TurnLatency
@@ -49,6 +51,8 @@ class CallCore:
         tool_schemas: dict[str, dict[str, Any]] | None = None,
         now: float = 0.0,
         record: CallRecord | None = None,
+        max_call_s: float = 0.0,
+        apology_s: float = 0.0,
     ) -> None:
         self.shape = shape
         self.policy = policy or TurnPolicy()
@@ -71,6 +75,12 @@ class CallCore:
         self._muted_items: set[str] = set()
         self._tools_running: dict[str, ToolCallRecord] = {}
         self._hangup_after: int | None = None  # responses done when end_call asked to hang up
+        self.max_call_s = max_call_s  # 0: no limit
+        self.apology_s = apology_s  # length of the apology clip the shell plays
+        self._drops = self._renewals = 0
+        self._expired = False  # session_expired seen: the coming close is the 60-minute cap
+        self._resume: str | None = None  # summary for the replacement session
+        self._ending: tuple[str, str] | None = None  # (reason, detail) while the apology plays
 
     def _tools(self, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
         return tuple(self.tool_schemas[n] for n in names if n in self.tool_schemas)
@@ -99,6 +109,8 @@ class CallCore:
         if isinstance(event, tw.Stop):
             return [EndCall("caller_hangup")]
         if isinstance(event, tw.Mark):
+            if self._ending is not None and event.name == faults.APOLOGY_MARK:
+                return [EndCall(*self._ending)]
             self.playout.on_mark(event.name)
             return self._maybe_hang_up()
         if isinstance(event, tw.Dtmf):
@@ -125,6 +137,8 @@ class CallCore:
         rec.direction = self.params.get("direction", rec.direction)
         rec.scenario = self.params.get("scenario", rec.scenario)
         self.phase = "connecting"
+        if self.max_call_s > 0:
+            return [ConnectOpenAI(), Timer("max_call_length", self.max_call_s)]
         return [ConnectOpenAI()]
 
     # ---- OpenAI leg -------------------------------------------------------------------
@@ -138,7 +152,14 @@ class CallCore:
         self.phase = "configuring"
         if already_configured:
             return self._on_session_updated({}, 0.0)
-        return [ToOpenAI(_dump(sess.session_update(self.shape, self.spec)))]
+        return [ToOpenAI(_dump(sess.session_update(self.shape, self._current_spec())))]
+
+    def _current_spec(self) -> sess.SessionSpec:
+        """The session as it stands now: after the first-turn switch, later eagerness and all tools."""
+        if not self.switch.switched:
+            return self.spec
+        tools = self._tools(self.policy.full_tools) if self.tool_schemas else self.spec.tools
+        return replace(self.spec, turn_detection=self.policy.later_turn_detection(self.spec.turn_detection), tools=tools)
 
     def on_openai_text(self, text: str | bytes, now: float) -> list[Action]:
         try:
@@ -157,9 +178,51 @@ class CallCore:
         return handler(self, event, now) if handler else []
 
     def on_openai_closed(self, code: int | None, reason: str) -> list[Action]:
-        if self.phase == "ended":
+        """OpenAI's socket is gone: renew after the 60-minute cap, reconnect once after a drop,
+        else apologise and hang up."""
+        if self.phase == "ended" or self._ending is not None:
             return []
-        return [EndCall("openai_closed", f"OpenAI closed the session (code {code}) {reason}".strip())]
+        detail = f"OpenAI closed the session (code {code}) {reason}".strip()
+        if self._hangup_after is not None:
+            return [EndCall("openai_closed", detail)]  # the goodbye is under way: nothing to rescue
+        if self._expired or reason == "session_expired":
+            if self._renewals < faults.MAX_RENEWALS:
+                self._renewals += 1
+                return self._reconnect("session_expired", "session_expired")
+        elif self._drops < faults.MAX_RECONNECTS:
+            self._drops += 1
+            return self._reconnect("dropped", f"dropped (code {code})")
+        return self.on_reconnect_failed(f"{detail}; no reconnect left")
+
+    def _reconnect(self, why: str, note: str) -> list[Action]:
+        """Forget the lost session's in-flight state; the next session gets the same config + a summary."""
+        self.phase = "connecting"  # caller audio is held (bounded) until the new session is live
+        self._expired = False
+        self._session_created = False
+        self.gate = ResponseGate()
+        self.playout = Playout()  # marks of the old session's audio are ignored from here on
+        self._muted_responses.clear()
+        self._muted_items.clear()
+        self._awaiting_first_audio = None
+        for rec in self._tools_running.values():
+            rec.error = rec.error or "the OpenAI session was lost before the tool finished"
+        self._tools_running.clear()
+        self._resume = faults.summary(self.record.transcript)
+        self.record.reconnects.append(note)
+        return [Log("warning", f"OpenAI session lost ({note}): opening a new one with the conversation so far",
+                    {"why": why}), ReconnectOpenAI(why)]
+
+    def on_reconnect_failed(self, detail: str) -> list[Action]:
+        """No usable OpenAI session: the caller hears the apology clip, then the call ends."""
+        if self.phase == "ended" or self._ending is not None:
+            return []
+        self._ending = ("openai_lost", detail)
+        self.phase = "apology"
+        log = Log("error", "OpenAI is gone for good: apologising and hanging up", {"detail": detail})
+        if not self.stream_sid:
+            return [log, EndCall(*self._ending)]
+        return [log, ToTwilio(tw.clear(self.stream_sid)), PlayApology(faults.APOLOGY_MARK),
+                Timer("apology_done", self.apology_s + faults.APOLOGY_GRACE_S)]
 
     def _on_audio_delta(self, event: dict[str, Any], now: float) -> list[Action]:
         delta = event.get("delta")
@@ -190,7 +253,10 @@ class CallCore:
         # Audio the caller sent while we were configuring goes first, in order.
         actions.extend(_append(p) for p in self._pending)
         self._pending.clear()
-        if self.greeting:
+        if self._resume is not None:  # a replacement session: context, no second greeting
+            actions.insert(1, ToOpenAI(_dump(faults.context_item(self._resume))))
+            self._resume = None
+        elif self.greeting:
             # The seed: greet with a user item + response.create, on session.updated only.
             actions.append(ToOpenAI(_dump(sess.user_message(self.greeting))))
             actions.extend(self.request_response())
@@ -202,8 +268,13 @@ class CallCore:
         errors = self.record.openai_errors
         errors[code] = errors.get(code, 0) + 1
         fields = {"code": code, "param": error.get("param"), "openai_message": error.get("message")}
+        if code == "session_expired":
+            self._expired = True  # the close that follows renews the session
+            return [Log("info", "OpenAI session reached its time cap; a new one follows", fields)]
         if self.phase == "configuring":
             hint = sess.shape_hint(self.shape, error)
+            if self.record.reconnects:  # the replacement session failed: the caller is mid-call
+                return [Log("error", hint, fields)] + self.on_reconnect_failed(f"the new OpenAI session was rejected: {hint}")
             return [Log("error", hint, fields), EndCall("openai_session_rejected", hint)]
         if code == "conversation_already_has_active_response":
             self.gate.on_already_active(error.get("event_id"))  # raced the VAD's own: resend after it
@@ -292,6 +363,10 @@ class CallCore:
     def on_timer(self, key: str, now: float) -> list[Action]:
         if self.phase == "ended":
             return []
+        if key == "max_call_length":
+            return [EndCall("max_call_length", f"the call reached LLC_MAX_CALL_S={self.max_call_s:g} s")]
+        if key == "apology_done" and self._ending is not None:
+            return [EndCall(*self._ending)]
         if key == "hangup_grace" and self._hangup_after is not None:
             return [EndCall("agent_hangup", f"end_call: goodbye not confirmed within {self.policy.hangup_grace_s:g} s")]
         if key.startswith("filler:") and key[7:] in self._tools_running:

@@ -67,6 +67,8 @@ class CallRecord:
     frames_from_twilio: int = 0
     frames_to_twilio: int = 0
     bad_frames: int = 0
+    # OpenAI faults survived: one line per reconnect ("dropped (code 1011)", "session_expired").
+    reconnects: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -12,7 +12,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+import trio
+
 from llc.config import E164_HINT, Settings, is_e164, stream_url_for
+from llc.core.admission import TOKEN_PARAM as STREAM_TOKEN_PARAM, AdmissionBook
 from llc.core.outbound import FINAL_STATUSES, TemplateError, amd_outcome
 from llc.core.session import SessionSpec
 from llc.log import get_logger
@@ -106,6 +109,7 @@ class Dialer:
         self.warm = warm
         self.rest_factory = rest_factory
         self._rest: TwilioRest | None = None
+        self.admission: AdmissionBook | None = None  # set by ServerState: every TwiML carries a stream token
         self.calls: OrderedDict[str, OutboundCall] = OrderedDict()
 
     @property
@@ -131,6 +135,9 @@ class Dialer:
         params = {"direction": "outbound", "scenario": req.scenario.name}
         if token:
             params[TOKEN_PARAM] = token
+        stream_token = self.admission.issue(trio.current_time()) if self.admission is not None else None
+        if stream_token:
+            params[STREAM_TOKEN_PARAM] = stream_token
         kwargs: dict[str, Any] = {
             "to": req.to, "from_": self.settings.twilio_from_number,
             "twiml": connect_stream(stream_url_for(base), params),
@@ -155,6 +162,8 @@ class Dialer:
             self.calls.popitem(last=False)
         if token:
             self.warm.bind(token, created.sid)
+        if stream_token and self.admission is not None:
+            self.admission.bind(stream_token, created.sid)
         log.info("outbound call placed", extra={"call_sid": created.sid, "scenario": req.scenario.name,
                                                 "prewarm": token is not None, "amd": req.machine_detection})
         return call

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import random
 import secrets
 import xml.etree.ElementTree as ET
 from collections import deque
@@ -25,6 +26,7 @@ import trio
 import trio_websocket
 from twilio.request_validator import RequestValidator
 
+from llc.sim.malformed import malformed_frame
 from llc.sim.audio import BYTES_PER_MS, FRAME_MS, frames, silence, speech_like, speech_ms_for_text
 from llc.sim.playout_clock import Playout
 
@@ -173,6 +175,27 @@ class FakeCaller:
         """Open the Media Stream directly (outbound calls whose TwiML came some other way)."""
         return await self._call(stream_url, parameters, "", trio.current_time() + self.script.max_call_s)
 
+    async def inject(self, fault: str, count: int = 10, seed: int = 0) -> None:
+        """Twilio's side misbehaving, on command: ``garbage`` sends ``count`` malformed frames,
+        ``stall`` stops the 20 ms media clock until ``resume``, ``drop`` cuts the TCP connection
+        without a close handshake or ``stop`` (a network failure)."""
+        if fault == "garbage":
+            rng = random.Random(seed)
+            for _ in range(count):
+                frame = malformed_frame(rng, self.stream_sid)
+                async with self._send_lock:
+                    await self._ws.send_message(frame)
+        elif fault == "stall":
+            self._stalled = True
+        elif fault == "resume":
+            self._stalled = False
+        elif fault == "drop":
+            self._ended_by = self._ended_by or "dropped"
+            await self._ws._stream.aclose()  # trio-websocket has no abort: close the TCP stream under it
+            self._scope.cancel()
+        else:
+            raise ValueError(f"unknown fault {fault!r}; one of garbage, stall, resume, drop")
+
     def hang_up(self, reason: str = "ended_by_api") -> None:
         """Twilio ends the stream from its side (REST hang-up or redirect): ``stop``, then close."""
         if getattr(self, "_ended_by", "not running") is None:
@@ -187,6 +210,7 @@ class FakeCaller:
         self._seq = 1
         self._chunk = 0
         self._send_lock = trio.Lock()  # FIFO: sequence numbers go out in order
+        self._stalled = False  # a "stall" fault: the media clock sends nothing
         self._stopped = False
         self._ended_by: str | None = None
         self._remote_stop = False
@@ -319,6 +343,8 @@ class FakeCaller:
             while True:
                 k += 1
                 await trio.sleep_until(self._t0 + k * FRAME_S)
+                if self._stalled:
+                    continue
                 await self._tick(k)
                 event, self._tick_event = self._tick_event, trio.Event()
                 event.set()

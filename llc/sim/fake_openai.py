@@ -33,6 +33,10 @@ from llc.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
 PRIMING_TEXT = "Ready."  # what a text-only ("inference priming") response says
+FAULTS = ("drop", "expire", "garbage", "error", "stall", "resume")
+# What a broken upstream might send: not JSON, JSON without a type, wrong types, unknown events.
+GARBAGE = ("{not json", "[1, 2, 3]", '{"no_type": true}', '{"type": 42}', '{"type": "response.output_audio.delta", "delta": 7}',
+           '{"type": "made.up.event"}', "\u0000\uffff", '{"type": "response.done", "response": "nope"}')
 
 
 @dataclass
@@ -124,6 +128,8 @@ class _Connection:
         self.tx, self.rx = trio.open_memory_channel[Any](math.inf)
         self.nursery: trio.Nursery | None = None
         self.closing: int | None = None  # the close code we sent, once we start a close
+        self.flowing = trio.Event()  # cleared by a "stall" fault: the writer holds every message
+        self.flowing.set()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -154,6 +160,8 @@ class _Connection:
                     with trio.move_on_after(2):
                         await self.ws.aclose(item[1], item[2])
                     break
+                if not self.flowing.is_set():
+                    await self.flowing.wait()
                 await self.ws.send_message(item)
         except ConnectionClosed:
             pass
@@ -222,6 +230,25 @@ class _Connection:
     def drop(self, code: int, reason: str) -> None:
         """Close this session from the service's side (an upstream failure)."""
         self.tx.send_nowait(("close", code, reason))
+
+    def inject(self, fault: str, count: int = 3, code: str = "server_error") -> None:
+        """One of the service's ordinary failures, on command (see FakeOpenAI.inject)."""
+        if fault == "drop":
+            self.drop(1011, "upstream failure")
+        elif fault == "expire":
+            self._error(shapes.SESSION_EXPIRED)
+            self.tx.send_nowait(("close", 1001, "session_expired"))
+        elif fault == "garbage":
+            for text in GARBAGE[:count]:
+                self.tx.send_nowait(text)
+        elif fault == "error":
+            self._error((code, "The server had an error while processing your request.", None), kind="server_error")
+        elif fault == "stall":
+            self.flowing = trio.Event()
+        elif fault == "resume":
+            self.flowing.set()
+        else:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
 
     def _on_append(self, event: dict[str, Any]) -> None:
         record: dict[str, Any] = {"type": "input_audio_buffer.append", "bytes": 0, "t": trio.current_time()}
@@ -504,6 +531,7 @@ class FakeOpenAI:
         self.sessions: list[SessionLog] = []
         self._open: list[_Connection] = []
         self._host: str | None = None
+        self.refuse_next = 0  # handshakes to refuse with HTTP 503 (an outage), for reconnect tests
         self._port: int | None = None
 
     @property
@@ -532,6 +560,9 @@ class FakeOpenAI:
             error = {"type": "invalid_request_error", "code": None, "message": refusal[1], "param": None}
             return await request.reject(refusal[0], extra_headers=[(b"content-type", b"application/json")],
                                         body=orjson.dumps({"error": error}))
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            return await request.reject(503, body=b'{"error": {"message": "service unavailable (fault injected)"}}')
         if self.config.connect_delay_ms > 0:
             await trio.sleep(self.config.connect_delay_ms / 1000)
         ws = await request.accept()
@@ -549,6 +580,17 @@ class FakeOpenAI:
     @property
     def open_sessions(self) -> int:
         """Sockets still open: a test's proof that nothing was left behind."""
+        return len(self._open)
+
+    def inject(self, fault: str, **options: object) -> int:
+        """Inject a fault into every open session; returns how many.
+
+        ``drop`` closes 1011; ``expire`` sends ``session_expired`` then closes 1001 (the 60-minute
+        cap); ``garbage`` sends ``count`` malformed events; ``error`` sends an ``error`` event
+        (``code``); ``stall`` holds every outgoing event until ``resume``.
+        """
+        for conn in list(self._open):
+            conn.inject(fault, **options)  # type: ignore[arg-type]
         return len(self._open)
 
     def drop_open_sessions(self, code: int = 1011, reason: str = "upstream failure") -> int:

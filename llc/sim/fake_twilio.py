@@ -220,7 +220,7 @@ class FakeTwilio:
                     stream_url, params = parse_twiml(call.twiml)
                     call.caller = FakeCaller("", self.config.script(), call_sid=call.sid,
                                              account_sid=self.config.account_sid, to_number=call.to,
-                                             from_number=call.from_)
+                                             from_number=call.from_, auth_token=self.config.auth_token)
                     call.events.append((trio.current_time(), "stream_opening"))
                     call.result = await call.caller.run_stream(stream_url, params)
                     call.events.append((trio.current_time(), "stream_ended"))

@@ -12,12 +12,13 @@ from llc.call.transport import QuartWebsocketTransport
 from llc.config import LOOPBACK_HOSTS, stream_url_for
 from llc.log import get_logger
 from llc.profile import check_tools
-from llc.twilio.twiml import connect_stream
+from llc.twilio.twiml import connect_stream, say_and_hangup
 from llc.web import outbound
 from llc.web import debug
 from llc.web.media_call import run_media_call
 from llc.web import ops_routes
 from llc.web.drain import watch_signals
+from llc.web import security
 from llc.web.state import ServerState
 
 log = get_logger("web")
@@ -31,6 +32,7 @@ def create_app(state: ServerState) -> QuartTrio:
     ops_routes.register(app, state)  # /metrics, drain answers
 
     @app.post("/twiml")
+    @security.twilio_signed(state)
     async def twiml() -> Response:
         form = await request.form
         direction = "outbound" if form.get("Direction", "inbound").startswith("outbound") else "inbound"
@@ -38,13 +40,23 @@ def create_app(state: ServerState) -> QuartTrio:
         if not state.public_url:
             log.error("PUBLIC_URL is not set: cannot tell Twilio where the media stream is")
             return Response("PUBLIC_URL is not set on the server", status=500)
+        if security.at_capacity(state):
+            log.warning("at LLC_MAX_CALLS: answered busy", extra={"call_sid": form.get("CallSid"), "max_calls": state.settings.max_calls})
+            return Response(say_and_hangup(security.BUSY_MESSAGE), content_type="text/xml")
+        params.update(security.stream_params(state, form.get("CallSid")))
         body = connect_stream(state.stream_url or stream_url_for(state.public_url), params)
-        log.info("answered webhook with TwiML", extra={"call_sid": form.get("CallSid"), **params})
+        shown = {k: v for k, v in params.items() if not k.endswith("token")}  # tokens stay out of logs
+        log.info("answered webhook with TwiML", extra={"call_sid": form.get("CallSid"), **shown})
         return Response(body, content_type="text/xml")
 
     @app.websocket(MEDIA_PATH)
     async def media() -> None:
         await websocket.accept()
+        target = websocket.path + (f"?{websocket.query_string.decode('latin-1')}" if websocket.query_string else "")
+        if (refusal := security.upgrade_refusal(state, target, websocket.headers)) is not None:
+            log.warning("media stream refused: %s", refusal, extra={"remote": websocket.remote_addr})
+            await websocket.close(security.POLICY_VIOLATION, "forbidden")
+            return
         await run_media_call(state, QuartWebsocketTransport(websocket._get_current_object()))  # type: ignore[attr-defined]
 
     outbound.register(app, state)
@@ -68,6 +80,7 @@ async def serve(
     from hypercorn.trio import serve as hypercorn_serve
 
     check_tools(state.profile, set(state.tools.tools))  # a profile naming a missing tool fails now
+    security.log_posture(state.settings)
     from llc.web.media_listener import start_media_listener
 
     config = Config()

@@ -9,10 +9,19 @@ from __future__ import annotations
 from llc import metrics
 from llc.call.bridge import CallBridge
 from llc.call.transport import Transport
+from llc.web.security import admit_stream
 from llc.web.state import ServerState
 
 
 async def run_media_call(state: ServerState, transport: Transport) -> None:
+    admitted: list[str] = []  # the CallSid, once this stream was let in
+
+    def admit(bridge: CallBridge) -> str | None:
+        refusal = admit_stream(state, bridge.core.params, bridge.record.call_sid)
+        if refusal is None:
+            admitted.append(bridge.record.call_sid)
+        return refusal
+
     bridge = CallBridge(
         transport,
         state.settings,
@@ -22,6 +31,7 @@ async def run_media_call(state: ServerState, transport: Transport) -> None:
         tools=state.tools,
         transfer_allow=state.profile.transfer_allow,
         prepare=state.dialer.prepare,
+        admit=admit,
     )
     state.active.add(bridge)
     state.calls_total += 1
@@ -29,5 +39,7 @@ async def run_media_call(state: ServerState, transport: Transport) -> None:
         await bridge.run()
     finally:
         state.active.discard(bridge)
+        for call_sid in admitted:
+            state.admission.release(call_sid)
         state.records.append(bridge.record)
         metrics.record_call(bridge.record)

@@ -16,6 +16,7 @@ from llc.call import fastws
 from llc.config import LOOPBACK_HOSTS
 from llc.log import get_logger
 from llc.web.media_call import run_media_call
+from llc.web.security import POLICY_VIOLATION, upgrade_refusal
 from llc.web.state import ServerState
 
 log = get_logger("media")
@@ -29,6 +30,12 @@ async def _handle(state: ServerState, stream: trio.SocketStream) -> None:
     ws = await fastws.accept(stream, MEDIA_PATH, max_size=max_size, timeout_s=HANDSHAKE_TIMEOUT_S)
     if ws is None:
         log.info("refused a connection on the media port (not a WebSocket upgrade to %s)", MEDIA_PATH)
+        return
+    assert ws.request is not None
+    if (refusal := upgrade_refusal(state, ws.request.path, ws.request.headers)) is not None:
+        log.warning("media stream refused: %s", refusal)
+        with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
+            await ws.close(POLICY_VIOLATION, "forbidden")
         return
     await run_media_call(state, ws)
 

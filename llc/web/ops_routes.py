@@ -14,6 +14,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from llc import metrics
+from llc.web.security import admin_refusal
 from llc.log import get_logger
 from llc.web.drain import drain_twiml
 from llc.web.state import ServerState
@@ -38,6 +39,9 @@ def register(app: QuartTrio, state: ServerState) -> None:
 
     @app.get("/metrics")
     async def metrics_page() -> Response:
+        # Loopback scrapers, or the API bearer token: call counts are nobody else's business.
+        if (refusal := admin_refusal(state)) is not None:
+            return Response(refusal, status=401)
         body, content_type = metrics.exposition(state)
         return Response(body, content_type=content_type)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-
+import trio
 from quart import Quart, Response, jsonify, request
 
 from llc.log import get_logger
 from llc.outbound.dialer import AMD_PATH, STATUS_PATH, CallRequestError, parse_call_request
 from llc.twilio.rest import TwilioError
+from llc.web.security import at_capacity, bearer_refusal, twilio_signed
 from llc.web.state import ServerState
 
 log = get_logger("web.outbound")
@@ -23,16 +23,8 @@ def _error(status: int, message: str) -> Response:
 
 
 def authorized(state: ServerState, header: str | None) -> str | None:
-    """None when the bearer token matches LLC_API_TOKEN, else the reason to refuse."""
-    expected = state.settings.api_token
-    if not expected:
-        return "LLC_API_TOKEN is not set on the server: set it to enable POST /calls"
-    scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return "send Authorization: Bearer <LLC_API_TOKEN>"
-    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        return "wrong API token"
-    return None
+    """None when the bearer token matches LLC_API_TOKEN (constant-time), else the reason to refuse."""
+    return bearer_refusal(state.settings.api_token, header)
 
 
 def register(app: Quart, state: ServerState) -> None:
@@ -41,6 +33,13 @@ def register(app: Quart, state: ServerState) -> None:
         if (refusal := authorized(state, request.headers.get("Authorization"))) is not None:
             log.warning("POST /calls refused: %s", refusal)
             return _error(401, refusal)
+        wait_s = state.calls_bucket.take(trio.current_time())
+        if wait_s > 0:
+            response = _error(429, f"more than LLC_CALLS_PER_MINUTE={state.settings.calls_per_minute} calls a minute; retry later")
+            response.headers["Retry-After"] = str(max(1, round(wait_s)))
+            return response
+        if at_capacity(state):
+            return _error(503, f"at LLC_MAX_CALLS={state.settings.max_calls} concurrent calls; retry later")
         body = await request.get_json(force=True, silent=True)
         try:
             req = parse_call_request(body, state.scenarios, state.profile)
@@ -63,12 +62,14 @@ def register(app: Quart, state: ServerState) -> None:
         return jsonify(call.as_dict())
 
     @app.post(STATUS_PATH)
+    @twilio_signed(state)
     async def twilio_status() -> Response:
         form = await request.form
         state.dialer.on_status(form.to_dict())
         return Response("", status=204)
 
     @app.post(AMD_PATH)
+    @twilio_signed(state)
     async def twilio_amd() -> Response:
         form = (await request.form).to_dict()
         record = state.find_record(form.get("CallSid", ""))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from llc.call.bridge import CallBridge
 from llc.config import Settings
+from llc.core.admission import AdmissionBook
+from llc.core.ratelimit import TokenBucket
 from llc.core.record import CallRecord
 from llc.openai.prewarm import WarmRegistry
 from llc.outbound.dialer import Dialer
@@ -38,12 +40,18 @@ class ServerState:
     warm: WarmRegistry = field(init=False)
     scenarios: dict[str, Scenario] = field(init=False)
     dialer: Dialer = field(init=False)
+    # One-time stream tokens (docs/security.md) and the POST /calls rate limit.
+    admission: AdmissionBook = field(init=False)
+    calls_bucket: TokenBucket = field(init=False)
 
     def __post_init__(self) -> None:
+        self.public_url = self.public_url or self.settings.public_url
+        self.admission = AdmissionBook(self.settings.stream_token_ttl_s)
+        self.calls_bucket = TokenBucket(self.settings.calls_per_minute, now=-1e9)  # starts full
         self.warm = WarmRegistry(self.settings)
         self.scenarios = load_scenarios(self.settings.outbound_scenarios_path)
         self.dialer = Dialer(self.settings, self.profile, self.warm, tool_schemas=self.tools.schemas())
-
+        self.dialer.admission = self.admission
 
     @property
     def active_calls(self) -> int:

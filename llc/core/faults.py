@@ -1,0 +1,36 @@
+"""What a call does when OpenAI goes away: the pure parts (limits, the context summary).
+
+A dropped socket gets one reconnect; the 60-minute cap (``session_expired``) gets a new
+session every time it is reached (bounded by the call's own length). Either way the new
+session is told what was said so far, so the caller notices a pause, not a stranger.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from llc.core.record import TranscriptLine
+
+MAX_RECONNECTS = 1  # reconnects after a drop, per call
+MAX_RENEWALS = 24  # new sessions after session_expired, per call (a day of 60-minute sessions)
+APOLOGY_MARK = "llc-apology"
+APOLOGY_GRACE_S = 3.0  # beyond the clip's length, if Twilio never returns its mark
+SUMMARY_LINES = 12
+SUMMARY_CHARS = 1500
+
+
+def summary(transcript: Sequence[TranscriptLine]) -> str:
+    """A short summary of the conversation so far, for the model of a replacement session."""
+    lines = [f"{'Caller' if t.role == 'caller' else 'You'}: {t.text}" for t in transcript[-SUMMARY_LINES:]]
+    body = "\n".join(lines)
+    if len(body) > SUMMARY_CHARS:
+        body = "…" + body[-SUMMARY_CHARS:]
+    head = ("The phone call is already in progress; the connection to you was briefly interrupted. "
+            "Continue the conversation naturally: do not greet the caller again or mention the interruption.")
+    return head + ("\nThe conversation so far:\n" + body if body else "\nNothing has been said yet.")
+
+
+def context_item(text: str) -> dict[str, Any]:
+    """A system message carrying the summary (both shapes accept system input_text items)."""
+    return {"type": "conversation.item.create",
+            "item": {"type": "message", "role": "system", "content": [{"type": "input_text", "text": text}]}}

@@ -1,0 +1,153 @@
+"""Who may talk to this server: Twilio signatures on webhooks and on the media upgrade,
+stream admission by one-time token, the bearer token of the API, and the call limits.
+
+Both media listeners (the Quart route and the fast listener) call the same functions here, so
+a stream is judged the same way whichever engine accepted its socket.
+"""
+
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
+
+import trio
+from quart import Response, request
+
+from llc.config import LOOPBACK_HOSTS, Settings, stream_url_for
+from llc.log import get_logger
+from llc.twilio.signature import SIGNATURE_HEADER, signature_refusal, signed_url
+from llc.web.state import ServerState
+
+log = get_logger("security")
+
+# WebSocket close code for a policy violation (RFC 6455): a bad signature or a refused stream.
+POLICY_VIOLATION = 1008
+BUSY_MESSAGE = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def signatures_checked(settings: Settings) -> bool:
+    """On whenever TWILIO_AUTH_TOKEN is set, unless LLC_TWILIO_SIGNATURES=off says otherwise."""
+    return bool(settings.twilio_auth_token) and settings.twilio_signatures
+
+
+def posture_warnings(settings: Settings) -> list[str]:
+    """What start-up must say out loud about checks that are off."""
+    warnings: list[str] = []
+    if settings.twilio_auth_token and not settings.twilio_signatures:
+        warnings.append("LLC_TWILIO_SIGNATURES=off: Twilio signatures are NOT checked; anyone can post "
+                        "to the webhooks and open media streams. Remove it in production.")
+    elif not settings.twilio_auth_token and settings.host not in LOOPBACK_HOSTS:
+        warnings.append("TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked; set it so "
+                        "forged webhooks and streams are refused")
+    if not settings.stream_admission:
+        warnings.append("LLC_STREAM_ADMISSION=off: media streams are accepted without this server's "
+                        "one-time token (for load generators only)")
+    return warnings
+
+
+def log_posture(settings: Settings) -> None:
+    for warning in posture_warnings(settings):
+        log.warning(warning)
+
+
+# ---- webhooks -------------------------------------------------------------------------
+
+
+async def webhook_refusal(state: ServerState) -> str | None:
+    """None when the current request is signed by Twilio (or checking is off)."""
+    if not signatures_checked(state.settings):
+        return None
+    if not state.public_url:
+        return "PUBLIC_URL is not set: the signed URL cannot be rebuilt"
+    form = await request.form
+    url = signed_url(state.public_url, request.path, request.query_string.decode("latin-1"))
+    assert state.settings.twilio_auth_token is not None
+    return signature_refusal(state.settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER))
+
+
+def twilio_signed(state: ServerState) -> Callable[[F], F]:
+    """Route decorator: HTTP 403 unless Twilio signed the request."""
+
+    def decorate(handler: F) -> F:
+        @wraps(handler)
+        async def checked(*args: Any, **kwargs: Any) -> Any:
+            refusal = await webhook_refusal(state)
+            if refusal is not None:
+                log.warning("webhook refused: %s", refusal, extra={"path": request.path,
+                                                                    "remote": request.remote_addr})
+                return Response(f"forbidden: {refusal}\n", status=403)
+            return await handler(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+# ---- the media-stream upgrade ---------------------------------------------------------
+
+
+def upgrade_refusal(state: ServerState, path: str, headers: Mapping[str, str]) -> str | None:
+    """Judge a media-stream upgrade: None to accept, else why it is closed with 1008.
+
+    ``path`` is the request target (path and query); ``headers`` any mapping whose lookup of
+    the signature header works (both engines pass a case-insensitive one or lower-case keys).
+    """
+    if not signatures_checked(state.settings):
+        return None
+    stream_url = state.stream_url or (stream_url_for(state.public_url) if state.public_url else None)
+    if stream_url is None:
+        return "PUBLIC_URL is not set: the signed URL cannot be rebuilt"
+    _, _, query = path.partition("?")
+    url = f"{stream_url}?{query}" if query else stream_url
+    signature = headers.get(SIGNATURE_HEADER) or headers.get(SIGNATURE_HEADER.lower())
+    assert state.settings.twilio_auth_token is not None
+    return signature_refusal(state.settings.twilio_auth_token, url, {}, signature)
+
+
+# ---- stream admission -----------------------------------------------------------------
+
+
+def admit_stream(state: ServerState, params: Mapping[str, str], call_sid: str) -> str | None:
+    """None admits the stream; else why it is refused. Spends the token."""
+    if not state.settings.stream_admission:
+        return None
+    from llc.core.admission import TOKEN_PARAM
+
+    return state.admission.admit(params.get(TOKEN_PARAM), call_sid, trio.current_time())
+
+
+def stream_params(state: ServerState, call_sid: str | None) -> dict[str, str]:
+    """The admission ``<Parameter>`` every TwiML of this server carries."""
+    from llc.core.admission import TOKEN_PARAM
+
+    return {TOKEN_PARAM: state.admission.issue(trio.current_time(), call_sid)}
+
+
+def at_capacity(state: ServerState) -> bool:
+    """Calls running plus streams announced (tokens out) reach LLC_MAX_CALLS."""
+    return state.active_calls + state.admission.outstanding(trio.current_time()) >= state.settings.max_calls
+
+
+# ---- the API --------------------------------------------------------------------------
+
+
+def bearer_refusal(expected: str | None, header: str | None) -> str | None:
+    """None when ``Authorization: Bearer <expected>`` (compared in constant time)."""
+    if not expected:
+        return "LLC_API_TOKEN is not set on the server: set it to enable the API"
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return "send Authorization: Bearer <LLC_API_TOKEN>"
+    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return "wrong API token"
+    return None
+
+
+def admin_refusal(state: ServerState) -> str | None:
+    """Admin endpoints (/debug, /metrics): loopback clients, or the API bearer token."""
+    if (request.remote_addr or "") in LOOPBACK_HOSTS:
+        return None
+    return bearer_refusal(state.settings.api_token, request.headers.get("Authorization"))
