@@ -62,6 +62,14 @@ class Settings:
     ws_engine: Literal["fast", "wsproto"] = "fast"
     # Twilio media on its own listener with the fast engine; None = through Hypercorn on PORT.
     media_port: int | None = None
+    # Inbound scenarios and pre-accept (docs/scenarios.md).
+    scenarios_path: str | None = None  # None: LLC_OUTBOUND_SCENARIOS, else the bundled scenarios.toml
+    db_url: str = "llc.db"  # SQLite file path (default), sqlite:///path, or postgresql://...
+    preaccept: bool = True  # start the OpenAI session on the inbound webhook, before the stream
+    preaccept_hold_s: float = 10.0  # a ready pre-accept session waits this long for its stream
+    # This instance's own base URL when several run behind one load balancer: TwiML stream URLs
+    # and callbacks point here, so the stream reaches the instance holding the warm session.
+    instance_url: str | None = None
 
     @property
     def stream_url(self) -> str | None:
@@ -103,6 +111,11 @@ ENV: dict[str, str] = {
     "LLC_OUTBOUND_SCENARIOS": "outbound_scenarios_path",
     "LLC_WS_ENGINE": "ws_engine",
     "LLC_MEDIA_PORT": "media_port",
+    "LLC_SCENARIOS": "scenarios_path",
+    "LLC_DB_URL": "db_url",
+    "LLC_PREACCEPT": "preaccept",
+    "LLC_PREACCEPT_HOLD_S": "preaccept_hold_s",
+    "LLC_INSTANCE_URL": "instance_url",
 }
 # Twilio's documented edge locations (protocol notes); a typo would silently route via the default.
 TWILIO_EDGES = ("ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
@@ -133,6 +146,11 @@ def stream_url_for(public_url: str) -> str:
 def _convert(name: str, env_name: str, raw: str, problems: list[str]) -> object:
     kind = str(_FIELD_TYPES[name])
     value: object = raw.strip()
+    if kind == "bool":
+        if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            problems.append(f"{env_name}={raw!r} is not a yes/no value; set {env_name}=true or {env_name}=false")
+            return None
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if "int" in kind and "str" not in kind:
         try:
             value = int(raw)
@@ -157,14 +175,16 @@ def _convert(name: str, env_name: str, raw: str, problems: list[str]) -> object:
 def _check(s: Settings, problems: list[str]) -> None:
     if not 0 <= s.port <= 65535:
         problems.append(f"PORT={s.port} is out of range; use 1-65535 (0 picks a free port)")
-    if s.public_url is not None:
-        parts = urlsplit(s.public_url)
+    for env_name, url in (("PUBLIC_URL", s.public_url), ("LLC_INSTANCE_URL", s.instance_url)):
+        if url is None:
+            continue
+        parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            problems.append(
-                f"PUBLIC_URL={s.public_url!r} must be the base URL Twilio reaches, like https://voice.example.com"
-            )
+            problems.append(f"{env_name}={url!r} must be a base URL Twilio reaches, like https://voice.example.com")
         elif parts.query or parts.fragment:
-            problems.append("PUBLIC_URL must not carry a query string: Twilio's <Stream> URL takes none")
+            problems.append(f"{env_name} must not carry a query string: Twilio's <Stream> URL takes none")
+    if s.preaccept_hold_s <= 0:
+        problems.append("LLC_PREACCEPT_HOLD_S must be above 0 (default 10)")
     if urlsplit(s.openai_realtime_url).scheme not in ("wss", "ws"):
         problems.append(
             f"OPENAI_REALTIME_URL={s.openai_realtime_url!r} must be a WebSocket URL (wss://…); "

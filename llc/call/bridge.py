@@ -8,7 +8,7 @@ shielded) and finish the record, whatever ended it: hangup, a dropped socket, or
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import trio
 
@@ -89,7 +89,8 @@ class CallBridge:
             settings.openai_api_shape, spec, greeting=greeting, policy=policy, tool_schemas=tools.schemas(),
             now=trio.current_time(), record=self.record,
         )
-        self._tool_ctx = CallToolContext(self, transfer_allow)
+        self.tool_ctx = CallToolContext(self, transfer_allow)
+        self.mode: Any = None  # the scenario's per-call state (llc.modes.runtime.ModeCall), set by prepare
         self.openai: Transport | None = None
         self._nursery: trio.Nursery | None = None
         self._log_fields = bind_call()
@@ -191,7 +192,7 @@ class CallBridge:
             elif kind is RunTool:
                 assert self._nursery is not None
                 timeout = self.core.policy.tool_timeout_s
-                self._nursery.start_soon(run_tool, self, self.tools, self._tool_ctx, action, timeout)
+                self._nursery.start_soon(run_tool, self, self.tools, self.tool_ctx, action, timeout)
             elif kind is Timer:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._timer, action.key, action.delay_s)  # type: ignore[union-attr]

@@ -10,12 +10,14 @@ from llc.config import Settings
 from llc.core.record import CallRecord
 from llc.openai.prewarm import WarmRegistry
 from llc.outbound.dialer import Dialer
-from llc.outbound.scenarios import Scenario, load_scenarios
+from llc.modes.runtime import ScenarioRouter
+from llc.modes.scenario import Scenario, ScenarioSet, load_scenario_set
+from llc.modes.tools import ALL_TOOLS
 from llc.profile import Profile
-from llc.tools.builtin import BUILTIN
+from llc.store import Store, open_store
 from llc.tools.registry import ToolRegistry
 
-# Finished calls kept in memory for `llc calls` until the persistent store lands.
+# Finished calls kept in memory for a fast find_record; every record also goes to the store.
 RECENT_RECORDS = 200
 
 
@@ -24,23 +26,38 @@ class ServerState:
     settings: Settings
     profile: Profile
     public_url: str | None = None  # PUBLIC_URL, or the bound address when it is unset (local runs)
-    tools: ToolRegistry = field(default_factory=lambda: BUILTIN)
+    tools: ToolRegistry = field(default_factory=lambda: ALL_TOOLS)
     active: set[CallBridge] = field(default_factory=set)
     records: deque[CallRecord] = field(default_factory=lambda: deque(maxlen=RECENT_RECORDS))
     calls_total: int = 0
     # Warm OpenAI sessions (prewarm, pre-accept): serve() runs the registry in the server nursery.
     warm: WarmRegistry = field(init=False)
     scenarios: dict[str, Scenario] = field(init=False)
+    scenario_set: ScenarioSet = field(init=False)
     dialer: Dialer = field(init=False)
+    store: Store = field(init=False)
+    router: ScenarioRouter = field(init=False)
 
     def __post_init__(self) -> None:
         self.warm = WarmRegistry(self.settings)
-        self.scenarios = load_scenarios(self.settings.outbound_scenarios_path)
+        s = self.settings
+        self.scenario_set = load_scenario_set(s.scenarios_path or s.outbound_scenarios_path,
+                                              "LLC_SCENARIOS" if s.scenarios_path else "LLC_OUTBOUND_SCENARIOS")
+        self.scenario_set.check_tools(set(self.tools.tools))  # a scenario naming a missing tool fails now
+        self.scenarios = self.scenario_set.scenarios
         self.dialer = Dialer(self.settings, self.profile, self.warm, tool_schemas=self.tools.schemas())
+        self.store = open_store(s.db_url)
+        self.router = ScenarioRouter(s, self.profile, self.scenario_set, self.store, self.warm, self.dialer,
+                                     self.tools.schemas())
     # Set when the fast media listener runs (LLC_MEDIA_PORT): its bound port, and the stream
     # URL TwiML gives on a local run (behind a proxy PUBLIC_URL's /media already routes there).
     media_port: int | None = None
     stream_url: str | None = None
+
+    @property
+    def call_base_url(self) -> str | None:
+        """Where Twilio reaches this instance: LLC_INSTANCE_URL behind a load balancer, else PUBLIC_URL."""
+        return self.settings.instance_url or self.public_url
 
     @property
     def active_calls(self) -> int:
