@@ -10,4 +10,7 @@ COMMANDS: tuple[str, ...] = (
     "call",
     "bench",
     "soak",
+    "calls",
+    "messages",
+    "db",
 )

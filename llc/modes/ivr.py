@@ -60,7 +60,7 @@ class IvrMenu:
         """A key (``"1"``) or a spoken label (``"Sales"``, ``"the sales team"``) → the option."""
         text = choice.strip().lower()
         for o in self.options:
-            if text == o.key or text == o.label.lower():
+            if text == o.key if via == "dtmf" else text in (o.key, o.label.lower()):
                 return Decision(o, choice, via)
         if via == "speech":  # a model may pass "the sales department" for "sales"
             for o in self.options:
