@@ -367,6 +367,8 @@ class CallCore:
 
     def end(self) -> None:
         self.phase = "ended"
+        for rec in self._tools_running.values():  # e.g. a transfer: Twilio ends the stream mid-tool
+            rec.error = rec.error or "the call ended while the tool ran"
 
 
 _HANDLERS = {
