@@ -23,6 +23,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(tmp_path / "modes.db") if request.param == "sqlite" else pg_url_or_skip()
 
 
+ENDED = "the call ended while the tool ran"
+
+
 def tools(record: dict) -> list[tuple[str, str]]:
     return [(t["name"], t["output"] or "") for t in record["tool_calls"]]
 
@@ -32,8 +35,9 @@ async def test_ivr_dtmf_hint_then_spoken_choice_transfers(db_url: str) -> None:
     rec = run.record
     assert run.openai_errors == [] and rec["path"] == "pre-accept" and rec["dtmf"] == ["0"]
     assert [(r["via"], r["action"]) for r in rec["routes"]] == [("dtmf", "hint"), ("speech", "transfer")]
-    [(name, output)] = tools(rec)
-    assert name == "route_call" and SALES in output
+    [tool] = rec["tool_calls"]
+    # Twilio ends the stream as it redirects, sometimes before the REST call has returned.
+    assert tool["name"] == "route_call" and (SALES in (tool["output"] or "") or tool["error"] == ENDED)
     assert run.twilio_call.dialed == [SALES]  # Twilio really got <Dial>
     assert [line["role"] for line in rec["transcript"]][:2] == ["agent", "agent"]  # menu, then menu again
 
@@ -62,8 +66,7 @@ async def test_ivr_dtmf_transfer_key() -> None:
     assert run.twilio_call.dialed == [SALES]
     [tool] = run.record["tool_calls"]
     assert tool["name"] == "transfer_call" and tool["arguments"] == '{"number":"%s"}' % SALES
-    # Twilio ends the stream as it redirects, often before the REST call has returned.
-    assert '"ok":true' in (tool["output"] or "") or tool["error"] == "the call ended while the tool ran"
+    assert '"ok":true' in (tool["output"] or "") or tool["error"] == ENDED
 
 
 async def test_receptionist_answers_and_stores_a_message(db_url: str) -> None:
