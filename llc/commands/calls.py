@@ -8,7 +8,7 @@ import time
 import orjson
 import trio
 
-from llc.commands.store_cli import open_cli_store
+from llc.commands.store_cli import open_cli_store, printed_as_json_or_empty
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,11 +27,7 @@ def run(args: argparse.Namespace) -> int:
             show(record)
         return 0
     rows = trio.run(store.list_calls, args.limit)
-    if args.json:
-        print(orjson.dumps(rows).decode())
-        return 0
-    if not rows:
-        print(f"no calls stored in {store.url} yet")
+    if printed_as_json_or_empty(rows, args, f"no calls stored in {store.url} yet"):
         return 0
     print(f"{'started':<20}{'call_sid':<36}{'dir':<9}{'scenario':<22}{'path':<11}{'secs':>6}  end")
     for r in rows:

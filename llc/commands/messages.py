@@ -5,20 +5,15 @@ from __future__ import annotations
 import argparse
 import time
 
-import orjson
 import trio
 
-from llc.commands.store_cli import open_cli_store
+from llc.commands.store_cli import open_cli_store, printed_as_json_or_empty
 
 
 def run(args: argparse.Namespace) -> int:
     store = open_cli_store(args)
     rows = trio.run(store.list_messages, args.limit)
-    if args.json:
-        print(orjson.dumps(rows).decode())
-        return 0
-    if not rows:
-        print(f"no messages in {store.url}")
+    if printed_as_json_or_empty(rows, args, f"no messages in {store.url}"):
         return 0
     for m in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created_at"]))

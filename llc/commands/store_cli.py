@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+import orjson
 
 from llc.config import load_settings
 from llc.store import Store, open_store
+
+
+def printed_as_json_or_empty(rows: list[dict[str, Any]], args: argparse.Namespace, empty: str) -> bool:
+    """``--json`` prints the rows; no rows prints ``empty``. True when nothing is left to print."""
+    if args.json:
+        print(orjson.dumps(rows).decode())
+        return True
+    if not rows:
+        print(empty)
+        return True
+    return False
 
 
 def open_cli_store(args: argparse.Namespace) -> Store:
