@@ -10,6 +10,7 @@ from typing import Sequence
 from llc.commands import COMMANDS
 from llc.config import ConfigError
 from llc.profile import ProfileError
+from llc.store import StoreError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, ProfileError) as exc:
+    except (ConfigError, ProfileError, StoreError) as exc:
         # Configuration mistakes are the user's to fix: say what and how, no traceback.
         print(f"llc: {exc}", file=sys.stderr)
         return 2

@@ -79,6 +79,14 @@ class Settings:
     max_call_s: float = 3600.0  # a call is ended after this long (0 = no limit)
     calls_per_minute: int = 60  # POST /calls rate limit (0 = no limit)
     apology_clip: str | None = None  # PCMU file played when OpenAI is lost for good
+    # Inbound scenarios and pre-accept (docs/scenarios.md).
+    scenarios_path: str | None = None  # None: LLC_OUTBOUND_SCENARIOS, else the bundled scenarios.toml
+    db_url: str = "llc.db"  # SQLite file path (default), sqlite:///path, or postgresql://...
+    preaccept: bool = True  # start the OpenAI session on the inbound webhook, before the stream
+    preaccept_hold_s: float = 10.0  # a ready pre-accept session waits this long for its stream
+    # This instance's own base URL when several run behind one load balancer: TwiML stream URLs
+    # and callbacks point here, so the stream reaches the instance holding the warm session.
+    instance_url: str | None = None
 
     @property
     def stream_url(self) -> str | None:
@@ -133,6 +141,11 @@ ENV: dict[str, str] = {
     "LLC_MAX_CALL_S": "max_call_s",
     "LLC_CALLS_PER_MINUTE": "calls_per_minute",
     "LLC_APOLOGY_CLIP": "apology_clip",
+    "LLC_SCENARIOS": "scenarios_path",
+    "LLC_DB_URL": "db_url",
+    "LLC_PREACCEPT": "preaccept",
+    "LLC_PREACCEPT_HOLD_S": "preaccept_hold_s",
+    "LLC_INSTANCE_URL": "instance_url",
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # Twilio's documented edge locations (protocol notes); a typo would silently route via the default.
@@ -193,14 +206,16 @@ def _convert(name: str, env_name: str, raw: str, problems: list[str]) -> object:
 def _check(s: Settings, problems: list[str]) -> None:
     if not 0 <= s.port <= 65535:
         problems.append(f"PORT={s.port} is out of range; use 1-65535 (0 picks a free port)")
-    if s.public_url is not None:
-        parts = urlsplit(s.public_url)
+    for env_name, url in (("PUBLIC_URL", s.public_url), ("LLC_INSTANCE_URL", s.instance_url)):
+        if url is None:
+            continue
+        parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            problems.append(
-                f"PUBLIC_URL={s.public_url!r} must be the base URL Twilio reaches, like https://voice.example.com"
-            )
+            problems.append(f"{env_name}={url!r} must be a base URL Twilio reaches, like https://voice.example.com")
         elif parts.query or parts.fragment:
-            problems.append("PUBLIC_URL must not carry a query string: Twilio's <Stream> URL takes none")
+            problems.append(f"{env_name} must not carry a query string: Twilio's <Stream> URL takes none")
+    if s.preaccept_hold_s <= 0:
+        problems.append("LLC_PREACCEPT_HOLD_S must be above 0 (default 10)")
     if urlsplit(s.openai_realtime_url).scheme not in ("wss", "ws"):
         problems.append(
             f"OPENAI_REALTIME_URL={s.openai_realtime_url!r} must be a WebSocket URL (wss://…); "

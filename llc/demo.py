@@ -67,7 +67,7 @@ async def run_demo(shape: str = "ga", ttfb_ms: int = 300, silence_ms: int = 400,
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await nursery.start(fake.serve)
-            settings = Settings(port=0, openai_realtime_url=fake.url, openai_api_shape=shape, log_level=log_level)  # type: ignore[arg-type]
+            settings = Settings(port=0, openai_realtime_url=fake.url, openai_api_shape=shape, log_level=log_level, db_url=":memory:")  # type: ignore[arg-type]
             state = ServerState(settings, load_profile(settings.profile_path))
             binds = await nursery.start(serve, state)
             caller = FakeCaller(binds[0], CallerScript(turns=[CallerTurn(t) for t in CALLER_LINES]))

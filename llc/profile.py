@@ -64,6 +64,11 @@ def parse_profile(text: str, source: str) -> Profile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML ({exc})") from None
+    return profile_from_data(data, source)
+
+
+def profile_from_data(data: dict[str, Any], source: str) -> Profile:
+    """Validate already-parsed profile keys (a profile file, or a scenario's overlay of one)."""
     td_data = _expect(data, "turn_detection", dict, source, {})
     where = f"{source} [turn_detection]"
     td = TurnDetection(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -54,7 +55,7 @@ def engine() -> str:
 
 
 @pytest.fixture
-async def start_stack(nursery: trio.Nursery, engine: str) -> AsyncIterator[StackFactory]:
+async def start_stack(nursery: trio.Nursery, engine: str, tmp_path: Path) -> AsyncIterator[StackFactory]:
     """Start the fake OpenAI plus the server; keyword args go to FakeOpenAIConfig / Settings."""
 
     async def start(
@@ -65,7 +66,7 @@ async def start_stack(nursery: trio.Nursery, engine: str) -> AsyncIterator[Stack
         fake_config.setdefault("end_of_turn_silence_ms", 200)
         fake = FakeOpenAI(FakeOpenAIConfig(shape=shape, **fake_config))  # type: ignore[arg-type]
         await nursery.start(fake.serve)
-        opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape,
+        opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, "db_url": str(tmp_path / "llc.db"),
                       **ENGINES[engine], **(settings or {})}
         state = ServerState(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
         binds = await nursery.start(serve, state)

@@ -62,7 +62,7 @@ async def start_outbound(nursery: trio.Nursery, *, twilio: FakeTwilioConfig | No
     opts: dict[str, Any] = {
         "port": 0, "openai_realtime_url": oai.url, "twilio_api_url": tw.url,
         "twilio_account_sid": tw.config.account_sid, "twilio_auth_token": tw.config.auth_token,
-        "twilio_from_number": FROM, "api_token": API_TOKEN, **(settings or {}),
+        "twilio_from_number": FROM, "api_token": API_TOKEN, "db_url": ":memory:", **(settings or {}),
     }
     state = ServerState(Settings(**opts), load_profile())
     binds = await (server_nursery or nursery).start(serve, state)

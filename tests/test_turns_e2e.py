@@ -11,7 +11,7 @@ from llc import metrics
 from llc.profile import load_profile
 from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.sim.fake_openai import ToolCallScript
-from llc.tools.builtin import BUILTIN
+from llc.modes.tools import ALL_TOOLS
 from llc.tools.registry import ToolRegistry
 from twilio_raw import call_tasks
 
@@ -67,7 +67,7 @@ async def test_switch_once_after_first_turn(start_stack: StackFactory) -> None:
 
 
 def slow_registry(seconds: float, state: dict) -> ToolRegistry:
-    tools = ToolRegistry(dict(BUILTIN.tools))
+    tools = ToolRegistry(dict(ALL_TOOLS.tools))
 
     @tools.add("check_order", "Look up an order", {"type": "object", "properties": {"order": {"type": "string"}}})
     async def check_order(ctx, order: str = "") -> dict:  # type: ignore[no-untyped-def]
@@ -124,7 +124,7 @@ async def test_hangup_during_tool_cancels_it(start_stack: StackFactory) -> None:
 
 
 async def test_tool_that_raises_or_hangs_reports_an_error_and_the_call_goes_on(start_stack: StackFactory) -> None:
-    tools = ToolRegistry(dict(BUILTIN.tools))
+    tools = ToolRegistry(dict(ALL_TOOLS.tools))
 
     @tools.add("broken", "always fails", {"type": "object", "properties": {}})
     async def broken(ctx) -> dict:  # type: ignore[no-untyped-def]

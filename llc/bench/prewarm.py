@@ -74,7 +74,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Samples]:
             settings = Settings(port=0, openai_realtime_url=fake.url, twilio_api_url=twilio.url,
                                 twilio_account_sid=twilio.config.account_sid,
                                 twilio_auth_token=twilio.config.auth_token, twilio_from_number="+15550009999",
-                                api_token=TOKEN, log_level="WARNING")
+                                api_token=TOKEN, log_level="WARNING", db_url=":memory:")
             state = ServerState(settings, load_profile())
             base = (await nursery.start(serve, state))[0]
             async with httpx.AsyncClient(timeout=30) as client:

@@ -113,7 +113,7 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLC_", "OPENAI_", "TWILIO_"))}
     env.update(PORT=str(port), HOST="127.0.0.1", OPENAI_REALTIME_URL=openai_url, LOG_FORMAT="json",
-               LLC_ENV_FILE=os.devnull, PUBLIC_URL="",
+               LLC_ENV_FILE=os.devnull, PUBLIC_URL="", LLC_DB_URL=":memory:",  # records: not kept
                # The load generator opens media streams directly, without a webhook's token.
                LLC_STREAM_ADMISSION="off")
     settings = dict(ENGINES[engine])

@@ -8,7 +8,7 @@ shielded) and finish the record, whatever ended it: hangup, a dropped socket, or
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import trio
 
@@ -99,7 +99,8 @@ class CallBridge:
             apology_s=clip_seconds(settings.apology_clip),
         )
         self._close_code = 1000
-        self._tool_ctx = CallToolContext(self, transfer_allow)
+        self.tool_ctx = CallToolContext(self, transfer_allow)
+        self.mode: Any = None  # the scenario's per-call state (llc.modes.runtime.ModeCall), set by prepare
         self.openai: Transport | None = None
         self._nursery: trio.Nursery | None = None
         self._log_fields = bind_call()
@@ -231,7 +232,7 @@ class CallBridge:
             elif kind is RunTool:
                 assert self._nursery is not None
                 timeout = self.core.policy.tool_timeout_s
-                self._nursery.start_soon(run_tool, self, self.tools, self._tool_ctx, action, timeout)
+                self._nursery.start_soon(run_tool, self, self.tools, self.tool_ctx, action, timeout)
             elif kind is Timer:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._timer, action.key, action.delay_s)  # type: ignore[union-attr]

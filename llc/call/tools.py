@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from llc.core.actions import RunTool
+from llc.core.actions import Action, RunTool
 from llc.log import get_logger
 from llc.tools.registry import ToolRegistry
 
@@ -27,7 +27,24 @@ class CallToolContext:
 
     def __init__(self, bridge: "CallBridge", transfer_allow: tuple[str, ...]) -> None:
         self._bridge = bridge
-        self.transfer_allow = transfer_allow
+        self._transfer_allow = transfer_allow
+
+    @property
+    def transfer_allow(self) -> tuple[str, ...]:
+        """The allow-list of the call's current scenario (an IVR may switch it mid-call)."""
+        mode = self._bridge.mode
+        return mode.transfer_allow if mode is not None else self._transfer_allow
+
+    @property
+    def mode(self) -> Any:
+        """The scenario's per-call state (store, caller, customer), or None outside a scenario."""
+        return self._bridge.mode
+
+    async def execute(self, actions: list[Action]) -> None:
+        await self._bridge.execute(actions)
+
+    def now(self) -> float:
+        return trio.current_time()
 
     @property
     def call_sid(self) -> str:

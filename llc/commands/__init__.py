@@ -13,4 +13,7 @@ COMMANDS: tuple[str, ...] = (
     "restart",
     "snapshot",
     "doctor",
+    "calls",
+    "messages",
+    "db",
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -81,6 +81,14 @@ class CallCore:
         self._expired = False  # session_expired seen: the coming close is the 60-minute cap
         self._resume: str | None = None  # summary for the replacement session
         self._ending: tuple[str, str] | None = None  # (reason, detail) while the apology plays
+        self._local_tools: set[str] = set()  # tools the call ran itself (a key press), not the model
+        # A mode may take key presses (the IVR); pure like the core: (digit, now) -> actions.
+        self.dtmf_handler: Callable[[str, float], list[Action]] | None = None
+
+    def configure(self, spec: sess.SessionSpec, policy: TurnPolicy, greeting: str | None) -> None:
+        """Set this call's scenario before the session opens (the bridge's prepare hook)."""
+        self.policy, self.switch, self.greeting = policy, SwitchState(policy), greeting
+        self.spec = first_turn_spec(spec, policy, self.tool_schemas)
 
     def _tools(self, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
         return tuple(self.tool_schemas[n] for n in names if n in self.tool_schemas)
@@ -114,7 +122,11 @@ class CallCore:
             self.playout.on_mark(event.name)
             return self._maybe_hang_up()
         if isinstance(event, tw.Dtmf):
-            return [Log("info", "caller pressed a key", {"digit": event.digit})]
+            self.record.dtmf.append(event.digit)
+            actions: list[Action] = [Log("info", "caller pressed a key", {"digit": event.digit})]
+            if self.dtmf_handler is not None and self.phase == "live":
+                actions += self.dtmf_handler(event.digit, now)
+            return actions
         return []  # Connected: nothing to do until start
 
     def _on_media(self, event: tw.Media) -> list[Action]:
@@ -335,12 +347,43 @@ class CallCore:
             actions.append(Timer(f"filler:{call_id}", self.policy.tool_filler_after_ms / 1000))
         return actions
 
+    def run_local_tool(self, name: str, arguments: str, now: float) -> list[Action]:
+        """Run a tool on the call's own decision (an IVR key press): recorded, output not sent to the model."""
+        call_id = f"local_{len(self.record.tool_calls) + 1}"
+        rec = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, started_at=round(now - self.t0, 3))
+        self._tools_running[call_id] = rec
+        self._local_tools.add(call_id)
+        self.record.tool_calls.append(rec)
+        return [RunTool(call_id, name, arguments)]
+
+    def interrupt(self, now: float) -> list[Action]:
+        """Stop the agent as a barge-in does (a key press while it reads the menu)."""
+        return self._on_speech_started({}, now)
+
+    def tell_model(self, text: str) -> list[Action]:
+        """A text hint as a user item, then a response about it (gated like every create)."""
+        return [ToOpenAI(_dump(sess.user_message(text)))] + self.request_response()
+
+    def switch_session(self, spec: sess.SessionSpec, policy: TurnPolicy) -> list[Action]:
+        """Move the live call to another scenario: one full session.update, later-turn settings."""
+        self.policy, self.switch = policy, SwitchState(policy, switched=True)
+        td = policy.later_turn_detection(spec.turn_detection)
+        self.spec = replace(spec, turn_detection=td, tools=self._tools(policy.full_tools))
+        update = sess.session_update(self.shape, self.spec)
+        # The service refuses a voice change once the agent has spoken: the voice stays.
+        update["session"].pop("voice", None)
+        update["session"].get("audio", {}).get("output", {}).pop("voice", None)
+        return [ToOpenAI(_dump(update))]
+
     def on_tool_result(self, call_id: str, output: str, now: float, error: str | None = None) -> list[Action]:
         """A tool finished (or failed, or timed out): hand the output to the model, then respond."""
         rec = self._tools_running.pop(call_id, None)
         if rec is None or self.phase == "ended":
             return []
         rec.output, rec.error, rec.ms = output, error, round((now - self.t0 - rec.started_at) * 1000, 1)
+        if call_id in self._local_tools:
+            self._local_tools.discard(call_id)
+            return [Log("warning" if error else "info", f"local tool {rec.name} finished", {"output": output})]
         item = {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
         actions: list[Action] = [ToOpenAI(_dump(item))]
         if error:
@@ -398,6 +441,8 @@ class CallCore:
 
     def end(self) -> None:
         self.phase = "ended"
+        for rec in self._tools_running.values():  # e.g. a transfer: Twilio ends the stream mid-tool
+            rec.error = rec.error or "the call ended while the tool ran"
 
 
 _HANDLERS = {

@@ -1,4 +1,4 @@
-"""What is remembered about a call. Pure data; the store (later) persists it."""
+"""What is remembered about a call. Pure data; ``llc.store`` persists it when the call ends."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ class CallRecord:
     scenario: str = "default"
     path: str = "cold"  # cold | prewarm | pre-accept
     answered_by: str = ""  # outbound with AMD: Twilio's AnsweredBy (human, machine_end_beep, ...)
+    from_number: str = ""  # the caller (inbound) or our caller ID (outbound)
+    to_number: str = ""  # the number called: picks the inbound scenario
     started_at: float = 0.0  # wall clock
     ended_at: float | None = None
     end_reason: str = ""
@@ -64,6 +66,9 @@ class CallRecord:
     barge_ins: list[BargeInRecord] = field(default_factory=list)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     openai_errors: dict[str, int] = field(default_factory=dict)
+    statuses: list[dict[str, str]] = field(default_factory=list)  # Twilio status callbacks seen
+    dtmf: list[str] = field(default_factory=list)  # keys the caller pressed, in order
+    routes: list[dict[str, Any]] = field(default_factory=list)  # IVR decisions: {at, via, choice, action, target}
     frames_from_twilio: int = 0
     frames_to_twilio: int = 0
     bad_frames: int = 0

@@ -57,6 +57,7 @@ class _Entry:
     watch_done: trio.Event = field(default_factory=trio.Event)  # the registry stopped reading
     released: trio.Event = field(default_factory=trio.Event)  # the call is done with the socket
     timings: dict[str, float] = field(default_factory=dict)  # seconds after creation
+    hold_s: float = HOLD_S  # a ready session waits at most this long for its stream
 
 
 @dataclass
@@ -103,15 +104,20 @@ class WarmRegistry:
     # ---- the API the routes use ---------------------------------------------------------
 
     def start(self, spec: SessionSpec, *, purpose: str = "prewarm", call_sid: str | None = None,
-              prime: bool = True) -> str:
-        """Begin warming a session for ``spec``; returns its one-time token."""
+              prime: bool = True, hold_s: float | None = None) -> str:
+        """Begin warming a session for ``spec``; returns its one-time token.
+
+        ``hold_s``: how long a ready session waits for its stream (default: a ring's worth;
+        pre-accept passes a few seconds, as its stream follows the webhook at once).
+        """
         if self._nursery is None:
             raise RuntimeError("the warm-session registry is not running (serve() starts it)")
         token = secrets.token_urlsafe(24)
         now = trio.current_time()
         entry = _Entry(token, purpose, WarmCore(self.settings.openai_api_shape, spec, prime=prime), now,
                        now + self.settings.prewarm_timeout_s)
-        entry.scope.deadline = now + self.settings.prewarm_timeout_s + self.hold_s
+        entry.hold_s = self.hold_s if hold_s is None else hold_s
+        entry.scope.deadline = now + self.settings.prewarm_timeout_s + entry.hold_s
         self._entries[token] = entry
         self._live.add(entry)
         self.stats["started"] += 1
@@ -259,6 +265,7 @@ class WarmRegistry:
         if core.phase == "failed":
             return self._fail(entry, core.reason)
         entry.timings["ready"] = trio.current_time() - entry.created
+        entry.scope.deadline = min(entry.scope.deadline, trio.current_time() + entry.hold_s)  # held from ready
         entry.state = "ready"
         self.stats["ready"] += 1
         entry.settled.set()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import trio
@@ -19,8 +19,9 @@ from llc.core.admission import TOKEN_PARAM as STREAM_TOKEN_PARAM, AdmissionBook
 from llc.core.outbound import FINAL_STATUSES, TemplateError, amd_outcome
 from llc.core.session import SessionSpec
 from llc.log import get_logger
-from llc.openai.prewarm import WarmRegistry, WarmSession
-from llc.outbound.scenarios import Scenario
+from llc.openai.prewarm import WarmRegistry
+from llc.modes.scenario import Scenario
+from llc.modes.spec import scenario_spec
 from llc.profile import Profile
 from llc.twilio.rest import TwilioError, TwilioRest
 from llc.twilio.twiml import connect_stream, say_and_hangup
@@ -130,7 +131,9 @@ class Dialer:
         self._check_ready(public_url)
         assert public_url is not None
         base = public_url.rstrip("/")
-        spec = replace(self.profile.session_spec(self.settings.openai_voice, self.tool_schemas), instructions=req.prompt or None)
+        # The scenario's overlay of the profile (voice, tools, policy), its prompt with this request's variables.
+        _, spec = scenario_spec(req.scenario, self.profile, self.settings.openai_voice, self.tool_schemas,
+                                variables=req.variables)
         token = self.warm.start(spec) if req.prewarm else None  # setup starts now, in parallel with the dial
         params = {"direction": "outbound", "scenario": req.scenario.name}
         if token:
@@ -167,18 +170,6 @@ class Dialer:
         log.info("outbound call placed", extra={"call_sid": created.sid, "scenario": req.scenario.name,
                                                 "prewarm": token is not None, "amd": req.machine_detection})
         return call
-
-    # ---- the call's side: the stream started --------------------------------------------
-
-    async def prepare(self, bridge: Any) -> WarmSession | None:
-        """CallBridge hook: this call's scenario prompt, and its warm session if it has one."""
-        call = self.calls.get(bridge.record.call_sid)
-        if call is not None:
-            bridge.core.spec = call.spec  # a cold fallback speaks the same scenario
-        token = bridge.core.params.get(TOKEN_PARAM)
-        if not token:
-            return None
-        return await self.warm.claim(token, bridge.record.call_sid)
 
     # ---- Twilio's callbacks ---------------------------------------------------------------
 

@@ -73,6 +73,7 @@ class FakeCall:
     callbacks: list[dict[str, Any]] = field(default_factory=list)  # what we POSTed and the answer
     updates: list[dict[str, str]] = field(default_factory=list)  # REST updates received
     said: list[str] = field(default_factory=list)  # <Say> text played after a redirect
+    dialed: list[str] = field(default_factory=list)  # <Dial> numbers after a redirect (a transfer)
     result: CallResult | None = None
     caller: FakeCaller | None = None
     done: trio.Event = field(default_factory=trio.Event)
@@ -186,6 +187,7 @@ class FakeTwilio:
         try:
             root = ET.fromstring(twiml)
             call.said.extend(el.text or "" for el in root.iter("Say"))
+            call.dialed.extend((el.text or "").strip() for el in root.iter("Dial"))
         except ET.ParseError:
             call.events.append((trio.current_time(), "redirect TwiML unreadable"))
         self._hang_up(call, "redirected")
@@ -196,6 +198,14 @@ class FakeTwilio:
             call.caller.hang_up(reason)
         elif call.status in ("queued", "ringing"):
             call.status = "canceled"
+
+    def inbound(self, caller: FakeCaller) -> FakeCall:
+        """Register an inbound call the fake caller places itself, so REST updates (transfer,
+        hang-up) reach it like they would on Twilio."""
+        call = FakeCall(caller.call_sid, caller.to_number, caller.from_number, {"account_sid": self.config.account_sid},
+                        "", trio.current_time(), status="in-progress", caller=caller)
+        self.calls[call.sid] = call
+        return call
 
     # -- the network's side of one call ------------------------------------------------------
 

@@ -9,11 +9,11 @@ from quart import Response, request, websocket
 from quart_trio import QuartTrio
 
 from llc.call.transport import QuartWebsocketTransport
-from llc.config import LOOPBACK_HOSTS, stream_url_for
+from llc.config import LOOPBACK_HOSTS
 from llc.log import get_logger
 from llc.profile import check_tools
-from llc.twilio.twiml import connect_stream, say_and_hangup
-from llc.web import outbound
+from llc.twilio.twiml import say_and_hangup
+from llc.web import inbound, outbound
 from llc.web import debug
 from llc.web.media_call import run_media_call
 from llc.web import ops_routes
@@ -35,18 +35,14 @@ def create_app(state: ServerState) -> QuartTrio:
     @security.twilio_signed(state)
     async def twiml() -> Response:
         form = await request.form
-        direction = "outbound" if form.get("Direction", "inbound").startswith("outbound") else "inbound"
-        params = {"direction": direction, "scenario": request.args.get("scenario", "default")}
-        if not state.public_url:
-            log.error("PUBLIC_URL is not set: cannot tell Twilio where the media stream is")
-            return Response("PUBLIC_URL is not set on the server", status=500)
         if security.at_capacity(state):
             log.warning("at LLC_MAX_CALLS: answered busy", extra={"call_sid": form.get("CallSid"), "max_calls": state.settings.max_calls})
             return Response(say_and_hangup(security.BUSY_MESSAGE), content_type="text/xml")
-        params.update(security.stream_params(state, form.get("CallSid")))
-        body = connect_stream(state.stream_url or stream_url_for(state.public_url), params)
-        shown = {k: v for k, v in params.items() if not k.endswith("token")}  # tokens stay out of logs
-        log.info("answered webhook with TwiML", extra={"call_sid": form.get("CallSid"), **shown})
+        try:  # scenario by called number, pre-accept started (llc/web/inbound.py)
+            body = await inbound.answer(state, form, request.args.get("scenario"))
+        except LookupError as exc:
+            log.error("%s: cannot tell Twilio where the media stream is", exc)
+            return Response(str(exc), status=500)
         return Response(body, content_type="text/xml")
 
     @app.websocket(MEDIA_PATH)
@@ -81,6 +77,7 @@ async def serve(
 
     check_tools(state.profile, set(state.tools.tools))  # a profile naming a missing tool fails now
     security.log_posture(state.settings)
+    await state.store.open()  # a bad LLC_DB_URL fails now; the schema is created on first run
     from llc.web.media_listener import start_media_listener
 
     config = Config()

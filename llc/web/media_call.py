@@ -1,16 +1,23 @@
 """Running one media-stream call, whichever listener accepted its socket.
 
 Both the Quart route (Twilio media through Hypercorn) and the fast media listener hand
-their Transport here, so a call is the same thing on either engine.
+their Transport here, so a call is the same thing on either engine. The record is written
+here, in ``finally``: a call that ends by a fault still leaves its record (transcript so far).
 """
 
 from __future__ import annotations
 
+import trio
+
 from llc import metrics
 from llc.call.bridge import CallBridge
 from llc.call.transport import Transport
+from llc.log import get_logger
 from llc.web.security import admit_stream
 from llc.web.state import ServerState
+
+log = get_logger("records")
+RECORD_WRITE_TIMEOUT_S = 5.0
 
 
 async def run_media_call(state: ServerState, transport: Transport) -> None:
@@ -30,7 +37,7 @@ async def run_media_call(state: ServerState, transport: Transport) -> None:
         policy=state.profile.turn_policy,
         tools=state.tools,
         transfer_allow=state.profile.transfer_allow,
-        prepare=state.dialer.prepare,
+        prepare=state.router.prepare,  # scenario per call, pre-accept / prewarm claim
         admit=admit,
     )
     state.active.add(bridge)
@@ -41,5 +48,23 @@ async def run_media_call(state: ServerState, transport: Transport) -> None:
         state.active.discard(bridge)
         for call_sid in admitted:
             state.admission.release(call_sid)
+        state.router.finish(bridge.record)
         state.records.append(bridge.record)
         metrics.record_call(bridge.record)
+        with trio.CancelScope(shield=True):
+            await save_record(state, bridge)
+
+
+async def save_record(state: ServerState, bridge: CallBridge) -> None:
+    """Persist the record, bounded: a slow database delays nothing but this socket's cleanup."""
+    record = bridge.record
+    if not record.call_sid:
+        return  # the stream never started: nothing to file it under
+    with trio.move_on_after(RECORD_WRITE_TIMEOUT_S) as scope:
+        try:
+            await state.store.save_call(record)
+        except Exception as exc:  # the database is down: the in-memory record remains
+            log.error("could not store the call record: %s", exc, extra={"call_sid": record.call_sid})
+    if scope.cancelled_caught:
+        log.error("storing the call record took over %g s; skipped", RECORD_WRITE_TIMEOUT_S,
+                  extra={"call_sid": record.call_sid})

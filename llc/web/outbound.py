@@ -43,7 +43,7 @@ def register(app: Quart, state: ServerState) -> None:
         body = await request.get_json(force=True, silent=True)
         try:
             req = parse_call_request(body, state.scenarios, state.profile)
-            call = await state.dialer.place(req, state.public_url)
+            call = await state.dialer.place(req, state.call_base_url)  # the instance holding the warm session
         except CallRequestError as exc:
             return _error(exc.status, str(exc))
         except TwilioError as exc:

@@ -1,0 +1,1 @@
+"""Scenarios (TOML) and the inbound modes: AI IVR, Receptionist, CSR with a database."""

@@ -1,0 +1,147 @@
+"""Scripted callers for each inbound mode, and a runner that plays one end to end offline.
+
+Each script dials the number the bundled scenarios file maps to its mode, speaks and presses
+keys (DTMF) like a person would, while the fake OpenAI answers from a matching script (its
+tool calls included). The runner starts the fake OpenAI, the fake Twilio REST API (so a
+transfer really redirects the call), the real server with a database, and returns what was
+stored: the call record, messages and tickets. `llc demo --scenario NAME` and the tests use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from llc.config import Settings
+from llc.profile import load_profile
+from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
+from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
+from llc.sim.fake_twilio import FakeCall, FakeTwilio
+from llc.web.app import serve
+from llc.web.state import ServerState
+
+SALES = "+15550102001"
+
+
+@dataclass
+class ModeScript:
+    scenario: str
+    called: str  # the number dialled: [numbers] in scenarios.toml picks the scenario
+    caller: str
+    turns: list[CallerTurn]
+    replies: list[str]  # the fake model's lines, in order
+    user_transcripts: list[str]  # what the fake model "hears", per speech turn
+    tool_calls: dict[int, ToolCallScript] = field(default_factory=dict)  # response index -> tool
+    wait_first_reply: bool = True  # the scenario greets first
+
+
+SCRIPTS: dict[str, ModeScript] = {
+    "ivr": ModeScript(
+        "ivr", "+15550100020", "+15550100031",
+        turns=[CallerTurn("", dtmf="0"), CallerTurn("Sales, please.")],
+        replies=["Welcome to Acme. Say sales, reception, or orders and support.",
+                 "Sales, reception, or orders and support?"],
+        user_transcripts=["Sales, please."],
+        tool_calls={2: ToolCallScript("route_call", {"choice": "sales"}, reply_after="Transferring you now.")},
+    ),
+    "receptionist": ModeScript(
+        "receptionist", "+15550100021", "+15550100032",
+        turns=[CallerTurn("Are you open on Saturday?"), CallerTurn("Can I leave a message for the service team?")],
+        replies=["Acme front desk, how can I help?", "Yes, on Saturdays we are open ten to one."],
+        user_transcripts=["Are you open on Saturday?", "Can I leave a message for the service team? I'm Dana Fox."],
+        tool_calls={2: ToolCallScript("take_message", {
+            "name": "Dana Fox", "number": "+15550107777", "reason": "dishwasher repair quote",
+            "callback_time": "tomorrow morning"}, reply_after="Thanks Dana, I have passed that on.")},
+    ),
+    "csr": ModeScript(
+        "csr", "+15550100022", "+15550100001",  # Ann Lee in the sample data (llc db seed)
+        turns=[CallerTurn("Hi, where is my blender?"), CallerTurn("And the spare jug I got is the wrong size.")],
+        replies=["Anything else?"],
+        user_transcripts=["Hi, where is my blender?", "And the spare jug I got is the wrong size."],
+        tool_calls={
+            0: ToolCallScript("get_orders", {}, reply_after="Your Blender Pro shipped and arrives on the seventh."),
+            1: ToolCallScript("create_ticket", {"subject": "Spare jug wrong size", "details": "Order A1002"},
+                              reply_after="I have opened a ticket for you."),
+        },
+        wait_first_reply=False,
+    ),
+}
+
+
+@dataclass
+class ModeRun:
+    record: dict[str, Any]  # as stored in the database
+    caller: CallResult
+    twilio_call: FakeCall
+    messages: list[dict[str, Any]]
+    tickets: list[dict[str, Any]]
+    openai_errors: list[dict[str, Any]]
+
+
+async def run_mode(name: str, *, db_url: str = ":memory:", script: ModeScript | None = None,
+                   settings: dict[str, Any] | None = None, ttfb_ms: int = 50, silence_ms: int = 200,
+                   log_level: str = "WARNING") -> ModeRun:
+    """Play ``SCRIPTS[name]`` (or ``script``) through the real server; bounded to 60 s."""
+    script = script or SCRIPTS[name]
+    fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=ttfb_ms, end_of_turn_silence_ms=silence_ms, replies=list(script.replies),
+                                       user_transcripts=list(script.user_transcripts), tool_calls=dict(script.tool_calls)))
+    twilio = FakeTwilio()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(fake.serve)
+            await nursery.start(twilio.serve)
+            opts: dict[str, Any] = {
+                "port": 0, "openai_realtime_url": fake.url, "log_level": log_level, "db_url": db_url,
+                "twilio_api_url": twilio.url, "twilio_account_sid": twilio.config.account_sid,
+                "twilio_auth_token": twilio.config.auth_token, **(settings or {})}
+            state = ServerState(Settings(**opts), load_profile())
+            binds = await nursery.start(serve, state)
+            await state.store.seed()
+            caller = FakeCaller(binds[0], CallerScript(turns=script.turns, wait_first_reply=script.wait_first_reply,
+                                                       max_call_s=25),
+                                from_number=script.caller, to_number=script.called,
+                                auth_token=twilio.config.auth_token)  # Twilio signs every webhook
+            call = twilio.inbound(caller)
+            result = await caller.run()
+            with trio.fail_after(5):  # the record is written right after the stream ends
+                while (stored := await state.store.get_call(caller.call_sid)) is None:
+                    await trio.sleep(0.02)
+            messages, tickets = await state.store.list_messages(), await state.store.list_tickets()
+            nursery.cancel_scope.cancel()
+    state.store.close()
+    errors = [e for s in fake.sessions for e in s.errors_sent]
+    return ModeRun(stored, result, call, messages, tickets, errors)
+
+
+def render(run: ModeRun, out: Any = print) -> None:
+    rec = run.record
+    out(f"llc demo --scenario {rec['scenario']}: call {rec['call_sid']} from {rec['from_number']} to {rec['to_number']}")
+    out(f"path: {rec['path']}   ended: {rec['end_reason']}   keys pressed: {''.join(rec['dtmf']) or '-'}")
+    out("")
+    out("Transcript")
+    for line in rec["transcript"]:
+        out(f"  {line['at']:6.2f}s  {line['role']:<6}  {line['text']}")
+    if rec["routes"]:
+        out("")
+        out("IVR routing")
+        for r in rec["routes"]:
+            out(f"  {r['at']:6.2f}s  {r['via']:<6}  {r['choice']!r} -> {r['action']} {r['target']}")
+    out("")
+    out("Tool calls")
+    for t in rec["tool_calls"] or []:
+        out(f"  {t['name']}({t['arguments']}) -> {t['error'] or t['output']}  [{t['ms']} ms]")
+    if run.twilio_call.dialed:
+        out(f"  Twilio redirected the call: <Dial> {', '.join(run.twilio_call.dialed)}")
+    for label, rows in (("Messages", run.messages), ("Tickets", run.tickets)):
+        if rows:
+            out("")
+            out(f"{label} stored in the database")
+            for row in rows:
+                out("  " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "created_at"))
+    out("")
+    out(f"latency per turn (server: caller stopped -> first agent audio): "
+        + ", ".join(f"{t['ms']} ms" for t in rec["turns"] if t["ms"] is not None))
+    ok = bool(rec["transcript"]) and not run.openai_errors and rec["end_reason"] in ("caller_hangup", "twilio_closed")
+    out("demo OK" if ok else f"demo FAILED (OpenAI errors: {run.openai_errors})")

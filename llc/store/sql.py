@@ -1,0 +1,73 @@
+"""The store's SQL, once for both backends: SQLite (embedded default) and PostgreSQL.
+
+Queries are written with ``?`` placeholders; the PostgreSQL backend rewrites them to ``%s``.
+The only dialect difference in the schema is how an auto-numbered key is spelled.
+"""
+
+from __future__ import annotations
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    call_sid TEXT PRIMARY KEY,
+    stream_sid TEXT, direction TEXT, scenario TEXT, path TEXT,
+    from_number TEXT, to_number TEXT, answered_by TEXT,
+    started_at DOUBLE PRECISION, ended_at DOUBLE PRECISION,
+    end_reason TEXT, end_detail TEXT,
+    record_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
+CREATE TABLE IF NOT EXISTS messages (
+    id {serial},
+    created_at DOUBLE PRECISION NOT NULL,
+    call_sid TEXT, scenario TEXT, caller_id TEXT,
+    name TEXT, number TEXT, reason TEXT, callback_time TEXT
+);
+CREATE TABLE IF NOT EXISTS customers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL, phone TEXT UNIQUE, email TEXT, plan TEXT, balance DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers (id),
+    item TEXT, status TEXT, placed_at TEXT, eta TEXT
+);
+CREATE TABLE IF NOT EXISTS tickets (
+    id {serial},
+    created_at DOUBLE PRECISION NOT NULL,
+    call_sid TEXT, customer_id TEXT, subject TEXT, details TEXT, status TEXT NOT NULL
+);
+"""
+
+SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
+
+CALL_COLUMNS = ("call_sid", "stream_sid", "direction", "scenario", "path", "from_number", "to_number",
+                "answered_by", "started_at", "ended_at", "end_reason", "end_detail")
+
+UPSERT_CALL = (
+    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}, record_json) VALUES ({', '.join('?' * (len(CALL_COLUMNS) + 1))}) "
+    "ON CONFLICT (call_sid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*CALL_COLUMNS[1:], "record_json"))
+)
+LIST_CALLS = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT ?"
+GET_CALL = "SELECT record_json FROM calls WHERE call_sid = ?"
+
+MESSAGE_COLUMNS = ("created_at", "call_sid", "scenario", "caller_id", "name", "number", "reason", "callback_time")
+ADD_MESSAGE = f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))}) RETURNING id"
+LIST_MESSAGES = f"SELECT id, {', '.join(MESSAGE_COLUMNS)} FROM messages ORDER BY id DESC LIMIT ?"
+
+TICKET_COLUMNS = ("created_at", "call_sid", "customer_id", "subject", "details", "status")
+ADD_TICKET = f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)}) VALUES ({', '.join('?' * len(TICKET_COLUMNS))}) RETURNING id"
+LIST_TICKETS = f"SELECT id, {', '.join(TICKET_COLUMNS)} FROM tickets ORDER BY id DESC LIMIT ?"
+
+CUSTOMER_COLUMNS = ("id", "name", "phone", "email", "plan", "balance")
+CUSTOMER_BY_PHONE = f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM customers WHERE phone = ?"
+ORDER_COLUMNS = ("id", "customer_id", "item", "status", "placed_at", "eta")
+ORDERS_FOR = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE customer_id = ? ORDER BY placed_at DESC"
+UPSERT_CUSTOMER = (
+    f"INSERT INTO customers ({', '.join(CUSTOMER_COLUMNS)}) VALUES ({', '.join('?' * len(CUSTOMER_COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in CUSTOMER_COLUMNS[1:])
+)
+UPSERT_ORDER = (
+    f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) VALUES ({', '.join('?' * len(ORDER_COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS[1:])
+)
