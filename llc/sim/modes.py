@@ -141,7 +141,7 @@ def render(run: ModeRun, out: Any = print) -> None:
             for row in rows:
                 out("  " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "created_at"))
     out("")
-    out(f"latency per turn (server: caller stopped -> first agent audio): "
+    out("latency per turn (server: caller stopped -> first agent audio): "
         + ", ".join(f"{t['ms']} ms" for t in rec["turns"] if t["ms"] is not None))
     ok = bool(rec["transcript"]) and not run.openai_errors and rec["end_reason"] in ("caller_hangup", "twilio_closed")
     out("demo OK" if ok else f"demo FAILED (OpenAI errors: {run.openai_errors})")
