@@ -1,43 +1,22 @@
-"""Changing a live call through Twilio's REST API (transfer, hang up), off the Trio loop.
+"""What a call may change about itself through Twilio's REST API (a transfer, today).
 
-The official client is blocking, so every request runs in a worker thread. Edge and region
-rewrite host names, so they apply only to Twilio's own host, never to a local simulator.
+Built on ``TwilioRest`` (official client, in a worker thread, edge/region only on the real
+host), created on first use so calls that never transfer need no Twilio credentials.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-import trio
-from twilio.base.exceptions import TwilioException
-from twilio.rest import Client
-
-from llc.config import DEFAULT_TWILIO_API_URL, Settings
-
-
-class CallControlError(Exception):
-    """The call could not be changed; the message says why in plain words."""
-
-
-def rest_client(settings: Settings) -> Client:
-    if not settings.twilio_account_sid or not settings.twilio_auth_token:
-        raise CallControlError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set to change a live call")
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
-    if settings.twilio_api_url.rstrip("/") != DEFAULT_TWILIO_API_URL:
-        client.api.base_url = settings.twilio_api_url.rstrip("/")
-    return client
+from llc.config import Settings
+from llc.twilio.rest import TwilioRest
 
 
 class TwilioCallControl:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-
-    async def update(self, call_sid: str, **changes: str) -> None:
-        client = rest_client(self.settings)
-        try:
-            await trio.to_thread.run_sync(partial(client.calls(call_sid).update, **changes))
-        except TwilioException as exc:
-            raise CallControlError(f"Twilio refused to update call {call_sid}: {exc}") from None
+        self._rest: TwilioRest | None = None
 
     async def redirect(self, call_sid: str, twiml: str) -> None:
-        await self.update(call_sid, twiml=twiml)
+        """Replace the live call's TwiML (e.g. ``<Dial>``); raises TwilioError in plain words."""
+        if self._rest is None:
+            self._rest = TwilioRest(self.settings)
+        await self._rest.update_call(call_sid, twiml=twiml)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from llc.config import DEFAULT_TWILIO_API_URL, Settings
+from llc.config import Settings
 
 
 @dataclass(frozen=True)
@@ -21,17 +21,10 @@ class NumberWebhook:
 
 
 def rest_client(settings: Settings):  # -> twilio.rest.Client
-    """A client for TWILIO_API_URL. Edge/region (TWILIO_EDGE, TWILIO_REGION) apply to the real
-    host only: the client rewrites every host name with them, a local fake's included."""
-    from twilio.rest import Client
+    """A client for TWILIO_API_URL, built once for the project (edge/region on the real host only)."""
+    from llc.twilio.rest import TwilioRest
 
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
-    base = settings.twilio_api_url.rstrip("/")
-    if base != DEFAULT_TWILIO_API_URL:
-        client.edge = None
-        client.region = None
-        client.api.base_url = base
-    return client
+    return TwilioRest(settings).client
 
 
 def list_webhooks(settings: Settings, limit: int = 200) -> list[NumberWebhook]:
