@@ -43,32 +43,29 @@ async def test_fast_engine_speaks_wss(nursery: trio.Nursery) -> None:
     assert seen["auth"] == "Bearer k"
 
 
-async def test_fast_engine_refuses_an_untrusted_certificate(nursery: trio.Nursery) -> None:
-
-    ca = trustme.CA()
+async def _untrusted_server(nursery: trio.Nursery) -> int:
+    """A wss server whose certificate no default trust store accepts; returns its port."""
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(server_ctx)
 
     async def handler(request: WebSocketRequest) -> None:
         await request.accept()
 
     server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, server_ctx)
+    return int(server.port)
+
+
+async def test_fast_engine_refuses_an_untrusted_certificate(nursery: trio.Nursery) -> None:
+    port = await _untrusted_server(nursery)
     with trio.fail_after(10), pytest.raises((ssl.SSLError, trio.BrokenResourceError, OSError)):
-        await fastws.connect(f"wss://127.0.0.1:{server.port}/v1/realtime", [], ssl_context=ssl.create_default_context())
+        await fastws.connect(f"wss://127.0.0.1:{port}/v1/realtime", [], ssl_context=ssl.create_default_context())
 
 
 async def test_untrusted_openai_endpoint_is_a_plain_connect_error(nursery: trio.Nursery) -> None:
     from llc.config import Settings
     from llc.openai.connect import OpenAIConnectError, connect_openai
 
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-
-    async def handler(request: WebSocketRequest) -> None:
-        await request.accept()
-
-    server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, server_ctx)
-    settings = Settings(openai_realtime_url=f"wss://127.0.0.1:{server.port}/v1/realtime", openai_connect_timeout_s=5)
+    port = await _untrusted_server(nursery)
+    settings = Settings(openai_realtime_url=f"wss://127.0.0.1:{port}/v1/realtime", openai_connect_timeout_s=5)
     with pytest.raises(OpenAIConnectError, match="certificate verify failed.*OPENAI_REALTIME_URL"):
         await connect_openai(nursery, settings)
