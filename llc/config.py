@@ -87,6 +87,8 @@ class Settings:
     # This instance's own base URL when several run behind one load balancer: TwiML stream URLs
     # and callbacks point here, so the stream reaches the instance holding the warm session.
     instance_url: str | None = None
+    # Records the database could not take wait here (JSON lines) until it is back.
+    pending_records_path: str = "llc-records-pending.jsonl"
 
     @property
     def stream_url(self) -> str | None:
@@ -146,6 +148,7 @@ ENV: dict[str, str] = {
     "LLC_PREACCEPT": "preaccept",
     "LLC_PREACCEPT_HOLD_S": "preaccept_hold_s",
     "LLC_INSTANCE_URL": "instance_url",
+    "LLC_PENDING_RECORDS": "pending_records_path",
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # Twilio's documented edge locations (protocol notes); a typo would silently route via the default.

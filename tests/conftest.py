@@ -67,6 +67,7 @@ async def start_stack(nursery: trio.Nursery, engine: str, tmp_path: Path) -> Asy
         fake = FakeOpenAI(FakeOpenAIConfig(shape=shape, **fake_config))  # type: ignore[arg-type]
         await nursery.start(fake.serve)
         opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, "db_url": str(tmp_path / "llc.db"),
+                      "pending_records_path": str(tmp_path / "pending.jsonl"),
                       **ENGINES[engine], **(settings or {})}
         state = ServerState(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
         binds = await nursery.start(serve, state)

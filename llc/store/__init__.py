@@ -59,7 +59,10 @@ class Store:
     # ---- calls ------------------------------------------------------------------------
 
     async def save_call(self, record: CallRecord) -> None:
-        data = record.as_dict()
+        await self.save_call_data(record.as_dict())
+
+    async def save_call_data(self, data: dict[str, Any]) -> None:
+        """Store a record given as ``CallRecord.as_dict()`` (also how pending records replay)."""
         row = [data[c] for c in sql.CALL_COLUMNS] + [orjson.dumps(data).decode()]
         await self._call(lambda b: b.query(sql.UPSERT_CALL, row))
 

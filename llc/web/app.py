@@ -15,7 +15,7 @@ from llc.profile import check_tools
 from llc.twilio.twiml import say_and_hangup
 from llc.web import inbound, outbound
 from llc.web import debug
-from llc.web.media_call import run_media_call
+from llc.web.media_call import replay_pending, run_media_call
 from llc.web import ops_routes
 from llc.web.drain import watch_signals
 from llc.web import security
@@ -78,6 +78,7 @@ async def serve(
     check_tools(state.profile, set(state.tools.tools))  # a profile naming a missing tool fails now
     security.log_posture(state.settings)
     await state.store.open()  # a bad LLC_DB_URL fails now; the schema is created on first run
+    await replay_pending(state)  # records kept while the database was down
     from llc.web.media_listener import start_media_listener
 
     config = Config()

@@ -56,15 +56,34 @@ async def run_media_call(state: ServerState, transport: Transport) -> None:
 
 
 async def save_record(state: ServerState, bridge: CallBridge) -> None:
-    """Persist the record, bounded: a slow database delays nothing but this socket's cleanup."""
+    """Persist the record, bounded: a slow database delays nothing but this socket's cleanup.
+
+    When the database fails or is too slow the record goes to the pending file (never
+    dropped); the next successful write replays that file.
+    """
     record = bridge.record
     if not record.call_sid:
         return  # the stream never started: nothing to file it under
+    failure = ""
     with trio.move_on_after(RECORD_WRITE_TIMEOUT_S) as scope:
         try:
             await state.store.save_call(record)
-        except Exception as exc:  # the database is down: the in-memory record remains
-            log.error("could not store the call record: %s", exc, extra={"call_sid": record.call_sid})
+        except Exception as exc:
+            failure = str(exc) or type(exc).__name__
     if scope.cancelled_caught:
-        log.error("storing the call record took over %g s; skipped", RECORD_WRITE_TIMEOUT_S,
-                  extra={"call_sid": record.call_sid})
+        failure = f"the write took over {RECORD_WRITE_TIMEOUT_S:g} s"
+    if failure:
+        await state.pending.add(record.as_dict())
+        log.error("could not store the call record (%s); kept in %s and written when the database is back",
+                  failure, state.pending.path, extra={"call_sid": record.call_sid})
+    elif state.pending.has_pending():
+        await replay_pending(state)
+
+
+async def replay_pending(state: ServerState) -> None:
+    """Write records that waited in the pending file; called at start-up and after a good write."""
+    with trio.move_on_after(RECORD_WRITE_TIMEOUT_S * 4):
+        written, left = await state.pending.replay(state.store.save_call_data)
+        if written or left:
+            log.info("pending call records replayed", extra={"written": written, "still_pending": left,
+                                                             "file": str(state.pending.path)})

@@ -16,6 +16,7 @@ from llc.modes.runtime import ScenarioRouter
 from llc.modes.scenario import Scenario, ScenarioSet, load_scenario_set
 from llc.modes.tools import ALL_TOOLS
 from llc.profile import Profile
+from llc.store.pending import PendingRecords
 from llc.store import Store, open_store
 from llc.tools.registry import ToolRegistry
 
@@ -44,6 +45,7 @@ class ServerState:
     scenario_set: ScenarioSet = field(init=False)
     dialer: Dialer = field(init=False)
     store: Store = field(init=False)
+    pending: PendingRecords = field(init=False)  # records the database could not take yet
     router: ScenarioRouter = field(init=False)
     # One-time stream tokens (docs/security.md) and the POST /calls rate limit.
     admission: AdmissionBook = field(init=False)
@@ -62,6 +64,7 @@ class ServerState:
         self.dialer = Dialer(s, self.profile, self.warm, tool_schemas=self.tools.schemas())
         self.dialer.admission = self.admission
         self.store = open_store(s.db_url)
+        self.pending = PendingRecords(s.pending_records_path)
         self.router = ScenarioRouter(s, self.profile, self.scenario_set, self.store, self.warm, self.dialer,
                                      self.tools.schemas())
 
