@@ -11,7 +11,7 @@ from llc.core.outbound import TemplateError, amd_outcome, render
 from llc.core.session import SessionSpec
 from llc.core.warm import WarmCore, priming_response
 from llc.outbound.dialer import CallRequestError, parse_call_request
-from llc.outbound.scenarios import load_scenarios, parse_scenarios
+from llc.modes.scenario import load_scenario_set, parse_scenario_file
 from llc.profile import Profile, ProfileError
 from llc.twilio.rest import TwilioRest
 
@@ -71,17 +71,17 @@ def test_render_names_missing_variables() -> None:
 
 
 def test_bundled_scenarios_load_and_bad_ones_name_the_key() -> None:
-    scenarios = load_scenarios()
+    scenarios = load_scenario_set(None, "LLC_OUTBOUND_SCENARIOS").scenarios
     assert {"default", "reminder", "survey"} <= set(scenarios)
     assert scenarios["reminder"].on_machine == "voicemail" and scenarios["reminder"].machine_detection
     with pytest.raises(ProfileError, match="needs a voicemail"):
-        parse_scenarios('[scenario.x]\non_machine = "voicemail"\n', "f.toml")
+        parse_scenario_file('[scenario.x]\non_machine = "voicemail"\n', "f.toml")
     with pytest.raises(ProfileError, match="unknown key 'voice_mail'"):
-        parse_scenarios('[scenario.x]\nvoice_mail = "hi"\n', "f.toml")
+        parse_scenario_file('[scenario.x]\nvoice_mail = "hi"\n', "f.toml")
 
 
 def test_call_request_validation() -> None:
-    scenarios, profile = load_scenarios(), Profile(instructions="Be brief.")
+    scenarios, profile = load_scenario_set(None, "LLC_OUTBOUND_SCENARIOS").scenarios, Profile(instructions="Be brief.")
     req = parse_call_request({"to": "+15551234567", "scenario": "reminder",
                               "variables": {"name": "Ann", "when": 3}}, scenarios, profile)
     assert req.prompt.startswith("Be brief.") and "Ann" in req.prompt and req.prewarm and req.machine_detection

@@ -13,12 +13,9 @@ from llc.config import LOOPBACK_HOSTS
 from llc.log import get_logger
 from llc.profile import check_tools
 from llc.twilio.twiml import say_and_hangup
-from llc.web import inbound, outbound
-from llc.web import debug
-from llc.web.media_call import replay_pending, run_media_call
-from llc.web import ops_routes
+from llc.web import debug, inbound, ops_routes, outbound, security
 from llc.web.drain import watch_signals
-from llc.web import security
+from llc.web.media_call import replay_pending, run_media_call
 from llc.web.state import ServerState
 
 log = get_logger("web")
