@@ -163,6 +163,11 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+def is_dialable(number: str) -> bool:
+    """E.164 with 7-15 digits: a number this server may transfer or drain calls to."""
+    return _E164.fullmatch(number) is not None
+
+
 def is_e164(number: str) -> bool:
     """``+`` then 2-15 digits, the first not 0: what Twilio accepts as To/From."""
     return re.fullmatch(r"\+[1-9][0-9]{1,14}", number) is not None
@@ -246,7 +251,7 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
     if s.drain_timeout_s < 0:
         problems.append(f"LLC_DRAIN_TIMEOUT_S={s.drain_timeout_s:g} must be 0 or more (seconds active calls may run on after SIGTERM)")
-    if s.drain_fallback_number is not None and not _E164.fullmatch(s.drain_fallback_number):
+    if s.drain_fallback_number is not None and not is_dialable(s.drain_fallback_number):
         problems.append(
             f"LLC_DRAIN_FALLBACK_NUMBER={s.drain_fallback_number!r} must be an E.164 number like +14155550100"
         )

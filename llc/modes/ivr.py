@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from llc.config import is_dialable
 from llc.profile import ProfileError
 
 DTMF_KEYS = "0123456789*#"
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ActionKind = Literal["transfer", "scenario", "hint"]
 
 
@@ -102,7 +102,7 @@ def parse_menu(raw: Any, where: str, scenario_names: set[str]) -> IvrMenu:
         action, target = actions[0], item[actions[0]]
         if not isinstance(target, str):
             raise ProfileError(f"{at}: {action!r} must be a string")
-        if action == "transfer" and not E164.match(target):
+        if action == "transfer" and not is_dialable(target):
             raise ProfileError(f"{at}: transfer {target!r} must be an E.164 number like \"+15551234567\"")
         if action == "scenario" and target not in scenario_names:
             raise ProfileError(f"{at}: scenario {target!r} is not defined; known: {', '.join(sorted(scenario_names))}")

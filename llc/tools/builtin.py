@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from llc.config import is_dialable
 from llc.tools.registry import ToolContext, ToolRegistry
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 BUILTIN = ToolRegistry()
 
@@ -36,7 +35,7 @@ async def end_call(ctx: ToolContext, reason: str = "") -> dict[str, Any]:
 )
 async def transfer_call(ctx: ToolContext, number: str) -> dict[str, Any]:
     number = number.strip().replace(" ", "").replace("-", "")
-    if not E164.match(number):
+    if not is_dialable(number):
         return {"ok": False, "error": f"{number!r} is not an E.164 number like +15551234567"}
     if number not in ctx.transfer_allow:
         # The model can be talked into anything; the allow-list cannot.
