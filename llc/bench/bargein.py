@@ -23,6 +23,7 @@ from functools import partial
 import trio
 
 from llc.bench.server_proc import ENGINES, start_server
+from llc.bench.stats import percentile
 from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
 
@@ -52,11 +53,6 @@ def _samples(result: CallResult, session: SessionLog) -> list[BargeInSample]:
             heard_after_onset_ms=heard,
         ))
     return out
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 async def _loop_lag(samples: list[float], period: float = 0.01) -> None:
@@ -119,7 +115,7 @@ async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, eng
 def _summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    return {"p50": round(statistics.median(values), 2), "p99": round(_pct(values, 0.99), 2), "max": round(max(values), 2)}
+    return {"p50": round(statistics.median(values), 2), "p99": round(percentile(values, 99), 2), "max": round(max(values), 2)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

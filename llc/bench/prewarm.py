@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
+from llc.bench.stats import percentile
 from llc.config import Settings
 from llc.log import setup_logging
 from llc.profile import load_profile
@@ -33,11 +34,6 @@ class Samples:
     first_audio_ms: list[float] = field(default_factory=list)  # answer -> first agent audio at the callee
     paths: list[str] = field(default_factory=list)
     failed: int = 0
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def _one(client: httpx.AsyncClient, base: str, twilio: FakeTwilio, state: ServerState,
@@ -99,7 +95,7 @@ def render(args: argparse.Namespace, samples: dict[str, Samples]) -> None:
     print(f"{'path':<9}{'calls':>6}{'p50 answer->first audio':>26}{'p90':>9}  paths seen")
     for mode in MODES:
         s = samples[mode]
-        print(f"{mode:<9}{len(s.first_audio_ms):>6}{_pct(s.first_audio_ms, 0.5):>23.0f} ms{_pct(s.first_audio_ms, 0.9):>6.0f} ms"
+        print(f"{mode:<9}{len(s.first_audio_ms):>6}{percentile(s.first_audio_ms, 50):>23.0f} ms{percentile(s.first_audio_ms, 90):>6.0f} ms"
               f"  {sorted(set(s.paths))} failed={s.failed}")
     warm, cold = samples["prewarm"].first_audio_ms, samples["cold"].first_audio_ms
     if warm and cold:

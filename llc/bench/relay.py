@@ -19,17 +19,11 @@ from dataclasses import dataclass, field
 
 from llc.bench import server_proc as sp
 from llc.bench.loadgen import LoadGen
+from llc.bench.stats import percentile
 
 ECHO_PROBES = 2
 WARMUP_S = 2.0
 DRAIN_S = 1.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 @dataclass
