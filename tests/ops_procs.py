@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +12,6 @@ from pathlib import Path
 import httpx
 
 from llc.ops.pidfile import pid_alive, read_pid
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve_env(tmp_path: Path, port: int, openai_url: str | None = None, **extra: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ from conftest import StackFactory
 from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.drain import drain
-from ops_procs import free_port, serve_env, start_serve, stop_pid
+from llc.bench.server_proc import free_port
+from ops_procs import serve_env, start_serve, stop_pid
 from twilio_raw import start_frame
 
 LINES = ["Hello?", "What are your hours?"]
