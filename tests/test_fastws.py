@@ -104,3 +104,17 @@ async def test_connect_to_a_closed_port_is_an_oserror() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(OSError):
         await fastws.connect(f"ws://127.0.0.1:{port}/v1/realtime")
+
+
+async def test_send_texts_delivers_each_message_in_order_as_text(nursery: trio.Nursery) -> None:
+    # A media frame and its mark leave in one write; the peer must still see separate messages.
+    async def batcher(ws: fastws.FastWebSocket) -> None:
+        await ws.receive_text()
+        await ws.send_texts(["one", b"two", "x" * 70_000])
+
+    port = await _fast_server(nursery, batcher)
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/media") as ws:
+        await ws.send_message("go")
+        with trio.fail_after(5):
+            got = [await ws.get_message() for _ in range(3)]
+    assert got == ["one", "two", "x" * 70_000]  # str, not bytes: text frames, as Twilio needs

@@ -205,8 +205,11 @@ class CallBridge:
 
     async def execute(self, actions: list[Action]) -> None:
         """Carry out the core's decisions in order (called from any of the call's tasks)."""
-        for action in actions:
+        i, n = 0, len(actions)
+        while i < n:
+            action = actions[i]
             kind = type(action)
+            i += 1
             if kind is ToOpenAI:
                 if self.openai is not None:
                     try:
@@ -214,8 +217,13 @@ class CallBridge:
                     except TransportClosed:
                         pass  # the OpenAI reader sees the close and ends the call
             elif kind is ToTwilio:
+                # Consecutive Twilio frames (audio + its mark, a clear + ...) go in one write.
+                texts = [action.text]  # type: ignore[union-attr]
+                while i < n and type(actions[i]) is ToTwilio:
+                    texts.append(actions[i].text)  # type: ignore[union-attr]
+                    i += 1
                 try:
-                    await self.twilio.send_text(action.text)  # type: ignore[union-attr]
+                    await self.twilio.send_texts(texts)
                 except TransportClosed:
                     self._end("twilio_closed", "the Twilio media socket closed while sending")
             elif kind is ConnectOpenAI:

@@ -7,7 +7,7 @@ without touching it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
@@ -28,11 +28,25 @@ class Transport(Protocol):
     async def send_text(self, text: str) -> None:
         """Send one message; raises TransportClosed when the socket is gone."""
 
+    async def send_texts(self, texts: Sequence[str]) -> None:
+        """Send several messages in order (the fast engine writes them with one syscall)."""
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close; never raises, returns promptly (callers bound it with a timeout too)."""
 
 
-class TrioWebsocketTransport:
+class _SendEach:
+    """``send_texts`` for engines without a batched write: one message after the other."""
+
+    async def send_text(self, text: str | bytes) -> None:
+        raise NotImplementedError
+
+    async def send_texts(self, texts: Sequence[str | bytes]) -> None:
+        for text in texts:
+            await self.send_text(text)
+
+
+class TrioWebsocketTransport(_SendEach):
     """trio-websocket client connection (the OpenAI leg)."""
 
     def __init__(self, ws: WebSocketConnection) -> None:
@@ -57,7 +71,7 @@ class TrioWebsocketTransport:
             pass
 
 
-class QuartWebsocketTransport:
+class QuartWebsocketTransport(_SendEach):
     """Quart-Trio's websocket object (the Twilio leg under Hypercorn)."""
 
     def __init__(self, websocket: Any) -> None:
