@@ -113,6 +113,9 @@ def _turn_policy(data: dict[str, Any], source: str) -> TurnPolicy:
         if not all(isinstance(n, str) for n in names):
             raise ProfileError(f"{source} [tools]: {key!r} must be a list of tool names")
         lists[key] = tuple(names)
+    mark_every_ms = _expect(tp, "mark_every_ms", int, where, d.mark_every_ms)
+    if mark_every_ms < 0:
+        raise ProfileError(f"{where}: mark_every_ms must be 0 (a mark after every audio delta) or more, not {mark_every_ms}")
     return TurnPolicy(
         first_eagerness=tp.get("first_eagerness", d.first_eagerness),
         later_eagerness=tp.get("later_eagerness", d.later_eagerness),
@@ -123,6 +126,7 @@ def _turn_policy(data: dict[str, Any], source: str) -> TurnPolicy:
         filler_instructions=_expect(tp, "filler_instructions", str, where, d.filler_instructions),
         tool_timeout_s=float(_expect(tp, "tool_timeout_s", (int, float), where, d.tool_timeout_s)),
         hangup_grace_s=float(_expect(tp, "hangup_grace_s", (int, float), where, d.hangup_grace_s)),
+        mark_every_ms=mark_every_ms,
     )
 
 

@@ -36,10 +36,26 @@ def test_audio_passes_through_untouched_both_ways() -> None:
     core = live_core()
     [append] = core.on_twilio(tw.Media("AAEC/w=="), 1.0)
     assert orjson.loads(append.text) == {"type": "input_audio_buffer.append", "audio": "AAEC/w=="}
-    out, mark = core.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "delta": "f39+fQ=="}, 1.1)
-    assert isinstance(out, ToTwilio) and isinstance(mark, ToTwilio)
+    [out] = core.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "delta": "f39+fQ=="}, 1.1)
+    assert isinstance(out, ToTwilio)
     assert orjson.loads(out.text) == {"event": "media", "streamSid": "MZ1", "media": {"payload": "f39+fQ=="}}
+    # 5 bytes are under mark_every_ms: the mark comes when the item's audio is done.
+    [mark] = core.on_openai({"type": "response.output_audio.done", "item_id": "i1"}, 1.2)
+    assert isinstance(mark, ToTwilio)
     assert orjson.loads(mark.text) == {"event": "mark", "streamSid": "MZ1", "mark": {"name": "m1"}}
+
+
+def test_small_deltas_get_a_mark_every_100_ms_and_one_at_the_end() -> None:
+    core = live_core()
+    frames = []
+    for _ in range(7):  # 7 deltas of 20 ms: 160 bytes = 216 base64 characters each
+        frames += [orjson.loads(a.text)["event"] for a in core.on_openai(
+            {"type": "response.output_audio.delta", "item_id": "i1", "response_id": "r1", "delta": "A" * 214 + "=="}, 1.0)]
+    assert frames == ["media"] * 5 + ["mark"] + ["media"] * 2
+    # No audio.done (a response that ended early): response.done marks the tail instead.
+    done = core.on_openai({"type": "response.done", "response": {"id": "r1"}}, 1.2)
+    assert [orjson.loads(a.text)["event"] for a in done if isinstance(a, ToTwilio)] == ["mark"]
+    assert core.playout.speaking and core.playout.unplayed_ms == 140
 
 
 def test_flat_event_names_are_understood() -> None:
@@ -47,7 +63,7 @@ def test_flat_event_names_are_understood() -> None:
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     core.on_openai({"type": "session.updated"}, 0.1)
-    out, _mark = core.on_openai({"type": "response.audio.delta", "delta": "AA=="}, 0.2)
+    [out] = core.on_openai({"type": "response.audio.delta", "delta": "AA=="}, 0.2)
     assert isinstance(out, ToTwilio) and '"media"' in out.text
     core.on_openai({"type": "response.audio_transcript.done", "transcript": "Hello"}, 0.3)
     assert [t.text for t in core.record.transcript] == ["Hello"]

@@ -176,6 +176,7 @@ class LoadGen:
         self.closed_by_server = 0
         self.tick_lag_ms_max = 0.0
         self.late_ticks = 0
+        self.marks_echoed = 0  # marks the fake callers sent back, as Twilio does
         self._tick = 0
         self._next_tick = time.perf_counter()
 
@@ -402,6 +403,11 @@ class LoadGen:
                 stamp = read_stamp(msg, b'"payload":"')
                 if stamp is not None:
                     self._record(c, stamp, self.samples.to_twilio)
+            elif msg.startswith(b'{"event":"mark"'):
+                # Twilio echoes every mark (when the audio before it has played; here at once:
+                # the server's cost per echo is the same). The frame's shape is Twilio's.
+                self._send(c, encode_frame(OP_TEXT, msg, client=True))
+                self.marks_echoed += 1
             return
         stamp = read_stamp(msg, b'"payload":"')  # echo
         if stamp is not None:
@@ -434,6 +440,7 @@ class LoadGen:
         self.samples = Samples()
         self.window_start_ns = time.perf_counter_ns()
         self.measuring = True
+        self.marks_echoed = 0
 
     def hang_up_all(self, timeout: float = 15.0) -> None:
         """Send Twilio ``stop`` on every call and wait for the server to close both legs."""

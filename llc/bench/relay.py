@@ -59,6 +59,7 @@ class RelayResult:
     out_of_order: int
     loadgen_cpu_share: float
     late_ticks: int
+    marks_echoed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -116,7 +117,7 @@ def measure(engine: str, calls: int, seconds: float, *, echo_url: str, pin: bool
             cpu_ms_per_call_s=(cpu1 - cpu0) * 1000 / (calls * window),
             rss_base_kib=rss_base, rss_kib=rss, lost_to_openai=lost_in, lost_to_twilio=lost_out,
             out_of_order=lg.out_of_order(), loadgen_cpu_share=(own1 - own0) / window,
-            late_ticks=lg.late_ticks, errors=list(lg.errors),
+            late_ticks=lg.late_ticks, marks_echoed=lg.marks_echoed, errors=list(lg.errors),
         )
         lg.hang_up_all()
         result.errors = list(lg.errors)
@@ -145,7 +146,8 @@ def render(results: list[RelayResult]) -> str:
             f"  {'added -> Twilio':24}{a_out.p50:9.3f}{a_out.p99:9.3f}",
             f"  server CPU {r.cpu_ms_per_call_s:.2f} ms per call-second; RSS {r.rss_kib / 1024:.1f} MiB "
             f"({r.rss_base_kib / 1024:.1f} idle, {r.kib_per_call:.0f} KiB per call)",
-            f"  frames lost: {r.lost_to_openai} to OpenAI, {r.lost_to_twilio} to Twilio; out of order: {r.out_of_order}",
+            f"  frames lost: {r.lost_to_openai} to OpenAI, {r.lost_to_twilio} to Twilio; out of order: {r.out_of_order}; "
+            f"marks echoed {r.marks_echoed / max(r.calls * r.seconds, 1e-9):.1f} per call-second",
             f"  load generator: {r.loadgen_cpu_share * 100:.0f}% of a core, {r.late_ticks} late ticks"
             + ("  (saturated: numbers measure the generator too)" if r.loadgen_cpu_share > 0.9 or r.late_ticks > 50 else ""),
         ]

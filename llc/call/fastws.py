@@ -18,7 +18,7 @@ import random
 import socket
 import ssl
 from collections import deque
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import trio
 from websockets.client import ClientProtocol
@@ -36,6 +36,8 @@ from websockets.uri import parse_uri
 from llc.call.transport import TransportClosed
 
 RECV_BYTES = 65536
+# An upgrade request/response head longer than this is refused by the protocol, not buffered.
+MAX_HEAD_BYTES = 16384
 # How long close() waits for the peer's close frame (callers bound it too).
 CLOSE_WAIT_S = 1.0
 _EOF = b""  # what websockets' data_to_send() yields for "half-close the socket now"
@@ -62,10 +64,13 @@ class HandshakeFailed(Exception):
 class FastWebSocket:
     """One WebSocket (either side) over a non-blocking stdlib socket. Implements Transport."""
 
-    def __init__(self, sock: socket.socket, proto: Protocol, pending: Iterable[Frame] = ()) -> None:
+    def __init__(self, sock: socket.socket, proto: Protocol, leftover: bytes = b"") -> None:
         self._sock = sock  # non-blocking
         self._proto = proto
-        self._frames: deque[Frame] = deque(pending)
+        # Messages ready for receive_text: bytes (cut here) or websockets Frames (anything else).
+        self._frames: deque[bytes | Frame] = deque()
+        self._buf = b""  # received bytes not yet a whole frame
+        self._refused = False  # the protocol failed the connection on a frame: it gets every byte
         self._fragments: list[bytes] = []
         self._send_lock = trio.StrictFIFOLock()
         self._reading = False
@@ -74,28 +79,34 @@ class FastWebSocket:
         # first instead of paying a recv() that fails with EAGAIN (one syscall per frame).
         self._drained = False
         client = proto.side is Side.CLIENT
+        self._mask_bit = 0 if client else 0x80  # what the peer's frames must carry (RFC 6455 5.1)
         self._mask_rng = random.Random(os.urandom(16)) if client else None
         self._heads = _CLIENT_HEADS if client else _SERVER_HEADS
         self.request: Request | None = None  # server side: the upgrade request (path, headers)
+        if leftover:
+            self._take(leftover)
 
     # ---- Transport --------------------------------------------------------------------
 
     async def receive_text(self) -> bytes:
-        # Cancellation is honoured without a task switch; a switch happens only when the
-        # kernel has nothing to read, which at 50 frames/s is nearly every frame anyway.
-        await trio.lowlevel.checkpoint_if_cancelled()
         frames = self._frames
+        if frames:
+            # A message already buffered: honour cancellation without a task switch. (When
+            # nothing is buffered, the wait for the socket below is the checkpoint.)
+            await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             while frames:
                 frame = frames.popleft()
-                op = frame.opcode
+                if type(frame) is bytes:
+                    return frame
+                op = frame.opcode  # type: ignore[union-attr]
                 if op is Opcode.TEXT or op is Opcode.BINARY:
-                    if frame.fin:
-                        return frame.data
-                    self._fragments = [frame.data]
+                    if frame.fin:  # type: ignore[union-attr]
+                        return frame.data  # type: ignore[union-attr]
+                    self._fragments = [frame.data]  # type: ignore[union-attr]
                 elif op is Opcode.CONT:
-                    self._fragments.append(frame.data)
-                    if frame.fin:
+                    self._fragments.append(frame.data)  # type: ignore[union-attr]
+                    if frame.fin:  # type: ignore[union-attr]
                         data, self._fragments = b"".join(self._fragments), []
                         return data
                 elif op is Opcode.CLOSE:
@@ -180,7 +191,7 @@ class FastWebSocket:
                 await trio.lowlevel.wait_writable(self._sock)
 
     async def _fill(self) -> None:
-        """Read once from the socket and turn the bytes into frames; answer pings/closes."""
+        """Read once from the socket and turn the bytes into messages; answer pings/closes."""
         self._reading = True
         try:
             data = await self._recv_some()
@@ -190,15 +201,71 @@ class FastWebSocket:
             self._reading = False
         proto = self._proto
         if data:
-            proto.receive_data(data)
+            if not self._take(data):
+                return  # only whole data frames: nothing for the protocol to answer
         else:
             proto.receive_eof()
-        self._frames.extend(proto.events_received())
+            self._frames.extend(proto.events_received())
         out = proto.data_to_send()
         if out:
             await self._write(out)
         if not data and not self._frames:
             raise self._closed_exc()
+
+    def _take(self, data: bytes) -> bool:
+        """Cut received bytes into frames; True when websockets' protocol saw some of them.
+
+        Why not hand everything to websockets: its generator-based parser was a sixth of the
+        relay's Python calls per frame. A whole, final, unfragmented text or binary frame with
+        the right mask bit (nearly every frame of a call) is cut here; anything else (control
+        frames, fragments, reserved bits, a wrong mask, an oversized length) goes to the
+        protocol as whole frames, so its parser always sits on a frame boundary and it keeps
+        doing every check and answer (pong, close, 1002/1009 failures) itself.
+        """
+        if self._refused:  # after a refused frame every byte is the protocol's (it discards them)
+            self._proto.receive_data(data)
+            self._frames.extend(self._proto.events_received())
+            return True
+        buf = self._buf + data if self._buf else data
+        proto, frames, mask_bit = self._proto, self._frames, self._mask_bit
+        limit = proto.max_message_size
+        fed = False
+        i, n = 0, len(buf)
+        while n - i >= 2:
+            b0, b1 = buf[i], buf[i + 1]
+            length, head = b1 & 0x7F, 2
+            if length == 126:
+                if n - i < 4:
+                    break
+                length, head = int.from_bytes(buf[i + 2 : i + 4], "big"), 4
+            elif length == 127:
+                if n - i < 10:
+                    break
+                length, head = int.from_bytes(buf[i + 2 : i + 10], "big"), 10
+            if limit is not None and length > limit:
+                # Let the protocol refuse it now (1009) instead of buffering it first.
+                proto.receive_data(buf[i:])
+                frames.extend(proto.events_received())
+                self._buf, self._refused = b"", True
+                return True
+            if b1 & 0x80:
+                head += 4
+            end = i + head + length
+            if end > n:
+                break
+            if (b0 == 0x81 or b0 == 0x82) and (b1 & 0x80) == mask_bit and proto.current_size is None \
+                    and proto.state is State.OPEN:
+                if mask_bit:
+                    frames.append(apply_mask(buf[i + head : end], buf[i + head - 4 : i + head]))
+                else:
+                    frames.append(buf[i + head : end])
+            else:
+                proto.receive_data(buf[i:end])
+                frames.extend(proto.events_received())
+                fed = True
+            i = end
+        self._buf = buf[i:] if i < n else b""
+        return fed
 
     async def _write(self, chunks: Sequence[bytes]) -> None:
         eof = _EOF in chunks
@@ -249,9 +316,9 @@ class FastWebSocket:
 class TLSWebSocket(FastWebSocket):
     """The same engine over Trio's SSLStream, for ``wss://`` (the real OpenAI endpoint)."""
 
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream], proto: Protocol, pending: Iterable[Frame] = ()) -> None:
+    def __init__(self, stream: trio.SSLStream[trio.SocketStream], proto: Protocol, leftover: bytes = b"") -> None:
         self._stream = stream
-        super().__init__(stream.transport_stream.socket, proto, pending)  # type: ignore[arg-type]
+        super().__init__(stream.transport_stream.socket, proto, leftover)  # type: ignore[arg-type]
 
     async def _recv_some(self) -> bytes:
         return await self._stream.receive_some(RECV_BYTES)
@@ -280,27 +347,51 @@ def _raw_socket(stream: trio.SocketStream) -> socket.socket:
     return socket.socket(fileno=fd)
 
 
-async def _handshake_events(recv: "trio.abc.ReceiveStream | socket.socket", proto: Protocol) -> list[object]:
-    """Feed the socket to the protocol until the handshake's first event (Request/Response)."""
+async def _recv_any(recv: "trio.abc.ReceiveStream | socket.socket") -> bytes:
+    if not isinstance(recv, socket.socket):
+        return await recv.receive_some(RECV_BYTES)
     while True:
-        if isinstance(recv, socket.socket):
-            while True:
-                try:
-                    data = recv.recv(RECV_BYTES)
-                    break
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(recv)
-        else:
-            data = await recv.receive_some(RECV_BYTES)
-        if data:
-            proto.receive_data(data)
-        else:
+        try:
+            return recv.recv(RECV_BYTES)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(recv)
+
+
+async def _handshake_events(recv: "trio.abc.ReceiveStream | socket.socket", proto: Protocol) -> tuple[list[object], bytes]:
+    """Feed the upgrade request/response to the protocol; its events, and the bytes after it.
+
+    Only the HTTP head goes to the protocol: frame bytes that arrived in the same read are
+    returned for FastWebSocket to cut, so the protocol's parser starts on a frame boundary.
+    """
+    pending = b""  # received, not yet given to the protocol
+    fed_head = False
+    while True:
+        data = await _recv_any(recv)
+        if not data:
             proto.receive_eof()
+            events = proto.events_received()
+            if events:
+                return events, b""
+            raise HandshakeFailed("the peer closed the connection during the WebSocket handshake")
+        if fed_head:
+            proto.receive_data(data)  # the body of a refusal
+        else:
+            pending += data
+            end = pending.find(b"\r\n\r\n")
+            if end < 0 and len(pending) <= MAX_HEAD_BYTES:
+                continue
+            cut = end + 4 if end >= 0 else len(pending)  # no end in sight: let the protocol refuse it
+            proto.receive_data(pending[:cut])
+            pending, fed_head = pending[cut:], True
         events = proto.events_received()
         if events:
-            return events
-        if not data:
-            raise HandshakeFailed("the peer closed the connection during the WebSocket handshake")
+            return events, pending
+        if pending:  # the head alone was not enough (a refusal with a body): the rest is the protocol's
+            proto.receive_data(pending)
+            pending = b""
+            events = proto.events_received()
+            if events:
+                return events, b""
 
 
 async def connect(
@@ -323,22 +414,22 @@ async def connect(
         tls = trio.SSLStream(stream, ssl_context or ssl.create_default_context(), server_hostname=wsuri.host)
         try:
             await tls.send_all(b"".join(proto.data_to_send()))
-            events = await _handshake_events(tls, proto)
+            events, leftover = await _handshake_events(tls, proto)
         except BaseException:
             await trio.aclose_forcefully(tls)
             raise
         _check_response(proto, events)
-        return TLSWebSocket(tls, proto, _frames(events[1:]))
+        return TLSWebSocket(tls, proto, leftover)
     sock = _raw_socket(stream)
     try:
         sock.setblocking(False)
         sock.sendall(b"".join(proto.data_to_send()))  # a few hundred bytes into an empty buffer
-        events = await _handshake_events(sock, proto)
+        events, leftover = await _handshake_events(sock, proto)
         _check_response(proto, events)
     except BaseException:
         sock.close()
         raise
-    return FastWebSocket(sock, proto, _frames(events[1:]))
+    return FastWebSocket(sock, proto, leftover)
 
 
 def _check_response(proto: ClientProtocol, events: list[object]) -> None:
@@ -346,10 +437,6 @@ def _check_response(proto: ClientProtocol, events: list[object]) -> None:
         response = events[0] if events and isinstance(events[0], Response) else None
         status = response.status_code if response is not None else None
         raise HandshakeFailed(f"WebSocket handshake refused: {proto.handshake_exc}", status)
-
-
-def _frames(events: Iterable[object]) -> list[Frame]:
-    return [e for e in events if isinstance(e, Frame)]
 
 
 async def accept(
@@ -365,7 +452,7 @@ async def accept(
     proto = ServerProtocol(max_size=max_size)
     try:
         with trio.move_on_after(timeout_s):
-            events = await _handshake_events(sock, proto)
+            events, leftover = await _handshake_events(sock, proto)
             request = events[0]
             assert isinstance(request, Request)
             if request.path.split("?", 1)[0] != path:
@@ -373,7 +460,7 @@ async def accept(
             else:
                 response = proto.accept(request)
             proto.send_response(response)
-            ws = FastWebSocket(sock, proto, _frames(events[1:]))
+            ws = FastWebSocket(sock, proto, leftover)
             ws.request = request
             await ws._write(proto.data_to_send())
             if response.status_code == 101 and proto.handshake_exc is None:

@@ -65,7 +65,7 @@ class CallCore:
         self.record = record or CallRecord()
         self.stream_sid = ""
         self.params: dict[str, str] = {}
-        self.playout = Playout()
+        self.playout = Playout(self.policy.mark_every_ms)
         self.gate = ResponseGate()
         self.switch = SwitchState(self.policy)
         self._pending: deque[str] = deque(maxlen=MAX_PENDING_FRAMES)
@@ -212,7 +212,7 @@ class CallCore:
         self._expired = False
         self._session_created = False
         self.gate = ResponseGate()
-        self.playout = Playout()  # marks of the old session's audio are ignored from here on
+        self.playout = Playout(self.policy.mark_every_ms)  # marks of the old session's audio are ignored from here on
         self._muted_responses.clear()
         self._muted_items.clear()
         self._awaiting_first_audio = None
@@ -250,8 +250,21 @@ class CallCore:
         self.record.frames_to_twilio += 1
         # base64 length tells the byte count without decoding: 4 chars per 3 bytes, minus padding.
         n_bytes = len(delta) * 3 // 4 - delta.count("=", -2)
-        mark = self.playout.on_audio(item_id, n_bytes)
-        return [ToTwilio(tw.media(self.stream_sid, delta)), ToTwilio(tw.mark(self.stream_sid, mark))]
+        before, after = self.playout.on_audio(item_id, n_bytes)
+        sid = self.stream_sid
+        audio = ToTwilio(tw.media(sid, delta))
+        if before is None and after is None:
+            return [audio]
+        actions = [] if before is None else [ToTwilio(tw.mark(sid, before))]
+        actions.append(audio)
+        if after is not None:
+            actions.append(ToTwilio(tw.mark(sid, after)))
+        return actions
+
+    def _on_audio_done(self, event: dict[str, Any], now: float) -> list[Action]:
+        """The item's audio is complete: mark its tail, so "heard it all" can be confirmed."""
+        mark = self.playout.flush() if self.stream_sid else None
+        return [] if mark is None else [ToTwilio(tw.mark(self.stream_sid, mark))]
 
     def _on_session_created(self, event: dict[str, Any], now: float) -> list[Action]:
         self._session_created = True
@@ -308,7 +321,8 @@ class CallCore:
 
     def _on_response_done(self, event: dict[str, Any], now: float) -> list[Action]:
         response = event.get("response") if isinstance(event.get("response"), dict) else {}
-        actions = self._send_gated(self.gate.on_done(str(response.get("id") or "")))
+        actions = self._on_audio_done(event, now)  # no audio.done came (e.g. cancelled): mark the tail
+        actions += self._send_gated(self.gate.on_done(str(response.get("id") or "")))
         if self.switch.due(self.gate.done_count):
             # One session.update, once: calmer VAD and the full tool set for later turns.
             update = sess.turn_detection_update(self.shape, self.policy.later_turn_detection(self.spec.turn_detection))
@@ -448,6 +462,7 @@ class CallCore:
 _HANDLERS = {
     "response.created": CallCore._on_response_created,
     "response.done": CallCore._on_response_done,
+    "response.output_audio.done": CallCore._on_audio_done,
     "input_audio_buffer.speech_started": CallCore._on_speech_started,
     "response.function_call_arguments.done": CallCore._on_function_call,
     "session.created": CallCore._on_session_created,

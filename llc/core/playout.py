@@ -1,9 +1,11 @@
 """What the caller has actually heard, per assistant audio item, from Twilio marks. Pure.
 
-Every audio delta forwarded to Twilio is followed by a ``mark``. Twilio echoes a mark when
-the audio before it has been played, so the last echoed mark of an item tells how many ms
-the caller heard. One mark per delta costs one ~70-byte frame per ~100 ms of audio and gives
-truncation the precision of the service's own chunking, with no re-chunking on the hot path.
+A ``mark`` follows the forwarded audio once at least ``mark_every_ms`` of it has gone out
+unmarked, and once more at the end of each item. Twilio echoes a mark when the audio before
+it has been played, so the last echoed mark of an item tells how many ms the caller heard.
+Why not a mark per delta: at the service's ~100 ms deltas that is the same thing, but a
+service (or simulator) sending 20 ms deltas would double the Twilio frames both ways for
+precision the truncate does not need. ``mark_every_ms = 0`` marks every delta.
 
 After a ``clear`` Twilio returns every pending mark at once: those marks mean "discarded",
 not "played", so they are remembered and ignored when they come back.
@@ -15,12 +17,14 @@ from collections import deque
 from dataclasses import dataclass
 
 BYTES_PER_MS = 8  # PCMU at 8 kHz
+MARK_EVERY_MS = 100  # the truncate's precision; the default of [turn_policy] mark_every_ms
 
 
 @dataclass
 class ItemAudio:
     item_id: str
     received_bytes: int = 0  # from OpenAI deltas (= forwarded to Twilio)
+    marked_bytes: int = 0  # audio a mark has been sent after
     played_ms: int = 0  # confirmed by marks
 
     @property
@@ -37,20 +41,42 @@ class TruncatePoint:
 
 
 class Playout:
-    def __init__(self) -> None:
+    def __init__(self, mark_every_ms: int = MARK_EVERY_MS) -> None:
         self.items: dict[str, ItemAudio] = {}
         self.current: ItemAudio | None = None  # the item whose audio went out last
         self._pending: deque[tuple[str, ItemAudio, int]] = deque()  # (mark name, item, ms at mark)
         self._discarded: set[str] = set()
         self._seq = 0
+        self._mark_every_bytes = max(mark_every_ms, 0) * BYTES_PER_MS
 
-    def on_audio(self, item_id: str, n_bytes: int) -> str:
-        """Audio of ``item_id`` was forwarded; returns the name of the mark to send after it."""
-        item = self.items.get(item_id)
-        if item is None:
-            item = self.items[item_id] = ItemAudio(item_id)
-        self.current = item
-        item.received_bytes += n_bytes
+    def on_audio(self, item_id: str, n_bytes: int) -> tuple[str | None, str | None]:
+        """Audio of ``item_id`` is being forwarded: the marks to send (before it, after it).
+
+        Before: the tail of the previous item, when another item starts. After: when at least
+        ``mark_every_ms`` of this item has gone out since its last mark.
+        """
+        before = None
+        current = self.current
+        if current is None or current.item_id != item_id:
+            before = self.flush()
+            item = self.items.get(item_id)
+            if item is None:
+                item = self.items[item_id] = ItemAudio(item_id)
+            self.current = current = item
+        current.received_bytes += n_bytes
+        if current.received_bytes - current.marked_bytes >= self._mark_every_bytes:
+            return before, self._mark(current)
+        return before, None
+
+    def flush(self) -> str | None:
+        """The current item's audio ended: a mark for its unmarked tail, if it has one."""
+        item = self.current
+        if item is None or item.marked_bytes == item.received_bytes:
+            return None
+        return self._mark(item)
+
+    def _mark(self, item: ItemAudio) -> str:
+        item.marked_bytes = item.received_bytes
         self._seq += 1
         name = f"m{self._seq}"
         self._pending.append((name, item, item.sent_ms))
@@ -72,7 +98,8 @@ class Playout:
     @property
     def speaking(self) -> bool:
         """True while the caller still has agent audio queued or playing at Twilio."""
-        return bool(self._pending)
+        item = self.current
+        return bool(self._pending) or (item is not None and item.marked_bytes != item.received_bytes)
 
     @property
     def unplayed_ms(self) -> int:
@@ -88,6 +115,8 @@ class Playout:
         self._discarded.update(name for name, _, _ in self._pending)
         self._pending.clear()
         item = self.current
+        if item is not None:
+            item.marked_bytes = item.received_bytes  # the unmarked tail was cleared too
         if item is None or item.played_ms >= item.sent_ms:
             return None  # nothing unheard: the item stands as it is
         return TruncatePoint(item.item_id, min(item.played_ms, item.sent_ms))

@@ -1,0 +1,161 @@
+"""The fast engine's own frame cutting, as data: wire bytes in (any chunking), messages out.
+
+The wire bytes come from websockets' own ClientProtocol/ServerProtocol (an independent
+serializer), and everything the fast path does not cut itself must reach websockets'
+protocol whole: pings answered, fragments joined, bad frames failing the connection.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+
+from llc.call import fastws
+from llc.call.transport import TransportClosed
+
+MAX_SIZE = 1 << 16
+
+
+def server_ws(max_size: int = MAX_SIZE) -> tuple[fastws.FastWebSocket, socket.socket]:
+    """A server-side FastWebSocket after a real (in-memory) handshake, over a socketpair."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client = ClientProtocol(parse_uri("ws://x/media"))
+    client.send_request(client.connect())
+    proto = ServerProtocol(max_size=max_size)
+    proto.receive_data(b"".join(client.data_to_send()))
+    [request] = proto.events_received()
+    proto.send_response(proto.accept(request))
+    proto.data_to_send()
+    assert proto.state is State.OPEN
+    return fastws.FastWebSocket(ours, proto), theirs
+
+
+def client_wire(*frames: Frame) -> bytes:
+    """What a real (masking) client puts on the wire for ``frames``."""
+    proto = ClientProtocol(parse_uri("ws://x/"))
+    proto.state = State.OPEN  # serializing only: the client's own parser is not used
+    for f in frames:
+        proto.send_frame(f)
+    return b"".join(proto.data_to_send())
+
+
+def take_in_chunks(ws: fastws.FastWebSocket, wire: bytes, cuts: list[int]) -> None:
+    last = 0
+    for cut in sorted(set(c for c in cuts if 0 < c < len(wire))) + [len(wire)]:
+        ws._take(wire[last:cut])
+        last = cut
+
+
+async def messages(ws: fastws.FastWebSocket) -> list[bytes]:
+    out = []
+    while ws._frames:
+        out.append(await ws.receive_text())
+    return out
+
+
+TEXTS = [b"{}", b"x" * 125, b"y" * 126, b"z" * 60_000, "é".encode() * 40]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=70_000), max_size=12))
+def test_any_chunking_gives_the_same_messages(cuts: list[int]) -> None:
+    wire = client_wire(*(Frame(Opcode.TEXT, t) for t in TEXTS))
+    ws, peer = server_ws()
+    take_in_chunks(ws, wire, cuts)
+    assert trio.run(messages, ws) == TEXTS
+    assert ws._buf == b"" and ws._proto.state is State.OPEN
+    peer.close()
+
+
+async def test_ping_between_data_frames_is_answered_in_order() -> None:
+    ws, peer = server_ws()
+    wire = client_wire(Frame(Opcode.TEXT, b"one"), Frame(Opcode.PING, b"hi"), Frame(Opcode.TEXT, b"two"))
+    assert ws._take(wire) is True  # the protocol saw the ping
+    assert await messages(ws) == [b"one", b"two"]
+    pong = ws._proto.data_to_send()
+    assert pong and b"".join(pong)[2:] == b"hi"  # an unmasked pong carrying the ping's data
+    peer.close()
+
+
+async def test_fragments_are_joined_by_the_protocol_path() -> None:
+    ws, peer = server_ws()
+    wire = client_wire(Frame(Opcode.TEXT, b"part one, ", fin=False), Frame(Opcode.CONT, b"part two"),
+                       Frame(Opcode.TEXT, b"after"))
+    take_in_chunks(ws, wire, [3, 17])
+    assert await messages(ws) == [b"part one, part two", b"after"]
+    peer.close()
+
+
+async def test_a_data_frame_inside_a_fragmented_message_fails_the_connection() -> None:
+    ws, peer = server_ws()
+    ws._take(client_wire(Frame(Opcode.TEXT, b"start", fin=False), Frame(Opcode.TEXT, b"not a continuation")))
+    assert ws._proto.state is State.CLOSING and ws._proto.close_sent.code == 1002
+    peer.close()
+
+
+async def test_unmasked_client_frame_fails_the_connection_with_1002() -> None:
+    ws, peer = server_ws()
+    ws._take(b"\x81\x05hello")  # a client must mask (RFC 6455 5.1)
+    assert not [f for f in ws._frames if type(f) is bytes]
+    assert ws._proto.close_sent is not None and ws._proto.close_sent.code == 1002
+    peer.close()
+
+
+async def test_oversized_length_is_refused_before_it_is_buffered() -> None:
+    ws, peer = server_ws(max_size=1000)
+    # Only the header of a 2 GB frame has arrived: it must be refused now, not awaited.
+    ws._take(b"\x81\xff" + (2**31).to_bytes(8, "big") + b"mask")
+    assert ws._proto.close_sent is not None and ws._proto.close_sent.code == 1009
+    ws._take(b"more bytes of it")  # the rest is discarded by the protocol, not parsed
+    assert ws._buf == b"" and not [f for f in ws._frames if type(f) is bytes]
+    peer.close()
+
+
+async def test_close_frame_ends_receive_with_its_code() -> None:
+    ws, peer = server_ws()
+    ws._take(client_wire(Frame(Opcode.TEXT, b"last words"), Frame(Opcode.CLOSE, b"\x0f\xa1bye")))
+    assert await ws.receive_text() == b"last words"
+    with pytest.raises(TransportClosed) as info:
+        await ws.receive_text()
+    assert (info.value.code, info.value.reason) == (4001, "bye")
+    peer.close()
+
+
+async def test_frames_sent_with_the_upgrade_request_are_not_lost(nursery: trio.Nursery) -> None:
+    # A client may write its first frame right behind the request, in the same segment.
+    got: list[bytes] = []
+    done = trio.Event()
+
+    async def on_stream(stream: trio.SocketStream) -> None:
+        ws = await fastws.accept(stream, "/media", max_size=MAX_SIZE, timeout_s=5)
+        assert ws is not None
+        got.append(await ws.receive_text())
+        got.append(await ws.receive_text())
+        done.set()
+        await ws.close()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    nursery.start_soon(trio.serve_listeners, on_stream, listeners)
+    port = listeners[0].socket.getsockname()[1]
+    client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/media"))
+    client.send_request(client.connect())
+    head = b"".join(client.data_to_send())
+    client.state = State.OPEN  # the frames below are written before the 101 arrives
+    client.send_text(b'{"event":"connected"}')
+    client.send_text(b'{"event":"start"}')
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(head + b"".join(client.data_to_send()))
+    with trio.fail_after(5):
+        await done.wait()
+    assert got == [b'{"event":"connected"}', b'{"event":"start"}']
+    await stream.aclose()
