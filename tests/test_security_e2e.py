@@ -90,6 +90,7 @@ async def test_stream_with_unknown_reused_or_foreign_token_is_refused(start_stac
     assert await stream("CA1", "made-up") == 1008
     token = stack.stream_token("CA2")
     assert await stream("CA3", token) == 1008  # CA2's token on another call
+    await stack.wait_records(2)  # the record is written just after the close reaches the caller
     refused = [r for r in stack.state.records if r.end_reason == "stream_refused"]
     assert [r.end_detail for r in refused] == ["unknown or already used stream token", "stream token belongs to another call"]
     assert stack.fake.sessions == []  # no OpenAI session was opened for them
@@ -100,6 +101,7 @@ async def test_stream_with_unknown_reused_or_foreign_token_is_refused(start_stac
         assert await stream("CA2", stack.stream_token("CA2")) == 1008  # ...a second stream for it is not
     await stack.wait_records(4)
     assert await stream("CA2", token) == 1008  # and its token, replayed after use, is spent
+    await stack.wait_records(5)
     assert stack.state.records[-1].end_detail == "unknown or already used stream token"
     assert call_tasks() == [] and stack.state.active_calls == 0
 

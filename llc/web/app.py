@@ -76,6 +76,7 @@ async def serve(
     security.log_posture(state.settings)
     await state.store.open()  # a bad LLC_DB_URL fails now; the schema is created on first run
     await replay_pending(state)  # records kept while the database was down
+    from llc.web.front_door import serve_front_door
     from llc.web.media_listener import start_media_listener
 
     config = Config()
@@ -87,8 +88,13 @@ async def serve(
     config.websocket_max_message_size = max(1024 * 1024, 4 * state.settings.max_frame_bytes)
     app = create_app(state)
 
+    one_port_fast = state.settings.ws_engine == "fast" and state.settings.media_port is None
+
     async def started(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        await hypercorn_serve(app, config, task_status=task_status)
+        if one_port_fast:  # the default: one port, the media stream on the fast engine
+            await serve_front_door(state, app, config, task_status=task_status)
+        else:  # LLC_MEDIA_PORT (the fast engine on its own port), or everything on Hypercorn
+            await hypercorn_serve(app, config, task_status=task_status)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(state.warm.run)  # warm sessions live in the server nursery, closed on shutdown

@@ -25,7 +25,8 @@ MEDIA_PATH = "/media"
 HANDSHAKE_TIMEOUT_S = 10.0
 
 
-async def _handle(state: ServerState, stream: trio.SocketStream) -> None:
+async def handle_media_connection(state: ServerState, stream: trio.SocketStream) -> None:
+    """Upgrade one connection on the fast engine and run its call (both listeners use this)."""
     max_size = max(1024 * 1024, 4 * state.settings.max_frame_bytes)  # same cap as Hypercorn's
     ws = await fastws.accept(stream, MEDIA_PATH, max_size=max_size, timeout_s=HANDSHAKE_TIMEOUT_S)
     if ws is None:
@@ -47,7 +48,7 @@ async def serve_media(state: ServerState, *, task_status: trio.TaskStatus[int] =
     bound = listeners[0].socket.getsockname()[1]
     log.info("media listener on the fast engine", extra={"media_port": bound})
     task_status.started(bound)
-    await trio.serve_listeners(partial(_handle, state), listeners)
+    await trio.serve_listeners(partial(handle_media_connection, state), listeners)
 
 
 async def start_media_listener(nursery: trio.Nursery, state: ServerState) -> None:
