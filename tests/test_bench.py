@@ -48,3 +48,28 @@ def test_relay_measure_counts_frames_both_ways_on_the_old_engine() -> None:
     # 5 calls x 50 frames/s x 2 s, each way (a little slack for the window edges).
     assert r.to_openai.n >= 400 and r.to_twilio.n >= 400 and r.echo.n >= 100
     assert r.cpu_ms_per_call_s > 0 and r.rss_kib > 0
+
+
+def test_marks_are_echoed_like_twilio_and_coalesced_by_the_server() -> None:
+    # The load generator echoes marks as Twilio does; the server marks every 100 ms of audio,
+    # so 20 ms deltas draw 10 marks per call-second, not 50.
+    echo, url = sp.start_echo()
+    try:
+        r = relay.measure("fast", 4, 2.0, echo_url=url, pin=False, warmup_s=0.5)
+    finally:
+        echo.kill()
+        echo.wait()
+    assert r.ok, r.errors
+    per_call_s = r.marks_echoed / (r.calls * r.seconds)
+    assert 8 <= per_call_s <= 12
+
+
+@pytest.mark.skipif(not sp.reference_available(), reason="the `compare` extra (FastAPI, uvicorn[standard]) is not installed")
+def test_reference_relay_relays_both_ways() -> None:
+    echo, url = sp.start_echo()
+    try:
+        r = relay.measure(sp.REFERENCE, 3, 1.5, echo_url=url, pin=False, warmup_s=0.5)
+    finally:
+        echo.kill()
+        echo.wait()
+    assert r.lost == 0 and r.to_openai.n >= 150 and r.to_twilio.n >= 150

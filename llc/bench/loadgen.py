@@ -384,6 +384,10 @@ class LoadGen:
 
     def _on_message(self, c: Conn, msg: bytes) -> None:
         kind = c.kind
+        if msg[:10] in (b'{"type": "', b'{"event": '):
+            # stdlib json.dumps's spaced style (the reference relay): compact it once, so the
+            # prefix checks below read every relay's frames alike.
+            msg = orjson.dumps(orjson.loads(msg))
         if kind == "openai":
             stamp = read_stamp(msg, b'"audio":"') if msg.startswith(b'{"type":"input_audio_buffer.append"') else None
             if stamp is not None:

@@ -151,10 +151,14 @@ def render(results: list[RelayResult]) -> str:
             f"  load generator: {r.loadgen_cpu_share * 100:.0f}% of a core, {r.late_ticks} late ticks"
             + ("  (saturated: numbers measure the generator too)" if r.loadgen_cpu_share > 0.9 or r.late_ticks > 50 else ""),
         ]
+        if r.engine == sp.REFERENCE and r.errors:
+            lines.append("  (the reference's own faults, reported, not failing the run: the sample shape never closes "
+                         "the OpenAI socket when Twilio hangs up)")
         lines += [f"  ERROR {e}" for e in r.errors[:10]]
         lines.append("")
     if len(results) > 1:
-        base = next((r for r in results if r.engine == "wsproto"), results[-1])
+        base = next((r for r in results if r.engine == sp.REFERENCE), None) or \
+            next((r for r in results if r.engine == "wsproto"), results[-1])
         lines.append("ratios in this run (CPU per call-second, p50 -> OpenAI, p50 -> Twilio), vs " + base.engine)
         for r in results:
             lines.append(f"  {r.engine:12} CPU x{r.cpu_ms_per_call_s / base.cpu_ms_per_call_s:.2f}   "
@@ -165,25 +169,44 @@ def render(results: list[RelayResult]) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calls", type=int, default=100, help="concurrent simulated calls (default 100)")
     p.add_argument("--seconds", type=float, default=10.0, help="measured window per engine (default 10)")
-    p.add_argument("--engine", action="append", choices=list(sp.ENGINES),
-                   help="engine(s) to measure, repeatable (default: all, for ratios in one run)")
+    p.add_argument("--engine", action="append", choices=list(sp.ENGINES) + [sp.REFERENCE],
+                   help="engine(s) to measure, repeatable (default: all, and the FastAPI/uvicorn reference "
+                        "relay when the `compare` extra is installed, for ratios in one run)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per engine, alternated; the median run (by CPU) is shown (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to separate CPUs")
 
 
+def median_run(runs: list[RelayResult]) -> RelayResult:
+    return sorted(runs, key=lambda r: r.cpu_ms_per_call_s)[(len(runs) - 1) // 2]
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.calls < 1 or args.seconds <= 0:
-        print("llc bench relay: --calls must be at least 1 and --seconds above 0")
+    if args.calls < 1 or args.seconds <= 0 or args.repeat < 1:
+        print("llc bench relay: --calls and --repeat must be at least 1 and --seconds above 0")
         return 2
-    engines = args.engine or list(sp.ENGINES)
+    engines = args.engine or list(sp.ENGINES) + ([sp.REFERENCE] if sp.reference_available() else [])
+    if sp.REFERENCE in engines and not sp.reference_available():
+        print("llc bench relay: the reference relay needs FastAPI and uvicorn[standard]: pip install -e '.[compare]'")
+        return 2
     echo, echo_url = sp.start_echo()
-    results = []
+    runs: dict[str, list[RelayResult]] = {e: [] for e in engines}
     try:
-        for engine in engines:
-            print(f"measuring {engine}: {args.calls} calls ...", flush=True)
-            results.append(measure(engine, args.calls, args.seconds, echo_url=echo_url, pin=not args.no_pin))
+        # Engines alternate run by run, so a slow minute of a shared machine hits all of them.
+        for i in range(args.repeat):
+            for engine in engines:
+                print(f"measuring {engine}: {args.calls} calls (run {i + 1} of {args.repeat}) ...", flush=True)
+                r = measure(engine, args.calls, args.seconds, echo_url=echo_url, pin=not args.no_pin)
+                print(f"  {r.cpu_ms_per_call_s:.2f} ms CPU per call-second", flush=True)
+                runs[engine].append(r)
     finally:
         echo.kill()
         echo.wait()
+    results = [median_run(rs) for rs in runs.values()]
     print()
     print(render(results))
-    return 0 if all(r.ok for r in results) else 1
+    if args.repeat > 1:
+        for engine, rs in runs.items():
+            cpu = ", ".join(f"{r.cpu_ms_per_call_s:.2f}" for r in rs)
+            print(f"  {engine:12} CPU per call-second over {len(rs)} runs: {cpu}")
+    return 0 if all(r.ok for e, rs in runs.items() if e != sp.REFERENCE for r in rs) else 1

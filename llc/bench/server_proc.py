@@ -28,6 +28,17 @@ ENGINES: dict[str, dict[str, str]] = {
 }
 
 
+# The relay public samples show (FastAPI + uvicorn[standard] + websockets), measured in the
+# same run for comparison: llc/bench/reference_relay.py, from the `compare` extra.
+REFERENCE = "reference"
+
+
+def reference_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("fastapi", "uvicorn", "uvloop"))
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -116,7 +127,7 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
                LLC_ENV_FILE=os.devnull, PUBLIC_URL="", LLC_DB_URL=":memory:",  # records: not kept
                # The load generator opens media streams directly, without a webhook's token.
                LLC_STREAM_ADMISSION="off")
-    settings = dict(ENGINES[engine])
+    settings = dict(ENGINES.get(engine, {}))
     media_port = None
     if settings.get("LLC_MEDIA_PORT") == "auto":
         media_port = free_port()
@@ -124,8 +135,9 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
     env.update(settings)
     env.update(extra_env or {})
     log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "llc.cli", "serve"], env=env, stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL)
+    module = "llc.bench.reference_relay" if engine == REFERENCE else "llc.cli"
+    proc = subprocess.Popen([sys.executable, "-m", module] + ([] if engine == REFERENCE else ["serve"]),
+                            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     server = ServerProcess(proc, port, media_port, Path(log.name))
     deadline = time.monotonic() + timeout
     for p in [port] + ([media_port] if media_port else []):
