@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-calls", type=int, default=1000, help="stop here even if nothing failed")
     p.add_argument("--seconds", type=float, default=5.0, help="measured window per step (default 5)")
     p.add_argument("--p99-ms", type=float, default=5.0, help="p99 added latency that ends the climb (default 5)")
-    p.add_argument("--engine", choices=list(sp.ENGINES), default="fast-media", help="engine under test")
+    p.add_argument("--engine", choices=list(sp.ENGINES), default="fast", help="engine under test (default: the default, one port)")
 
 
 def run(args: argparse.Namespace) -> int:
