@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import orjson
+
+
+def json_text(event: dict[str, Any]) -> str:
+    """A client event serialised once, as ToOpenAI/ToTwilio carry it."""
+    return orjson.dumps(event).decode()
+
 
 @dataclass(frozen=True, slots=True)
 class ToOpenAI:

@@ -15,9 +15,11 @@ import orjson
 
 from llc.core import faults
 from llc.core import session as sess
-from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer, ToOpenAI, ToTwilio
+from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio, json_text
 from llc.core.bargein import on_speech_started
+from llc.core.mode_hooks import ModeHooks
 from llc.core.playout import Playout
+from llc.core.recovery import SessionRecovery
 from llc.core.record import BargeInRecord, CallRecord, ToolCallRecord, TranscriptLine, TurnLatency
 from llc.core.turns import ResponseGate, SwitchState, TurnPolicy, first_turn_spec
 from llc.twilio import frames as tw
@@ -29,16 +31,12 @@ MAX_PENDING_FRAMES = 250
 MAX_BAD_FRAMES = 50
 
 
-def _dump(event: dict[str, Any]) -> str:
-    return orjson.dumps(event).decode()
-
-
 def _append(payload: str) -> ToOpenAI:
     # orjson escapes the string but never changes base64: the bytes reach OpenAI untouched.
-    return ToOpenAI(_dump({"type": "input_audio_buffer.append", "audio": payload}))
+    return ToOpenAI(json_text({"type": "input_audio_buffer.append", "audio": payload}))
 
 
-class CallCore:
+class CallCore(SessionRecovery, ModeHooks):
     """One call's decisions. ``phase`` walks: waiting → connecting → configuring → live → ended."""
 
     def __init__(
@@ -164,7 +162,7 @@ class CallCore:
         self.phase = "configuring"
         if already_configured:
             return self._on_session_updated({}, 0.0)
-        return [ToOpenAI(_dump(sess.session_update(self.shape, self._current_spec())))]
+        return [ToOpenAI(json_text(sess.session_update(self.shape, self._current_spec())))]
 
     def _current_spec(self) -> sess.SessionSpec:
         """The session as it stands now: after the first-turn switch, later eagerness and all tools."""
@@ -188,53 +186,6 @@ class CallCore:
             return self._on_audio_delta(event, now)
         handler = _HANDLERS.get(kind)
         return handler(self, event, now) if handler else []
-
-    def on_openai_closed(self, code: int | None, reason: str) -> list[Action]:
-        """OpenAI's socket is gone: renew after the 60-minute cap, reconnect once after a drop,
-        else apologise and hang up."""
-        if self.phase == "ended" or self._ending is not None:
-            return []
-        detail = f"OpenAI closed the session (code {code}) {reason}".strip()
-        if self._hangup_after is not None:
-            return [EndCall("openai_closed", detail)]  # the goodbye is under way: nothing to rescue
-        if self._expired or reason == "session_expired":
-            if self._renewals < faults.MAX_RENEWALS:
-                self._renewals += 1
-                return self._reconnect("session_expired", "session_expired")
-        elif self._drops < faults.MAX_RECONNECTS:
-            self._drops += 1
-            return self._reconnect("dropped", f"dropped (code {code})")
-        return self.on_reconnect_failed(f"{detail}; no reconnect left")
-
-    def _reconnect(self, why: str, note: str) -> list[Action]:
-        """Forget the lost session's in-flight state; the next session gets the same config + a summary."""
-        self.phase = "connecting"  # caller audio is held (bounded) until the new session is live
-        self._expired = False
-        self._session_created = False
-        self.gate = ResponseGate()
-        self.playout = Playout(self.policy.mark_every_ms)  # marks of the old session's audio are ignored from here on
-        self._muted_responses.clear()
-        self._muted_items.clear()
-        self._awaiting_first_audio = None
-        for rec in self._tools_running.values():
-            rec.error = rec.error or "the OpenAI session was lost before the tool finished"
-        self._tools_running.clear()
-        self._resume = faults.summary(self.record.transcript)
-        self.record.reconnects.append(note)
-        return [Log("warning", f"OpenAI session lost ({note}): opening a new one with the conversation so far",
-                    {"why": why}), ReconnectOpenAI(why)]
-
-    def on_reconnect_failed(self, detail: str) -> list[Action]:
-        """No usable OpenAI session: the caller hears the apology clip, then the call ends."""
-        if self.phase == "ended" or self._ending is not None:
-            return []
-        self._ending = ("openai_lost", detail)
-        self.phase = "apology"
-        log = Log("error", "OpenAI is gone for good: apologising and hanging up", {"detail": detail})
-        if not self.stream_sid:
-            return [log, EndCall(*self._ending)]
-        return [log, ToTwilio(tw.clear(self.stream_sid)), PlayApology(faults.APOLOGY_MARK),
-                Timer("apology_done", self.apology_s + faults.APOLOGY_GRACE_S)]
 
     def _on_audio_delta(self, event: dict[str, Any], now: float) -> list[Action]:
         delta = event.get("delta")
@@ -279,11 +230,11 @@ class CallCore:
         actions.extend(_append(p) for p in self._pending)
         self._pending.clear()
         if self._resume is not None:  # a replacement session: context, no second greeting
-            actions.insert(1, ToOpenAI(_dump(faults.context_item(self._resume))))
+            actions.insert(1, ToOpenAI(json_text(faults.context_item(self._resume))))
             self._resume = None
         elif self.greeting:
             # The seed: greet with a user item + response.create, on session.updated only.
-            actions.append(ToOpenAI(_dump(sess.user_message(self.greeting))))
+            actions.append(ToOpenAI(json_text(sess.user_message(self.greeting))))
             actions.extend(self.request_response())
         return actions
 
@@ -308,7 +259,7 @@ class CallCore:
     # ---- turns, barge-in, tools ---------------------------------------------------------
 
     def _send_gated(self, events: list[dict[str, Any]]) -> list[Action]:
-        return [ToOpenAI(_dump(e)) for e in events]
+        return [ToOpenAI(json_text(e)) for e in events]
 
     def request_response(self, create: dict[str, Any] | None = None) -> list[Action]:
         """Ask for a response; it waits for ``response.done`` if one is active."""
@@ -328,7 +279,7 @@ class CallCore:
             update = sess.turn_detection_update(self.shape, self.policy.later_turn_detection(self.spec.turn_detection))
             if self.tool_schemas:
                 update["session"].update(tools=list(self._tools(self.policy.full_tools)), tool_choice=self.spec.tool_choice)
-            actions.insert(0, ToOpenAI(_dump(update)))
+            actions.insert(0, ToOpenAI(json_text(update)))
             actions.append(Log("info", "first turn done: switched eagerness and tool set",
                                {"eagerness": self.policy.later_eagerness, "tools": list(self.policy.full_tools)}))
         return actions + self._maybe_hang_up()
@@ -361,34 +312,6 @@ class CallCore:
             actions.append(Timer(f"filler:{call_id}", self.policy.tool_filler_after_ms / 1000))
         return actions
 
-    def run_local_tool(self, name: str, arguments: str, now: float) -> list[Action]:
-        """Run a tool on the call's own decision (an IVR key press): recorded, output not sent to the model."""
-        call_id = f"local_{len(self.record.tool_calls) + 1}"
-        rec = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, started_at=round(now - self.t0, 3))
-        self._tools_running[call_id] = rec
-        self._local_tools.add(call_id)
-        self.record.tool_calls.append(rec)
-        return [RunTool(call_id, name, arguments)]
-
-    def interrupt(self, now: float) -> list[Action]:
-        """Stop the agent as a barge-in does (a key press while it reads the menu)."""
-        return self._on_speech_started({}, now)
-
-    def tell_model(self, text: str) -> list[Action]:
-        """A text hint as a user item, then a response about it (gated like every create)."""
-        return [ToOpenAI(_dump(sess.user_message(text)))] + self.request_response()
-
-    def switch_session(self, spec: sess.SessionSpec, policy: TurnPolicy) -> list[Action]:
-        """Move the live call to another scenario: one full session.update, later-turn settings."""
-        self.policy, self.switch = policy, SwitchState(policy, switched=True)
-        td = policy.later_turn_detection(spec.turn_detection)
-        self.spec = replace(spec, turn_detection=td, tools=self._tools(policy.full_tools))
-        update = sess.session_update(self.shape, self.spec)
-        # The service refuses a voice change once the agent has spoken: the voice stays.
-        update["session"].pop("voice", None)
-        update["session"].get("audio", {}).get("output", {}).pop("voice", None)
-        return [ToOpenAI(_dump(update))]
-
     def on_tool_result(self, call_id: str, output: str, now: float, error: str | None = None) -> list[Action]:
         """A tool finished (or failed, or timed out): hand the output to the model, then respond."""
         rec = self._tools_running.pop(call_id, None)
@@ -399,7 +322,7 @@ class CallCore:
             self._local_tools.discard(call_id)
             return [Log("warning" if error else "info", f"local tool {rec.name} finished", {"output": output})]
         item = {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
-        actions: list[Action] = [ToOpenAI(_dump(item))]
+        actions: list[Action] = [ToOpenAI(json_text(item))]
         if error:
             actions.append(Log("warning", f"tool {rec.name} failed; the model was told and the call goes on", {"error": error}))
         return actions + self.request_response()
