@@ -3,20 +3,24 @@
 A real ``llc serve`` runs as its own process against the full simulator (fake OpenAI with its
 VAD and scripted replies, fake Twilio callers with real-time playout, some of which talk over
 the agent). ``--calls`` calls are kept in flight: each has 1-3 turns of random length, and a
-new one starts as one ends. Every ``--sample-s`` the server's open FDs, sockets, RSS, Trio task
+new one starts as one ends. The agent's second response in every call is a tool call
+(``transfer_call`` to a number off the allow-list: the tool runs as a task in the call's
+nursery, returns an error output, and the agent speaks after it). Every ``--sample-s`` the server's open FDs, sockets, RSS, Trio task
 count and active calls are written to a CSV (and a PNG if matplotlib is installed).
 
 It fails when, after the last call ended, FDs, sockets or tasks are above what they were
 after the warm-up calls (also idle), when RSS grew more than ``--rss-growth`` between the first
 and last loaded samples, when any call did not end by the caller hanging up with agent audio
-heard, when the server's call count does not match the calls made, or when the simulator sent
-any error event.
+heard, when the server's call count does not match the calls made, when a call's record is
+missing from the store or has no transcript, when no tool call was recorded, or when the
+simulator sent any error event.
 """
 
 from __future__ import annotations
 
 import csv
 import random
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +30,15 @@ import trio
 
 from llc.bench import server_proc as sp
 from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
+from llc.store import open_store
 
 LINES = ["Hello?", "What time do you open?", "Can I book a table for two?", "Thanks, bye."]
 FIELDS = ["t_s", "active_calls", "calls_done", "fds", "sockets", "tasks", "rss_kib"]
 WARMUP_CALLS = 3
+# Not on the default profile's transfer allow-list: the tool answers with an error output.
+TOOL_CALL = ToolCallScript("transfer_call", {"number": "+15550100999"},
+                           reply_after="I can't transfer you there, but I can take a message.")
 
 
 @dataclass
@@ -38,6 +46,9 @@ class SoakReport:
     samples: list[dict[str, float]] = field(default_factory=list)
     calls_done: int = 0
     failures: list[str] = field(default_factory=list)
+    call_sids: list[str] = field(default_factory=list)
+    records_checked: int = 0
+    tool_calls: int = 0
     idle_before: dict[str, float] = field(default_factory=dict)
     idle_after: dict[str, float] = field(default_factory=dict)
 
@@ -63,16 +74,18 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
                rss_growth: float = 0.05) -> SoakReport:
     report = SoakReport()
     rng = random.Random(seed)
-    fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=150, end_of_turn_silence_ms=300))
+    fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=150, end_of_turn_silence_ms=300, tool_calls={1: TOOL_CALL}))
+    db = Path(tempfile.mkdtemp(prefix="llc-soak-")) / "soak.db"
     async with trio.open_nursery() as nursery:
         await nursery.start(fake.serve)
-        server = sp.start_server("fast", fake.url)
+        server = sp.start_server("fast", fake.url, extra_env={"LLC_DB_URL": str(db)})
         try:
             async with httpx.AsyncClient(timeout=5) as client:
                 await _run(report, nursery, server, client, rng, calls, seconds, sample_s, csv_path)
         finally:
             server.stop()
             nursery.cancel_scope.cancel()
+    await _check_records(report, str(db))
     errors = [e for s in fake.sessions for e in s.errors_sent]
     if errors:
         report.failures.append(f"the simulator sent {len(errors)} error events, e.g. {errors[0]}")
@@ -85,6 +98,7 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
     async def one_call() -> None:
         result = await FakeCaller(server.http_url, _script(rng)).run()
         report.calls_done += 1
+        report.call_sids.append(result.call_sid)
         if result.ended_by != "caller_hangup" or not result.received_audio:
             report.failures.append(f"call {result.call_sid} ended by {result.ended_by} with "
                                    f"{len(result.received_audio)} bytes of agent audio; events {result.events[:3]}")
@@ -141,6 +155,26 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
 async def _idle(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
     await trio.sleep(0.5)  # let closing sockets finish closing
     return await _sample(client, server, t0, done)
+
+
+async def _check_records(report: SoakReport, db_url: str) -> None:
+    """Every call made has its record in the store, with a transcript; tool calls were recorded."""
+    store = open_store(db_url)
+    try:
+        await store.open()
+        for sid in report.call_sids:
+            record = await store.get_call(sid)
+            if record is None:
+                report.failures.append(f"call {sid} has no record in the store")
+            elif not record.get("transcript"):
+                report.failures.append(f"call {sid}'s record has no transcript")
+            else:
+                report.records_checked += 1
+                report.tool_calls += len(record.get("tool_calls") or [])
+    finally:
+        store.close()
+    if report.call_sids and report.tool_calls == 0:
+        report.failures.append("no tool call was recorded: the soak did not exercise the tool loop")
 
 
 def _check(report: SoakReport, rss_growth: float) -> None:

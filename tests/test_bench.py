@@ -37,13 +37,18 @@ def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.Capt
     assert "loopback echo (floor)" in out and "ms per call-second" in out
 
 
-def test_relay_measure_counts_frames_both_ways_on_the_old_engine() -> None:
+def short_run(engine: str, calls: int, seconds: float) -> relay.RelayResult:
+    """One unpinned `llc bench relay` measurement with its own echo floor."""
     echo, url = sp.start_echo()
     try:
-        r = relay.measure("wsproto", 5, 2.0, echo_url=url, pin=False, warmup_s=0.5)
+        return relay.measure(engine, calls, seconds, echo_url=url, pin=False, warmup_s=0.5)
     finally:
         echo.kill()
         echo.wait()
+
+
+def test_relay_measure_counts_frames_both_ways_on_the_old_engine() -> None:
+    r = short_run("wsproto", 5, 2.0)
     assert r.ok, r.errors
     # 5 calls x 50 frames/s x 2 s, each way (a little slack for the window edges).
     assert r.to_openai.n >= 400 and r.to_twilio.n >= 400 and r.echo.n >= 100
@@ -53,12 +58,7 @@ def test_relay_measure_counts_frames_both_ways_on_the_old_engine() -> None:
 def test_marks_are_echoed_like_twilio_and_coalesced_by_the_server() -> None:
     # The load generator echoes marks as Twilio does; the server marks every 100 ms of audio,
     # so 20 ms deltas draw 10 marks per call-second, not 50.
-    echo, url = sp.start_echo()
-    try:
-        r = relay.measure("fast", 4, 2.0, echo_url=url, pin=False, warmup_s=0.5)
-    finally:
-        echo.kill()
-        echo.wait()
+    r = short_run("fast", 4, 2.0)
     assert r.ok, r.errors
     per_call_s = r.marks_echoed / (r.calls * r.seconds)
     assert 8 <= per_call_s <= 12
@@ -66,10 +66,5 @@ def test_marks_are_echoed_like_twilio_and_coalesced_by_the_server() -> None:
 
 @pytest.mark.skipif(not sp.reference_available(), reason="the `compare` extra (FastAPI, uvicorn[standard]) is not installed")
 def test_reference_relay_relays_both_ways() -> None:
-    echo, url = sp.start_echo()
-    try:
-        r = relay.measure(sp.REFERENCE, 3, 1.5, echo_url=url, pin=False, warmup_s=0.5)
-    finally:
-        echo.kill()
-        echo.wait()
+    r = short_run(sp.REFERENCE, 3, 1.5)
     assert r.lost == 0 and r.to_openai.n >= 150 and r.to_twilio.n >= 150

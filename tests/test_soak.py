@@ -14,6 +14,9 @@ async def test_short_soak_is_flat_and_clean(tmp_path: Path) -> None:
     assert report.calls_done >= 8  # warm-up calls plus continuous ones
     assert report.idle_after["fds"] == report.idle_before["fds"]
     assert report.idle_after["tasks"] == report.idle_before["tasks"]
+    # Every call's record reached the store with its transcript, and tool calls were mixed in.
+    assert report.records_checked == len(report.call_sids) == report.calls_done
+    assert report.tool_calls >= 1
     header = csv_path.read_text().splitlines()[0]
     assert header.split(",") == FIELDS
 
@@ -29,3 +32,12 @@ def test_check_names_each_leak() -> None:
     assert any(f.startswith("tasks grew") for f in report.failures)
     assert any(f.startswith("RSS grew 10.0%") for f in report.failures)
     assert not any(f.startswith("sockets") for f in report.failures)
+
+
+async def test_missing_record_and_no_tool_calls_are_failures(tmp_path: Path) -> None:
+    from llc.soak import SoakReport, _check_records
+
+    report = SoakReport(call_sids=["CAnot-stored"])
+    await _check_records(report, str(tmp_path / "empty.db"))
+    assert report.failures == ["call CAnot-stored has no record in the store",
+                               "no tool call was recorded: the soak did not exercise the tool loop"]
