@@ -37,7 +37,10 @@ async def _first_bytes(sock: trio.socket.SocketType) -> bytes:
     data = b""
     with trio.move_on_after(PEEK_TIMEOUT_S):
         while True:
-            data = await sock.recv(PEEK_BYTES, socket.MSG_PEEK)
+            try:
+                data = await sock.recv(PEEK_BYTES, socket.MSG_PEEK)
+            except OSError:  # reset before a byte arrived: Hypercorn sees the dead socket and drops it
+                return b""
             if not data or len(data) > len(_MEDIA_LINE) or not _MEDIA_LINE.startswith(data):
                 return data
             # A request line split across segments (rare): peek again once more has arrived.

@@ -26,7 +26,18 @@ HANDSHAKE_TIMEOUT_S = 10.0
 
 
 async def handle_media_connection(state: ServerState, stream: trio.SocketStream) -> None:
-    """Upgrade one connection on the fast engine and run its call (both listeners use this)."""
+    """Upgrade one connection on the fast engine and run its call (both listeners use this).
+
+    An exception here would end the listener's serve loop, and with it every call: a bug is
+    logged and ends this connection only.
+    """
+    try:
+        await _upgrade_and_run(state, stream)
+    except Exception:
+        log.exception("a media connection failed on an internal error; the server keeps running")
+
+
+async def _upgrade_and_run(state: ServerState, stream: trio.SocketStream) -> None:
     max_size = max(1024 * 1024, 4 * state.settings.max_frame_bytes)  # same cap as Hypercorn's
     ws = await fastws.accept(stream, MEDIA_PATH, max_size=max_size, timeout_s=HANDSHAKE_TIMEOUT_S)
     if ws is None:
