@@ -29,7 +29,7 @@ import httpx
 import trio
 
 from llc.bench import server_proc as sp
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError
 from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.store import open_store
 
@@ -96,7 +96,12 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
 async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProcess, client: httpx.AsyncClient,
                rng: random.Random, calls: int, seconds: float, sample_s: float, csv_path: Path) -> None:
     async def one_call() -> None:
-        result = await FakeCaller(server.http_url, _script(rng)).run()
+        try:
+            result = await FakeCaller(server.http_url, _script(rng)).run()
+        except (FakeCallerError, httpx.HTTPError, OSError) as exc:  # e.g. answered busy: a failure, not a crash
+            report.calls_done += 1
+            report.failures.append(f"a call could not be made: {exc}"[:300])
+            return
         report.calls_done += 1
         report.call_sids.append(result.call_sid)
         if result.ended_by != "caller_hangup" or not result.received_audio:

@@ -106,6 +106,15 @@ async def test_stream_with_unknown_reused_or_foreign_token_is_refused(start_stac
     assert call_tasks() == [] and stack.state.active_calls == 0
 
 
+async def test_with_admission_off_unspent_tokens_do_not_hold_call_slots(start_stack: StackFactory) -> None:
+    # Found by a 50-call soak: with admission off, tokens are never spent, so counting them
+    # answered busy after LLC_MAX_CALLS webhooks within one token TTL, with no call running.
+    stack = await start_stack(settings={"max_calls": 2, "stream_admission": False})
+    async with httpx.AsyncClient(timeout=5) as client:
+        answers = [await client.post(stack.base_url + "/twiml", data={**FORM, "CallSid": f"CA{i}"}) for i in range(4)]
+    assert all("<Stream" in a.text for a in answers)
+
+
 async def test_over_max_calls_the_webhook_answers_busy(start_stack: StackFactory) -> None:
     stack = await start_stack(settings={"max_calls": 1})
     async with httpx.AsyncClient(timeout=5) as client:

@@ -127,8 +127,14 @@ def stream_params(state: ServerState, call_sid: str | None) -> dict[str, str]:
 
 
 def at_capacity(state: ServerState) -> bool:
-    """Calls running plus streams announced (tokens out) reach LLC_MAX_CALLS."""
-    return state.active_calls + state.admission.outstanding(trio.current_time()) >= state.settings.max_calls
+    """Calls running plus streams announced (tokens out) reach LLC_MAX_CALLS.
+
+    With LLC_STREAM_ADMISSION=off no stream spends its token, so tokens out say nothing about
+    calls about to start: only running calls count (else every webhook would hold a slot for
+    the token's whole TTL and the server would answer busy far below LLC_MAX_CALLS).
+    """
+    announced = state.admission.outstanding(trio.current_time()) if state.settings.stream_admission else 0
+    return state.active_calls + announced >= state.settings.max_calls
 
 
 # ---- the API --------------------------------------------------------------------------
