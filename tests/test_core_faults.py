@@ -175,3 +175,21 @@ def test_signature_is_checked_against_the_public_url_not_the_local_one() -> None
     assert signature_refusal(token, public, form, None) == "no X-Twilio-Signature header"
     ws = "wss://voice.example.com/media"
     assert signature_refusal(token, ws, {}, RequestValidator(token).compute_signature(ws, {})) is None
+
+
+def _marks(actions: list) -> list[str]:
+    return [m["mark"]["name"] for m in (orjson.loads(a.text) for a in actions if isinstance(a, ToTwilio))
+            if m["event"] == "mark"]
+
+
+def test_marks_of_a_lost_session_never_confirm_the_new_sessions_audio() -> None:
+    core = started()
+    delta = {"type": "response.output_audio.delta", "item_id": "old", "response_id": "r1", "delta": "A" * 1068}
+    old_marks = _marks(core.on_openai(delta, 1.0))  # 100 ms: one mark, still queued at Twilio
+    core.on_openai_closed(1011, "upstream failure")
+    live(core)
+    new = _marks(core.on_openai({**delta, "item_id": "new", "response_id": "r2"}, 2.0))
+    assert old_marks and new and set(old_marks).isdisjoint(new)  # names keep counting across sessions
+    # The old audio's mark echoes late: it must not count the new item as heard.
+    assert core.on_twilio(tw.Mark(old_marks[0]), 2.1) == []
+    assert core.playout.speaking and not core.playout.played_all("new")

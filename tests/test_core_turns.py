@@ -177,6 +177,29 @@ def test_end_call_hangs_up_only_after_the_goodbye_is_heard() -> None:
     assert c.on_twilio(tw.Mark(marks[1]), 2.2) == [EndCall("agent_hangup", "end_call: goodbye played")]
 
 
+def test_end_call_waits_for_the_tail_mark_of_a_goodbye_in_small_deltas() -> None:
+    c = core()  # marks every 100 ms: a 140 ms goodbye in 20 ms deltas leaves a 40 ms unmarked tail
+    c.request_hangup()
+    c.on_openai({"type": "response.created", "response": {"id": "bye"}}, 2.0)
+    marks = []
+    for _ in range(7):
+        acts = c.on_openai({"type": "response.output_audio.delta", "response_id": "bye", "item_id": "ib",
+                            "delta": "A" * 214 + "=="}, 2.0)  # 160 bytes = 20 ms
+        marks += [m["mark"]["name"] for m in twilio_out(acts) if m["event"] == "mark"]
+    assert len(marks) == 1
+    marks += [m["mark"]["name"] for m in twilio_out(c.on_openai({"type": "response.output_audio.done", "item_id": "ib"}, 2.1))]
+    assert c.on_openai({"type": "response.done", "response": {"id": "bye"}}, 2.2)[-1:] != [EndCall("agent_hangup", "end_call: goodbye played")]
+    assert c.on_twilio(tw.Mark(marks[0]), 2.3) == []  # 100 of 140 ms heard: not yet
+    assert c.on_twilio(tw.Mark(marks[1]), 2.4) == [EndCall("agent_hangup", "end_call: goodbye played")]
+
+
+def test_a_scenarios_mark_interval_applies_from_the_first_delta() -> None:
+    c = core()
+    c.configure(c.spec, TurnPolicy(mark_every_ms=0), None)  # the prepare hook sets the scenario's policy
+    acts = c.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "delta": "A" * 214 + "=="}, 1.0)
+    assert [m["event"] for m in twilio_out(acts)] == ["media", "mark"]
+
+
 def test_hangup_grace_bounds_a_goodbye_that_never_plays() -> None:
     c = core()
     c.request_hangup()

@@ -77,13 +77,32 @@ def test_any_chunking_gives_the_same_messages(cuts: list[int]) -> None:
     peer.close()
 
 
-async def test_ping_between_data_frames_is_answered_in_order() -> None:
+async def test_ping_between_data_frames_is_answered_on_the_socket() -> None:
     ws, peer = server_ws()
-    wire = client_wire(Frame(Opcode.TEXT, b"one"), Frame(Opcode.PING, b"hi"), Frame(Opcode.TEXT, b"two"))
-    assert ws._take(wire) is True  # the protocol saw the ping
-    assert await messages(ws) == [b"one", b"two"]
-    pong = ws._proto.data_to_send()
-    assert pong and b"".join(pong)[2:] == b"hi"  # an unmasked pong carrying the ping's data
+    peer.sendall(client_wire(Frame(Opcode.TEXT, b"one"), Frame(Opcode.PING, b"hi"), Frame(Opcode.TEXT, b"two")))
+    with trio.fail_after(5):
+        assert [await ws.receive_text(), await ws.receive_text()] == [b"one", b"two"]
+    peer.settimeout(5)
+    assert peer.recv(64) == b"\x8a\x02hi"  # the pong went out, unmasked, carrying the ping's data
+    peer.close()
+
+
+async def test_a_ping_sent_with_the_handshake_is_answered_with_the_next_read() -> None:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    client = ClientProtocol(parse_uri("ws://x/media"))
+    client.send_request(client.connect())
+    proto = ServerProtocol(max_size=MAX_SIZE)
+    proto.receive_data(b"".join(client.data_to_send()))
+    [request] = proto.events_received()
+    proto.send_response(proto.accept(request))
+    proto.data_to_send()
+    ws = fastws.FastWebSocket(ours, proto, client_wire(Frame(Opcode.PING, b"early")))
+    peer.sendall(client_wire(Frame(Opcode.TEXT, b"later")))
+    with trio.fail_after(5):
+        assert await ws.receive_text() == b"later"
+    peer.settimeout(5)
+    assert peer.recv(64) == b"\x8a\x05early"
     peer.close()
 
 
@@ -158,4 +177,21 @@ async def test_frames_sent_with_the_upgrade_request_are_not_lost(nursery: trio.N
     with trio.fail_after(5):
         await done.wait()
     assert got == [b'{"event":"connected"}', b'{"event":"start"}']
+    await stream.aclose()
+
+
+async def test_an_oversized_upgrade_head_is_refused(nursery: trio.Nursery) -> None:
+    results: list[object] = []
+
+    async def on_stream(stream: trio.SocketStream) -> None:
+        results.append(await fastws.accept(stream, "/media", max_size=MAX_SIZE, timeout_s=5))
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    nursery.start_soon(trio.serve_listeners, on_stream, listeners)
+    stream = await trio.open_tcp_stream("127.0.0.1", listeners[0].socket.getsockname()[1])
+    head = b"GET /media HTTP/1.1\r\n" + b"X-Pad: " + b"p" * (fastws.MAX_HEAD_BYTES + 10)  # no end of head
+    await stream.send_all(head)
+    with trio.fail_after(5):
+        assert await stream.receive_some(100) == b""  # closed, nothing answered
+    assert results == [None]
     await stream.aclose()

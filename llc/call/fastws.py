@@ -36,7 +36,7 @@ from websockets.uri import parse_uri
 from llc.call.transport import TransportClosed
 
 RECV_BYTES = 65536
-# An upgrade request/response head longer than this is refused by the protocol, not buffered.
+# An upgrade request/response head longer than this is refused (Twilio's and OpenAI's are < 2 KiB).
 MAX_HEAD_BYTES = 16384
 # How long close() waits for the peer's close frame (callers bound it too).
 CLOSE_WAIT_S = 1.0
@@ -83,8 +83,8 @@ class FastWebSocket:
         self._mask_rng = random.Random(os.urandom(16)) if client else None
         self._heads = _CLIENT_HEADS if client else _SERVER_HEADS
         self.request: Request | None = None  # server side: the upgrade request (path, headers)
-        if leftover:
-            self._take(leftover)
+        # The protocol saw bytes whose answer (pong, close) has not been sent yet.
+        self._owed = bool(leftover) and self._take(leftover)
 
     # ---- Transport --------------------------------------------------------------------
 
@@ -201,8 +201,9 @@ class FastWebSocket:
             self._reading = False
         proto = self._proto
         if data:
-            if not self._take(data):
+            if not self._take(data) and not self._owed:
                 return  # only whole data frames: nothing for the protocol to answer
+            self._owed = False
         else:
             proto.receive_eof()
             self._frames.extend(proto.events_received())
@@ -378,11 +379,12 @@ async def _handshake_events(recv: "trio.abc.ReceiveStream | socket.socket", prot
         else:
             pending += data
             end = pending.find(b"\r\n\r\n")
-            if end < 0 and len(pending) <= MAX_HEAD_BYTES:
+            if end < 0:
+                if len(pending) > MAX_HEAD_BYTES:
+                    raise HandshakeFailed(f"the upgrade head is over {MAX_HEAD_BYTES} bytes")
                 continue
-            cut = end + 4 if end >= 0 else len(pending)  # no end in sight: let the protocol refuse it
-            proto.receive_data(pending[:cut])
-            pending, fed_head = pending[cut:], True
+            proto.receive_data(pending[: end + 4])
+            pending, fed_head = pending[end + 4 :], True
         events = proto.events_received()
         if events:
             return events, pending
@@ -467,5 +469,8 @@ async def accept(
                 return ws
     except (HandshakeFailed, OSError, TransportClosed):
         pass
+    except BaseException:  # cancelled mid-handshake: the detached socket is ours to close
+        sock.close()
+        raise
     sock.close()
     return None

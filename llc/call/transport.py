@@ -25,10 +25,10 @@ class Transport(Protocol):
     async def receive_text(self) -> str | bytes:
         """Next message; raises TransportClosed when the socket is gone."""
 
-    async def send_text(self, text: str) -> None:
-        """Send one message; raises TransportClosed when the socket is gone."""
+    async def send_text(self, text: str | bytes) -> None:
+        """Send one text message; raises TransportClosed when the socket is gone."""
 
-    async def send_texts(self, texts: Sequence[str]) -> None:
+    async def send_texts(self, texts: Sequence[str | bytes]) -> None:
         """Send several messages in order (the fast engine writes them with one syscall)."""
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -58,9 +58,9 @@ class TrioWebsocketTransport(_SendEach):
         except ConnectionClosed as exc:
             raise TransportClosed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", "") or "") from None
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str | bytes) -> None:
         try:
-            await self.ws.send_message(text)
+            await self.ws.send_message(text if isinstance(text, str) else text.decode())  # a text frame, always
         except ConnectionClosed as exc:
             raise TransportClosed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", "") or "") from None
 
@@ -83,10 +83,10 @@ class QuartWebsocketTransport(_SendEach):
         # shows up as cancellation of the call, not as an exception here.
         return await self.ws.receive()
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str | bytes) -> None:
         if self.closed:
             raise TransportClosed(None, "closed by us")
-        await self.ws.send(text)
+        await self.ws.send(text if isinstance(text, str) else text.decode())  # Twilio needs text frames
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.closed:

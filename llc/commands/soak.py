@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"idle before: {report.idle_before}\nidle after:  {report.idle_after}")
     print(f"records: {report.records_checked} of {len(report.call_sids)} calls stored with a transcript; "
           f"tool calls recorded: {report.tool_calls}")
+    if report.rss_note:
+        print(report.rss_note)
     for failure in report.failures:
         print(f"FAIL {failure}")
     print("soak passed" if not report.failures else f"soak FAILED ({len(report.failures)} problems)")

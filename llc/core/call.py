@@ -87,6 +87,7 @@ class CallCore(SessionRecovery, ModeHooks):
         """Set this call's scenario before the session opens (the bridge's prepare hook)."""
         self.policy, self.switch, self.greeting = policy, SwitchState(policy), greeting
         self.spec = first_turn_spec(spec, policy, self.tool_schemas)
+        self.playout = Playout(policy.mark_every_ms)  # no agent audio has gone out yet
 
     def _tools(self, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
         return tuple(self.tool_schemas[n] for n in names if n in self.tool_schemas)

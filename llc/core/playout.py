@@ -41,12 +41,13 @@ class TruncatePoint:
 
 
 class Playout:
-    def __init__(self, mark_every_ms: int = MARK_EVERY_MS) -> None:
+    def __init__(self, mark_every_ms: int = MARK_EVERY_MS, first_mark: int = 1) -> None:
         self.items: dict[str, ItemAudio] = {}
         self.current: ItemAudio | None = None  # the item whose audio went out last
         self._pending: deque[tuple[str, ItemAudio, int]] = deque()  # (mark name, item, ms at mark)
+        self._pending_names: set[str] = set()
         self._discarded: set[str] = set()
-        self._seq = 0
+        self._seq = first_mark - 1
         self._mark_every_bytes = max(mark_every_ms, 0) * BYTES_PER_MS
 
     def on_audio(self, item_id: str, n_bytes: int) -> tuple[str | None, str | None]:
@@ -80,16 +81,25 @@ class Playout:
         self._seq += 1
         name = f"m{self._seq}"
         self._pending.append((name, item, item.sent_ms))
+        self._pending_names.add(name)
         return name
+
+    @property
+    def next_mark(self) -> int:
+        """The number the next mark would get (a successor Playout continues from here)."""
+        return self._seq + 1
 
     def on_mark(self, name: str) -> bool:
         """Twilio echoed ``name``; returns False for marks unknown or discarded by a clear."""
         if name in self._discarded:
             self._discarded.discard(name)
             return False
+        if name not in self._pending_names:
+            return False  # not ours (e.g. a lost session's): it confirms nothing
         # Marks come back in order; anything still ahead of this one was played as well.
         while self._pending:
             pending, item, ms = self._pending.popleft()
+            self._pending_names.discard(pending)
             item.played_ms = max(item.played_ms, ms)
             if pending == name:
                 return True
@@ -112,8 +122,9 @@ class Playout:
         The cut is what the caller heard by marks, never more than what was received
         (bytes / 8): the service rejects a truncate beyond the audio it has.
         """
-        self._discarded.update(name for name, _, _ in self._pending)
+        self._discarded.update(self._pending_names)
         self._pending.clear()
+        self._pending_names.clear()
         item = self.current
         if item is not None:
             item.marked_bytes = item.received_bytes  # the unmarked tail was cleared too

@@ -45,7 +45,8 @@ class SessionRecovery:
         self._expired = False
         self._session_created = False
         self.gate = ResponseGate()
-        self.playout = Playout(self.policy.mark_every_ms)  # marks of the old session's audio are ignored from here on
+        # Marks of the old session's audio may still echo: names keep counting, so none collides.
+        self.playout = Playout(self.policy.mark_every_ms, first_mark=self.playout.next_mark)  # marks of the old session's audio are ignored from here on
         self._muted_responses.clear()
         self._muted_items.clear()
         self._awaiting_first_audio = None

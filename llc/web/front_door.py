@@ -35,6 +35,7 @@ _MEDIA_LINE = b"GET " + MEDIA_PATH.encode()
 async def _first_bytes(sock: trio.socket.SocketType) -> bytes:
     """Peek at what the client sent first, without consuming it: enough to tell a media upgrade."""
     data = b""
+    wait = 0.005
     with trio.move_on_after(PEEK_TIMEOUT_S):
         while True:
             try:
@@ -43,8 +44,10 @@ async def _first_bytes(sock: trio.socket.SocketType) -> bytes:
                 return b""
             if not data or len(data) > len(_MEDIA_LINE) or not _MEDIA_LINE.startswith(data):
                 return data
-            # A request line split across segments (rare): peek again once more has arrived.
-            await trio.sleep(0.005)
+            # A request line split across segments (rare): peek again once more has arrived,
+            # backing off so a client that stalls mid-line costs a few wake-ups, not hundreds.
+            await trio.sleep(wait)
+            wait = min(wait * 2, 0.25)
     return data
 
 

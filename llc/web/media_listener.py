@@ -44,7 +44,12 @@ async def _upgrade_and_run(state: ServerState, stream: trio.SocketStream) -> Non
         log.info("refused a connection on the media port (not a WebSocket upgrade to %s)", MEDIA_PATH)
         return
     assert ws.request is not None
-    if (refusal := upgrade_refusal(state, ws.request.path, ws.request.headers)) is not None:
+    try:
+        refusal = upgrade_refusal(state, ws.request.path, ws.request.headers)
+    except BaseException:  # a bug in the check: the socket is ours to close before it propagates
+        ws._shutdown()
+        raise
+    if refusal is not None:
         log.warning("media stream refused: %s", refusal)
         with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
             await ws.close(POLICY_VIOLATION, "forbidden")
