@@ -25,8 +25,9 @@ from llc.call.transport import TransportClosed
 MAX_SIZE = 1 << 16
 
 
-def server_ws(max_size: int = MAX_SIZE) -> tuple[fastws.FastWebSocket, socket.socket]:
-    """A server-side FastWebSocket after a real (in-memory) handshake, over a socketpair."""
+def server_ws(max_size: int = MAX_SIZE, leftover: bytes = b"") -> tuple[fastws.FastWebSocket, socket.socket]:
+    """A server-side FastWebSocket after a real (in-memory) handshake, over a socketpair;
+    ``leftover``: frame bytes that arrived in the same read as the upgrade request."""
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     client = ClientProtocol(parse_uri("ws://x/media"))
@@ -37,7 +38,7 @@ def server_ws(max_size: int = MAX_SIZE) -> tuple[fastws.FastWebSocket, socket.so
     proto.send_response(proto.accept(request))
     proto.data_to_send()
     assert proto.state is State.OPEN
-    return fastws.FastWebSocket(ours, proto), theirs
+    return fastws.FastWebSocket(ours, proto, leftover), theirs
 
 
 def client_wire(*frames: Frame) -> bytes:
@@ -88,16 +89,7 @@ async def test_ping_between_data_frames_is_answered_on_the_socket() -> None:
 
 
 async def test_a_ping_sent_with_the_handshake_is_answered_with_the_next_read() -> None:
-    ours, peer = socket.socketpair()
-    ours.setblocking(False)
-    client = ClientProtocol(parse_uri("ws://x/media"))
-    client.send_request(client.connect())
-    proto = ServerProtocol(max_size=MAX_SIZE)
-    proto.receive_data(b"".join(client.data_to_send()))
-    [request] = proto.events_received()
-    proto.send_response(proto.accept(request))
-    proto.data_to_send()
-    ws = fastws.FastWebSocket(ours, proto, client_wire(Frame(Opcode.PING, b"early")))
+    ws, peer = server_ws(leftover=client_wire(Frame(Opcode.PING, b"early")))
     peer.sendall(client_wire(Frame(Opcode.TEXT, b"later")))
     with trio.fail_after(5):
         assert await ws.receive_text() == b"later"
