@@ -193,3 +193,16 @@ def test_marks_of_a_lost_session_never_confirm_the_new_sessions_audio() -> None:
     # The old audio's mark echoes late: it must not count the new item as heard.
     assert core.on_twilio(tw.Mark(old_marks[0]), 2.1) == []
     assert core.playout.speaking and not core.playout.played_all("new")
+
+
+def test_a_tool_finishing_after_openai_is_gone_for_good_sends_nothing() -> None:
+    # Found by the property test: drop, reconnect, a tool starts, a second drop (apology), then
+    # the tool returns. Its output has no session to go to.
+    core = started()
+    core.on_openai_closed(1011, "")
+    live(core)
+    core.on_openai({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "end_call", "arguments": "{}"}, 1.0)
+    core.on_openai_closed(1011, "")
+    assert core.phase == "apology"
+    assert core.on_tool_result("c1", '{"ok": true}', 2.0) == []
+    assert core.record.tool_calls[-1].error == "the OpenAI session was lost before the tool finished"

@@ -46,13 +46,11 @@ class SessionRecovery:
         self._session_created = False
         self.gate = ResponseGate()
         # Marks of the old session's audio may still echo: names keep counting, so none collides.
-        self.playout = Playout(self.policy.mark_every_ms, first_mark=self.playout.next_mark)  # marks of the old session's audio are ignored from here on
+        self.playout = Playout(self.policy.mark_every_ms, first_mark=self.playout.next_mark)
         self._muted_responses.clear()
         self._muted_items.clear()
         self._awaiting_first_audio = None
-        for rec in self._tools_running.values():
-            rec.error = rec.error or "the OpenAI session was lost before the tool finished"
-        self._tools_running.clear()
+        self._drop_running_tools()
         self._resume = faults.summary(self.record.transcript)
         self.record.reconnects.append(note)
         return [Log("warning", f"OpenAI session lost ({note}): opening a new one with the conversation so far",
@@ -64,8 +62,15 @@ class SessionRecovery:
             return []
         self._ending = ("openai_lost", detail)
         self.phase = "apology"
+        self._drop_running_tools()  # their results have no session to go to
         log = Log("error", "OpenAI is gone for good: apologising and hanging up", {"detail": detail})
         if not self.stream_sid:
             return [log, EndCall(*self._ending)]
         return [log, ToTwilio(tw.clear(self.stream_sid)), PlayApology(faults.APOLOGY_MARK),
                 Timer("apology_done", self.apology_s + faults.APOLOGY_GRACE_S)]
+
+    def _drop_running_tools(self: "CallCore") -> None:
+        """Tools still running belong to a lost session: recorded as such, their results ignored."""
+        for rec in self._tools_running.values():
+            rec.error = rec.error or "the OpenAI session was lost before the tool finished"
+        self._tools_running.clear()
