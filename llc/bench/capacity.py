@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{calls:5d} calls: added p99 {r.worst_added_p99:7.3f} ms, server core {core * 100:5.1f}%, "
                   f"lost {r.lost}, RSS {r.rss_kib / 1024:.1f} MiB, load generator {r.loadgen_cpu_share * 100:.0f}%",
                   flush=True)
-            # The reference relay's own socket leak at hang-up is reported, not its capacity limit.
-            if r.lost or r.out_of_order or (r.errors and args.engine != sp.REFERENCE):
+            if not r.ok:
                 reason = (f"frames lost or reordered, or errors, at {calls} calls ({r.lost} lost, "
                           f"{r.out_of_order} out of order{'; ' + r.errors[0] if r.errors else ''})")
                 break

@@ -76,7 +76,12 @@ class RelayResult:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.out_of_order == 0 and not self.errors
+        """No frame lost or reordered, and no error of the server under test.
+
+        The reference relay's own faults (it leaks its sockets at hang-up) are reported in the
+        output, not held against the run.
+        """
+        return self.lost == 0 and self.out_of_order == 0 and (not self.errors or self.engine == sp.REFERENCE)
 
 
 def _own_cpu() -> float:

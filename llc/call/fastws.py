@@ -117,17 +117,15 @@ class FastWebSocket:
             await self._fill()
 
     async def send_text(self, text: str | bytes) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if self._proto.state is not State.OPEN:
-            raise self._closed_exc()
-        # One unfragmented text frame, built here: websockets' send_text() does the same plus
-        # an extension pass and a getrandom() syscall per mask, a tenth of the relay's CPU.
-        # Its state machine is unaffected (it only tracks fragmented sends).
-        data = text.encode() if isinstance(text, str) else text
-        await self._write((self._frame(data),))
+        await self.send_texts((text,))
 
     async def send_texts(self, texts: Sequence[str | bytes]) -> None:
-        """Several text frames in one write: a media frame and its mark cost one syscall."""
+        """Text frames in one write: a media frame and its mark cost one syscall.
+
+        Frames are built here, unfragmented: websockets' send_text() does the same plus an
+        extension pass and a getrandom() syscall per mask, a tenth of the relay's CPU. Its
+        state machine is unaffected (it only tracks fragmented sends).
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._proto.state is not State.OPEN:
             raise self._closed_exc()
@@ -224,8 +222,7 @@ class FastWebSocket:
         doing every check and answer (pong, close, 1002/1009 failures) itself.
         """
         if self._refused:  # after a refused frame every byte is the protocol's (it discards them)
-            self._proto.receive_data(data)
-            self._frames.extend(self._proto.events_received())
+            self._to_protocol(data)
             return True
         buf = self._buf + data if self._buf else data
         proto, frames, mask_bit = self._proto, self._frames, self._mask_bit
@@ -245,8 +242,7 @@ class FastWebSocket:
                 length, head = int.from_bytes(buf[i + 2 : i + 10], "big"), 10
             if limit is not None and length > limit:
                 # Let the protocol refuse it now (1009) instead of buffering it first.
-                proto.receive_data(buf[i:])
-                frames.extend(proto.events_received())
+                self._to_protocol(buf[i:])
                 self._buf, self._refused = b"", True
                 return True
             if b1 & 0x80:
@@ -261,12 +257,15 @@ class FastWebSocket:
                 else:
                     frames.append(buf[i + head : end])
             else:
-                proto.receive_data(buf[i:end])
-                frames.extend(proto.events_received())
+                self._to_protocol(buf[i:end])
                 fed = True
             i = end
         self._buf = buf[i:] if i < n else b""
         return fed
+
+    def _to_protocol(self, data: bytes) -> None:
+        self._proto.receive_data(data)
+        self._frames.extend(self._proto.events_received())
 
     async def _write(self, chunks: Sequence[bytes]) -> None:
         eof = _EOF in chunks

@@ -45,7 +45,6 @@ class Playout:
         self.items: dict[str, ItemAudio] = {}
         self.current: ItemAudio | None = None  # the item whose audio went out last
         self._pending: deque[tuple[str, ItemAudio, int]] = deque()  # (mark name, item, ms at mark)
-        self._pending_names: set[str] = set()
         self._discarded: set[str] = set()
         self._seq = first_mark - 1
         self._mark_every_bytes = max(mark_every_ms, 0) * BYTES_PER_MS
@@ -81,7 +80,6 @@ class Playout:
         self._seq += 1
         name = f"m{self._seq}"
         self._pending.append((name, item, item.sent_ms))
-        self._pending_names.add(name)
         return name
 
     @property
@@ -94,12 +92,11 @@ class Playout:
         if name in self._discarded:
             self._discarded.discard(name)
             return False
-        if name not in self._pending_names:
+        if all(pending != name for pending, _, _ in self._pending):
             return False  # not ours (e.g. a lost session's): it confirms nothing
         # Marks come back in order; anything still ahead of this one was played as well.
         while self._pending:
             pending, item, ms = self._pending.popleft()
-            self._pending_names.discard(pending)
             item.played_ms = max(item.played_ms, ms)
             if pending == name:
                 return True
@@ -122,9 +119,8 @@ class Playout:
         The cut is what the caller heard by marks, never more than what was received
         (bytes / 8): the service rejects a truncate beyond the audio it has.
         """
-        self._discarded.update(self._pending_names)
+        self._discarded.update(name for name, _, _ in self._pending)
         self._pending.clear()
-        self._pending_names.clear()
         item = self.current
         if item is not None:
             item.marked_bytes = item.received_bytes  # the unmarked tail was cleared too
