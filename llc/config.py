@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-Shape = Literal["ga", "flat"]
-SHAPES: tuple[Shape, ...] = ("ga", "flat")
+from llc.core.dialect import SHAPES, Shape
+
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}

@@ -12,7 +12,7 @@ import trio
 from llc.config import Settings
 from llc.profile import Profile, load_profile
 from llc.tools.registry import ToolRegistry
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.app import serve
 from llc.web.state import ServerState
 

@@ -10,8 +10,8 @@ import trio
 
 from llc.config import Settings
 from llc.profile import load_profile
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
-from llc.sim.fake_twilio import FakeCall, FakeTwilio, FakeTwilioConfig
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio, FakeTwilioConfig
 from llc.web.app import serve
 from llc.web.state import ServerState
 

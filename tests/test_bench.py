@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llc.bench import relay
-from llc.bench import server_proc as sp
-from llc.bench.capacity import slope
-from llc.bench.loadgen import FrameReader, encode_frame, read_stamp, stamped_payload
+from llc.kit.bench import relay
+from llc.kit.bench import server_proc as sp
+from llc.kit.bench.capacity import slope
+from llc.kit.bench.loadgen import FrameReader, encode_frame, read_stamp, stamped_payload
 from llc.cli import main
 
 

@@ -1,6 +1,6 @@
 """The barge-in benchmark, short: a real `llc serve` process, fails on errors or lost barge-ins."""
 
-from llc.bench.bargein import render, run_bench
+from llc.kit.bench.bargein import render, run_bench
 
 
 async def test_bargein_bench_short() -> None:

@@ -10,7 +10,7 @@ from trio_websocket import open_websocket_url, serve_websocket
 
 from conftest import ENGINES, StackFactory
 from llc.call.apology import apology_payloads
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from twilio_raw import call_tasks, first_event, media_frame, speak, start_frame, stop_frame
 
 LINES = ["Hello?", "What are your hours?"]

@@ -4,6 +4,7 @@ import orjson
 
 from llc.core.actions import ConnectOpenAI, EndCall, Log, ToOpenAI, ToTwilio
 from llc.core.call import MAX_BAD_FRAMES, MAX_PENDING_FRAMES, CallCore
+from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec
 from llc.twilio import frames as tw
 
@@ -15,7 +16,7 @@ def sent(actions: list) -> list[dict]:
 
 
 def live_core(greeting: str | None = None) -> CallCore:
-    core = CallCore("ga", SessionSpec(), greeting=greeting)
+    core = CallCore(GA, SessionSpec(), greeting=greeting)
     assert core.on_twilio(START, 0.0) == [ConnectOpenAI()]
     core.on_openai_open()
     core.on_openai({"type": "session.created"}, 0.1)
@@ -24,7 +25,7 @@ def live_core(greeting: str | None = None) -> CallCore:
 
 
 def test_start_opens_openai_and_records_parameters() -> None:
-    core = CallCore("ga", SessionSpec())
+    core = CallCore(GA, SessionSpec())
     assert core.on_twilio(tw.Connected(), 0.0) == []
     assert core.on_twilio(START, 0.0) == [ConnectOpenAI()]
     assert (core.record.call_sid, core.record.stream_sid) == ("CA1", "MZ1")
@@ -59,7 +60,7 @@ def test_small_deltas_get_a_mark_every_100_ms_and_one_at_the_end() -> None:
 
 
 def test_flat_event_names_are_understood() -> None:
-    core = CallCore("flat", SessionSpec())
+    core = CallCore(FLAT, SessionSpec())
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     core.on_openai({"type": "session.updated"}, 0.1)
@@ -70,7 +71,7 @@ def test_flat_event_names_are_understood() -> None:
 
 
 def test_caller_audio_before_session_accepted_is_held_then_flushed_in_order() -> None:
-    core = CallCore("ga", SessionSpec())
+    core = CallCore(GA, SessionSpec())
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     for i in range(3):
@@ -81,7 +82,7 @@ def test_caller_audio_before_session_accepted_is_held_then_flushed_in_order() ->
 
 
 def test_pending_audio_is_bounded() -> None:
-    core = CallCore("ga", SessionSpec())
+    core = CallCore(GA, SessionSpec())
     core.on_twilio(START, 0.0)
     for i in range(MAX_PENDING_FRAMES + 10):
         core.on_twilio(tw.Media(str(i)), 0.0)
@@ -91,14 +92,14 @@ def test_pending_audio_is_bounded() -> None:
 
 
 def test_caller_first_by_default_sends_nothing_on_session_updated() -> None:
-    core = CallCore("ga", SessionSpec())
+    core = CallCore(GA, SessionSpec())
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     assert sent(core.on_openai({"type": "session.updated"}, 0.2)) == []
 
 
 def test_greeting_is_a_user_item_plus_response_create_on_session_updated_only() -> None:
-    core = CallCore("ga", SessionSpec(), greeting="Greet the caller.")
+    core = CallCore(GA, SessionSpec(), greeting="Greet the caller.")
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     assert sent(core.on_openai({"type": "session.created"}, 0.1)) == []
@@ -112,7 +113,7 @@ def test_greeting_is_a_user_item_plus_response_create_on_session_updated_only() 
 
 
 def test_error_after_session_created_ends_call_with_shape_hint() -> None:
-    core = CallCore("flat", SessionSpec())
+    core = CallCore(FLAT, SessionSpec())
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     core.on_openai({"type": "session.created"}, 0.1)
@@ -139,7 +140,7 @@ def test_hangup_ends_the_call_and_a_late_openai_close_is_ignored() -> None:
 
 
 def test_media_before_start_is_a_bad_frame() -> None:
-    core = CallCore("ga", SessionSpec())
+    core = CallCore(GA, SessionSpec())
     [log] = core.on_twilio(tw.Media("AA=="), 0.0)
     assert isinstance(log, Log) and "media before start" in log.msg
     assert core.record.bad_frames == 1

@@ -9,6 +9,7 @@ from llc.core import faults
 from llc.core.actions import EndCall, PlayApology, ReconnectOpenAI, Timer, ToOpenAI, ToTwilio
 from llc.core.admission import AdmissionBook
 from llc.core.call import CallCore
+from llc.core.dialect import FLAT, GA
 from llc.core.ratelimit import TokenBucket
 from llc.core.record import TranscriptLine
 from llc.core.session import SessionSpec
@@ -28,7 +29,7 @@ def live(core: CallCore) -> CallCore:
 
 
 def started(**kwargs: object) -> CallCore:
-    core = CallCore("ga", SessionSpec(instructions="Be brief."), **kwargs)  # type: ignore[arg-type]
+    core = CallCore(GA, SessionSpec(instructions="Be brief."), **kwargs)  # type: ignore[arg-type]
     core.on_twilio(START, 0.0)
     return live(core)
 
@@ -41,7 +42,7 @@ def test_a_drop_reconnects_once_with_the_same_session_and_a_summary() -> None:
     core = started()
     core.on_openai({"type": "conversation.item.input_audio_transcription.completed", "transcript": "Do you open Sunday?"}, 1.0)
     core.on_openai({"type": "response.output_audio_transcript.done", "transcript": "Yes, from ten."}, 2.0)
-    first_update = sent(CallCore("ga", SessionSpec(instructions="Be brief.")).on_openai_open())[0]
+    first_update = sent(CallCore(GA, SessionSpec(instructions="Be brief.")).on_openai_open())[0]
     actions = core.on_openai_closed(1011, "upstream failure")
     assert ReconnectOpenAI("dropped") in actions and core.record.reconnects == ["dropped (code 1011)"]
     # Caller audio during the gap is held and flushed after the summary, in order.
@@ -108,7 +109,7 @@ def test_tools_of_a_lost_session_are_dropped_not_answered_into_the_new_one() -> 
 
 
 def test_max_call_length_is_a_timer_that_ends_the_call() -> None:
-    core = CallCore("ga", SessionSpec(), max_call_s=600)
+    core = CallCore(GA, SessionSpec(), max_call_s=600)
     assert Timer("max_call_length", 600) in core.on_twilio(START, 0.0)
     [end] = core.on_timer("max_call_length", 600.0)
     assert end.reason == "max_call_length" and "600" in end.detail

@@ -1,10 +1,11 @@
 """Session config for both shapes, compared as exact JSON."""
 
 from llc.core import session as s
+from llc.core.dialect import canonical_event, dialect
 
 
 def test_flat_shape_is_the_seed_block_exactly() -> None:
-    assert s.session_update("flat", s.SessionSpec(voice="cedar")) == {
+    assert dialect("flat").session_update(s.SessionSpec(voice="cedar")) == {
         "type": "session.update",
         "session": {
             "modalities": ["text", "audio"],
@@ -23,7 +24,7 @@ def test_flat_shape_is_the_seed_block_exactly() -> None:
 
 def test_ga_shape_nests_audio_and_uses_pcmu() -> None:
     spec = s.SessionSpec(voice="marin", instructions="Be brief.", transcription_model="gpt-4o-mini-transcribe")
-    assert s.session_update("ga", spec) == {
+    assert dialect("ga").session_update(spec) == {
         "type": "session.update",
         "session": {
             "type": "realtime",
@@ -49,7 +50,7 @@ def test_ga_shape_nests_audio_and_uses_pcmu() -> None:
 def test_flat_optional_parts_and_tools() -> None:
     tool = {"type": "function", "name": "end_call", "description": "hang up", "parameters": {"type": "object"}}
     spec = s.SessionSpec(instructions="Hi", tools=(tool,), transcription_model="whisper-1")
-    session = s.session_update("flat", spec)["session"]
+    session = dialect("flat").session_update(spec)["session"]
     assert session["instructions"] == "Hi"
     assert session["tools"] == [tool] and session["tool_choice"] == "auto"
     assert session["input_audio_transcription"] == {"model": "whisper-1"}
@@ -62,35 +63,35 @@ def test_server_vad_has_no_eagerness() -> None:
 
 
 def test_headers_per_shape() -> None:
-    assert s.connect_headers("ga", "k") == [("Authorization", "Bearer k")]
-    assert s.connect_headers("flat", "k") == [("Authorization", "Bearer k"), ("OpenAI-Beta", "realtime=v1")]
+    assert dialect("ga").connect_headers("k") == [("Authorization", "Bearer k")]
+    assert dialect("flat").connect_headers("k") == [("Authorization", "Bearer k"), ("OpenAI-Beta", "realtime=v1")]
     assert s.connect_url("wss://api.openai.com/v1/realtime", "gpt-realtime-1.5") == (
         "wss://api.openai.com/v1/realtime?model=gpt-realtime-1.5"
     )
 
 
 def test_event_names_are_canonicalised_to_ga() -> None:
-    assert s.canonical_event("response.audio.delta") == "response.output_audio.delta"
-    assert s.canonical_event("response.audio_transcript.done") == "response.output_audio_transcript.done"
-    assert s.canonical_event("conversation.item.created") == "conversation.item.added"
-    assert s.canonical_event("response.output_audio.delta") == "response.output_audio.delta"
+    assert canonical_event("response.audio.delta") == "response.output_audio.delta"
+    assert canonical_event("response.audio_transcript.done") == "response.output_audio_transcript.done"
+    assert canonical_event("conversation.item.created") == "conversation.item.added"
+    assert canonical_event("response.output_audio.delta") == "response.output_audio.delta"
 
 
 def test_partial_updates_keep_ga_type() -> None:
-    assert s.tools_update("ga", ())["session"]["type"] == "realtime"
-    assert "type" not in s.tools_update("flat", ())["session"]
+    assert dialect("ga").tools_update(())["session"]["type"] == "realtime"
+    assert "type" not in dialect("flat").tools_update(())["session"]
     td = s.TurnDetection(eagerness="medium")
-    assert s.turn_detection_update("ga", td)["session"]["audio"]["input"]["turn_detection"]["eagerness"] == "medium"
-    assert s.turn_detection_update("flat", td)["session"]["turn_detection"]["eagerness"] == "medium"
+    assert dialect("ga").turn_detection_update(td)["session"]["audio"]["input"]["turn_detection"]["eagerness"] == "medium"
+    assert dialect("flat").turn_detection_update(td)["session"]["turn_detection"]["eagerness"] == "medium"
 
 
 def test_text_only_priming_per_shape() -> None:
-    assert s.text_only_response("ga")["response"] == {"output_modalities": ["text"]}
-    assert s.text_only_response("flat")["response"] == {"modalities": ["text"]}
+    assert dialect("ga").text_only_response()["response"] == {"output_modalities": ["text"]}
+    assert dialect("flat").text_only_response()["response"] == {"modalities": ["text"]}
 
 
 def test_shape_hints_name_the_setting() -> None:
-    assert "OPENAI_API_SHAPE=ga" in s.shape_hint("flat", {"code": "beta_api_shape_disabled"})
-    hint = s.shape_hint("flat", {"code": "unknown_parameter", "param": "session.modalities"})
+    assert "OPENAI_API_SHAPE=ga" in dialect("flat").hint({"code": "beta_api_shape_disabled"})
+    hint = dialect("flat").hint({"code": "unknown_parameter", "param": "session.modalities"})
     assert "OPENAI_API_SHAPE=ga" in hint and "session.modalities" in hint
-    assert "OPENAI_API_SHAPE=flat" in s.shape_hint("ga", {"code": "missing_required_parameter", "param": "session.type"})
+    assert "OPENAI_API_SHAPE=flat" in dialect("ga").hint({"code": "missing_required_parameter", "param": "session.type"})

@@ -4,6 +4,7 @@ import orjson
 
 from llc.core.actions import EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
+from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.core.turns import ResponseGate, TurnPolicy
 from llc.tools.builtin import BUILTIN
@@ -14,7 +15,7 @@ START = tw.Start("MZ1", "CA1", "AC1", {})
 
 def core(interrupt_response: bool = True, **policy: object) -> CallCore:
     spec = SessionSpec(turn_detection=TurnDetection(interrupt_response=interrupt_response))
-    c = CallCore("ga", spec, policy=TurnPolicy(**policy), tool_schemas=BUILTIN.schemas())  # type: ignore[arg-type]
+    c = CallCore(GA, spec, policy=TurnPolicy(**policy), tool_schemas=BUILTIN.schemas())  # type: ignore[arg-type]
     c.on_twilio(START, 0.0)
     c.on_openai_open()
     c.on_openai({"type": "session.updated"}, 0.1)
@@ -195,7 +196,7 @@ def test_end_call_waits_for_the_tail_mark_of_a_goodbye_in_small_deltas() -> None
 
 def test_a_scenarios_mark_interval_applies_from_the_first_delta() -> None:
     c = core()
-    c.configure(c.spec, TurnPolicy(mark_every_ms=0), None)  # the prepare hook sets the scenario's policy
+    c.on_plan(c.spec, TurnPolicy(mark_every_ms=0), None)  # the call's plan sets the scenario's policy
     acts = c.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "delta": "A" * 214 + "=="}, 1.0)
     assert [m["event"] for m in twilio_out(acts)] == ["media", "mark"]
 
@@ -208,7 +209,7 @@ def test_hangup_grace_bounds_a_goodbye_that_never_plays() -> None:
 
 
 def test_greeting_response_goes_through_the_gate() -> None:
-    c = CallCore("ga", SessionSpec(), greeting="Hello")
+    c = CallCore(GA, SessionSpec(), greeting="Hello")
     c.on_twilio(START, 0.0)
     c.on_openai_open()
     c.on_openai({"type": "session.updated"}, 0.1)

@@ -14,7 +14,7 @@ import trio
 from conftest import StackFactory
 from llc.config import Settings
 from llc.ops.doctor import Check, render, run_checks
-from llc.sim.fake_twilio_numbers import FakeNumber, FakeTwilioNumbers
+from llc.kit.sim.fake_twilio_numbers import FakeNumber, FakeTwilioNumbers
 
 PUBLIC = "https://voice.example.test"
 

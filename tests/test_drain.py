@@ -11,10 +11,10 @@ import trio
 from trio_websocket import open_websocket_url
 
 from conftest import StackFactory
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.drain import drain
-from llc.bench.server_proc import free_port
+from llc.kit.bench.server_proc import free_port
 from ops_procs import serve_env, start_serve, stop_pid
 from twilio_raw import start_frame
 

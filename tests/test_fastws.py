@@ -7,8 +7,8 @@ import trio
 from trio_websocket import open_websocket_url, serve_websocket
 from wsproto.events import TextMessage
 
-from llc.call import fastws
-from llc.call.transport import TransportClosed
+from llc.ws import fastws
+from llc.ws.transport import TransportClosed
 
 
 async def _fast_server(nursery: trio.Nursery, handler, path: str = "/media") -> int:

@@ -19,8 +19,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from llc.call import fastws
-from llc.call.transport import TransportClosed
+from llc.ws import fastws
+from llc.ws.transport import TransportClosed
 
 MAX_SIZE = 1 << 16
 

@@ -8,8 +8,8 @@ import pytest
 import trio
 from trio_websocket import WebSocketRequest, serve_websocket
 
-from llc.call import fastws
-from llc.call.transport import TransportClosed
+from llc.ws import fastws
+from llc.ws.transport import TransportClosed
 
 trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the throwaway CA")
 

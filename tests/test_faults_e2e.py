@@ -9,7 +9,7 @@ import trio
 
 from conftest import Stack, StackFactory
 from llc.call.apology import apology_payloads
-from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from twilio_raw import call_tasks
 
 LINES = ["Are you open on Sunday?", "And on Monday?"]

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from llc.core.actions import EndCall, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
+from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.tools.builtin import BUILTIN
 from llc.twilio import frames as tw
@@ -76,7 +77,7 @@ steps = st.lists(
 @given(steps, st.booleans())
 def test_core_invariants_under_random_event_orders(sequence: list, interrupt_response: bool) -> None:
     spec = SessionSpec(turn_detection=TurnDetection(interrupt_response=interrupt_response))
-    core = CallCore("ga", spec, tool_schemas=BUILTIN.schemas())
+    core = CallCore(GA, spec, tool_schemas=BUILTIN.schemas())
     core.on_twilio(tw.Start("MZ1", "CA1"), 0.0)
     core.on_openai_open()
     core.on_openai({"type": "session.updated"}, 0.0)

@@ -14,8 +14,8 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from conftest import Stack, StackFactory
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
-from llc.sim.malformed import malformed_frame
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.kit.sim.malformed import malformed_frame
 from twilio_raw import call_tasks, start_frame
 
 CLEAN, SLOTS, FRAMES_PER_SLOT = 5, 10, 100

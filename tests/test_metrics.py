@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import StackFactory
 from llc import metrics
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 
 LINES = ["Hello?"]
 

@@ -9,6 +9,7 @@ import pytest
 from llc.config import load_settings
 from llc.core.actions import RunTool, ToOpenAI
 from llc.core.call import CallCore
+from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec
 from llc.modes.runtime import ModeCall
 from llc.modes.scenario import load_scenario_set, parse_scenario_file
@@ -74,13 +75,13 @@ def test_ivr_menu_decides_by_key_and_by_speech() -> None:
 
 def _ivr_call() -> tuple[CallCore, ModeCall]:
     sset = load_scenario_set()
-    core = CallCore("ga", SessionSpec(), tool_schemas=ALL_TOOLS.schemas())
+    core = CallCore(GA, SessionSpec(), tool_schemas=ALL_TOOLS.schemas())
     core.on_twilio(tw.parse(orjson.dumps({"event": "start", "start": {
         "streamSid": "MZ1", "callSid": "CA1", "customParameters": {}}}).decode()), 0.0)
     core.on_openai_open()
     core.on_openai({"type": "session.updated", "session": {}}, 0.1)
-    mode = ModeCall(sset.scenarios["ivr"], sset, BASE, core, open_store(":memory:"), "cedar", ALL_TOOLS.schemas())
-    core.dtmf_handler = mode.on_dtmf
+    mode = ModeCall(sset.scenarios["ivr"], sset, BASE, core.record, open_store(":memory:"), "cedar", ALL_TOOLS.schemas())
+    core.on_plan(core.spec, core.policy, None, mode)
     return core, mode
 
 
@@ -109,12 +110,12 @@ def test_dtmf_switches_scenario_in_the_same_session() -> None:
     assert "Acme Appliances front desk" not in update["instructions"] and "receptionist" in update["instructions"]
     assert [t["name"] for t in update["tools"]] == ["end_call", "take_message"]
     assert "voice" not in update["audio"]["output"]  # a voice change mid-call is refused by the service
-    assert mode.scenario.name == "receptionist" and core.dtmf_handler is None
+    assert mode.scenario.name == "receptionist" and mode.on_dtmf("1", 2.0) == []  # no menu: keys route nowhere
     assert core.record.scenario.endswith(">receptionist")
 
 
 def test_dtmf_is_ignored_outside_a_menu_and_before_the_session() -> None:
-    core = CallCore("ga", SessionSpec())
+    core = CallCore(GA, SessionSpec())
     assert [type(a).__name__ for a in core.on_twilio(tw.Dtmf("5"), 0.0)] == ["Log"]
 
 

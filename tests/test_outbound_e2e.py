@@ -6,7 +6,7 @@ import trio
 
 from llc import metrics
 
-from llc.sim.fake_twilio import Behaviour, FakeTwilioConfig
+from llc.kit.sim.fake_twilio import Behaviour, FakeTwilioConfig
 from outbound_stack import start_outbound
 
 
@@ -135,7 +135,7 @@ async def test_bad_requests_say_what_to_fix(nursery: trio.Nursery) -> None:
 async def test_token_misuse_never_attaches_a_foreign_session(nursery: trio.Nursery) -> None:
     from trio_websocket import open_websocket_url
 
-    from llc.sim.fake_caller import parse_twiml
+    from llc.kit.sim.fake_caller import parse_twiml
     from twilio_raw import first_event, speak, start_frame
 
     slow = Behaviour(answer_ms=3000)

@@ -9,6 +9,7 @@ from llc.config import ConfigError, Settings, load_settings
 from llc.core.actions import Log, ToOpenAI
 from llc.core.outbound import TemplateError, amd_outcome, render
 from llc.core.session import SessionSpec
+from llc.core.dialect import dialect
 from llc.core.warm import WarmCore, priming_response
 from llc.outbound.dialer import CallRequestError, parse_call_request
 from llc.modes.scenario import load_scenario_set, parse_scenario_file
@@ -19,7 +20,7 @@ from llc.twilio.rest import TwilioRest
 @pytest.mark.parametrize("shape, modalities, tokens", [("ga", "output_modalities", "max_output_tokens"),
                                                        ("flat", "modalities", "max_response_output_tokens")])
 def test_warm_core_configures_then_primes_text_only(shape: str, modalities: str, tokens: str) -> None:
-    core = WarmCore(shape, SessionSpec())  # type: ignore[arg-type]
+    core = WarmCore(dialect(shape), SessionSpec())  # type: ignore[arg-type]
     [update] = core.on_open()
     assert isinstance(update, ToOpenAI) and orjson.loads(update.text)["type"] == "session.update"
     [prime] = core.on_event({"type": "session.updated"})
@@ -31,14 +32,14 @@ def test_warm_core_configures_then_primes_text_only(shape: str, modalities: str,
 
 
 def test_warm_core_error_while_configuring_fails_with_the_fix() -> None:
-    core = WarmCore("flat", SessionSpec())
+    core = WarmCore(dialect("flat"), SessionSpec())
     core.on_open()
     [log] = core.on_event({"type": "error", "error": {"code": "beta_api_shape_disabled"}})
     assert isinstance(log, Log) and core.phase == "failed" and "OPENAI_API_SHAPE=ga" in core.reason
 
 
 def test_warm_core_priming_failure_keeps_the_session() -> None:
-    core = WarmCore("ga", SessionSpec())
+    core = WarmCore(dialect("ga"), SessionSpec())
     core.on_open()
     core.on_event({"type": "session.updated"})
     core.on_event({"type": "error", "error": {"code": "server_error"}})
@@ -46,14 +47,14 @@ def test_warm_core_priming_failure_keeps_the_session() -> None:
 
 
 def test_warm_core_without_priming_is_ready_on_session_updated() -> None:
-    core = WarmCore("ga", SessionSpec(), prime=False)
+    core = WarmCore(dialect("ga"), SessionSpec(), prime=False)
     core.on_open()
     assert core.on_event({"type": "session.updated"})[0] == Log("debug", "warm session configured")
     assert core.phase == "ready"
 
 
 def test_priming_response_is_out_of_band() -> None:
-    assert priming_response("ga")["response"]["conversation"] == "none"
+    assert priming_response(dialect("ga"))["response"]["conversation"] == "none"
 
 
 @pytest.mark.parametrize("answered_by, on_machine, has_vm, expected", [

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from conftest import StackFactory
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.store.pending import PendingRecords
 
 

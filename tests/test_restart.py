@@ -12,7 +12,7 @@ import pytest
 from llc.config import load_settings
 from llc.ops.restart import restart
 from llc.ops.supervisor import PidFile
-from llc.bench.server_proc import free_port
+from llc.kit.bench.server_proc import free_port
 from ops_procs import serve_env, start_serve, stop_pid, stop_pidfile, wait_healthz
 
 STRAY = "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\nprint('ready', flush=True)\ntime.sleep(120)\n"

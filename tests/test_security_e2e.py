@@ -9,7 +9,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from twilio.request_validator import RequestValidator
 
 from conftest import StackFactory
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, parse_twiml
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, parse_twiml
 from twilio_raw import call_tasks, first_event, speak, start_frame
 
 TOKEN = "twilio-auth-token-for-tests"

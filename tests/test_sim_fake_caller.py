@@ -21,9 +21,9 @@ from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from twilio.request_validator import RequestValidator
 
-from llc.sim.audio import FRAME_BYTES, is_speech, speech_like
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError, parse_twiml
-from llc.sim.playout_clock import Playout
+from llc.kit.sim.audio import FRAME_BYTES, is_speech, speech_like
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError, parse_twiml
+from llc.kit.sim.playout_clock import Playout
 
 TOKEN = "12345678901234567890123456789012"
 PARAMS = {"callerName": "Ada & Co", "lang": "en-GB"}

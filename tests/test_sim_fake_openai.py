@@ -15,9 +15,9 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url
 
-from llc.sim import fake_openai_shapes as shapes
-from llc.sim.audio import frames, silence, speech_like, speech_ms_for_text
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog, ToolCallScript
+from llc.kit.sim import fake_openai_shapes as shapes
+from llc.kit.sim.audio import frames, silence, speech_like, speech_ms_for_text
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog, ToolCallScript
 
 AUTH = [(b"Authorization", b"Bearer sk-test")]
 GA_SESSION: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llc.soak import FIELDS, _check, soak
+from llc.kit.soak import FIELDS, _check, soak
 
 
 async def test_short_soak_is_flat_and_clean(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ async def test_short_soak_is_flat_and_clean(tmp_path: Path) -> None:
 
 
 def test_check_names_each_leak() -> None:
-    from llc.soak import SoakReport
+    from llc.kit.soak import SoakReport
 
     report = SoakReport(
         samples=[{"t_s": 10, "active_calls": 5, "rss_kib": 100_000}, {"t_s": 20, "active_calls": 5, "rss_kib": 110_000}],
@@ -35,7 +35,7 @@ def test_check_names_each_leak() -> None:
 
 
 async def test_missing_record_and_no_tool_calls_are_failures(tmp_path: Path) -> None:
-    from llc.soak import SoakReport, _check_records
+    from llc.kit.soak import SoakReport, _check_records
 
     report = SoakReport(call_sids=["CAnot-stored"])
     await _check_records(report, str(tmp_path / "empty.db"))
@@ -44,7 +44,7 @@ async def test_missing_record_and_no_tool_calls_are_failures(tmp_path: Path) -> 
 
 
 def test_rss_growth_is_measured_after_the_warm_up() -> None:
-    from llc.soak import SoakReport
+    from llc.kit.soak import SoakReport
 
     # Windows filling in the first minutes, then flat: passes; then a steady climb: fails.
     warm = [60_000, 70_000, 71_000, 71_200, 71_400, 71_500, 71_600, 71_700, 71_800, 71_900]

@@ -9,7 +9,7 @@ import orjson
 import trio
 from trio_websocket import WebSocketConnection
 
-from llc.sim import audio
+from llc.kit.sim import audio
 
 
 def start_frame(stream_sid: str = "MZraw", call_sid: str = "CAraw", **params: str) -> str:

@@ -14,11 +14,12 @@ import trio
 
 from llc import metrics
 from llc.call.tools import CallToolContext, run_tool
-from llc.call.transport import Transport, TransportClosed
+from llc.ws.transport import Transport, TransportClosed
 from llc.config import Settings
 from llc.call.apology import apology_payloads, clip_seconds
 from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
+from llc.core.dialect import dialect
 from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
 from llc.core.turns import TurnPolicy
@@ -94,7 +95,7 @@ class CallBridge:
         self.admit = admit
         self.record = CallRecord(started_at=time.time())
         self.core = CallCore(
-            settings.openai_api_shape, spec, greeting=greeting, policy=policy, tool_schemas=tools.schemas(),
+            dialect(settings.openai_api_shape), spec, greeting=greeting, policy=policy, tool_schemas=tools.schemas(),
             now=trio.current_time(), record=self.record, max_call_s=settings.max_call_s,
             apology_s=clip_seconds(settings.apology_clip),
         )

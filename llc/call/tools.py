@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from llc.core.actions import Action, RunTool
+from llc.core.actions import RunTool
+from llc.core.levers import Lever
 from llc.log import get_logger
 from llc.tools.registry import ToolRegistry
 
@@ -40,8 +41,9 @@ class CallToolContext:
         """The scenario's per-call state (store, caller, customer), or None outside a scenario."""
         return self._bridge.mode
 
-    async def execute(self, actions: list[Action]) -> None:
-        await self._bridge.execute(actions)
+    async def apply(self, levers: list[Lever]) -> None:
+        """The mode's levers (a spoken menu choice), carried out by the call."""
+        await self._bridge.execute(self._bridge.core.on_levers(levers, trio.current_time()))
 
     def now(self) -> float:
         return trio.current_time()

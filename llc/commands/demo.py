@@ -10,11 +10,11 @@ from llc.log import setup_logging
 
 
 def run(args: argparse.Namespace) -> int:
-    from llc.demo import render, run_demo
+    from llc.kit.demo import render, run_demo
 
     setup_logging("text", "INFO" if args.verbose else "WARNING")
     if args.scenario:
-        from llc.sim.modes import render as render_mode, run_mode
+        from llc.kit.sim.modes import render as render_mode, run_mode
 
         run = trio.run(lambda: run_mode(args.scenario, ttfb_ms=args.ttfb_ms, silence_ms=args.silence_ms))
         render_mode(run)

@@ -11,7 +11,7 @@ from llc.log import setup_logging
 
 
 def run(args: argparse.Namespace) -> int:
-    from llc.soak import plot, soak
+    from llc.kit.soak import plot, soak
 
     if args.calls < 1 or args.minutes <= 0:
         print("llc soak: --calls must be at least 1 and --minutes above 0")

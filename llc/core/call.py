@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
 from llc.core import faults
 from llc.core import session as sess
-from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio, json_text
+from llc.core.actions import (Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer,
+                              ToOpenAI, ToTwilio, json_text)
 from llc.core.bargein import on_speech_started
-from llc.core.mode_hooks import ModeHooks
+from llc.core.dialect import Dialect, canonical_event
+from llc.core.levers import Interrupt, KeyHandler, Lever, RunLocalTool, SwitchSession, TellModel
 from llc.core.playout import Playout
 from llc.core.recovery import SessionRecovery
-from llc.core.record import BargeInRecord, CallRecord, ToolCallRecord, TranscriptLine, TurnLatency
+from llc.core.record import BargeInRecord, CallRecord, TranscriptLine, TurnLatency
+from llc.core.toolcalls import ToolCalls
 from llc.core.turns import ResponseGate, SwitchState, TurnPolicy, first_turn_spec
 from llc.twilio import frames as tw
 
@@ -36,12 +39,16 @@ def _append(payload: str) -> ToOpenAI:
     return ToOpenAI(json_text({"type": "input_audio_buffer.append", "audio": payload}))
 
 
-class CallCore(SessionRecovery, ModeHooks):
-    """One call's decisions. ``phase`` walks: waiting → connecting → configuring → live → ended."""
+class CallCore:
+    """One call's decisions. ``phase`` walks: waiting → connecting → configuring → live → ended.
+
+    Built from parts: the playout clock, the response gate, the tool calls in flight and the
+    session recovery (handed in, or a default one); the call's mode arrives with its plan.
+    """
 
     def __init__(
         self,
-        shape: sess.Shape,
+        dialect: Dialect,
         spec: sess.SessionSpec,
         *,
         greeting: str | None = None,
@@ -51,8 +58,9 @@ class CallCore(SessionRecovery, ModeHooks):
         record: CallRecord | None = None,
         max_call_s: float = 0.0,
         apology_s: float = 0.0,
+        recovery: SessionRecovery | None = None,
     ) -> None:
-        self.shape = shape
+        self.dialect = dialect
         self.policy = policy or TurnPolicy()
         self.tool_schemas = tool_schemas or {}
         # The first turn runs eager and lean (the seed's levers); the switch widens both once.
@@ -71,23 +79,23 @@ class CallCore(SessionRecovery, ModeHooks):
         self._awaiting_first_audio: TurnLatency | None = None
         self._muted_responses: set[str] = set()
         self._muted_items: set[str] = set()
-        self._tools_running: dict[str, ToolCallRecord] = {}
+        self.tools = ToolCalls(self.record)
         self._hangup_after: int | None = None  # responses done when end_call asked to hang up
         self.max_call_s = max_call_s  # 0: no limit
         self.apology_s = apology_s  # length of the apology clip the shell plays
-        self._drops = self._renewals = 0
-        self._expired = False  # session_expired seen: the coming close is the 60-minute cap
-        self._resume: str | None = None  # summary for the replacement session
-        self._ending: tuple[str, str] | None = None  # (reason, detail) while the apology plays
-        self._local_tools: set[str] = set()  # tools the call ran itself (a key press), not the model
-        # A mode may take key presses (the IVR); pure like the core: (digit, now) -> actions.
-        self.dtmf_handler: Callable[[str, float], list[Action]] | None = None
+        self.recovery = recovery or SessionRecovery()
+        self.mode: KeyHandler | None = None  # the scenario's key presses (the IVR), from the plan
 
-    def configure(self, spec: sess.SessionSpec, policy: TurnPolicy, greeting: str | None) -> None:
-        """Set this call's scenario before the session opens (the bridge's prepare hook)."""
-        self.policy, self.switch, self.greeting = policy, SwitchState(policy), greeting
+    def _new_playout(self) -> Playout:
+        # Marks of a lost session's audio may still echo: names keep counting, so none collides.
+        return Playout(self.policy.mark_every_ms, first_mark=self.playout.next_mark)
+
+    def on_plan(self, spec: sess.SessionSpec, policy: TurnPolicy, greeting: str | None,
+                mode: KeyHandler | None = None) -> None:
+        """The call's plan is known (its scenario, before the session opens): take it on."""
+        self.policy, self.switch, self.greeting, self.mode = policy, SwitchState(policy), greeting, mode
         self.spec = first_turn_spec(spec, policy, self.tool_schemas)
-        self.playout = Playout(policy.mark_every_ms)  # no agent audio has gone out yet
+        self.playout = self._new_playout()  # no agent audio has gone out yet
 
     def _tools(self, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
         return tuple(self.tool_schemas[n] for n in names if n in self.tool_schemas)
@@ -116,15 +124,15 @@ class CallCore(SessionRecovery, ModeHooks):
         if isinstance(event, tw.Stop):
             return [EndCall("caller_hangup")]
         if isinstance(event, tw.Mark):
-            if self._ending is not None and event.name == faults.APOLOGY_MARK:
-                return [EndCall(*self._ending)]
+            if self.recovery.ending is not None and event.name == faults.APOLOGY_MARK:
+                return [EndCall(*self.recovery.ending)]
             self.playout.on_mark(event.name)
             return self._maybe_hang_up()
         if isinstance(event, tw.Dtmf):
             self.record.dtmf.append(event.digit)
             actions: list[Action] = [Log("info", "caller pressed a key", {"digit": event.digit})]
-            if self.dtmf_handler is not None and self.phase == "live":
-                actions += self.dtmf_handler(event.digit, now)
+            if self.mode is not None and self.phase == "live":
+                actions += self.on_levers(self.mode.on_dtmf(event.digit, now), now)
             return actions
         return []  # Connected: nothing to do until start
 
@@ -163,7 +171,7 @@ class CallCore(SessionRecovery, ModeHooks):
         self.phase = "configuring"
         if already_configured:
             return self._on_session_updated({}, 0.0)
-        return [ToOpenAI(json_text(sess.session_update(self.shape, self._current_spec())))]
+        return [ToOpenAI(json_text(self.dialect.session_update(self._current_spec())))]
 
     def _current_spec(self) -> sess.SessionSpec:
         """The session as it stands now: after the first-turn switch, later eagerness and all tools."""
@@ -182,7 +190,7 @@ class CallCore(SessionRecovery, ModeHooks):
         return self.on_openai(event, now)
 
     def on_openai(self, event: dict[str, Any], now: float) -> list[Action]:
-        kind = sess.canonical_event(event["type"])
+        kind = canonical_event(event["type"])
         if kind == "response.output_audio.delta":
             return self._on_audio_delta(event, now)
         handler = _HANDLERS.get(kind)
@@ -226,13 +234,13 @@ class CallCore(SessionRecovery, ModeHooks):
         if self.phase != "configuring":
             return []
         self.phase = "live"
-        actions: list[Action] = [Log("info", "OpenAI session accepted (session.updated)", {"shape": self.shape})]
+        actions: list[Action] = [Log("info", "OpenAI session accepted (session.updated)", {"shape": self.dialect.shape})]
         # Audio the caller sent while we were configuring goes first, in order.
         actions.extend(_append(p) for p in self._pending)
         self._pending.clear()
-        if self._resume is not None:  # a replacement session: context, no second greeting
-            actions.insert(1, ToOpenAI(json_text(faults.context_item(self._resume))))
-            self._resume = None
+        resume = self.recovery.take_resume()
+        if resume is not None:  # a replacement session: context, no second greeting
+            actions.insert(1, ToOpenAI(json_text(faults.context_item(resume))))
         elif self.greeting:
             # The seed: greet with a user item + response.create, on session.updated only.
             actions.append(ToOpenAI(json_text(sess.user_message(self.greeting))))
@@ -246,10 +254,10 @@ class CallCore(SessionRecovery, ModeHooks):
         errors[code] = errors.get(code, 0) + 1
         fields = {"code": code, "param": error.get("param"), "openai_message": error.get("message")}
         if code == "session_expired":
-            self._expired = True  # the close that follows renews the session
+            self.recovery.expired = True  # the close that follows renews the session
             return [Log("info", "OpenAI session reached its time cap; a new one follows", fields)]
         if self.phase == "configuring":
-            hint = sess.shape_hint(self.shape, error)
+            hint = self.dialect.hint(error)
             if self.record.reconnects:  # the replacement session failed: the caller is mid-call
                 return [Log("error", hint, fields)] + self.on_reconnect_failed(f"the new OpenAI session was rejected: {hint}")
             return [Log("error", hint, fields), EndCall("openai_session_rejected", hint)]
@@ -277,7 +285,7 @@ class CallCore(SessionRecovery, ModeHooks):
         actions += self._send_gated(self.gate.on_done(str(response.get("id") or "")))
         if self.switch.due(self.gate.done_count):
             # One session.update, once: calmer VAD and the full tool set for later turns.
-            update = sess.turn_detection_update(self.shape, self.policy.later_turn_detection(self.spec.turn_detection))
+            update = self.dialect.turn_detection_update(self.policy.later_turn_detection(self.spec.turn_detection))
             if self.tool_schemas:
                 update["session"].update(tools=list(self._tools(self.policy.full_tools)), tool_choice=self.spec.tool_choice)
             actions.insert(0, ToOpenAI(json_text(update)))
@@ -302,12 +310,10 @@ class CallCore(SessionRecovery, ModeHooks):
 
     def _on_function_call(self, event: dict[str, Any], now: float) -> list[Action]:
         call_id, name = str(event.get("call_id") or ""), str(event.get("name") or "")
-        if not call_id or call_id in self._tools_running:
+        if not call_id or call_id in self.tools:
             return []
         arguments = event.get("arguments") if isinstance(event.get("arguments"), str) else "{}"
-        rec = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, started_at=round(now - self.t0, 3))
-        self._tools_running[call_id] = rec
-        self.record.tool_calls.append(rec)
+        self.tools.start(call_id, name, arguments, now - self.t0)
         actions: list[Action] = [RunTool(call_id, name, arguments), Log("info", "tool call", {"tool": name, "call_id": call_id})]
         if self.policy.tool_filler_after_ms > 0:
             actions.append(Timer(f"filler:{call_id}", self.policy.tool_filler_after_ms / 1000))
@@ -315,12 +321,13 @@ class CallCore(SessionRecovery, ModeHooks):
 
     def on_tool_result(self, call_id: str, output: str, now: float, error: str | None = None) -> list[Action]:
         """A tool finished (or failed, or timed out): hand the output to the model, then respond."""
-        rec = self._tools_running.pop(call_id, None)
-        if rec is None or self.phase == "ended":
+        if self.phase == "ended":
             return []
-        rec.output, rec.error, rec.ms = output, error, round((now - self.t0 - rec.started_at) * 1000, 1)
-        if call_id in self._local_tools:
-            self._local_tools.discard(call_id)
+        finished = self.tools.finish(call_id, output, error, now - self.t0)
+        if finished is None:
+            return []
+        rec, local = finished
+        if local:
             return [Log("warning" if error else "info", f"local tool {rec.name} finished", {"output": output})]
         item = {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
         actions: list[Action] = [ToOpenAI(json_text(item))]
@@ -337,7 +344,7 @@ class CallCore(SessionRecovery, ModeHooks):
         if self._hangup_after is None or self.phase == "ended":
             return []
         goodbye_done = self.gate.done_count > self._hangup_after and not self.gate.busy and not self.gate.queued
-        if goodbye_done and not self.playout.speaking and not self._tools_running:
+        if goodbye_done and not self.playout.speaking and not self.tools:
             return [EndCall("agent_hangup", "end_call: goodbye played")]
         return []
 
@@ -346,11 +353,11 @@ class CallCore(SessionRecovery, ModeHooks):
             return []
         if key == "max_call_length":
             return [EndCall("max_call_length", f"the call reached LLC_MAX_CALL_S={self.max_call_s:g} s")]
-        if key == "apology_done" and self._ending is not None:
-            return [EndCall(*self._ending)]
+        if key == "apology_done" and self.recovery.ending is not None:
+            return [EndCall(*self.recovery.ending)]
         if key == "hangup_grace" and self._hangup_after is not None:
             return [EndCall("agent_hangup", f"end_call: goodbye not confirmed within {self.policy.hangup_grace_s:g} s")]
-        if key.startswith("filler:") and key[7:] in self._tools_running:
+        if key.startswith("filler:") and key[7:] in self.tools:
             if self.gate.busy or self.playout.speaking:
                 return []  # the agent is already talking: no filler needed
             filler = {"type": "response.create", "response": {"instructions": self.policy.filler_instructions}}
@@ -379,8 +386,79 @@ class CallCore(SessionRecovery, ModeHooks):
 
     def end(self) -> None:
         self.phase = "ended"
-        for rec in self._tools_running.values():  # e.g. a transfer: Twilio ends the stream mid-tool
-            rec.error = rec.error or "the call ended while the tool ran"
+        # e.g. a transfer: Twilio ends the stream mid-tool.
+        self.tools.abandon("the call ended while the tool ran", forget=False)
+
+    # ---- a lost OpenAI session ------------------------------------------------------------
+
+    def on_openai_closed(self, code: int | None, reason: str) -> list[Action]:
+        """OpenAI's socket is gone: renew after the 60-minute cap, reconnect once after a drop,
+        else apologise and hang up."""
+        if self.phase == "ended" or self.recovery.ending is not None:
+            return []
+        detail = f"OpenAI closed the session (code {code}) {reason}".strip()
+        if self._hangup_after is not None:
+            return [EndCall("openai_closed", detail)]  # the goodbye is under way: nothing to rescue
+        step = self.recovery.next_session(code, reason)
+        if step is None:
+            return self.on_reconnect_failed(f"{detail}; no reconnect left")
+        why, note = step
+        # Forget the lost session's in-flight state; the next one gets the same config + a summary.
+        self.phase = "connecting"  # caller audio is held (bounded) until the new session is live
+        self._session_created = False
+        self.gate = ResponseGate()
+        self.playout = self._new_playout()
+        self._muted_responses.clear()
+        self._muted_items.clear()
+        self._awaiting_first_audio = None
+        self.tools.abandon(_LOST, forget=True)
+        self.recovery.resume = faults.summary(self.record.transcript)
+        self.record.reconnects.append(note)
+        return [Log("warning", f"OpenAI session lost ({note}): opening a new one with the conversation so far",
+                    {"why": why}), ReconnectOpenAI(why)]
+
+    def on_reconnect_failed(self, detail: str) -> list[Action]:
+        """No usable OpenAI session: the caller hears the apology clip, then the call ends."""
+        if self.phase == "ended" or self.recovery.ending is not None:
+            return []
+        ending = self.recovery.ending = ("openai_lost", detail)
+        self.phase = "apology"
+        self.tools.abandon(_LOST, forget=True)  # their results have no session to go to
+        log = Log("error", "OpenAI is gone for good: apologising and hanging up", {"detail": detail})
+        if not self.stream_sid:
+            return [log, EndCall(*ending)]
+        return [log, ToTwilio(tw.clear(self.stream_sid)), PlayApology(faults.APOLOGY_MARK),
+                Timer("apology_done", self.apology_s + faults.APOLOGY_GRACE_S)]
+
+    # ---- the mode's levers (a key press, a spoken menu choice) ------------------------------
+
+    def on_levers(self, levers: list[Lever], now: float) -> list[Action]:
+        """What the call's mode asks for, in order, as actions."""
+        actions: list[Action] = []
+        for lever in levers:
+            if isinstance(lever, Interrupt):
+                actions += self._on_speech_started({}, now)
+            elif isinstance(lever, RunLocalTool):
+                call_id = self.tools.next_local_id()
+                self.tools.start(call_id, lever.name, lever.arguments, now - self.t0, local=True)
+                actions.append(RunTool(call_id, lever.name, lever.arguments))
+            elif isinstance(lever, TellModel):
+                actions += [ToOpenAI(json_text(sess.user_message(lever.text)))] + self.request_response()
+            elif isinstance(lever, SwitchSession):
+                actions += self._switch_session(lever)
+        return actions
+
+    def _switch_session(self, lever: SwitchSession) -> list[Action]:
+        policy = lever.policy
+        self.policy, self.switch = policy, SwitchState(policy, switched=True)
+        td = policy.later_turn_detection(lever.spec.turn_detection)
+        self.spec = replace(lever.spec, turn_detection=td, tools=self._tools(policy.full_tools))
+        # The service refuses a voice change once the agent has spoken: the voice stays.
+        update = self.dialect.without_voice(self.dialect.session_update(self.spec))
+        return [ToOpenAI(json_text(update)), Log("info", "switched scenario", {"scenario": lever.scenario})]
+
+
+_LOST = "the OpenAI session was lost before the tool finished"
 
 
 _HANDLERS = {

@@ -13,26 +13,27 @@ from typing import Any
 
 import orjson
 
-from llc.core import session as sess
+from llc.core.dialect import Dialect, canonical_event
+from llc.core.session import SessionSpec
 from llc.core.actions import Action, Log, ToOpenAI
 
 PRIMING_INSTRUCTIONS = "Reply with the single word: ready."
 PRIMING_MAX_TOKENS = 16
 
 
-def priming_response(shape: sess.Shape) -> dict[str, Any]:
+def priming_response(dialect: Dialect) -> dict[str, Any]:
     """Text only, out of band, a few tokens: warms the inference path, makes no audio."""
-    event = sess.text_only_response(shape, PRIMING_INSTRUCTIONS)
+    event = dialect.text_only_response(PRIMING_INSTRUCTIONS)
     event["response"]["conversation"] = "none"
-    event["response"]["max_output_tokens" if shape == "ga" else "max_response_output_tokens"] = PRIMING_MAX_TOKENS
+    event["response"][dialect.max_tokens_key] = PRIMING_MAX_TOKENS
     return event
 
 
 class WarmCore:
     """``phase``: connecting → configuring → priming → ready, or failed (``reason`` says why)."""
 
-    def __init__(self, shape: sess.Shape, spec: sess.SessionSpec, *, prime: bool = True) -> None:
-        self.shape = shape
+    def __init__(self, dialect: Dialect, spec: SessionSpec, *, prime: bool = True) -> None:
+        self.dialect = dialect
         self.spec = spec
         self.prime = prime
         self.phase = "connecting"
@@ -45,7 +46,7 @@ class WarmCore:
 
     def on_open(self) -> list[Action]:
         self.phase = "configuring"
-        return [ToOpenAI(orjson.dumps(sess.session_update(self.shape, self.spec)).decode())]
+        return [ToOpenAI(orjson.dumps(self.dialect.session_update(self.spec)).decode())]
 
     def on_text(self, text: str | bytes) -> list[Action]:
         try:
@@ -57,7 +58,7 @@ class WarmCore:
         return self.on_event(event)
 
     def on_event(self, event: dict[str, Any]) -> list[Action]:
-        kind = sess.canonical_event(event["type"])
+        kind = canonical_event(event["type"])
         if kind == "error":
             return self._on_error(event.get("error") if isinstance(event.get("error"), dict) else {})
         if kind == "response.output_audio.delta":
@@ -67,7 +68,7 @@ class WarmCore:
                 self.phase = "ready"
                 return [Log("debug", "warm session configured")]
             self.phase = "priming"
-            return [ToOpenAI(orjson.dumps(priming_response(self.shape)).decode())]
+            return [ToOpenAI(orjson.dumps(priming_response(self.dialect)).decode())]
         if kind == "response.done" and self.phase == "priming":
             self.phase = "ready"
             return [Log("debug", "warm session configured and primed")]
@@ -77,7 +78,7 @@ class WarmCore:
         code = str(error.get("code") or error.get("type") or "unknown")
         fields = {"code": code, "param": error.get("param"), "openai_message": error.get("message")}
         if self.phase == "configuring":
-            self.phase, self.reason = "failed", sess.shape_hint(self.shape, error)
+            self.phase, self.reason = "failed", self.dialect.hint(error)
             return [Log("error", self.reason, fields)]
         if self.phase == "priming":
             # The session is configured; a failed warm-up costs a little latency, not the call.

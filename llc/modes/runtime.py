@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from llc.config import Settings
-from llc.core.actions import Action, Log
-from llc.core.call import CallCore
+from llc.core.levers import Interrupt, Lever, RunLocalTool, SwitchSession, TellModel
+from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
 from llc.log import get_logger
 from llc.modes.ivr import Decision
@@ -52,12 +52,16 @@ class InboundCall:
 
 @dataclass
 class ModeCall:
-    """One call's scenario: what its tools reach (store, caller, customer) and how keys route."""
+    """One call's scenario: what its tools reach (store, caller, customer) and how keys route.
+
+    It never holds the call: key presses and spoken choices come in, levers go out
+    (``CallCore.on_levers`` turns them into actions). Routes go into the call's record.
+    """
 
     scenario: Scenario
     scenarios: ScenarioSet
     base: Profile
-    core: CallCore
+    record: CallRecord
     store: Store
     default_voice: str
     tool_schemas: dict[str, dict[str, Any]]
@@ -65,34 +69,34 @@ class ModeCall:
     called: str = ""
     customer: dict[str, Any] | None = None
     transfer_allow: tuple[str, ...] = ()
+    t0: float = 0.0  # the call's start on the clock ``now`` is given in
 
     @property
     def call_sid(self) -> str:
-        return self.core.record.call_sid
+        return self.record.call_sid
 
     def _route(self, decision: Decision, now: float) -> None:
         o = decision.option
-        self.core.record.routes.append({
-            "at": round(now - self.core.t0, 3), "via": decision.via, "choice": decision.choice,
+        self.record.routes.append({
+            "at": round(now - self.t0, 3), "via": decision.via, "choice": decision.choice,
             "action": o.action if o else "none", "target": o.target if o and o.action != "hint" else (o.label if o else "")})
 
-    def on_dtmf(self, digit: str, now: float) -> list[Action]:
+    def on_dtmf(self, digit: str, now: float) -> list[Lever]:
         """A key press on an IVR menu: stop the agent, then transfer / switch / hint."""
         menu = self.scenario.menu
         if menu is None:
             return []
         decision = menu.decide(digit, "dtmf")
         self._route(decision, now)
-        actions = self.core.interrupt(now)
+        levers: list[Lever] = [Interrupt()]
         o = decision.option
         if o is not None and o.action == "transfer":
-            args = orjson.dumps({"number": o.target}).decode()
-            return actions + self.core.run_local_tool("transfer_call", args, now)
+            return levers + [RunLocalTool("transfer_call", orjson.dumps({"number": o.target}).decode())]
         if o is not None and o.action == "scenario":
-            actions += self.switch_to(o.target)
-        return actions + self.core.tell_model(decision.hint)
+            levers += self.switch_to(o.target)
+        return levers + [TellModel(decision.hint)]
 
-    def on_spoken_choice(self, choice: str, now: float) -> tuple[Decision, list[Action]]:
+    def on_spoken_choice(self, choice: str, now: float) -> tuple[Decision, list[Lever]]:
         """``route_call`` from the model: the decision, and a session switch if one is due."""
         menu = self.scenario.menu
         if menu is None:
@@ -104,15 +108,13 @@ class ModeCall:
             return decision, self.switch_to(o.target)
         return decision, []
 
-    def switch_to(self, name: str) -> list[Action]:
+    def switch_to(self, name: str) -> list[Lever]:
         """Same call, same session: the other scenario's prompt, tools and allow-list."""
         scenario = self.scenarios.scenarios[name]
         profile, spec = scenario_spec(scenario, self.base, self.default_voice, self.tool_schemas, self.customer)
         self.scenario, self.transfer_allow = scenario, profile.transfer_allow
-        self.core.record.scenario = f"{self.core.record.scenario}>{name}"
-        self.core.dtmf_handler = self.on_dtmf if scenario.menu is not None else None
-        return self.core.switch_session(spec, profile.turn_policy) + [
-            Log("info", "switched scenario", {"scenario": name})]
+        self.record.scenario = f"{self.record.scenario}>{name}"
+        return [SwitchSession(name, spec, profile.turn_policy)]
 
 
 class ScenarioRouter:
@@ -157,12 +159,11 @@ class ScenarioRouter:
             rec.from_number, rec.to_number = plan.caller, plan.called
         rec.scenario = scenario.name
         profile = scenario.profile(self.profile)
-        bridge.core.configure(spec, profile.turn_policy, profile.greeting or None)
-        mode = ModeCall(scenario, self.scenarios, self.profile, bridge.core, self.store, self.settings.openai_voice,
-                        self.tool_schemas, rec.from_number, rec.to_number, customer, profile.transfer_allow)
+        mode = ModeCall(scenario, self.scenarios, self.profile, rec, self.store, self.settings.openai_voice,
+                        self.tool_schemas, rec.from_number, rec.to_number, customer, profile.transfer_allow,
+                        bridge.core.t0)
+        bridge.core.on_plan(spec, profile.turn_policy, profile.greeting or None, mode)
         bridge.mode = mode
-        if scenario.menu is not None:
-            bridge.core.dtmf_handler = mode.on_dtmf
         token = params.get(TOKEN_PARAM)
         if not token:
             return None

@@ -25,14 +25,14 @@ async def route_call(ctx: ToolContext, choice: str) -> dict[str, Any]:
     mode = getattr(ctx, "mode", None)
     if mode is None or mode.scenario.menu is None:
         return NO_SCENARIO
-    decision, actions = mode.on_spoken_choice(choice, ctx.now())  # type: ignore[attr-defined]
+    decision, levers = mode.on_spoken_choice(choice, ctx.now())  # type: ignore[attr-defined]
     option = decision.option
     if option is None:
         labels = ", ".join(o.label for o in mode.scenario.menu.options)
         return {"ok": False, "error": f"{choice!r} is not on the menu; the choices are: {labels}"}
     if option.action == "transfer":
         return await transfer_call(ctx, option.target)
-    await ctx.execute(actions)  # type: ignore[attr-defined]
+    await ctx.apply(levers)  # type: ignore[attr-defined]
     if option.action == "scenario":
         return {"ok": True, "connected_to": option.label, "next": "You now have a new role; greet the caller in it."}
     return {"ok": True, "next": option.target}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import trio
 import trio_websocket
 
-from llc.call import fastws
-from llc.call.transport import Transport, TrioWebsocketTransport
+from llc.ws import fastws
+from llc.ws.transport import Transport, TrioWebsocketTransport
 from llc.config import Settings
-from llc.core.session import connect_headers, connect_url
+from llc.core.dialect import dialect
+from llc.core.session import connect_url
 
 # Audio deltas are small, but a session.updated echo with a long prompt and tools is not.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -35,7 +36,7 @@ def _url_and_headers(settings: Settings) -> tuple[str, list[tuple[str, str]]]:
     # The simulator accepts any bearer token; the real service never sees this placeholder
     # because `llc serve` refuses to start without a key for a non-loopback URL.
     key = settings.openai_api_key or "sk-llc-simulator"
-    return url, connect_headers(settings.openai_api_shape, key)
+    return url, dialect(settings.openai_api_shape).connect_headers(key)
 
 
 async def connect_openai(nursery: trio.Nursery, settings: Settings) -> Transport:

@@ -19,12 +19,13 @@ from typing import Awaitable, Callable
 
 import trio
 
-from llc.call.transport import Transport, TransportClosed
+from llc.ws.transport import Transport, TransportClosed
 from llc.config import Settings
 from llc.core.actions import Action, Log, ToOpenAI
 from llc import metrics
 from llc.core.session import SessionSpec
 from llc.core.warm import WarmCore
+from llc.core.dialect import dialect
 from llc.log import get_logger
 from llc.openai.connect import OpenAIConnectError, connect_openai
 
@@ -114,7 +115,7 @@ class WarmRegistry:
             raise RuntimeError("the warm-session registry is not running (serve() starts it)")
         token = secrets.token_urlsafe(24)
         now = trio.current_time()
-        entry = _Entry(token, purpose, WarmCore(self.settings.openai_api_shape, spec, prime=prime), now,
+        entry = _Entry(token, purpose, WarmCore(dialect(self.settings.openai_api_shape), spec, prime=prime), now,
                        now + self.settings.prewarm_timeout_s)
         entry.hold_s = self.hold_s if hold_s is None else hold_s
         entry.scope.deadline = now + self.settings.prewarm_timeout_s + entry.hold_s

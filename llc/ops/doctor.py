@@ -20,15 +20,14 @@ from typing import Any
 import orjson
 import trio
 
-from llc.call.transport import TransportClosed
+from llc.ws.transport import TransportClosed
 from llc.config import Settings
-from llc.core.session import shape_hint, session_update
+from llc.core.dialect import SHAPE_ERRORS, Dialect, dialect
 from llc.ops.health import fetch_health
 from llc.ops.logs import recent_errors
 from llc.ops.ports import listener_pids, listeners, server_ports
 from llc.profile import ProfileError, load_profile
 
-SHAPE_ERRORS = {"beta_api_shape_disabled", "missing_required_parameter", "unknown_parameter", "invalid_type", "invalid_value"}
 RESTART = "run `llc restart` (stop, kill orphaned listeners on PORT, start)"
 
 
@@ -150,8 +149,7 @@ async def check_openai(settings: Settings, timeout_s: float) -> Check:
     from llc.openai.connect import OpenAIConnectError, connect_openai
 
     name = "openai session"
-    shape = settings.openai_api_shape
-    other = "ga" if shape == "flat" else "flat"
+    wire = dialect(settings.openai_api_shape)
     try:
         spec = load_profile(settings.profile_path).session_spec(settings.openai_voice)
     except ProfileError:
@@ -163,7 +161,7 @@ async def check_openai(settings: Settings, timeout_s: float) -> Check:
             return _fail(name, str(exc), "check status.openai.com, OPENAI_REALTIME_URL and OPENAI_API_KEY")
         else:
             try:
-                return await _session_test(conn, shape, other, spec, timeout_s)
+                return await _session_test(conn, wire, spec, timeout_s)
             finally:
                 with trio.move_on_after(1.0):
                     await conn.close()
@@ -171,7 +169,7 @@ async def check_openai(settings: Settings, timeout_s: float) -> Check:
             nursery.cancel_scope.cancel()  # a half-open socket's reader must not outlive the check
 
 
-async def _session_test(conn: Any, shape: str, other: str, spec: Any, timeout_s: float) -> Check:
+async def _session_test(conn: Any, wire: Dialect, spec: Any, timeout_s: float) -> Check:
     from llc.core.session import SessionSpec
 
     name = "openai session"
@@ -184,18 +182,18 @@ async def _session_test(conn: Any, shape: str, other: str, spec: Any, timeout_s:
                 kind = event.get("type")
                 if kind == "session.created" and not created:
                     created = True
-                    await conn.send_text(orjson.dumps(session_update(shape, spec or SessionSpec())).decode())  # type: ignore[arg-type]
+                    await conn.send_text(orjson.dumps(wire.session_update(spec or SessionSpec())).decode())
                     sent_at = trio.current_time()
                 elif kind == "session.updated":
                     ms = (trio.current_time() - sent_at) * 1000
-                    return _pass(name, f"session.updated in {ms:.0f} ms with OPENAI_API_SHAPE={shape}")
+                    return _pass(name, f"session.updated in {ms:.0f} ms with OPENAI_API_SHAPE={wire.shape}")
                 elif kind == "error":
                     error = event.get("error") or {}
                     # The seed: an error after session.created means the wrong shape. The live
                     # service rejects the beta header even before session.created.
                     if created or error.get("code") in SHAPE_ERRORS:
-                        return _fail(name, f"wrong session shape: {error.get('code')}: {shape_hint(shape, error)}",  # type: ignore[arg-type]
-                                     f"set OPENAI_API_SHAPE={other}")
+                        return _fail(name, f"wrong session shape: {error.get('code')}: {wire.hint(error)}",
+                                     f"set OPENAI_API_SHAPE={wire.other}")
                     return _fail(name, f"error before session.created: {error.get('code')} {error.get('message')}",
                                  "check OPENAI_API_KEY and OPENAI_MODEL")
     except trio.TooSlowError:
@@ -203,7 +201,7 @@ async def _session_test(conn: Any, shape: str, other: str, spec: Any, timeout_s:
         return _fail(name, f"{seen} within {timeout_s:g} s", "check status.openai.com; retry later")
     except TransportClosed as exc:
         return _fail(name, f"OpenAI closed the socket (code {exc.code}) before session.updated",
-                     f"check OPENAI_API_SHAPE (now {shape}; try {other}) and OPENAI_MODEL")
+                     f"check OPENAI_API_SHAPE (now {wire.shape}; try {wire.other}) and OPENAI_MODEL")
 
 
 def check_logs(settings: Settings, window_s: float) -> Check:

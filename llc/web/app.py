@@ -8,7 +8,7 @@ import trio
 from quart import Response, request, websocket
 from quart_trio import QuartTrio
 
-from llc.call.transport import QuartWebsocketTransport
+from llc.ws.transport import QuartWebsocketTransport
 from llc.config import LOOPBACK_HOSTS
 from llc.log import get_logger
 from llc.profile import check_tools

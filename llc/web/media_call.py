@@ -11,7 +11,7 @@ import trio
 
 from llc import metrics
 from llc.call.bridge import CallBridge
-from llc.call.transport import Transport
+from llc.ws.transport import Transport
 from llc.log import get_logger
 from llc.web.security import admit_stream
 from llc.web.state import ServerState

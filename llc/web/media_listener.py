@@ -1,7 +1,7 @@
 """The fast media listener: Twilio's media WebSocket on its own port (LLC_MEDIA_PORT).
 
 Hypercorn keeps serving HTTP (TwiML, health, API) on PORT; this listener speaks only the
-WebSocket upgrade to the media path, with the fast engine (llc/call/fastws.py), and runs each
+WebSocket upgrade to the media path, with the fast engine (llc/ws/fastws.py), and runs each
 call under its own nursery, which lives in the server's nursery: nothing outlives the server.
 A reverse proxy routes ``/media`` here and everything else to PORT (docs/performance.md).
 """
@@ -12,7 +12,7 @@ from functools import partial
 
 import trio
 
-from llc.call import fastws
+from llc.ws import fastws
 from llc.config import LOOPBACK_HOSTS
 from llc.log import get_logger
 from llc.web.media_call import run_media_call

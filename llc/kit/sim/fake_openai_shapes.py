@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from llc.sim.audio import BYTES_PER_MS, FRAME_MS, is_speech, speech_like, speech_ms_for_text
+from llc.kit.sim.audio import BYTES_PER_MS, FRAME_MS, is_speech, speech_like, speech_ms_for_text
 
 PATH = "/v1/realtime"
 Shape = Literal["ga", "flat"]

@@ -27,7 +27,7 @@ from quart_trio import QuartTrio
 from twilio.request_validator import RequestValidator
 
 from llc.config import is_e164
-from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller, parse_twiml
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller, parse_twiml
 
 API = "/2010-04-01/Accounts/<account_sid>"
 OUTCOMES = ("answer", "busy", "no-answer", "failed", "canceled")

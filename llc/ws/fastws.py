@@ -33,7 +33,7 @@ except ImportError:  # no C extension on this platform: the pure-Python one is c
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from llc.call.transport import TransportClosed
+from llc.ws.transport import TransportClosed
 
 RECV_BYTES = 65536
 # An upgrade request/response head longer than this is refused (Twilio's and OpenAI's are < 2 KiB).

@@ -22,10 +22,10 @@ from functools import partial
 
 import trio
 
-from llc.bench.server_proc import ENGINES, start_server
-from llc.bench.stats import percentile
-from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
+from llc.kit.bench.server_proc import ENGINES, start_server
+from llc.kit.bench.stats import percentile
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
 
 LONG_REPLY = (
     "Thanks for asking. We are open from nine in the morning until five in the evening on weekdays, "

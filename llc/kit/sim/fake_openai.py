@@ -27,9 +27,9 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
-from llc.sim import fake_openai_shapes as shapes
-from llc.sim.fake_openai_shapes import ApiError, new_id, pick
-from llc.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
+from llc.kit.sim import fake_openai_shapes as shapes
+from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
+from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
 PRIMING_TEXT = "Ready."  # what a text-only ("inference priming") response says

@@ -16,8 +16,8 @@ import trio
 from llc.config import Settings
 from llc.core.record import CallRecord
 from llc.profile import load_profile
-from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.app import serve
 from llc.web.state import ServerState
 

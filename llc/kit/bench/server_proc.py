@@ -29,7 +29,7 @@ ENGINES: dict[str, dict[str, str]] = {
 
 
 # The relay public samples show (FastAPI + uvicorn[standard] + websockets), measured in the
-# same run for comparison: llc/bench/reference_relay.py, from the `compare` extra.
+# same run for comparison: llc/kit/bench/reference_relay.py, from the `compare` extra.
 REFERENCE = "reference"
 
 
@@ -135,7 +135,7 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
     env.update(settings)
     env.update(extra_env or {})
     log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
-    module = "llc.bench.reference_relay" if engine == REFERENCE else "llc.cli"
+    module = "llc.kit.bench.reference_relay" if engine == REFERENCE else "llc.cli"
     proc = subprocess.Popen([sys.executable, "-m", module] + ([] if engine == REFERENCE else ["serve"]),
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     server = ServerProcess(proc, port, media_port, Path(log.name))
@@ -157,7 +157,7 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
 
 def start_echo() -> tuple[subprocess.Popen[bytes], str]:
     """The echo floor server in its own process; returns it and its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "llc.bench.echo"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "llc.kit.bench.echo"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     port = int(proc.stdout.readline().strip() or 0)
     if not port:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from llc.sim.audio import BYTES_PER_MS, FRAME_BYTES
+from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES
 
 
 class Playout:

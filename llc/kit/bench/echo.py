@@ -1,6 +1,6 @@
 """A loopback WebSocket echo server on the fast engine: the floor a relay is measured against.
 
-Run as its own process by the relay bench (``python -m llc.bench.echo``); it prints its port
+Run as its own process by the relay bench (``python -m llc.kit.bench.echo``); it prints its port
 on stdout and echoes every message until stdin closes or it is signalled.
 """
 
@@ -10,8 +10,8 @@ import sys
 
 import trio
 
-from llc.call import fastws
-from llc.call.transport import TransportClosed
+from llc.ws import fastws
+from llc.ws.transport import TransportClosed
 
 
 async def _echo(stream: trio.SocketStream) -> None:

@@ -1,7 +1,7 @@
 """`llc bench relay`: what the relay adds per frame and costs per call, through a real server.
 
 Method (docs/performance.md): a real ``llc serve`` runs as its own process; this process runs
-N fake Twilio callers and the fake OpenAI it points at (llc/bench/loadgen.py), 20 ms frames
+N fake Twilio callers and the fake OpenAI it points at (llc/kit/bench/loadgen.py), 20 ms frames
 both ways. Every payload carries its send time, so each direction's through-server time is
 measured on one clock. The same loop also times a loopback WebSocket echo (its own process)
 during the run: a relay that cost nothing would still show the echo's time, so "added" is the
@@ -17,9 +17,9 @@ import resource
 import time
 from dataclasses import dataclass, field
 
-from llc.bench import server_proc as sp
-from llc.bench.loadgen import LoadGen
-from llc.bench.stats import percentile
+from llc.kit.bench import server_proc as sp
+from llc.kit.bench.loadgen import LoadGen
+from llc.kit.bench.stats import percentile
 
 ECHO_PROBES = 2
 WARMUP_S = 2.0

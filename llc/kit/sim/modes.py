@@ -16,9 +16,9 @@ import trio
 
 from llc.config import Settings
 from llc.profile import load_profile
-from llc.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
-from llc.sim.fake_twilio import FakeCall, FakeTwilio
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
+from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio
 from llc.web.app import serve
 from llc.web.state import ServerState
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
-from llc.bench.stats import percentile
+from llc.kit.bench.stats import percentile
 from llc.config import Settings
 from llc.log import setup_logging
 from llc.profile import load_profile
-from llc.sim.fake_caller import CallerScript, CallerTurn
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
-from llc.sim.fake_twilio import Behaviour, FakeTwilio, FakeTwilioConfig
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+from llc.kit.sim.fake_twilio import Behaviour, FakeTwilio, FakeTwilioConfig
 from llc.web.app import serve
 from llc.web.state import ServerState
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 import trio
 
-from llc.bench import server_proc as sp
-from llc.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError
-from llc.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
+from llc.kit.bench import server_proc as sp
+from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError
+from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.store import open_store
 
 LINES = ["Hello?", "What time do you open?", "Can I book a table for two?", "Thanks, bye."]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from llc.bench import relay
-from llc.bench import server_proc as sp
+from llc.kit.bench import relay
+from llc.kit.bench import server_proc as sp
 
 CORE_FULL = 0.95  # server CPU share of its core beyond which a step counts as saturated
 

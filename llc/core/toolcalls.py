@@ -1,0 +1,52 @@
+"""The call's tool calls in flight, asked for by the model or run by the call itself. Pure.
+
+A key press on an IVR menu runs ``transfer_call`` as a *local* tool: recorded like any other,
+but its output is not the model's business. Every tool call is in the record from its start,
+so a call that ends mid-tool still says which tool was running and why it has no result.
+"""
+
+from __future__ import annotations
+
+from llc.core.record import CallRecord, ToolCallRecord
+
+
+class ToolCalls:
+    def __init__(self, record: CallRecord) -> None:
+        self.record = record
+        self._running: dict[str, ToolCallRecord] = {}
+        self._local: set[str] = set()
+
+    def __contains__(self, call_id: str) -> bool:
+        return call_id in self._running
+
+    def __bool__(self) -> bool:
+        return bool(self._running)
+
+    def start(self, call_id: str, name: str, arguments: str, at: float, *, local: bool = False) -> ToolCallRecord:
+        rec = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, started_at=round(at, 3))
+        self._running[call_id] = rec
+        if local:
+            self._local.add(call_id)
+        self.record.tool_calls.append(rec)
+        return rec
+
+    def next_local_id(self) -> str:
+        return f"local_{len(self.record.tool_calls) + 1}"
+
+    def finish(self, call_id: str, output: str, error: str | None, at: float) -> tuple[ToolCallRecord, bool] | None:
+        """The finished call's record and whether it was local; None when it is not running."""
+        rec = self._running.pop(call_id, None)
+        if rec is None:
+            return None
+        rec.output, rec.error, rec.ms = output, error, round((at - rec.started_at) * 1000, 1)
+        local = call_id in self._local
+        self._local.discard(call_id)
+        return rec, local
+
+    def abandon(self, reason: str, *, forget: bool) -> None:
+        """Record why the running tools have no result; ``forget``: their results are ignored too."""
+        for rec in self._running.values():
+            rec.error = rec.error or reason
+        if forget:
+            self._running.clear()
+            self._local.clear()

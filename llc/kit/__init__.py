@@ -1,0 +1,1 @@
+"""The test kit: simulator, benchmarks, soak and demo. It imports the product, never the reverse."""
