@@ -12,15 +12,10 @@ change in one place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import ProcessCollector
 
 from llc.core.record import CallRecord
-
-if TYPE_CHECKING:
-    from llc.web.state import ServerState
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)  # CPU, memory, open fds, start time of this process
@@ -83,8 +78,8 @@ def prewarm_fallback() -> None:
     PREWARM.labels(result="fallback").inc()
 
 
-def exposition(state: "ServerState") -> tuple[bytes, str]:
-    """The Prometheus text page and its content type; gauges are read from ``state`` now."""
-    ACTIVE_CALLS.set(state.active_calls)
-    DRAINING.set(1 if state.draining else 0)
+def exposition(active_calls: int, draining: bool) -> tuple[bytes, str]:
+    """The Prometheus text page and its content type; the gauges are set from the values given now."""
+    ACTIVE_CALLS.set(active_calls)
+    DRAINING.set(1 if draining else 0)
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -14,23 +14,27 @@ from llc.profile import Profile, load_profile
 from llc.tools.registry import ToolRegistry
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.app import serve
-from llc.web.state import ServerState
+from llc.web.server import Server, build_server
 
 
 @dataclass
 class Stack:
     fake: FakeOpenAI
-    state: ServerState
+    state: Server
     base_url: str
 
     @property
     def media_url(self) -> str:
-        """Where Twilio's media socket goes: the fast listener if it runs, else Hypercorn's /media."""
-        return self.state.stream_url or self.base_url.replace("http", "ws", 1) + "/media"
+        """Where Twilio's media socket goes: PORT's /media (the one-port front door)."""
+        return self.base_url.replace("http", "ws", 1) + "/media"
 
     def stream_token(self, call_sid: str = "CAraw") -> str:
-        """The one-time admission token /twiml would have issued for ``call_sid`` (raw-socket tests)."""
-        return self.state.admission.issue(trio.current_time(), call_sid)
+        """The ticket /twiml would have issued for ``call_sid`` (raw-socket tests)."""
+        return self.state.tickets.issue(trio.current_time(), call_sid)
+
+    def warm_named(self, ticket: str) -> bool:
+        """Whether a ticket the server issued names a warm session (pre-accept / prewarm)."""
+        return self.state.tickets.warm_of(ticket) is not None
 
     async def wait_records(self, n: int, timeout: float = 5.0) -> None:
         with trio.fail_after(timeout):
@@ -40,22 +44,9 @@ class Stack:
 
 StackFactory = Callable[..., Awaitable[Stack]]
 
-# WebSocket engines a stack can run on (docs/performance.md): "fast" is the default.
-ENGINES: dict[str, dict[str, object]] = {
-    "fast": {"ws_engine": "fast"},
-    "wsproto": {"ws_engine": "wsproto"},
-    "fast-media": {"ws_engine": "fast", "media_port": 0},
-}
-
 
 @pytest.fixture
-def engine() -> str:
-    """The engine start_stack uses; end-to-end modules parametrize it over ENGINES."""
-    return "fast"
-
-
-@pytest.fixture
-async def start_stack(nursery: trio.Nursery, engine: str, tmp_path: Path) -> AsyncIterator[StackFactory]:
+async def start_stack(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[StackFactory]:
     """Start the fake OpenAI plus the server; keyword args go to FakeOpenAIConfig / Settings."""
 
     async def start(
@@ -68,8 +59,8 @@ async def start_stack(nursery: trio.Nursery, engine: str, tmp_path: Path) -> Asy
         await nursery.start(fake.serve)
         opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, "db_url": str(tmp_path / "llc.db"),
                       "pending_records_path": str(tmp_path / "pending.jsonl"),
-                      **ENGINES[engine], **(settings or {})}
-        state = ServerState(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
+                      **(settings or {})}
+        state = build_server(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
         binds = await nursery.start(serve, state)
         return Stack(fake, state, binds[0])
 

@@ -13,7 +13,7 @@ from llc.profile import load_profile
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio, FakeTwilioConfig
 from llc.web.app import serve
-from llc.web.state import ServerState
+from llc.web.server import Server, build_server
 
 API_TOKEN = "test-api-token"
 FROM = "+15550009999"
@@ -23,7 +23,7 @@ FROM = "+15550009999"
 class OutboundStack:
     openai: FakeOpenAI
     twilio: FakeTwilio
-    state: ServerState
+    state: Server
     base_url: str
 
     async def dial(self, to: str = "+15550100002", token: str | None = API_TOKEN, **body: Any) -> httpx.Response:
@@ -64,6 +64,6 @@ async def start_outbound(nursery: trio.Nursery, *, twilio: FakeTwilioConfig | No
         "twilio_account_sid": tw.config.account_sid, "twilio_auth_token": tw.config.auth_token,
         "twilio_from_number": FROM, "api_token": API_TOKEN, "db_url": ":memory:", **(settings or {}),
     }
-    state = ServerState(Settings(**opts), load_profile())
+    state = build_server(Settings(**opts), load_profile())
     binds = await (server_nursery or nursery).start(serve, state)
     return OutboundStack(oai, tw, state, binds[0])

@@ -29,11 +29,11 @@ def test_slope_is_memory_per_call() -> None:
 
 
 def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    # CI's version of `llc bench relay`: 10 calls, a few seconds, the production default engine
-    # and the fast media listener; it fails on lost/reordered frames or errors, not on times.
-    assert main(["bench", "relay", "--calls", "10", "--seconds", "3", "--engine", "fast", "--engine", "fast-media"]) == 0
+    # CI's version of `llc bench relay`: 10 calls, a few seconds, the product's one media path;
+    # it fails on lost/reordered frames or errors, not on times.
+    assert main(["bench", "relay", "--calls", "10", "--seconds", "3", "--engine", "fast"]) == 0
     out = capsys.readouterr().out
-    assert out.count("frames lost: 0 to OpenAI, 0 to Twilio; out of order: 0") == 2
+    assert out.count("frames lost: 0 to OpenAI, 0 to Twilio; out of order: 0") == 1
     assert "loopback echo (floor)" in out and "ms per call-second" in out
 
 
@@ -47,8 +47,8 @@ def short_run(engine: str, calls: int, seconds: float) -> relay.RelayResult:
         echo.wait()
 
 
-def test_relay_measure_counts_frames_both_ways_on_the_old_engine() -> None:
-    r = short_run("wsproto", 5, 2.0)
+def test_relay_measure_counts_frames_both_ways() -> None:
+    r = short_run("fast", 5, 2.0)
     assert r.ok, r.errors
     # 5 calls x 50 frames/s x 2 s, each way (a little slack for the window edges).
     assert r.to_openai.n >= 400 and r.to_twilio.n >= 400 and r.echo.n >= 100

@@ -8,7 +8,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url, serve_websocket
 
-from conftest import ENGINES, StackFactory
+from conftest import StackFactory
 from llc.call.apology import apology_payloads
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from twilio_raw import call_tasks, first_event, media_frame, speak, start_frame, stop_frame
@@ -16,12 +16,10 @@ from twilio_raw import call_tasks, first_event, media_frame, speak, start_frame,
 LINES = ["Hello?", "What are your hours?"]
 REPLIES = ["Hi, how can I help?", "Nine to five, Monday to Friday."]
 
-# Every end-to-end behaviour must hold on each WebSocket engine.
-ALL_ENGINES = pytest.mark.parametrize("engine", list(ENGINES))
 
 
-# Both shapes on the default engine, the default shape on the others (a whole call is ~6 s).
-@pytest.mark.parametrize("shape, engine", [("ga", "fast"), ("flat", "fast")] + [("ga", e) for e in ENGINES if e != "fast"])
+# Both shapes, on the one media path (a whole call is ~6 s).
+@pytest.mark.parametrize("shape", ["ga", "flat"])
 async def test_whole_call_audio_arrives_unchanged(start_stack: StackFactory, shape: str) -> None:
     stack = await start_stack(shape, replies=REPLIES, user_transcripts=LINES)
     caller = FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn(t) for t in LINES], max_call_s=20))
@@ -48,7 +46,6 @@ async def test_whole_call_audio_arrives_unchanged(start_stack: StackFactory, sha
     assert flat_header == ("realtime=v1" if shape == "flat" else None)
 
 
-@ALL_ENGINES
 async def test_caller_payloads_reach_openai_untouched(start_stack: StackFactory) -> None:
     stack = await start_stack()
     async with open_websocket_url(stack.media_url) as ws:
@@ -66,7 +63,6 @@ async def test_caller_payloads_reach_openai_untouched(start_stack: StackFactory)
         await ws.send_message(stop_frame())
 
 
-@ALL_ENGINES
 @pytest.mark.parametrize("server_shape, fake_shape, fix", [("flat", "ga", "OPENAI_API_SHAPE=ga"), ("ga", "flat", "OPENAI_API_SHAPE=flat")])
 async def test_wrong_shape_ends_call_with_a_plain_hint(start_stack: StackFactory, server_shape: str, fake_shape: str, fix: str) -> None:
     stack = await start_stack(fake_shape, settings={"openai_api_shape": server_shape})
@@ -80,7 +76,6 @@ async def test_wrong_shape_ends_call_with_a_plain_hint(start_stack: StackFactory
     assert expected in record.openai_errors
 
 
-@ALL_ENGINES
 @pytest.mark.parametrize("polite", [True, False])
 async def test_caller_hangs_up_mid_reply_everything_closes_within_1s(start_stack: StackFactory, polite: bool) -> None:
     stack = await start_stack(replies=["This is a long answer that goes on and on for quite a few seconds of audio."])
@@ -105,7 +100,6 @@ async def test_caller_hangs_up_mid_reply_everything_closes_within_1s(start_stack
     assert stack.state.records[-1].end_reason == ("caller_hangup" if polite else "twilio_closed")
 
 
-@ALL_ENGINES
 async def test_openai_dropping_twice_ends_with_the_apology(start_stack: StackFactory, nursery: trio.Nursery) -> None:
     """A drop gets one reconnect; the second drop means the apology clip, then the hang-up."""
     async def dropper(request) -> None:  # accepts, configures, then drops the session, every time
@@ -129,7 +123,6 @@ async def test_openai_dropping_twice_ends_with_the_apology(start_stack: StackFac
     assert call_tasks() == []
 
 
-@ALL_ENGINES
 async def test_openai_unreachable_ends_call_with_a_fix(start_stack: StackFactory) -> None:
     with trio.socket.socket() as probe:  # a port nobody listens on
         await probe.bind(("127.0.0.1", 0))
@@ -142,7 +135,6 @@ async def test_openai_unreachable_ends_call_with_a_fix(start_stack: StackFactory
     assert record.end_reason == "openai_connect_failed" and "OPENAI_REALTIME_URL" in record.end_detail
 
 
-@ALL_ENGINES
 async def test_malformed_frames_are_ignored_and_neighbours_unaffected(start_stack: StackFactory, nursery: trio.Nursery) -> None:
     stack = await start_stack(replies=REPLIES, user_transcripts=LINES)
     good = trio.Event()

@@ -7,7 +7,7 @@ import pytest
 
 from llc.core import faults
 from llc.core.actions import EndCall, PlayApology, ReconnectOpenAI, Timer, ToOpenAI, ToTwilio
-from llc.core.admission import AdmissionBook
+from llc.core.ticket import Admission, TicketBook
 from llc.core.call import CallCore
 from llc.core.dialect import FLAT, GA
 from llc.core.ratelimit import TokenBucket
@@ -125,32 +125,32 @@ def test_summary_is_short_and_says_nothing_was_said_when_empty() -> None:
 
 
 def test_admission_token_is_one_time_bound_and_expiring() -> None:
-    book = AdmissionBook(ttl_s=60)
+    book = TicketBook(ttl_s=60)
     token = book.issue(0.0, "CA1")
-    assert book.admit(token, "CA2", 1.0) == "stream token belongs to another call"
-    assert book.admit(token, "CA1", 1.0) is None
-    assert book.admit(token, "CA1", 1.0) == "unknown or already used stream token"
-    assert book.admit(None, "CA1", 1.0) is not None and book.admit("guess", "CA1", 1.0) is not None
+    assert book.admit(token, "CA2", 1.0).refusal == "stream token belongs to another call"
+    assert book.admit(token, "CA1", 1.0).refusal is None
+    assert book.admit(token, "CA1", 1.0).refusal == "unknown or already used stream token"
+    assert book.admit(None, "CA1", 1.0).refusal is not None and book.admit("guess", "CA1", 1.0).refusal is not None
     late = book.issue(0.0, "CA3")
-    assert book.admit(late, "CA3", 61.0) == "stream token expired"
+    assert book.admit(late, "CA3", 61.0).refusal == "stream token expired"
     assert book.refused == 5
 
 
 def test_a_second_stream_for_a_live_call_is_refused_until_the_first_ends() -> None:
-    book = AdmissionBook(ttl_s=60)
+    book = TicketBook(ttl_s=60)
     first, second, third = (book.issue(0.0, "CA1") for _ in range(3))
-    assert book.admit(first, "CA1", 1.0) is None
-    assert book.admit(second, "CA1", 1.0) == "this call already has a media stream"
+    assert book.admit(first, "CA1", 1.0).refusal is None
+    assert book.admit(second, "CA1", 1.0).refusal == "this call already has a media stream"
     book.release("CA1")
-    assert book.admit(third, "CA1", 2.0) is None
+    assert book.admit(third, "CA1", 2.0).refusal is None
 
 
 def test_outbound_token_is_bound_after_the_dial_and_outstanding_tokens_expire() -> None:
-    book = AdmissionBook(ttl_s=10)
+    book = TicketBook(ttl_s=10)
     token = book.issue(0.0)  # TwiML is built before Twilio returns the CallSid
     book.bind(token, "CA9")
     assert book.outstanding(5.0) == 1
-    assert book.admit(token, "CAx", 5.0) is not None
+    assert book.admit(token, "CAx", 5.0).refusal is not None
     assert book.outstanding(11.0) == 0
 
 

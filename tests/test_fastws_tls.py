@@ -68,4 +68,4 @@ async def test_untrusted_openai_endpoint_is_a_plain_connect_error(nursery: trio.
     port = await _untrusted_server(nursery)
     settings = Settings(openai_realtime_url=f"wss://127.0.0.1:{port}/v1/realtime", openai_connect_timeout_s=5)
     with pytest.raises(OpenAIConnectError, match="certificate verify failed.*OPENAI_REALTIME_URL"):
-        await connect_openai(nursery, settings)
+        await connect_openai(settings)

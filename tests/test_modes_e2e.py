@@ -113,7 +113,7 @@ async def _webhook(base_url: str, sid: str, to: str = "+15550100021") -> tuple[s
 async def test_pre_accept_session_is_configured_before_the_stream_starts(start_stack: StackFactory) -> None:
     stack = await start_stack(replies=["Front desk.", "Sure."], user_transcripts=["Hi there"])
     url, params = await _webhook(stack.base_url, "CApre1")
-    assert params["scenario"] == "receptionist" and params["warm_token"]
+    assert params["scenario"] == "receptionist" and stack.warm_named(params["stream_token"])
     with trio.fail_after(5):
         while stack.state.warm.stats["ready"] < 1:
             await trio.sleep(0.01)
@@ -144,7 +144,7 @@ async def test_pre_accept_session_closed_when_the_stream_never_comes(start_stack
 async def test_pre_accept_off_connects_cold(start_stack: StackFactory) -> None:
     stack = await start_stack(settings={"preaccept": False})
     url, params = await _webhook(stack.base_url, "CAcold", to="+15559990000")
-    assert "warm_token" not in params and params["scenario"] == "default"
+    assert not stack.warm_named(params["stream_token"]) and params["scenario"] == "default"
     await FakeCaller("", CallerScript(turns=[CallerTurn("Hello?")], max_call_s=10), call_sid="CAcold").run_stream(url, params)
     await stack.wait_records(1)
     assert stack.state.records[-1].path == "cold"

@@ -13,7 +13,7 @@ from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec
 from llc.modes.runtime import ModeCall
 from llc.modes.scenario import load_scenario_set, parse_scenario_file
-from llc.modes.tools import ALL_TOOLS
+from llc.tools.modes import ALL_TOOLS
 from llc.profile import ProfileError, load_profile
 from llc.store import open_store
 from llc.tools.builtin import transfer_call

@@ -150,11 +150,11 @@ async def test_token_misuse_never_attaches_a_foreign_session(nursery: trio.Nurse
 
     async def raw_call(call_sid: str, token: str) -> None:
         async with open_websocket_url(ws_url) as ws:
-            await ws.send_message(start_frame(f"MZ{call_sid}", call_sid, direction="outbound", warm_token=token))
+            await ws.send_message(start_frame(f"MZ{call_sid}", call_sid, direction="outbound", stream_token=token))
             await speak(ws, 400, then_silence_ms=300, stream_sid=f"MZ{call_sid}")
             await first_event(ws, "media")  # a working (cold) call
 
-    await raw_call("CAintruder", params_a["warm_token"])  # A's token, someone else's call
+    await raw_call("CAintruder", params_a["stream_token"])  # A's ticket, someone else's call
     await raw_call("CAguess", "not-a-token")  # unknown
     with trio.fail_after(5):
         while len(stack.state.records) < 2:
@@ -164,7 +164,7 @@ async def test_token_misuse_never_attaches_a_foreign_session(nursery: trio.Nurse
 
     call_a = await stack.finished(sid_a)  # the rightful call claims it
     assert stack.state.find_record(sid_a).path == "prewarm"  # type: ignore[union-attr]
-    await raw_call(sid_a, params_a["warm_token"])  # replayed after use
+    await raw_call(sid_a, params_a["stream_token"])  # replayed after use
     with trio.fail_after(5):
         while len(stack.state.records) < 4:
             await trio.sleep(0.01)

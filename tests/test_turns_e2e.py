@@ -11,7 +11,7 @@ from llc import metrics
 from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.kit.sim.fake_openai import ToolCallScript
-from llc.modes.tools import ALL_TOOLS
+from llc.tools.modes import ALL_TOOLS
 from llc.tools.registry import ToolRegistry
 from twilio_raw import call_tasks
 

@@ -1,107 +1,114 @@
-"""Runs one call: a Trio nursery that owns the Twilio reader, the OpenAI session and its reader.
+"""Runs one call: a Trio nursery that owns the Twilio reader, the OpenAI session and the call's tasks.
 
-The shell only moves bytes and executes what ``CallCore`` decides. Ending a call is one
-thing: cancel the call's nursery. ``finally`` blocks then close both sockets (bounded,
-shielded) and finish the record, whatever ended it: hangup, a dropped socket, or a fault.
+The shell only moves bytes and executes what ``CallCore`` decides; what the call *is* (its
+scenario, its warm session) comes from the plan (``llc.call.plan``) once the stream's
+``start`` is known. Ending a call is one thing: cancel the call's nursery. ``finally`` blocks
+then close both sockets (bounded, shielded) and finish the record, whatever ended it:
+hangup, a dropped socket, or a fault.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 import trio
 
 from llc import metrics
-from llc.call.tools import CallToolContext, run_tool
-from llc.ws.transport import Transport, TransportClosed
-from llc.config import Settings
 from llc.call.apology import apology_payloads, clip_seconds
+from llc.call.plan import CallPlan, CallPlanner
+from llc.call.tools import run_tool
 from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
-from llc.core.dialect import dialect
+from llc.core.dialect import Dialect
+from llc.core.levers import Lever
 from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
-from llc.core.turns import TurnPolicy
 from llc.log import bind_call, get_logger
-from llc.openai.connect import OpenAIConnectError, connect_openai
-from llc.tools.builtin import BUILTIN
+from llc.openai.connect import OpenAIConnectError
+from llc.modes.runtime import ModeCall
+from llc.openai.prewarm import WarmSession
 from llc.tools.registry import ToolRegistry
 from llc.twilio import frames as tw
 from llc.twilio.control import TwilioCallControl
+from llc.ws.transport import Transport, TransportClosed
 
 log = get_logger("call")
 
 # A close handshake is a courtesy: never let it hold a finished call open for long.
 CLOSE_TIMEOUT_S = 0.5
-
-OpenAIConnector = Callable[[trio.Nursery, Settings], Awaitable[Transport]]
-
-
-class WarmSession(Protocol):
-    """A configured OpenAI session claimed from the warm registry: handed over, not shared."""
-
-    transport: Transport
-    path: str  # "prewarm" | "pre-accept"
-
-    def release(self) -> None: ...
-
-
-# Runs once the stream's `start` is known, before any OpenAI socket: may set this call's session
-# spec (an outbound scenario's prompt) and returns a claimed warm session, or None to connect cold.
-CallPreparer = Callable[["CallBridge"], Awaitable["WarmSession | None"]]
-# Runs when the stream's `start` is known: None admits it, a string refuses it (closed 1008).
-StreamAdmitter = Callable[["CallBridge"], "str | None"]
+# WebSocket close code for a policy violation (RFC 6455): a refused stream.
 POLICY_VIOLATION = 1008
 
 
-async def _hold_connection_nursery(task_status: trio.TaskStatus[tuple[trio.Nursery, trio.CancelScope]]) -> None:
-    """A nursery for the OpenAI socket's own reader task, shielded from the call's cancel.
+@dataclass(frozen=True)
+class CallDeps:
+    """What every call of one server shares; built once by the server's assembly."""
 
-    When a call is cancelled the socket still has to finish its close handshake, which needs
-    its reader. The OpenAI task cancels this scope right after closing, so it never outlives
-    the call.
-    """
-    with trio.CancelScope(shield=True) as scope:
-        async with trio.open_nursery() as nursery:
-            task_status.started((nursery, scope))
-            await trio.sleep_forever()
+    dialect: Dialect
+    connect: Callable[[], Awaitable[Transport]]  # opens a Realtime socket (OPENAI_* settings bound)
+    tools: ToolRegistry
+    call_control: TwilioCallControl
+    max_frame_bytes: int
+    max_call_s: float = 0.0  # 0: no limit
+    apology_clip: str | None = None  # None: the bundled chime
+
+
+class CallToolContext:
+    """What a tool may do to the call it runs in (``llc.tools.registry.ToolContext``)."""
+
+    def __init__(self, bridge: "CallBridge") -> None:
+        self._bridge = bridge
+
+    @property
+    def mode(self) -> ModeCall | None:
+        """The call's scenario (its store, caller, customer, menu); None before the plan."""
+        plan = self._bridge.plan
+        return plan.mode if plan is not None else None
+
+    @property
+    def transfer_allow(self) -> tuple[str, ...]:
+        """The allow-list of the call's current scenario (an IVR may switch it mid-call)."""
+        mode = self.mode
+        return mode.transfer_allow if mode is not None else ()
+
+    @property
+    def call_sid(self) -> str:
+        return self._bridge.record.call_sid
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self._bridge.core.params
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    async def apply(self, levers: list[Lever]) -> None:
+        """The mode's levers (a spoken menu choice), carried out by the call."""
+        await self._bridge.execute(self._bridge.core.on_levers(levers, trio.current_time()))
+
+    async def hang_up_after_goodbye(self) -> None:
+        await self._bridge.execute(self._bridge.core.request_hangup())
+
+    async def redirect(self, twiml: str) -> None:
+        await self._bridge.deps.call_control.redirect(self.call_sid, twiml)
 
 
 class CallBridge:
-    def __init__(
-        self,
-        twilio: Transport,
-        settings: Settings,
-        spec: SessionSpec,
-        *,
-        greeting: str | None = None,
-        policy: TurnPolicy | None = None,
-        tools: ToolRegistry = BUILTIN,
-        transfer_allow: tuple[str, ...] = (),
-        call_control: TwilioCallControl | None = None,
-        connector: OpenAIConnector = connect_openai,
-        on_started: Callable[["CallBridge"], None] | None = None,
-        prepare: CallPreparer | None = None,
-        admit: StreamAdmitter | None = None,
-    ) -> None:
+    def __init__(self, twilio: Transport, deps: CallDeps, planner: CallPlanner) -> None:
         self.twilio = twilio
-        self.settings = settings
-        self.connector = connector
-        self.on_started = on_started
-        self.tools = tools
-        self.call_control = call_control or TwilioCallControl(settings)
-        self.prepare = prepare
-        self.admit = admit
+        self.deps = deps
+        self.planner = planner
         self.record = CallRecord(started_at=time.time())
+        # The spec is a placeholder until the plan arrives; no session opens before it.
         self.core = CallCore(
-            dialect(settings.openai_api_shape), spec, greeting=greeting, policy=policy, tool_schemas=tools.schemas(),
-            now=trio.current_time(), record=self.record, max_call_s=settings.max_call_s,
-            apology_s=clip_seconds(settings.apology_clip),
+            deps.dialect, SessionSpec(), tool_schemas=deps.tools.schemas(), now=trio.current_time(),
+            record=self.record, max_call_s=deps.max_call_s, apology_s=clip_seconds(deps.apology_clip),
         )
+        self.plan: CallPlan | None = None
         self._close_code = 1000
-        self.tool_ctx = CallToolContext(self, transfer_allow)
-        self.mode: Any = None  # the scenario's per-call state (llc.modes.runtime.ModeCall), set by prepare
+        self.tool_ctx = CallToolContext(self)
         self.openai: Transport | None = None
         self._nursery: trio.Nursery | None = None
         self._log_fields = bind_call()
@@ -129,7 +136,7 @@ class CallBridge:
     # ---- tasks ------------------------------------------------------------------------
 
     async def _twilio_reader(self) -> None:
-        max_bytes = self.settings.max_frame_bytes
+        max_bytes = self.deps.max_frame_bytes
         while True:
             try:
                 text = await self.twilio.receive_text()
@@ -141,13 +148,9 @@ class CallBridge:
                 continue
             await self.execute(self.core.on_twilio_text(text, trio.current_time()))
 
-    async def _openai_session(self) -> None:
-        assert self._nursery is not None
-        conn_nursery, conn_scope = await self._nursery.start(_hold_connection_nursery)
-        warm: WarmSession | None = None
+    async def _openai_session(self, plan: CallPlan) -> None:
+        warm: WarmSession | None = plan.warm
         try:
-            if self.prepare is not None:
-                warm = await self.prepare(self)
             if warm is not None:
                 self.openai, self.record.path = warm.transport, warm.path
                 log.info("OpenAI session claimed warm: no connect, no session.update", extra={"path": warm.path})
@@ -155,7 +158,7 @@ class CallBridge:
             else:
                 log.info("OpenAI session: connecting cold", extra={"path": self.record.path})
                 try:
-                    self.openai = await self.connector(conn_nursery, self.settings)
+                    self.openai = await self.deps.connect()
                 except OpenAIConnectError as exc:
                     log.error("could not open the OpenAI session: %s", exc)
                     self._end("openai_connect_failed", str(exc))
@@ -171,7 +174,7 @@ class CallBridge:
                     warm = None
                 log.info("OpenAI session: reconnecting")
                 try:
-                    self.openai = await self.connector(conn_nursery, self.settings)
+                    self.openai = await self.deps.connect()
                 except OpenAIConnectError as exc:
                     self.openai = None
                     await self.execute(self.core.on_reconnect_failed(f"reconnect failed: {exc}"))
@@ -182,7 +185,6 @@ class CallBridge:
                 if self.openai is not None:
                     with trio.move_on_after(CLOSE_TIMEOUT_S):
                         await self.openai.close()
-                conn_scope.cancel()
                 if warm is not None:
                     warm.release()
 
@@ -228,20 +230,13 @@ class CallBridge:
                 except TransportClosed:
                     self._end("twilio_closed", "the Twilio media socket closed while sending")
             elif kind is ConnectOpenAI:
-                self._bind_stream()
-                if self.admit is not None and (refusal := self.admit(self)) is not None:
-                    log.warning("media stream refused: %s", refusal)
-                    self._close_code = POLICY_VIOLATION
-                    self._end("stream_refused", refusal)
-                    return
                 assert self._nursery is not None
-                self._nursery.start_soon(self._openai_session)
+                self._nursery.start_soon(self._start)
             elif kind is EndCall:
                 self._end(action.reason, action.detail)  # type: ignore[union-attr]
             elif kind is RunTool:
                 assert self._nursery is not None
-                timeout = self.core.policy.tool_timeout_s
-                self._nursery.start_soon(run_tool, self, self.tools, self.tool_ctx, action, timeout)
+                self._nursery.start_soon(self._run_tool, action)
             elif kind is Timer:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._timer, action.key, action.delay_s)  # type: ignore[union-attr]
@@ -252,10 +247,27 @@ class CallBridge:
             elif kind is Log:
                 getattr(log, action.level)(action.msg, extra=action.fields)  # type: ignore[union-attr]
 
+    async def _start(self) -> None:
+        """The stream started: plan the call (admission, scenario, warm session), then open OpenAI."""
+        self._bind_stream()
+        plan = await self.planner.plan(self.record, self.core.params, self.core.t0)
+        if isinstance(plan, str):
+            log.warning("media stream refused: %s", plan)
+            self._close_code = POLICY_VIOLATION
+            self._end("stream_refused", plan)
+            return
+        self.plan = plan
+        self.core.on_plan(plan.spec, plan.policy, plan.greeting, plan.mode)
+        await self._openai_session(plan)
+
+    async def _run_tool(self, action: RunTool) -> None:
+        output, error = await run_tool(self.deps.tools, self.tool_ctx, action, self.core.policy.tool_timeout_s)
+        await self.execute(self.core.on_tool_result(action.call_id, output, trio.current_time(), error))
+
     async def _play_apology(self, mark: str) -> None:
         sid = self.core.stream_sid
         try:
-            for payload in apology_payloads(self.settings.apology_clip):
+            for payload in apology_payloads(self.deps.apology_clip):
                 await self.twilio.send_text(tw.media(sid, payload))
             await self.twilio.send_text(tw.mark(sid, mark))
         except TransportClosed:
@@ -264,6 +276,7 @@ class CallBridge:
     async def _timer(self, key: str, delay_s: float) -> None:
         await trio.sleep(delay_s)
         await self.execute(self.core.on_timer(key, trio.current_time()))
+
     def end(self, reason: str, detail: str = "") -> None:
         """End this call from outside (e.g. the drain deadline); its record is still written."""
         self._end(reason, detail)
@@ -272,8 +285,6 @@ class CallBridge:
         rec = self.record
         self._log_fields.update(call_sid=rec.call_sid, stream_sid=rec.stream_sid, direction=rec.direction, scenario=rec.scenario)
         log.info("call started", extra={"path": rec.path})
-        if self.on_started is not None:
-            self.on_started(self)
 
     def _set_end(self, reason: str, detail: str = "") -> None:
         if not self.record.end_reason:

@@ -19,7 +19,7 @@ log = get_logger("serve")
 
 def run(args: argparse.Namespace) -> int:
     from llc.web.app import serve
-    from llc.web.state import ServerState
+    from llc.web.server import build_server
 
     settings = load_settings(require_keys=True)
     if args.port is not None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
                "profile": profile.source, "prompt_tokens_estimate": profile.prompt_tokens,
                "pid": os.getpid(), "pid_file": settings.pid_file, "log_file": settings.log_file},
     )
-    state = ServerState(settings, profile, public_url=settings.public_url)
+    state = build_server(settings, profile)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -19,7 +19,7 @@ from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.app import serve
-from llc.web.state import ServerState
+from llc.web.server import Server, build_server
 
 CALLER_LINES = ["Hello?", "Hi, what time do you open tomorrow?"]
 AGENT_LINES = [
@@ -68,7 +68,7 @@ async def run_demo(shape: str = "ga", ttfb_ms: int = 300, silence_ms: int = 400,
         async with trio.open_nursery() as nursery:
             await nursery.start(fake.serve)
             settings = Settings(port=0, openai_realtime_url=fake.url, openai_api_shape=shape, log_level=log_level, db_url=":memory:")  # type: ignore[arg-type]
-            state = ServerState(settings, load_profile(settings.profile_path))
+            state = build_server(settings, load_profile(settings.profile_path))
             binds = await nursery.start(serve, state)
             caller = FakeCaller(binds[0], CallerScript(turns=[CallerTurn(t) for t in CALLER_LINES]))
             result = await caller.run()

@@ -1,10 +1,8 @@
-"""A call's scenario at run time, and the bridge's ``prepare`` hook that picks it.
+"""A call's scenario at run time: the inbound webhook's choice, and the per-call ``ModeCall``.
 
-``ScenarioRouter.prepare`` runs once the stream's ``start`` is known, before any OpenAI
-socket: it picks the scenario (the outbound call's, else the one the webhook chose for the
-called number), sets the session spec, greeting and turn policy, attaches the per-call
-``ModeCall`` for tools and key presses, and claims the warm session (prewarm or pre-accept)
-by its one-time token. ``ModeCall.on_dtmf`` is pure: the core's state in, actions out.
+``ScenarioRouter`` picks an inbound call's scenario by the number called (on the webhook,
+kept until the stream starts) and builds each call's ``ModeCall``: what its tools reach and
+how its key presses route. ``ModeCall`` answers with levers (``llc.core.levers``), pure.
 """
 
 from __future__ import annotations
@@ -12,11 +10,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from llc.config import Settings
 from llc.core.levers import Interrupt, Lever, RunLocalTool, SwitchSession, TellModel
 from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
@@ -24,14 +21,8 @@ from llc.log import get_logger
 from llc.modes.ivr import Decision
 from llc.modes.scenario import Scenario, ScenarioSet
 from llc.modes.spec import scenario_spec
-from llc.outbound.dialer import TOKEN_PARAM
 from llc.profile import Profile
 from llc.store import Store
-
-if TYPE_CHECKING:
-    from llc.call.bridge import CallBridge
-    from llc.openai.prewarm import WarmRegistry, WarmSession
-    from llc.outbound.dialer import Dialer
 
 log = get_logger("modes")
 
@@ -118,12 +109,12 @@ class ModeCall:
 
 
 class ScenarioRouter:
-    """Chooses each call's scenario (both directions) and hands it its warm session."""
+    """Chooses each inbound call's scenario (by the number called) and builds a call's mode."""
 
-    def __init__(self, settings: Settings, profile: Profile, scenarios: ScenarioSet, store: Store,
-                 warm: "WarmRegistry", dialer: "Dialer", tool_schemas: dict[str, dict[str, Any]]) -> None:
-        self.settings, self.profile, self.scenarios, self.store = settings, profile, scenarios, store
-        self.warm, self.dialer, self.tool_schemas = warm, dialer, tool_schemas
+    def __init__(self, profile: Profile, scenarios: ScenarioSet, store: Store, default_voice: str,
+                 tool_schemas: dict[str, dict[str, Any]]) -> None:
+        self.profile, self.scenarios, self.store = profile, scenarios, store
+        self.default_voice, self.tool_schemas = default_voice, tool_schemas
         self.inbound: OrderedDict[str, InboundCall] = OrderedDict()
 
     async def plan_inbound(self, call_sid: str, caller: str, called: str) -> InboundCall:
@@ -135,7 +126,7 @@ class ScenarioRouter:
                 customer = await self.store.customer_by_phone(caller)
             except Exception as exc:  # a database outage must not stop the call being answered
                 log.error("caller lookup failed; the call goes on without it: %s", exc, extra={"call_sid": call_sid})
-        _, spec = scenario_spec(scenario, self.profile, self.settings.openai_voice, self.tool_schemas, customer)
+        _, spec = scenario_spec(scenario, self.profile, self.default_voice, self.tool_schemas, customer)
         plan = InboundCall(scenario, caller, called, customer, spec)
         if call_sid:
             self.inbound[call_sid] = plan
@@ -143,35 +134,16 @@ class ScenarioRouter:
                 self.inbound.popitem(last=False)
         return plan
 
-    async def prepare(self, bridge: "CallBridge") -> "WarmSession | None":
-        """CallBridge hook: this call's scenario, and its warm session if it has one."""
-        rec, params = bridge.record, bridge.core.params
-        outbound = self.dialer.calls.get(rec.call_sid)
-        customer = None
-        if outbound is not None:
-            scenario, spec = outbound.scenario, outbound.spec
-            rec.from_number, rec.to_number = self.settings.twilio_from_number or "", outbound.to
-        else:
-            plan = self.inbound.pop(rec.call_sid, None)
-            if plan is None:  # no webhook seen here (a restart, another instance): decide now
-                plan = await self.plan_inbound("", params.get("caller", ""), params.get("called", ""))
-            scenario, spec, customer = plan.scenario, plan.spec, plan.customer
-            rec.from_number, rec.to_number = plan.caller, plan.called
-        rec.scenario = scenario.name
-        profile = scenario.profile(self.profile)
-        mode = ModeCall(scenario, self.scenarios, self.profile, rec, self.store, self.settings.openai_voice,
-                        self.tool_schemas, rec.from_number, rec.to_number, customer, profile.transfer_allow,
-                        bridge.core.t0)
-        bridge.core.on_plan(spec, profile.turn_policy, profile.greeting or None, mode)
-        bridge.mode = mode
-        token = params.get(TOKEN_PARAM)
-        if not token:
-            return None
-        return await self.warm.claim(token, rec.call_sid)
+    async def inbound_for(self, call_sid: str, params: dict[str, str]) -> InboundCall:
+        """What the webhook decided for this call; decided now when no webhook was seen here
+        (a restart, another instance)."""
+        plan = self.inbound.pop(call_sid, None)
+        if plan is None:
+            plan = await self.plan_inbound("", params.get("caller", ""), params.get("called", ""))
+        return plan
 
-    def finish(self, record: Any) -> None:
-        """Outbound: copy Twilio's status callbacks and AnsweredBy into the record."""
-        call = self.dialer.calls.get(record.call_sid)
-        if call is not None:
-            record.statuses = list(call.statuses)
-            record.answered_by = record.answered_by or call.answered_by
+    def mode(self, scenario: Scenario, record: CallRecord, customer: dict[str, Any] | None, t0: float) -> ModeCall:
+        """The call's mode in ``scenario``: what its tools reach and how its keys route."""
+        return ModeCall(scenario, self.scenarios, self.profile, record, self.store, self.default_voice,
+                        self.tool_schemas, record.from_number, record.to_number, customer,
+                        scenario.profile(self.profile).transfer_allow, t0)

@@ -1,12 +1,13 @@
 """The warm-session registry: OpenAI sessions opened, configured and primed before the call exists.
 
-Outbound prewarm (and later inbound pre-accept) starts a session here while the phone rings;
-the media stream's ``start`` claims it with the one-time token that travelled to Twilio as a
-``<Parameter>``. Ownership follows the architecture: the registry's nursery (inside the
-server's) owns every entry, each entry runs under its own deadline, and a claimed session is
-handed over to the call (the registry stops reading it and never touches it again). Whatever
-happens (ready too late, OpenAI drops it, the callee is busy, the server stops) the socket is
-closed and the entry gone; nothing here outlives its call or its timeout.
+Outbound prewarm and inbound pre-accept start a session here while the phone rings; the
+media stream claims it by the key its ticket names (``llc.core.ticket``: the ticket is the one
+token in the TwiML; this key never leaves the server). Ownership follows the architecture:
+the registry's nursery (inside the server's) owns every entry, each entry runs under its own
+deadline, and a claimed session is handed over to the call (the registry stops reading it
+and never touches it again). Whatever happens (ready too late, OpenAI drops it, the callee
+is busy, the server stops) the socket is closed and the entry gone; nothing here outlives
+its call or its timeout.
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ CLOSE_TIMEOUT_S = 0.5
 HANDOVER_TIMEOUT_S = 1.0
 RECENT_ENDED_CALLS = 1000
 
-Connector = Callable[[trio.Nursery, Settings], Awaitable[Transport]]
+Connector = Callable[[Settings], Awaitable[Transport]]
 
 
 @dataclass(eq=False)  # identity: entries live in a set
 class _Entry:
-    token: str
+    key: str
     purpose: str  # "prewarm" | "pre-accept": becomes the call record's path
     core: WarmCore
     created: float
@@ -80,7 +81,7 @@ class WarmRegistry:
         self.settings = settings
         self.connector = connector
         self.hold_s = hold_s
-        self._entries: dict[str, _Entry] = {}  # claimable tokens
+        self._entries: dict[str, _Entry] = {}  # claimable sessions by key
         self._by_call: dict[str, str] = {}
         self._ended: deque[str] = deque(maxlen=RECENT_ENDED_CALLS)  # calls that ended before bind
         self._live: set[_Entry] = set()  # entries whose task runs (claimed ones included)
@@ -106,40 +107,40 @@ class WarmRegistry:
 
     def start(self, spec: SessionSpec, *, purpose: str = "prewarm", call_sid: str | None = None,
               prime: bool = True, hold_s: float | None = None) -> str:
-        """Begin warming a session for ``spec``; returns its one-time token.
+        """Begin warming a session for ``spec``; returns its key (for the call's ticket).
 
         ``hold_s``: how long a ready session waits for its stream (default: a ring's worth;
         pre-accept passes a few seconds, as its stream follows the webhook at once).
         """
         if self._nursery is None:
             raise RuntimeError("the warm-session registry is not running (serve() starts it)")
-        token = secrets.token_urlsafe(24)
+        key = secrets.token_urlsafe(12)
         now = trio.current_time()
-        entry = _Entry(token, purpose, WarmCore(dialect(self.settings.openai_api_shape), spec, prime=prime), now,
+        entry = _Entry(key, purpose, WarmCore(dialect(self.settings.openai_api_shape), spec, prime=prime), now,
                        now + self.settings.prewarm_timeout_s)
         entry.hold_s = self.hold_s if hold_s is None else hold_s
         entry.scope.deadline = now + self.settings.prewarm_timeout_s + entry.hold_s
-        self._entries[token] = entry
+        self._entries[key] = entry
         self._live.add(entry)
         self.stats["started"] += 1
         if call_sid:
-            self.bind(token, call_sid)
+            self.bind(key, call_sid)
         self._nursery.start_soon(self._run_entry, entry, name=f"warm-session {purpose}")
-        return token
+        return key
 
-    def bind(self, token: str, call_sid: str) -> None:
-        """The call now has a CallSid: only that call's stream may claim the session."""
-        entry = self._entries.get(token)
+    def bind(self, key: str, call_sid: str) -> None:
+        """The call now has a CallSid: Twilio's status callbacks for it can close the session."""
+        entry = self._entries.get(key)
         if entry is None:
             return
         entry.call_sid = call_sid
-        self._by_call[call_sid] = token
+        self._by_call[call_sid] = key
         if call_sid in self._ended:
-            self.discard(token, "the call ended before it was bound")
+            self.discard(key, "the call ended before it was bound")
 
-    def discard(self, token: str, reason: str) -> None:
+    def discard(self, key: str, reason: str) -> None:
         """Close an unclaimed session now (never one already handed to a call)."""
-        entry = self._entries.pop(token, None)
+        entry = self._entries.pop(key, None)
         if entry is None or entry.state == "claimed":
             return
         entry.reason = entry.reason or reason
@@ -148,34 +149,29 @@ class WarmRegistry:
 
     def call_ended(self, call_sid: str, status: str) -> None:
         """Twilio says the call is over or never answered: its warm session goes at once."""
-        token = self._by_call.pop(call_sid, None)
-        if token is None:
+        key = self._by_call.pop(call_sid, None)
+        if key is None:
             self._ended.append(call_sid)  # the status beat calls.create's answer: bind() closes it
             return
-        self.discard(token, f"call {status}")
+        self.discard(key, f"call {status}")
 
-    async def claim(self, token: str, call_sid: str) -> WarmSession | None:
-        """Hand the session to the stream that presents ``token``; None means connect cold."""
-        session = await self._claim(token, call_sid)
+    async def claim(self, key: str) -> WarmSession | None:
+        """Hand the session named by an admitted ticket to its stream; None means connect cold."""
+        session = await self._claim(key)
         (metrics.prewarm_hit if session is not None else metrics.prewarm_fallback)()
         return session
 
-    async def _claim(self, token: str, call_sid: str) -> WarmSession | None:
-        """The claim itself.
+    async def _claim(self, key: str) -> WarmSession | None:
+        """The claim itself: once per session (the ticket already tied it to this call).
 
-        A token works once, and only for the call it was bound to: an unknown, reused or
-        foreign token never yields anyone's session. A session still warming is waited for
-        until its own deadline (the prewarm timeout), then dropped.
+        A session still warming is waited for until its own deadline (the prewarm timeout),
+        then dropped.
         """
-        entry = self._entries.get(token)
+        entry = self._entries.pop(key, None)  # one-time, from here on
         if entry is None:
-            log.warning("unknown or already used warm-session token; connecting cold", extra={"path": "cold"})
+            log.warning("the call's warm session is already gone (closed or timed out); connecting cold",
+                        extra={"path": "cold"})
             return None
-        if entry.call_sid and call_sid and entry.call_sid != call_sid:
-            log.warning("warm-session token belongs to another call; connecting cold",
-                        extra={"token_call_sid": entry.call_sid, "path": "cold"})
-            return None
-        del self._entries[token]  # one-time, from here on
         handed = False
         try:
             session = await self._hand_over(entry)
@@ -213,18 +209,16 @@ class WarmRegistry:
     async def _run_entry(self, entry: _Entry) -> None:
         try:
             with entry.scope:
-                async with trio.open_nursery() as conn_nursery:  # the socket's reader task lives here
-                    try:
-                        await self._warm(entry, conn_nursery)
-                        if entry.state == "ready":
-                            await self._watch(entry)
-                        if entry.state == "claimed":
-                            await entry.released.wait()
-                    finally:
-                        if entry.state != "claimed" and entry.transport is not None:
-                            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
-                                await entry.transport.close()
-                        conn_nursery.cancel_scope.cancel()
+                try:
+                    await self._warm(entry)
+                    if entry.state == "ready":
+                        await self._watch(entry)
+                    if entry.state == "claimed":
+                        await entry.released.wait()
+                finally:
+                    if entry.state != "claimed" and entry.transport is not None:
+                        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                            await entry.transport.close()
         finally:
             if entry.state != "claimed":
                 entry.state = "failed"
@@ -233,8 +227,8 @@ class WarmRegistry:
                 self.stats["failed"] += 1
             entry.settled.set()
             entry.watch_done.set()
-            self._entries.pop(entry.token, None)
-            if entry.call_sid and self._by_call.get(entry.call_sid) == entry.token:
+            self._entries.pop(entry.key, None)
+            if entry.call_sid and self._by_call.get(entry.call_sid) == entry.key:
                 del self._by_call[entry.call_sid]
             self._live.discard(entry)
             log.info("warm session closed", extra={
@@ -245,12 +239,12 @@ class WarmRegistry:
         entry.state, entry.reason = "failed", entry.reason or reason
         entry.settled.set()
 
-    async def _warm(self, entry: _Entry, conn_nursery: trio.Nursery) -> None:
+    async def _warm(self, entry: _Entry) -> None:
         """Connect, configure, prime; bounded by the prewarm timeout."""
         core = entry.core
         with trio.move_on_at(entry.ready_by) as timer:
             try:
-                entry.transport = await self.connector(conn_nursery, self.settings)
+                entry.transport = await self.connector(self.settings)
             except OpenAIConnectError as exc:
                 return self._fail(entry, str(exc))
             entry.timings["connected"] = trio.current_time() - entry.created

@@ -135,9 +135,5 @@ def listener_pids(found: list[Listener]) -> set[int]:
 
 
 def server_ports(settings: "Settings") -> list[tuple[str, int]]:
-    """The ports `llc serve` listens on, by setting: PORT, and LLC_MEDIA_PORT when the fast
-    media listener has a fixed one (0 picks a free port each start, nothing to sweep)."""
-    ports = [("PORT", settings.port)]
-    if settings.media_port:
-        ports.append(("LLC_MEDIA_PORT", settings.media_port))
-    return ports
+    """The ports `llc serve` listens on, by setting: PORT (HTTP and the media stream share it)."""
+    return [("PORT", settings.port)]

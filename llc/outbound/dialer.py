@@ -1,8 +1,8 @@
 """Placing an outbound call: validate, start the warm session, dial through Twilio, follow its statuses.
 
 POST /calls and `llc call` share this path. The warm session starts first and the REST
-request second, so session setup runs while Twilio dials and the phone rings; the one-time
-token rides in the TwiML as a ``<Parameter>`` and comes back in the stream's ``start``.
+request second, so session setup runs while Twilio dials and the phone rings; the call's
+ticket (which names the warm session) rides in the TwiML and comes back in the stream's ``start``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any, Callable
 
 import trio
 
-from llc.config import E164_HINT, Settings, is_e164, stream_url_for
-from llc.core.admission import TOKEN_PARAM as STREAM_TOKEN_PARAM, AdmissionBook
+from llc.config import E164_HINT, Settings, is_e164
 from llc.core.outbound import FINAL_STATUSES, TemplateError, amd_outcome
 from llc.core.session import SessionSpec
 from llc.log import get_logger
@@ -24,11 +23,11 @@ from llc.modes.scenario import Scenario
 from llc.modes.spec import scenario_spec
 from llc.profile import Profile
 from llc.twilio.rest import TwilioError, TwilioRest
-from llc.twilio.twiml import connect_stream, say_and_hangup
+from llc.twilio.stream_twiml import StreamTwiml
+from llc.twilio.twiml import say_and_hangup
 
 log = get_logger("outbound")
 
-TOKEN_PARAM = "warm_token"
 STATUS_PATH = "/twilio/status"
 AMD_PATH = "/twilio/amd"
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
@@ -101,16 +100,16 @@ def parse_call_request(body: Any, scenarios: dict[str, Scenario], profile: Profi
 
 
 class Dialer:
-    def __init__(self, settings: Settings, profile: Profile, warm: WarmRegistry,
+    def __init__(self, settings: Settings, profile: Profile, warm: WarmRegistry, twiml: StreamTwiml,
                  rest_factory: Callable[[Settings], TwilioRest] = TwilioRest,
                  tool_schemas: dict[str, dict[str, Any]] | None = None) -> None:
         self.settings = settings
         self.profile = profile
         self.tool_schemas = tool_schemas or {}
         self.warm = warm
+        self.twiml = twiml
         self.rest_factory = rest_factory
         self._rest: TwilioRest | None = None
-        self.admission: AdmissionBook | None = None  # set by ServerState: every TwiML carries a stream token
         self.calls: OrderedDict[str, OutboundCall] = OrderedDict()
 
     @property
@@ -135,15 +134,11 @@ class Dialer:
         _, spec = scenario_spec(req.scenario, self.profile, self.settings.openai_voice, self.tool_schemas,
                                 variables=req.variables)
         token = self.warm.start(spec) if req.prewarm else None  # setup starts now, in parallel with the dial
-        params = {"direction": "outbound", "scenario": req.scenario.name}
-        if token:
-            params[TOKEN_PARAM] = token
-        stream_token = self.admission.issue(trio.current_time()) if self.admission is not None else None
-        if stream_token:
-            params[STREAM_TOKEN_PARAM] = stream_token
+        twiml, ticket = self.twiml.render(base, {"direction": "outbound", "scenario": req.scenario.name},
+                                          trio.current_time(), warm=token)
         kwargs: dict[str, Any] = {
             "to": req.to, "from_": self.settings.twilio_from_number,
-            "twiml": connect_stream(stream_url_for(base), params),
+            "twiml": twiml,
             "status_callback": base + STATUS_PATH, "status_callback_event": STATUS_EVENTS,
             "status_callback_method": "POST", "timeout": RING_TIMEOUT_S,
         }
@@ -165,8 +160,7 @@ class Dialer:
             self.calls.popitem(last=False)
         if token:
             self.warm.bind(token, created.sid)
-        if stream_token and self.admission is not None:
-            self.admission.bind(stream_token, created.sid)
+        self.twiml.tickets.bind(ticket, created.sid)
         log.info("outbound call placed", extra={"call_sid": created.sid, "scenario": req.scenario.name,
                                                 "prewarm": token is not None, "amd": req.machine_detection})
         return call

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from llc.store import sql
+import llc.store.sql as sql
 
 
 class StoreError(Exception):

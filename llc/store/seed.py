@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llc.store import sql
+import llc.store.sql as sql
 from llc.store.backends import Backend
 
 CUSTOMERS = [

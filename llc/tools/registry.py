@@ -10,13 +10,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
+from llc.core.levers import Lever
+from llc.modes.runtime import ModeCall
+
 
 class ToolContext(Protocol):
     """What a tool may do to the call it runs in (implemented by the call shell)."""
 
-    call_sid: str
-    params: dict[str, str]
-    transfer_allow: tuple[str, ...]
+    @property
+    def call_sid(self) -> str: ...
+
+    @property
+    def params(self) -> dict[str, str]: ...
+
+    @property
+    def transfer_allow(self) -> tuple[str, ...]: ...
+
+    @property
+    def mode(self) -> ModeCall | None:
+        """The call's scenario: its store, caller, customer and menu (None before the plan)."""
+
+    def now(self) -> float: ...
+
+    async def apply(self, levers: list[Lever]) -> None:
+        """Carry out the mode's levers (e.g. a spoken menu choice that switches the scenario)."""
 
     async def hang_up_after_goodbye(self) -> None:
         """End the call once the agent's next reply has been played to the caller (by mark)."""

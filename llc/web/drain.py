@@ -15,7 +15,7 @@ import trio
 
 from llc.log import get_logger
 from llc.twilio.twiml import say_and_dial, say_and_hangup
-from llc.web.state import ServerState
+from llc.web.server import Server
 
 log = get_logger("drain")
 
@@ -25,17 +25,17 @@ SETTLE_S = 2.0
 POLL_S = 0.05
 
 
-def drain_twiml(state: ServerState) -> str:
-    number = state.settings.drain_fallback_number
+def drain_twiml(number: str | None) -> str:
+    """Apologise and hang up, or hand the call to LLC_DRAIN_FALLBACK_NUMBER."""
     return say_and_dial(DRAIN_MESSAGE, number) if number else say_and_hangup(DRAIN_MESSAGE)
 
 
-async def _wait_idle(state: ServerState, hurry: trio.Event | None = None) -> None:
+async def _wait_idle(state: Server, hurry: trio.Event | None = None) -> None:
     while state.active and not (hurry is not None and hurry.is_set()):
         await trio.sleep(POLL_S)
 
 
-async def drain(state: ServerState, timeout_s: float, hurry: trio.Event | None = None) -> None:
+async def drain(state: Server, timeout_s: float, hurry: trio.Event | None = None) -> None:
     """Turn new calls away, wait for active calls up to ``timeout_s``, then end the rest."""
     state.draining = True
     log.warning("draining: new calls are turned away", extra={"active_calls": state.active_calls, "timeout_s": timeout_s})
@@ -50,7 +50,7 @@ async def drain(state: ServerState, timeout_s: float, hurry: trio.Event | None =
 
 
 async def watch_signals(
-    state: ServerState, server_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    state: Server, server_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Wait for SIGTERM/SIGINT, drain, then cancel ``server_scope`` so ``serve`` returns (exit 0)."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

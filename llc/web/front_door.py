@@ -1,12 +1,11 @@
 """One port for everything, with Twilio's media WebSocket on the fast engine.
 
 Why: the media leg is nearly all of the server's work (100+ frames a second per call), and
-under Hypercorn it pays for the ASGI and wsproto layers on every frame: measured, about
-twice the CPU of the fast engine (docs/performance.md). Splitting it onto its own port
-(LLC_MEDIA_PORT) needs a proxy rule; this keeps one port and still puts it on the fast path.
+under Hypercorn it would pay for the ASGI and wsproto layers on every frame: measured, about
+three times the CPU of the fast engine (docs/performance.md). One port needs no proxy rule.
 
 How: each accepted connection's first bytes are *peeked* (MSG_PEEK: nothing is consumed).
-``GET /media`` goes to the fast engine (llc/web/media_listener.py's handler); anything else is
+``GET /media`` goes to the fast engine (llc/web/media.py); anything else is
 handed, untouched, to Hypercorn's own per-connection server, exactly as Hypercorn's Trio
 worker would (its lifespan, worker context and app wrapper are used as that worker uses them).
 That uses Hypercorn classes outside its documented ``serve()``; the version is pinned in
@@ -21,8 +20,8 @@ from typing import Any
 import trio
 
 from llc.log import get_logger
-from llc.web.media_listener import MEDIA_PATH, handle_media_connection
-from llc.web.state import ServerState
+from llc.web.media import MEDIA_PATH, handle_media_connection
+from llc.web.server import Server
 
 log = get_logger("front_door")
 # How long a new connection may take to send its request line before it goes to Hypercorn,
@@ -57,7 +56,7 @@ def is_media_upgrade(first: bytes) -> bool:
 
 
 async def serve_front_door(
-    state: ServerState, app: Any, config: Any, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    server: Server, app: Any, config: Any, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve HTTP (Hypercorn) and the media stream (fast engine) on PORT until cancelled."""
     from hypercorn.trio.lifespan import Lifespan
@@ -73,14 +72,14 @@ async def serve_front_door(
 
     async def on_connection(stream: trio.SocketStream) -> None:
         if is_media_upgrade(await _first_bytes(stream.socket)):
-            await handle_media_connection(state, stream)
+            await handle_media_connection(server, stream)
         else:
             await TCPServer(asgi, config, context, ConnectionState(lifespan_state.copy()), stream)
 
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
-        listeners = await trio.open_tcp_listeners(state.settings.port, host=state.settings.host)
+        listeners = await trio.open_tcp_listeners(server.settings.port, host=server.settings.host)
         binds = [f"http://{repr_socket_addr(ln.socket.family, ln.socket.getsockname())}" for ln in listeners]
         log.info("one port: HTTP on Hypercorn, the media stream on the fast engine", extra={"binds": binds})
         task_status.started(binds)

@@ -17,12 +17,12 @@ from llc import metrics
 from llc.web.security import admin_refusal
 from llc.log import get_logger
 from llc.web.drain import drain_twiml
-from llc.web.state import ServerState
+from llc.web.server import Server
 
 log = get_logger("web")
 
 
-def register(app: QuartTrio, state: ServerState) -> None:
+def register(app: QuartTrio, state: Server) -> None:
     @app.before_request
     async def turn_away_while_draining() -> Response | None:
         if not state.draining:
@@ -30,7 +30,7 @@ def register(app: QuartTrio, state: ServerState) -> None:
         if request.path == "/twiml" and request.method == "POST":
             form = await request.form
             log.warning("draining: turned a new call away", extra={"call_sid": form.get("CallSid")})
-            return Response(drain_twiml(state), content_type="text/xml")
+            return Response(drain_twiml(state.settings.drain_fallback_number), content_type="text/xml")
         if request.path == "/healthz":
             body = {"status": "draining", "active_calls": state.active_calls,
                     "calls_total": state.calls_total, "pid": os.getpid()}
@@ -42,6 +42,6 @@ def register(app: QuartTrio, state: ServerState) -> None:
         # Loopback scrapers, or the API bearer token: call counts are nobody else's business.
         if (refusal := admin_refusal(state)) is not None:
             return Response(refusal, status=401)
-        body, content_type = metrics.exposition(state)
+        body, content_type = metrics.exposition(state.active_calls, state.draining)
         return Response(body, content_type=content_type)
 

@@ -9,7 +9,7 @@ from llc.log import get_logger
 from llc.outbound.dialer import AMD_PATH, STATUS_PATH, CallRequestError, parse_call_request
 from llc.twilio.rest import TwilioError
 from llc.web.security import at_capacity, bearer_refusal, twilio_signed
-from llc.web.state import ServerState
+from llc.web.server import Server
 
 log = get_logger("web.outbound")
 
@@ -22,12 +22,12 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
-def authorized(state: ServerState, header: str | None) -> str | None:
+def authorized(state: Server, header: str | None) -> str | None:
     """None when the bearer token matches LLC_API_TOKEN (constant-time), else the reason to refuse."""
     return bearer_refusal(state.settings.api_token, header)
 
 
-def register(app: Quart, state: ServerState) -> None:
+def register(app: Quart, state: Server) -> None:
     @app.post("/calls")
     async def place_call() -> Response:
         if (refusal := authorized(state, request.headers.get("Authorization"))) is not None:

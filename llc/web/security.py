@@ -1,8 +1,6 @@
-"""Who may talk to this server: Twilio signatures on webhooks and on the media upgrade,
-stream admission by one-time token, the bearer token of the API, and the call limits.
-
-Both media listeners (the Quart route and the fast listener) call the same functions here, so
-a stream is judged the same way whichever engine accepted its socket.
+"""Who may talk to this server: Twilio signatures on webhooks and on the media upgrade, the
+bearer token of the API, and the call limits. (A stream's ticket is checked when it starts:
+``llc.call.planner``.)
 """
 
 from __future__ import annotations
@@ -17,12 +15,9 @@ from quart import Response, request
 from llc.config import LOOPBACK_HOSTS, Settings, stream_url_for
 from llc.log import get_logger
 from llc.twilio.signature import SIGNATURE_HEADER, signature_refusal, signed_url
-from llc.web.state import ServerState
+from llc.web.server import Server
 
 log = get_logger("security")
-
-# WebSocket close code for a policy violation (RFC 6455): a bad signature or a refused stream.
-POLICY_VIOLATION = 1008
 BUSY_MESSAGE = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -56,7 +51,7 @@ def log_posture(settings: Settings) -> None:
 # ---- webhooks -------------------------------------------------------------------------
 
 
-async def webhook_refusal(state: ServerState) -> str | None:
+async def webhook_refusal(state: Server) -> str | None:
     """None when the current request is signed by Twilio (or checking is off)."""
     if not signatures_checked(state.settings):
         return None
@@ -68,7 +63,7 @@ async def webhook_refusal(state: ServerState) -> str | None:
     return signature_refusal(state.settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER))
 
 
-def twilio_signed(state: ServerState) -> Callable[[F], F]:
+def twilio_signed(state: Server) -> Callable[[F], F]:
     """Route decorator: HTTP 403 unless Twilio signed the request."""
 
     def decorate(handler: F) -> F:
@@ -89,15 +84,15 @@ def twilio_signed(state: ServerState) -> Callable[[F], F]:
 # ---- the media-stream upgrade ---------------------------------------------------------
 
 
-def upgrade_refusal(state: ServerState, path: str, headers: Mapping[str, str]) -> str | None:
+def upgrade_refusal(state: Server, path: str, headers: Mapping[str, str]) -> str | None:
     """Judge a media-stream upgrade: None to accept, else why it is closed with 1008.
 
     ``path`` is the request target (path and query); ``headers`` any mapping whose lookup of
-    the signature header works (both engines pass a case-insensitive one or lower-case keys).
+    the signature header works (a case-insensitive one, or lower-case keys).
     """
     if not signatures_checked(state.settings):
         return None
-    stream_url = state.stream_url or (stream_url_for(state.public_url) if state.public_url else None)
+    stream_url = stream_url_for(state.public_url) if state.public_url else None
     if stream_url is None:
         return "PUBLIC_URL is not set: the signed URL cannot be rebuilt"
     _, _, query = path.partition("?")
@@ -107,33 +102,17 @@ def upgrade_refusal(state: ServerState, path: str, headers: Mapping[str, str]) -
     return signature_refusal(state.settings.twilio_auth_token, url, {}, signature)
 
 
-# ---- stream admission -----------------------------------------------------------------
+# ---- limits ---------------------------------------------------------------------------
 
 
-def admit_stream(state: ServerState, params: Mapping[str, str], call_sid: str) -> str | None:
-    """None admits the stream; else why it is refused. Spends the token."""
-    if not state.settings.stream_admission:
-        return None
-    from llc.core.admission import TOKEN_PARAM
-
-    return state.admission.admit(params.get(TOKEN_PARAM), call_sid, trio.current_time())
-
-
-def stream_params(state: ServerState, call_sid: str | None) -> dict[str, str]:
-    """The admission ``<Parameter>`` every TwiML of this server carries."""
-    from llc.core.admission import TOKEN_PARAM
-
-    return {TOKEN_PARAM: state.admission.issue(trio.current_time(), call_sid)}
-
-
-def at_capacity(state: ServerState) -> bool:
+def at_capacity(state: Server) -> bool:
     """Calls running plus streams announced (tokens out) reach LLC_MAX_CALLS.
 
     With LLC_STREAM_ADMISSION=off no stream spends its token, so tokens out say nothing about
     calls about to start: only running calls count (else every webhook would hold a slot for
     the token's whole TTL and the server would answer busy far below LLC_MAX_CALLS).
     """
-    announced = state.admission.outstanding(trio.current_time()) if state.settings.stream_admission else 0
+    announced = state.tickets.outstanding(trio.current_time()) if state.settings.stream_admission else 0
     return state.active_calls + announced >= state.settings.max_calls
 
 
@@ -152,7 +131,7 @@ def bearer_refusal(expected: str | None, header: str | None) -> str | None:
     return None
 
 
-def admin_refusal(state: ServerState) -> str | None:
+def admin_refusal(state: Server) -> str | None:
     """Admin endpoints (/debug, /metrics): loopback clients, or the API bearer token."""
     if (request.remote_addr or "") in LOOPBACK_HOSTS:
         return None

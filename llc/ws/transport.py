@@ -1,15 +1,13 @@
-"""The small interface both WebSocket legs sit behind, and its adapters.
+"""The small interface both WebSocket legs sit behind.
 
-The call logic only ever receives text, sends text and closes; the engine underneath
-(Quart's ASGI websocket, trio-websocket, or a faster sans-I/O engine later) can change
-without touching it.
+The call logic only ever receives text, sends text and closes; ``llc.ws.fastws`` implements
+it for both legs (Twilio's media socket and the OpenAI socket), and tests can stand in a
+fake without a network.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
-
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from typing import Protocol, Sequence
 
 
 class TransportClosed(Exception):
@@ -33,66 +31,3 @@ class Transport(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close; never raises, returns promptly (callers bound it with a timeout too)."""
-
-
-class _SendEach:
-    """``send_texts`` for engines without a batched write: one message after the other."""
-
-    async def send_text(self, text: str | bytes) -> None:
-        raise NotImplementedError
-
-    async def send_texts(self, texts: Sequence[str | bytes]) -> None:
-        for text in texts:
-            await self.send_text(text)
-
-
-class TrioWebsocketTransport(_SendEach):
-    """trio-websocket client connection (the OpenAI leg)."""
-
-    def __init__(self, ws: WebSocketConnection) -> None:
-        self.ws = ws
-
-    async def receive_text(self) -> str | bytes:
-        try:
-            return await self.ws.get_message()
-        except ConnectionClosed as exc:
-            raise TransportClosed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", "") or "") from None
-
-    async def send_text(self, text: str | bytes) -> None:
-        try:
-            await self.ws.send_message(text if isinstance(text, str) else text.decode())  # a text frame, always
-        except ConnectionClosed as exc:
-            raise TransportClosed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", "") or "") from None
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        try:
-            await self.ws.aclose(code, reason or None)
-        except Exception:  # already broken: nothing left to close
-            pass
-
-
-class QuartWebsocketTransport(_SendEach):
-    """Quart-Trio's websocket object (the Twilio leg under Hypercorn)."""
-
-    def __init__(self, websocket: Any) -> None:
-        self.ws = websocket
-        self.closed = False
-
-    async def receive_text(self) -> str | bytes:
-        # quart-trio cancels the handler when the client disconnects, so a closed socket
-        # shows up as cancellation of the call, not as an exception here.
-        return await self.ws.receive()
-
-    async def send_text(self, text: str | bytes) -> None:
-        if self.closed:
-            raise TransportClosed(None, "closed by us")
-        await self.ws.send(text if isinstance(text, str) else text.decode())  # Twilio needs text frames
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            await self.ws.close(code, reason)
-        except Exception:  # the peer is already gone
-            pass

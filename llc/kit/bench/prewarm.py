@@ -23,7 +23,7 @@ from llc.kit.sim.fake_caller import CallerScript, CallerTurn
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import Behaviour, FakeTwilio, FakeTwilioConfig
 from llc.web.app import serve
-from llc.web.state import ServerState
+from llc.web.server import Server, build_server
 
 TOKEN = "bench-token"
 MODES = ("prewarm", "cold")
@@ -36,7 +36,7 @@ class Samples:
     failed: int = 0
 
 
-async def _one(client: httpx.AsyncClient, base: str, twilio: FakeTwilio, state: ServerState,
+async def _one(client: httpx.AsyncClient, base: str, twilio: FakeTwilio, state: Server,
                mode: str, out: Samples) -> None:
     resp = await client.post(base + "/calls", json={"to": "+15550100002", "prewarm": mode == "prewarm"},
                              headers={"Authorization": f"Bearer {TOKEN}"})
@@ -71,7 +71,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Samples]:
                                 twilio_account_sid=twilio.config.account_sid,
                                 twilio_auth_token=twilio.config.auth_token, twilio_from_number="+15550009999",
                                 api_token=TOKEN, log_level="WARNING", db_url=":memory:")
-            state = ServerState(settings, load_profile())
+            state = build_server(settings, load_profile())
             base = (await nursery.start(serve, state))[0]
             async with httpx.AsyncClient(timeout=30) as client:
                 done = 0

@@ -162,8 +162,7 @@ def render(results: list[RelayResult]) -> str:
         lines += [f"  ERROR {e}" for e in r.errors[:10]]
         lines.append("")
     if len(results) > 1:
-        base = next((r for r in results if r.engine == sp.REFERENCE), None) or \
-            next((r for r in results if r.engine == "wsproto"), results[-1])
+        base = next((r for r in results if r.engine == sp.REFERENCE), results[-1])
         lines.append("ratios in this run (CPU per call-second, p50 -> OpenAI, p50 -> Twilio), vs " + base.engine)
         for r in results:
             lines.append(f"  {r.engine:12} CPU x{r.cpu_ms_per_call_s / base.cpu_ms_per_call_s:.2f}   "

@@ -20,12 +20,9 @@ from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-# Engines `llc bench` can put under test: settings for `llc serve`. "fast" is the default.
-ENGINES: dict[str, dict[str, str]] = {
-    "fast": {"LLC_WS_ENGINE": "fast"},
-    "fast-media": {"LLC_WS_ENGINE": "fast", "LLC_MEDIA_PORT": "auto"},
-    "wsproto": {"LLC_WS_ENGINE": "wsproto"},
-}
+# What `llc bench` can put under test: extra settings for `llc serve` by name. The product has
+# one media path (the fast engine through PORT's front door), so there is one entry.
+ENGINES: dict[str, dict[str, str]] = {"fast": {}}
 
 
 # The relay public samples show (FastAPI + uvicorn[standard] + websockets), measured in the
@@ -87,7 +84,6 @@ class ServerProcess:
 
     proc: subprocess.Popen[bytes]
     port: int
-    media_port: int | None
     log_path: Path
 
     @property
@@ -96,7 +92,7 @@ class ServerProcess:
 
     @property
     def media_url(self) -> str:
-        return f"ws://127.0.0.1:{self.media_port or self.port}/media"
+        return f"ws://127.0.0.1:{self.port}/media"
 
     @property
     def http_url(self) -> str:
@@ -127,32 +123,25 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
                LLC_ENV_FILE=os.devnull, PUBLIC_URL="", LLC_DB_URL=":memory:",  # records: not kept
                # The load generator opens media streams directly, without a webhook's token.
                LLC_STREAM_ADMISSION="off")
-    settings = dict(ENGINES.get(engine, {}))
-    media_port = None
-    if settings.get("LLC_MEDIA_PORT") == "auto":
-        media_port = free_port()
-        settings["LLC_MEDIA_PORT"] = str(media_port)
-    env.update(settings)
+    env.update(ENGINES.get(engine, {}))
     env.update(extra_env or {})
     log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
     module = "llc.kit.bench.reference_relay" if engine == REFERENCE else "llc.cli"
     proc = subprocess.Popen([sys.executable, "-m", module] + ([] if engine == REFERENCE else ["serve"]),
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    server = ServerProcess(proc, port, media_port, Path(log.name))
+    server = ServerProcess(proc, port, Path(log.name))
     deadline = time.monotonic() + timeout
-    for p in [port] + ([media_port] if media_port else []):
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llc serve exited with {proc.returncode}:\n{server.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", p), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    server.stop()
-                    raise RuntimeError(f"llc serve did not listen on {p} within {timeout:g} s:\n{server.log_tail()}")
-                time.sleep(0.05)
-    return server
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llc serve exited with {proc.returncode}:\n{server.log_tail()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"llc serve did not listen on {port} within {timeout:g} s:\n{server.log_tail()}")
+            time.sleep(0.05)
 
 
 def start_echo() -> tuple[subprocess.Popen[bytes], str]:

@@ -20,7 +20,7 @@ from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCa
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio
 from llc.web.app import serve
-from llc.web.state import ServerState
+from llc.web.server import Server, build_server
 
 SALES = "+15550102001"
 
@@ -96,7 +96,7 @@ async def run_mode(name: str, *, db_url: str = ":memory:", script: ModeScript | 
                 "port": 0, "openai_realtime_url": fake.url, "log_level": log_level, "db_url": db_url,
                 "twilio_api_url": twilio.url, "twilio_account_sid": twilio.config.account_sid,
                 "twilio_auth_token": twilio.config.auth_token, **(settings or {})}
-            state = ServerState(Settings(**opts), load_profile())
+            state = build_server(Settings(**opts), load_profile())
             binds = await nursery.start(serve, state)
             await state.store.seed()
             caller = FakeCaller(binds[0], CallerScript(turns=script.turns, wait_first_reply=script.wait_first_reply,

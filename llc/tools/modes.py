@@ -22,17 +22,17 @@ NO_SCENARIO = {"ok": False, "error": "this line has no scenario data for that; o
      "required": ["choice"]},
 )
 async def route_call(ctx: ToolContext, choice: str) -> dict[str, Any]:
-    mode = getattr(ctx, "mode", None)
+    mode = ctx.mode
     if mode is None or mode.scenario.menu is None:
         return NO_SCENARIO
-    decision, levers = mode.on_spoken_choice(choice, ctx.now())  # type: ignore[attr-defined]
+    decision, levers = mode.on_spoken_choice(choice, ctx.now())
     option = decision.option
     if option is None:
         labels = ", ".join(o.label for o in mode.scenario.menu.options)
         return {"ok": False, "error": f"{choice!r} is not on the menu; the choices are: {labels}"}
     if option.action == "transfer":
         return await transfer_call(ctx, option.target)
-    await ctx.apply(levers)  # type: ignore[attr-defined]
+    await ctx.apply(levers)
     if option.action == "scenario":
         return {"ok": True, "connected_to": option.label, "next": "You now have a new role; greet the caller in it."}
     return {"ok": True, "next": option.target}
@@ -49,7 +49,7 @@ async def route_call(ctx: ToolContext, choice: str) -> dict[str, Any]:
      "required": ["name", "number", "reason"]},
 )
 async def take_message(ctx: ToolContext, name: str, number: str, reason: str, callback_time: str = "") -> dict[str, Any]:
-    mode = getattr(ctx, "mode", None)
+    mode = ctx.mode
     if mode is None:
         return NO_SCENARIO
     number = number.strip() or mode.caller
@@ -65,7 +65,7 @@ async def take_message(ctx: ToolContext, name: str, number: str, reason: str, ca
     {"type": "object", "properties": {"order_id": {"type": "string", "description": "one order, if the caller named it"}}},
 )
 async def get_orders(ctx: ToolContext, order_id: str = "") -> dict[str, Any]:
-    mode = getattr(ctx, "mode", None)
+    mode = ctx.mode
     if mode is None:
         return NO_SCENARIO
     if mode.customer is None:
@@ -89,7 +89,7 @@ async def get_orders(ctx: ToolContext, order_id: str = "") -> dict[str, Any]:
      "required": ["subject"]},
 )
 async def create_ticket(ctx: ToolContext, subject: str, details: str = "") -> dict[str, Any]:
-    mode = getattr(ctx, "mode", None)
+    mode = ctx.mode
     if mode is None:
         return NO_SCENARIO
     customer_id = mode.customer["id"] if mode.customer else ""

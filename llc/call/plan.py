@@ -1,0 +1,34 @@
+"""A call's plan: what the call is, decided once its stream's ``start`` is known.
+
+The shell runs a call from (transport, plan): the planner (assembled by the server) admits
+the stream by its ticket, picks the scenario and claims the warm session; the bridge then
+only carries it out. A refusal is a plain string, said in the log and the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from llc.core.record import CallRecord
+from llc.core.session import SessionSpec
+from llc.core.turns import TurnPolicy
+from llc.modes.runtime import ModeCall
+from llc.openai.prewarm import WarmSession
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    spec: SessionSpec
+    policy: TurnPolicy
+    greeting: str | None
+    mode: ModeCall  # the scenario: its tools' reach and how key presses route
+    warm: WarmSession | None = None  # a configured session claimed for this call, or None: connect cold
+
+
+class CallPlanner(Protocol):
+    async def plan(self, record: CallRecord, params: dict[str, str], t0: float) -> CallPlan | str:
+        """The plan for the stream that just started, or why it is refused (closed 1008).
+
+        Fills in the record's numbers and scenario; ``t0`` is the call's start on Trio's clock.
+        """

@@ -1,0 +1,55 @@
+"""The server's ``CallPlanner``: admit a stream by its ticket, then say what its call is.
+
+Both directions end here once the stream's ``start`` is known: the ticket (``llc.core.ticket``)
+admits the stream for its CallSid once and names its warm session; an outbound call takes
+the scenario it was dialled with, an inbound one the scenario its webhook chose by the
+number called. The warm session (prewarm or pre-accept) is claimed last, already configured.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from llc.call.plan import CallPlan
+from llc.core.record import CallRecord
+from llc.core.ticket import TICKET_PARAM, TicketBook
+from llc.modes.runtime import ScenarioRouter
+from llc.openai.prewarm import WarmRegistry
+from llc.outbound.dialer import Dialer
+
+
+class StreamPlanner:
+    def __init__(self, tickets: TicketBook, router: ScenarioRouter, warm: WarmRegistry, dialer: Dialer, *,
+                 admission: bool, from_number: str | None) -> None:
+        self.tickets, self.router, self.warm, self.dialer = tickets, router, warm, dialer
+        self.admission = admission  # LLC_STREAM_ADMISSION: off lets a stream in without a ticket
+        self.from_number = from_number or ""
+
+    async def plan(self, record: CallRecord, params: dict[str, str], t0: float) -> CallPlan | str:
+        admitted = self.tickets.admit(params.get(TICKET_PARAM), record.call_sid, trio.current_time(),
+                                      enforce=self.admission)
+        if admitted.refusal is not None:
+            return admitted.refusal
+        outbound = self.dialer.calls.get(record.call_sid)
+        customer = None
+        if outbound is not None:
+            scenario, spec = outbound.scenario, outbound.spec
+            record.from_number, record.to_number = self.from_number, outbound.to
+        else:
+            inbound = await self.router.inbound_for(record.call_sid, params)
+            scenario, spec, customer = inbound.scenario, inbound.spec, inbound.customer
+            record.from_number, record.to_number = inbound.caller, inbound.called
+        record.scenario = scenario.name
+        profile = scenario.profile(self.router.profile)
+        mode = self.router.mode(scenario, record, customer, t0)
+        warm = await self.warm.claim(admitted.warm) if admitted.warm else None
+        return CallPlan(spec, profile.turn_policy, profile.greeting or None, mode, warm)
+
+    def finish(self, record: CallRecord, admitted: bool) -> None:
+        """The call is over: free its stream slot; outbound: copy Twilio's statuses and AnsweredBy."""
+        if admitted:
+            self.tickets.release(record.call_sid)
+        call = self.dialer.calls.get(record.call_sid)
+        if call is not None:
+            record.statuses = list(call.statuses)
+            record.answered_by = record.answered_by or call.answered_by

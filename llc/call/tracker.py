@@ -1,0 +1,33 @@
+"""The calls in progress and the recently finished ones, for health, drain, metrics and callbacks."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from llc.call.bridge import CallBridge
+from llc.core.record import CallRecord
+
+# Finished calls kept in memory for a fast find_record; every record also goes to the store.
+RECENT_RECORDS = 200
+
+
+class CallTracker:
+    def __init__(self, recent: int = RECENT_RECORDS) -> None:
+        self.active: set[CallBridge] = set()
+        self.records: deque[CallRecord] = deque(maxlen=recent)
+        self.total = 0  # media streams accepted since start
+
+    def started(self, bridge: CallBridge) -> None:
+        self.active.add(bridge)
+        self.total += 1
+
+    def finished(self, bridge: CallBridge) -> None:
+        self.active.discard(bridge)
+        self.records.append(bridge.record)
+
+    def find_record(self, call_sid: str) -> CallRecord | None:
+        """The call's record, live or recently finished."""
+        for bridge in self.active:
+            if bridge.record.call_sid == call_sid:
+                return bridge.record
+        return next((r for r in reversed(self.records) if r.call_sid == call_sid), None)
