@@ -1,4 +1,4 @@
-"""The `llc` command. Subcommands live in ``llc.commands``, one module each."""
+"""The `llc` command. Subcommands are one module each, listed in ``llc.commands.COMMANDS``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llc", description="Lowest Latency Calls: OpenAI Realtime voice agents on Twilio.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"llc.commands.{name}").add_parser(sub)
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 

@@ -6,7 +6,7 @@ from llc.core.actions import ConnectOpenAI, EndCall, Log, ToOpenAI, ToTwilio
 from llc.core.call import MAX_BAD_FRAMES, MAX_PENDING_FRAMES, CallCore
 from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 
 START = tw.Start("MZ1", "CA1", "AC1", {"direction": "outbound", "scenario": "csr"})
 

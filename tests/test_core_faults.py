@@ -14,7 +14,7 @@ from llc.core.ratelimit import TokenBucket
 from llc.core.record import TranscriptLine
 from llc.core.session import SessionSpec
 from llc.core.turns import TurnPolicy
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 from llc.twilio.signature import signature_refusal, signed_url
 from twilio.request_validator import RequestValidator
 

@@ -8,7 +8,7 @@ from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.core.turns import ResponseGate, TurnPolicy
 from llc.tools.builtin import BUILTIN
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
 

@@ -11,7 +11,7 @@ from llc.core.call import CallCore
 from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.tools.builtin import BUILTIN
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
@@ -123,4 +123,4 @@ def test_core_invariants_under_random_event_orders(sequence: list, interrupt_res
             else:
                 assert not isinstance(action, EndCall) or action.reason in ("agent_hangup", "openai_closed", "openai_lost")
         if cleared:
-            muted |= core._muted_items
+            muted |= core.audio.muted_items

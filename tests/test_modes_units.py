@@ -17,7 +17,7 @@ from llc.tools.modes import ALL_TOOLS
 from llc.profile import ProfileError, load_profile
 from llc.store import open_store
 from llc.tools.builtin import transfer_call
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 
 BASE = load_profile()
 

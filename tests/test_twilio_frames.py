@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 
 START = {
     "event": "start",

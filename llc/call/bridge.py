@@ -30,7 +30,7 @@ from llc.openai.connect import OpenAIConnectError
 from llc.modes.runtime import ModeCall
 from llc.openai.prewarm import WarmSession
 from llc.tools.registry import ToolRegistry
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 from llc.twilio.control import TwilioCallControl
 from llc.ws.transport import Transport, TransportClosed
 

@@ -12,7 +12,7 @@ from llc.core.actions import Action, ToTwilio
 from llc.core.bargein import BargeIn, on_speech_started
 from llc.core.playout import Playout
 from llc.core.turns import ResponseGate
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 
 
 class AgentAudio:

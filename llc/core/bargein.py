@@ -18,7 +18,7 @@ import orjson
 from llc.core.actions import Action, ToOpenAI, ToTwilio
 from llc.core.playout import Playout, TruncatePoint
 from llc.core.turns import ResponseGate
-from llc.twilio import frames as tw
+from llc.core import frames as tw
 
 
 @dataclass

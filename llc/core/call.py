@@ -8,7 +8,6 @@ composes, so it is tested with plain data.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -17,15 +16,16 @@ from llc.core import faults
 from llc.core import session as sess
 from llc.core.actions import (Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer,
                               ToOpenAI, ToTwilio, json_text)
-from llc.core.bargein import on_speech_started
+from llc.core.agent_audio import AgentAudio
 from llc.core.dialect import Dialect, canonical_event
+from llc.core.journal import Journal
 from llc.core.levers import Interrupt, KeyHandler, Lever, RunLocalTool, SwitchSession, TellModel
 from llc.core.playout import Playout
 from llc.core.recovery import SessionRecovery
-from llc.core.record import BargeInRecord, CallRecord, TranscriptLine, TurnLatency
+from llc.core.record import CallRecord
 from llc.core.toolcalls import ToolCalls
-from llc.core.turns import ResponseGate, SwitchState, TurnPolicy, first_turn_spec
-from llc.twilio import frames as tw
+from llc.core.turns import ResponseGate, SwitchState, TurnPolicy, first_turn_spec, later_spec, switch_update
+from llc.core import frames as tw
 
 # Caller audio that arrives before OpenAI accepted the session is held, not dropped: the
 # callee's "hello" often comes while the session is still being configured. 5 s is ample.
@@ -71,14 +71,12 @@ class CallCore:
         self.record = record or CallRecord()
         self.stream_sid = ""
         self.params: dict[str, str] = {}
-        self.playout = Playout(self.policy.mark_every_ms)
+        self.audio = AgentAudio(self.policy.mark_every_ms)
         self.gate = ResponseGate()
         self.switch = SwitchState(self.policy)
         self._pending: deque[str] = deque(maxlen=MAX_PENDING_FRAMES)
         self._session_created = False
-        self._awaiting_first_audio: TurnLatency | None = None
-        self._muted_responses: set[str] = set()
-        self._muted_items: set[str] = set()
+        self.journal = Journal(self.record, now)
         self.tools = ToolCalls(self.record)
         self._hangup_after: int | None = None  # responses done when end_call asked to hang up
         self.max_call_s = max_call_s  # 0: no limit
@@ -86,19 +84,17 @@ class CallCore:
         self.recovery = recovery or SessionRecovery()
         self.mode: KeyHandler | None = None  # the scenario's key presses (the IVR), from the plan
 
-    def _new_playout(self) -> Playout:
-        # Marks of a lost session's audio may still echo: names keep counting, so none collides.
-        return Playout(self.policy.mark_every_ms, first_mark=self.playout.next_mark)
+    @property
+    def playout(self) -> Playout:
+        """What the caller has heard of the agent, by marks."""
+        return self.audio.playout
 
     def on_plan(self, spec: sess.SessionSpec, policy: TurnPolicy, greeting: str | None,
                 mode: KeyHandler | None = None) -> None:
         """The call's plan is known (its scenario, before the session opens): take it on."""
         self.policy, self.switch, self.greeting, self.mode = policy, SwitchState(policy), greeting, mode
         self.spec = first_turn_spec(spec, policy, self.tool_schemas)
-        self.playout = self._new_playout()  # no agent audio has gone out yet
-
-    def _tools(self, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
-        return tuple(self.tool_schemas[n] for n in names if n in self.tool_schemas)
+        self.audio = self.audio.renewed(policy.mark_every_ms)  # no agent audio has gone out yet
 
     # ---- Twilio leg -------------------------------------------------------------------
 
@@ -175,10 +171,7 @@ class CallCore:
 
     def _current_spec(self) -> sess.SessionSpec:
         """The session as it stands now: after the first-turn switch, later eagerness and all tools."""
-        if not self.switch.switched:
-            return self.spec
-        tools = self._tools(self.policy.full_tools) if self.tool_schemas else self.spec.tools
-        return replace(self.spec, turn_detection=self.policy.later_turn_detection(self.spec.turn_detection), tools=tools)
+        return later_spec(self.spec, self.policy, self.tool_schemas) if self.switch.switched else self.spec
 
     def on_openai_text(self, text: str | bytes, now: float) -> list[Action]:
         try:
@@ -201,30 +194,15 @@ class CallCore:
         if not isinstance(delta, str) or not self.stream_sid:
             return []
         item_id = str(event.get("item_id") or event.get("response_id") or "?")
-        if item_id in self._muted_items or event.get("response_id") in self._muted_responses:
-            return []  # audio of an interrupted response still in flight: never after the clear
-        turn = self._awaiting_first_audio
-        if turn is not None:
-            turn.first_audio_at = now - self.t0
-            self._awaiting_first_audio = None
+        if self.audio.is_muted(item_id, event.get("response_id")):
+            return []
+        if self.journal.awaiting_first_audio is not None:
+            self.journal.first_audio(now)
         self.record.frames_to_twilio += 1
-        # base64 length tells the byte count without decoding: 4 chars per 3 bytes, minus padding.
-        n_bytes = len(delta) * 3 // 4 - delta.count("=", -2)
-        before, after = self.playout.on_audio(item_id, n_bytes)
-        sid = self.stream_sid
-        audio = ToTwilio(tw.media(sid, delta))
-        if before is None and after is None:
-            return [audio]
-        actions = [] if before is None else [ToTwilio(tw.mark(sid, before))]
-        actions.append(audio)
-        if after is not None:
-            actions.append(ToTwilio(tw.mark(sid, after)))
-        return actions
+        return self.audio.frames(self.stream_sid, item_id, delta)
 
     def _on_audio_done(self, event: dict[str, Any], now: float) -> list[Action]:
-        """The item's audio is complete: mark its tail, so "heard it all" can be confirmed."""
-        mark = self.playout.flush() if self.stream_sid else None
-        return [] if mark is None else [ToTwilio(tw.mark(self.stream_sid, mark))]
+        return self.audio.tail(self.stream_sid)
 
     def _on_session_created(self, event: dict[str, Any], now: float) -> list[Action]:
         self._session_created = True
@@ -285,27 +263,17 @@ class CallCore:
         actions += self._send_gated(self.gate.on_done(str(response.get("id") or "")))
         if self.switch.due(self.gate.done_count):
             # One session.update, once: calmer VAD and the full tool set for later turns.
-            update = self.dialect.turn_detection_update(self.policy.later_turn_detection(self.spec.turn_detection))
-            if self.tool_schemas:
-                update["session"].update(tools=list(self._tools(self.policy.full_tools)), tool_choice=self.spec.tool_choice)
+            update = switch_update(self.dialect, self.spec, self.policy, self.tool_schemas)
             actions.insert(0, ToOpenAI(json_text(update)))
             actions.append(Log("info", "first turn done: switched eagerness and tool set",
                                {"eagerness": self.policy.later_eagerness, "tools": list(self.policy.full_tools)}))
         return actions + self._maybe_hang_up()
 
     def _on_speech_started(self, event: dict[str, Any], now: float) -> list[Action]:
-        result = on_speech_started(self.playout, self.gate, self.spec.turn_detection.interrupt_response, self.stream_sid)
+        result = self.audio.barge_in(self.gate, self.spec.turn_detection.interrupt_response, self.stream_sid)
         if not result.interrupted:
             return []
-        if self.gate.active_id:
-            self._muted_responses.add(self.gate.active_id)
-        if self.playout.current is not None:
-            self._muted_items.add(self.playout.current.item_id)
-        tp = result.truncate
-        self.record.barge_ins.append(
-            BargeInRecord(at=round(now - self.t0, 3), item_id=tp.item_id if tp else "",
-                          heard_ms=tp.audio_end_ms if tp else 0, deleted=bool(tp and tp.audio_end_ms == 0))
-        )
+        self.journal.barge_in(now, result.truncate)
         return result.actions
 
     def _on_function_call(self, event: dict[str, Any], now: float) -> list[Action]:
@@ -365,23 +333,16 @@ class CallCore:
         return []
 
     def _on_speech_stopped(self, event: dict[str, Any], now: float) -> list[Action]:
-        turn = TurnLatency(speech_stopped_at=now - self.t0)
-        self.record.turns.append(turn)
-        self._awaiting_first_audio = turn
+        self.journal.speech_stopped(now)
         return []
 
     def _on_agent_transcript(self, event: dict[str, Any], now: float) -> list[Action]:
-        text = event.get("transcript")
-        if isinstance(text, str) and text:
-            # The done of an interrupted item comes after the barge-in: flag it here.
-            interrupted = event.get("item_id") in self._muted_items
-            self.record.transcript.append(TranscriptLine("agent", text, round(now - self.t0, 3), interrupted))
+        # The done of an interrupted item comes after the barge-in: flag it here.
+        self.journal.agent_said(event, now, interrupted=event.get("item_id") in self.audio.muted_items)
         return []
 
     def _on_caller_transcript(self, event: dict[str, Any], now: float) -> list[Action]:
-        text = event.get("transcript")
-        if isinstance(text, str) and text.strip():
-            self.record.transcript.append(TranscriptLine("caller", text.strip(), round(now - self.t0, 3)))
+        self.journal.caller_said(event, now)
         return []
 
     def end(self) -> None:
@@ -407,10 +368,8 @@ class CallCore:
         self.phase = "connecting"  # caller audio is held (bounded) until the new session is live
         self._session_created = False
         self.gate = ResponseGate()
-        self.playout = self._new_playout()
-        self._muted_responses.clear()
-        self._muted_items.clear()
-        self._awaiting_first_audio = None
+        self.audio = self.audio.renewed(self.policy.mark_every_ms)
+        self.journal.awaiting_first_audio = None
         self.tools.abandon(_LOST, forget=True)
         self.recovery.resume = faults.summary(self.record.transcript)
         self.record.reconnects.append(note)
@@ -449,10 +408,8 @@ class CallCore:
         return actions
 
     def _switch_session(self, lever: SwitchSession) -> list[Action]:
-        policy = lever.policy
-        self.policy, self.switch = policy, SwitchState(policy, switched=True)
-        td = policy.later_turn_detection(lever.spec.turn_detection)
-        self.spec = replace(lever.spec, turn_detection=td, tools=self._tools(policy.full_tools))
+        self.policy, self.switch = lever.policy, SwitchState(lever.policy, switched=True)
+        self.spec = later_spec(lever.spec, lever.policy, self.tool_schemas)
         # The service refuses a voice change once the agent has spoken: the voice stays.
         update = self.dialect.without_voice(self.dialect.session_update(self.spec))
         return [ToOpenAI(json_text(update)), Log("info", "switched scenario", {"scenario": lever.scenario})]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llc.core.playout import MARK_EVERY_MS
+from llc.core.dialect import Dialect
 from llc.core.session import SessionSpec, TurnDetection
 
 
@@ -125,5 +126,24 @@ def first_turn_spec(spec: SessionSpec, policy: TurnPolicy, tool_schemas: dict[st
     Used by the call core and by warm sessions alike, so a prewarmed call starts exactly as a
     cold one would.
     """
-    tools = tuple(tool_schemas[n] for n in policy.lean_tools if n in tool_schemas) if tool_schemas else spec.tools
+    tools = _named(tool_schemas, policy.lean_tools) if tool_schemas else spec.tools
     return replace(spec, turn_detection=policy.first_turn_detection(spec.turn_detection), tools=tools)
+
+
+def _named(tool_schemas: dict[str, dict[str, Any]], names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    return tuple(tool_schemas[n] for n in names if n in tool_schemas)
+
+
+def later_spec(spec: SessionSpec, policy: TurnPolicy, tool_schemas: dict[str, dict[str, Any]]) -> SessionSpec:
+    """The session after the first-turn switch: later eagerness and the full tool set."""
+    tools = _named(tool_schemas, policy.full_tools) if tool_schemas else spec.tools
+    return replace(spec, turn_detection=policy.later_turn_detection(spec.turn_detection), tools=tools)
+
+
+def switch_update(dialect: Dialect, spec: SessionSpec, policy: TurnPolicy,
+                  tool_schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The one ``session.update`` of the first-turn switch: calmer VAD and the full tool set."""
+    update = dialect.turn_detection_update(policy.later_turn_detection(spec.turn_detection))
+    if tool_schemas:
+        update["session"].update(tools=list(_named(tool_schemas, policy.full_tools)), tool_choice=spec.tool_choice)
+    return update
