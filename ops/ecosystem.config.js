@@ -22,7 +22,7 @@ module.exports = {
       // pm2 stops with SIGINT; llc drains on it like on SIGTERM. Wait longer than
       // LLC_DRAIN_TIMEOUT_S (default 30 s) before pm2 sends SIGKILL.
       kill_timeout: 45000,
-      env: { LOG_FORMAT: "json", PYTHONUNBUFFERED: "1" },
+      env: { LLC_LOG_FORMAT: "json", PYTHONUNBUFFERED: "1" },
     },
   ],
 };

@@ -1,4 +1,4 @@
-"""Operations settings: drain fallback validated with its fix; LOG_FILE gets JSON lines doctor can read."""
+"""Operations settings: drain fallback validated with its fix; LLC_LOG_FILE gets JSON lines doctor can read."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_bad_drain_settings_name_the_fix(tmp_path: Path) -> None:
         load_settings(env, env_file=tmp_path / "none.env")
     text = str(caught.value)
     assert "E.164 number like +14155550100" in text and "LLC_DRAIN_TIMEOUT_S=-1 must be 0 or more" in text
-    ok = load_settings({"LLC_DRAIN_FALLBACK_NUMBER": "+14155550100", "LOG_FILE": "x.jsonl"}, env_file=tmp_path / "none.env")
+    ok = load_settings({"LLC_DRAIN_FALLBACK_NUMBER": "+14155550100", "LLC_LOG_FILE": "x.jsonl"}, env_file=tmp_path / "none.env")
     assert ok.drain_fallback_number == "+14155550100" and ok.log_file == "x.jsonl" and ok.pid_file == "llc-phone.pid"
 
 

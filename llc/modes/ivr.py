@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from llc.config import is_dialable
+from llc.config import is_e164
 from llc.profile import ProfileError
 
 DTMF_KEYS = "0123456789*#"
@@ -102,7 +102,7 @@ def parse_menu(raw: Any, where: str, scenario_names: set[str]) -> IvrMenu:
         action, target = actions[0], item[actions[0]]
         if not isinstance(target, str):
             raise ProfileError(f"{at}: {action!r} must be a string")
-        if action == "transfer" and not is_dialable(target):
+        if action == "transfer" and not is_e164(target):
             raise ProfileError(f"{at}: transfer {target!r} must be an E.164 number like \"+15551234567\"")
         if action == "scenario" and target not in scenario_names:
             raise ProfileError(f"{at}: scenario {target!r} is not defined; known: {', '.join(sorted(scenario_names))}")

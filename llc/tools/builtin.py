@@ -6,7 +6,7 @@ from typing import Any
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from llc.config import is_dialable
+from llc.config import is_e164
 from llc.tools.registry import ToolContext, ToolRegistry
 
 
@@ -35,7 +35,7 @@ async def end_call(ctx: ToolContext, reason: str = "") -> dict[str, Any]:
 )
 async def transfer_call(ctx: ToolContext, number: str) -> dict[str, Any]:
     number = number.strip().replace(" ", "").replace("-", "")
-    if not is_dialable(number):
+    if not is_e164(number):
         return {"ok": False, "error": f"{number!r} is not an E.164 number like +15551234567"}
     if number not in ctx.transfer_allow:
         # The model can be talked into anything; the allow-list cannot.

@@ -1,0 +1,198 @@
+"""The one definition of llc's configuration: every environment variable, once, in sections.
+
+Each ``Settings`` field is declared by ``_var(...)``: environment name, section, type, default,
+one-line meaning and allowed choices sit on that line, as a ``Var`` in the field's metadata.
+``llc.config`` converts the environment by each Var's declared type, and renders the table in
+docs/configuration.md from the same Vars. The annotation beside it is for the type checker; a test
+checks that the two agree.
+
+Naming rule: llc's own variables start with ``LLC_``; the ecosystem's keep their names (``PORT``,
+``OPENAI_*``, ``TWILIO_*``). Old names are refused with their fix (``RENAMED``, ``REMOVED``), never
+read as aliases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from llc.core.dialect import SHAPES, Shape
+
+# Section key -> title in the docs, in the order the docs list them.
+SECTIONS = {
+    "server": "Server",
+    "openai": "OpenAI",
+    "twilio": "Twilio",
+    "calls": "Calls and limits",
+    "security": "Security",
+    "scenarios": "Scenarios and records",
+    "ops": "Operations and logs",
+}
+DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Twilio's documented edge locations (protocol notes); a typo would silently route via the default.
+TWILIO_EDGES = ("ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Var:
+    """One environment variable: how it is read, and how the docs describe it."""
+
+    env: str
+    section: str  # a key of SECTIONS
+    type: type  # int, float, bool or str: how the text is converted
+    default: object  # None: unset unless given
+    meaning: str
+    choices: tuple[str, ...] = ()  # allowed values of a str, matched without regard to case
+    unset: str = "—"  # what the docs say happens when a None default stays unset
+    field: str = ""  # the Settings field ("" for LLC_ENV_FILE, read before Settings exist)
+
+    def __post_init__(self) -> None:
+        # A typo here would drop the variable from the docs or from conversion without a word.
+        if self.section not in SECTIONS or self.type not in (int, float, bool, str):
+            raise TypeError(f"{self.env}: section {self.section!r} or type {self.type!r} is not one llc.config reads")
+        if self.choices and self.type is not str:
+            raise TypeError(f"{self.env}: choices are for str variables")
+
+
+def _var(env: str, section: str, kind: type, default: object, meaning: str, *,
+         choices: tuple[str, ...] = (), unset: str = "—", secret: bool = False) -> Any:
+    """A dataclass field carrying its Var; ``secret`` keeps the value out of repr (and logs)."""
+    var = Var(env, section, kind, default, meaning, choices, unset)
+    return field(default=default, repr=not secret, metadata={"var": var})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, read once at start-up (``llc.config.load_settings``)."""
+
+    # -- server --
+    port: int = _var("PORT", "server", int, 8080, "listening port (0 picks a free one)")
+    host: str = _var("LLC_HOST", "server", str, "127.0.0.1", "listening address; put a TLS reverse proxy in front")
+    public_url: str | None = _var("LLC_PUBLIC_URL", "server", str, None,
+                                  "the https base Twilio reaches: webhook `…/twiml`, stream `wss://…/media`")
+    # Behind a load balancer, TwiML stream URLs and callbacks point here so the stream reaches the
+    # instance holding the warm session; LLC_PUBLIC_URL stays the balanced webhook address.
+    instance_url: str | None = _var("LLC_INSTANCE_URL", "server", str, None,
+                                    "this instance's own base URL behind a load balancer")
+    # -- openai --
+    openai_api_key: str | None = _var("OPENAI_API_KEY", "openai", str, None,
+                                      "required by `llc serve` unless the Realtime URL is on loopback", secret=True)
+    openai_realtime_url: str = _var("OPENAI_REALTIME_URL", "openai", str, DEFAULT_REALTIME_URL,
+                                    "Realtime endpoint (the simulator in tests)")
+    openai_model: str = _var("OPENAI_MODEL", "openai", str, "gpt-realtime-1.5",
+                             "model (`gpt-realtime-mini` is cheaper)")
+    openai_api_shape: Shape = _var("OPENAI_API_SHAPE", "openai", str, "ga", "Realtime session shape", choices=SHAPES)
+    openai_voice: str = _var("OPENAI_VOICE", "openai", str, "cedar", "voice when the profile names none")
+    openai_connect_timeout_s: float = _var("OPENAI_CONNECT_TIMEOUT_S", "openai", float, 10.0,
+                                           "give up opening the Realtime socket after this many seconds")
+    # The seed: a warm session not ready by then is dropped and the call connects cold.
+    prewarm_timeout_s: float = _var("LLC_PREWARM_TIMEOUT_S", "openai", float, 10.0,
+                                    "outbound: a warm session not ready by then is dropped; the call connects cold")
+    preaccept: bool = _var("LLC_PREACCEPT", "openai", bool, True, "inbound: start the OpenAI session on the webhook")
+    preaccept_hold_s: float = _var("LLC_PREACCEPT_HOLD_S", "openai", float, 10.0,
+                                   "a ready pre-accepted session waits this long for its stream")
+    # -- twilio --
+    twilio_account_sid: str | None = _var("TWILIO_ACCOUNT_SID", "twilio", str, None, "account for the REST API")
+    twilio_auth_token: str | None = _var("TWILIO_AUTH_TOKEN", "twilio", str, None,
+                                         "REST API and webhook signatures", secret=True)
+    twilio_api_url: str = _var("TWILIO_API_URL", "twilio", str, DEFAULT_TWILIO_API_URL,
+                               "REST base (tests point it at the simulator)")
+    twilio_from_number: str | None = _var("TWILIO_FROM_NUMBER", "twilio", str, None,
+                                          "caller ID of outbound calls (E.164)")
+    twilio_edge: str | None = _var("TWILIO_EDGE", "twilio", str, None,
+                                   "REST API edge, applied to the real API host only", choices=TWILIO_EDGES)
+    twilio_region: str | None = _var("TWILIO_REGION", "twilio", str, None,
+                                     "REST API region (e.g. `ie1`), applied to the real API host only")
+    # -- calls and limits --
+    max_calls: int = _var("LLC_MAX_CALLS", "calls", int, 100, "concurrent calls; over it new calls hear a busy message")
+    max_call_s: float = _var("LLC_MAX_CALL_S", "calls", float, 3600.0, "a call is ended after this long (0 = no limit)")
+    calls_per_minute: int = _var("LLC_CALLS_PER_MINUTE", "calls", int, 60, "`POST /calls` rate limit (0 = no limit)")
+    max_frame_bytes: int = _var("LLC_MAX_FRAME_BYTES", "calls", int, 64 * 1024,
+                                "larger Twilio frames are logged and skipped")
+    apology_clip: str | None = _var("LLC_APOLOGY_CLIP", "calls", str, None,
+                                    "raw 8 kHz mu-law file played when OpenAI is lost for good", unset="bundled chime")
+    # -- security (docs/security.md) --
+    api_token: str | None = _var("LLC_API_TOKEN", "security", str, None,
+                                 "bearer token for `POST /calls`, `GET /calls/<sid>` (unset: they answer 401)",
+                                 secret=True)
+    # Signatures are checked whenever TWILIO_AUTH_TOKEN is set; off is logged as a warning at start-up.
+    twilio_signatures: bool = _var("LLC_TWILIO_SIGNATURES", "security", bool, True,
+                                   "check Twilio's request signatures (`off` is warned at start-up)")
+    stream_admission: bool = _var("LLC_STREAM_ADMISSION", "security", bool, True,
+                                  "media streams need this server's one-time token (`off` for load generators)")
+    # Webhook/dial -> stream start; covers 60 s of ringing plus answering-machine detection.
+    stream_token_ttl_s: float = _var("LLC_STREAM_TOKEN_TTL_S", "security", float, 300.0,
+                                     "seconds a stream token stays valid")
+    # -- scenarios and records (docs/scenarios.md) --
+    profile_path: str | None = _var("LLC_PROFILE", "scenarios", str, None,
+                                    "the tuned profile TOML (prompt, voice, greeting, VAD)", unset="bundled default")
+    scenarios_path: str | None = _var("LLC_SCENARIOS", "scenarios", str, None,
+                                      "scenarios TOML for both directions, `[numbers]` → scenario",
+                                      unset="bundled `scenarios.toml`")
+    db_url: str = _var("LLC_DB_URL", "scenarios", str, "llc.db",
+                       "SQLite path, `sqlite:///path`, or `postgresql://…` (`[postgres]` extra)")
+    pending_records_path: str = _var("LLC_PENDING_RECORDS", "scenarios", str, "llc-records-pending.jsonl",
+                                     "call records the database could not take wait here (JSON lines) until it is back")
+    # -- operations and logs (docs/operations.md) --
+    log_format: Literal["auto", "json", "text"] = _var("LLC_LOG_FORMAT", "ops", str, "auto",
+                                                        "log lines on stderr; `auto` is text on a terminal",
+                                                        choices=LOG_FORMATS)
+    log_level: str = _var("LLC_LOG_LEVEL", "ops", str, "INFO", "least severe level logged", choices=LOG_LEVELS)
+    log_file: str | None = _var("LLC_LOG_FILE", "ops", str, None,
+                                "also write JSON log lines here (`llc doctor` reads them)")
+    pid_file: str = _var("LLC_PID_FILE", "ops", str, "llc-phone.pid",
+                         "written by `llc serve` once it listens, removed on exit")
+    snapshot_dir: str = _var("LLC_SNAPSHOT_DIR", "ops", str, "snapshots", "where `llc snapshot` keeps profiles")
+    service_name: str = _var("LLC_SERVICE_NAME", "ops", str, "llc-phone",
+                             "the systemd unit / pm2 app `llc restart` and `llc doctor` look for")
+    drain_timeout_s: float = _var("LLC_DRAIN_TIMEOUT_S", "ops", float, 30.0,
+                                  "after SIGTERM, active calls may run this long, then are ended")
+    drain_fallback_number: str | None = _var("LLC_DRAIN_FALLBACK_NUMBER", "ops", str, None,
+                                             "E.164; while draining, new calls are `<Dial>`ed here instead of hung up")
+
+    @property
+    def stream_url(self) -> str | None:
+        """The media-stream URL Twilio must open: LLC_PUBLIC_URL with https→wss, http→ws."""
+        return stream_url_for(self.public_url) if self.public_url else None
+
+    @property
+    def openai_is_local(self) -> bool:
+        """True when the Realtime URL points at this machine (the simulator): no key needed."""
+        return (urlsplit(self.openai_realtime_url).hostname or "") in LOOPBACK_HOSTS
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def stream_url_for(public_url: str) -> str:
+    base = public_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return base + "/media"
+
+
+# Read before the others, to find the .env file; not a Settings field.
+ENV_FILE = Var("LLC_ENV_FILE", "ops", str, ".env", "the `.env` file read under the environment", field="")
+VARS: tuple[Var, ...] = tuple(replace(f.metadata["var"], field=f.name) for f in fields(Settings)) + (ENV_FILE,)
+ENV: dict[str, str] = {v.env: v.field for v in VARS if v.field}  # environment name -> Settings field
+
+# Old names: set, they stop start-up with their fix instead of being read.
+RENAMED = {
+    "HOST": "LLC_HOST",
+    "PUBLIC_URL": "LLC_PUBLIC_URL",
+    "LOG_FORMAT": "LLC_LOG_FORMAT",
+    "LOG_LEVEL": "LLC_LOG_LEVEL",
+    "LOG_FILE": "LLC_LOG_FILE",
+    "LLC_OUTBOUND_SCENARIOS": "LLC_SCENARIOS",
+}
+REMOVED = {
+    "LLC_WS_ENGINE": "the media stream always runs on the fast engine through PORT",
+    "LLC_MEDIA_PORT": "Twilio media always arrives on PORT (the front door); point the proxy's /media at PORT",
+}
