@@ -72,7 +72,7 @@ def test_render_names_missing_variables() -> None:
 
 
 def test_bundled_scenarios_load_and_bad_ones_name_the_key() -> None:
-    scenarios = load_scenario_set(None, "LLC_OUTBOUND_SCENARIOS").scenarios
+    scenarios = load_scenario_set(None, "LLC_SCENARIOS").scenarios
     assert {"default", "reminder", "survey"} <= set(scenarios)
     assert scenarios["reminder"].on_machine == "voicemail" and scenarios["reminder"].machine_detection
     with pytest.raises(ProfileError, match="needs a voicemail"):
@@ -82,7 +82,7 @@ def test_bundled_scenarios_load_and_bad_ones_name_the_key() -> None:
 
 
 def test_call_request_validation() -> None:
-    scenarios, profile = load_scenario_set(None, "LLC_OUTBOUND_SCENARIOS").scenarios, Profile(instructions="Be brief.")
+    scenarios, profile = load_scenario_set(None, "LLC_SCENARIOS").scenarios, Profile(instructions="Be brief.")
     req = parse_call_request({"to": "+15551234567", "scenario": "reminder",
                               "variables": {"name": "Ann", "when": 3}}, scenarios, profile)
     assert req.prompt.startswith("Be brief.") and "Ann" in req.prompt and req.prewarm and req.machine_detection

@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("call", help="place an outbound call through the running server (POST /calls)")
     p.add_argument("number", help="who to call, E.164 (+15551234567)")
-    p.add_argument("--scenario", default="default", help="outbound scenario (LLC_OUTBOUND_SCENARIOS)")
+    p.add_argument("--scenario", default="default", help="outbound scenario (LLC_SCENARIOS)")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a prompt variable (repeatable)")
     p.add_argument("--no-prewarm", action="store_true", help="connect OpenAI only when the callee answers")
     p.add_argument("--amd", action=argparse.BooleanOptionalAction, default=None,
                    help="override the scenario's answering-machine detection")
-    p.add_argument("--server", help="the llc server's base URL (default http://HOST:PORT)")
+    p.add_argument("--server", help="the llc server's base URL (default http://LLC_HOST:PORT)")
     p.set_defaults(func=run)

@@ -3,7 +3,7 @@
 Each check returns PASS or FAIL with the fix (SKIP when it cannot be checked here, with why):
 server process up (/healthz), exactly one listener on PORT (and it is the server), the
 profile parses, Twilio's voice webhook for every number (asked from the Twilio API, never
-from local files) equals PUBLIC_URL/twiml, OpenAI accepts a test session in the configured
+from local files) equals LLC_PUBLIC_URL/twiml, OpenAI accepts a test session in the configured
 shape (``session.updated``; an ``error`` after ``session.created`` means the wrong shape),
 and no recent errors in the server's log.
 
@@ -113,8 +113,8 @@ def check_twilio(settings: Settings) -> list[Check]:
         return [_fail(name, "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not set: cannot ask Twilio",
                       "put both in .env (console.twilio.com → Account info)")]
     if not settings.public_url:
-        return [_fail(name, "PUBLIC_URL is not set: cannot say what the webhook should be",
-                      "set PUBLIC_URL=https://your-host (the https base Twilio reaches)")]
+        return [_fail(name, "LLC_PUBLIC_URL is not set: cannot say what the webhook should be",
+                      "set LLC_PUBLIC_URL=https://your-host (the https base Twilio reaches)")]
     expected = settings.public_url.rstrip("/") + "/twiml"
     try:
         numbers = list_webhooks(settings)
@@ -204,12 +204,12 @@ def check_logs(settings: Settings, window_s: float) -> Check:
     name = "recent log errors"
     minutes = f"{window_s / 60:g} min"
     if settings.log_file and not Path(settings.log_file).is_file():
-        return _fail(name, f"LOG_FILE={settings.log_file} does not exist: has the server run with it?",
+        return _fail(name, f"LLC_LOG_FILE={settings.log_file} does not exist: has the server run with it?",
                      "check the path and that the server may write there")
     scan = recent_errors(settings, window_s)
     if scan is None:
         return Check(name, "SKIP", "no log file found and no journald unit; logs went to the server's stderr",
-                     "set LOG_FILE=/var/log/llc-phone.jsonl (or run under the systemd unit) so doctor can read them")
+                     "set LLC_LOG_FILE=/var/log/llc-phone.jsonl (or run under the systemd unit) so doctor can read them")
     if scan.errors:
         latest = " | ".join(scan.latest)
         return _fail(name, f"{scan.errors} error lines in the last {minutes} of {scan.where}; latest: {latest}",

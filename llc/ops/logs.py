@@ -1,7 +1,7 @@
 """Where the server's log is, and the recent error lines in it (for `llc doctor`).
 
 By default `llc serve` logs to stderr: journald under the systemd unit, pm2's error log under
-pm2, ``llc-phone.out`` next to the pid file when `llc restart` started it. LOG_FILE adds a
+pm2, ``llc-phone.out`` next to the pid file when `llc restart` started it. LLC_LOG_FILE adds a
 JSON-lines file that is always readable here. Lines are JSON objects with ``ts`` and
 ``level`` (llc.log.JsonFormatter); anything else is skipped.
 """
@@ -88,7 +88,7 @@ def log_sources(settings: Settings) -> list[Path]:
 
 
 def recent_errors(settings: Settings, window_s: float) -> LogScan | None:
-    """Scan the first log that exists (LOG_FILE, llc-phone.out, pm2's, then journald); None: none found."""
+    """Scan the first log that exists (LLC_LOG_FILE, llc-phone.out, pm2's, then journald); None: none found."""
     since = time.time() - window_s
     for path in log_sources(settings):
         if path.is_file():

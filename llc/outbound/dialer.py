@@ -122,7 +122,7 @@ class Dialer:
         missing = [name for name, value in (("TWILIO_ACCOUNT_SID", self.settings.twilio_account_sid),
                                             ("TWILIO_AUTH_TOKEN", self.settings.twilio_auth_token),
                                             ("TWILIO_FROM_NUMBER", self.settings.twilio_from_number),
-                                            ("PUBLIC_URL", public_url)) if not value]
+                                            ("LLC_PUBLIC_URL", public_url)) if not value]
         if missing:
             raise CallRequestError(503, f"the server cannot place calls until {', '.join(missing)} is set")
 

@@ -3,7 +3,7 @@
 Twilio signs every webhook with ``X-Twilio-Signature`` = HMAC-SHA1(auth token, full URL +
 sorted POST parameters), and the media-stream WebSocket upgrade with the same HMAC over the
 ``wss://`` URL alone (protocol notes). Behind a reverse proxy the server sees its local
-address, so the URL checked is rebuilt from PUBLIC_URL (the address Twilio was given), never
+address, so the URL checked is rebuilt from LLC_PUBLIC_URL (the address Twilio was given), never
 from the Host header the proxy forwarded. Pure functions: no I/O, tested with plain data.
 """
 
@@ -32,5 +32,5 @@ def signature_refusal(auth_token: str, url: str, params: Any, signature: str | N
     if not signature:
         return f"no {SIGNATURE_HEADER} header"
     if not RequestValidator(auth_token).validate(url, params, signature):
-        return f"{SIGNATURE_HEADER} does not match {url} (is PUBLIC_URL the address Twilio calls?)"
+        return f"{SIGNATURE_HEADER} does not match {url} (is LLC_PUBLIC_URL the address Twilio calls?)"
     return None

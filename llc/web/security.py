@@ -56,7 +56,7 @@ async def webhook_refusal(state: Server) -> str | None:
     if not signatures_checked(state.settings):
         return None
     if not state.public_url:
-        return "PUBLIC_URL is not set: the signed URL cannot be rebuilt"
+        return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
     form = await request.form
     url = signed_url(state.public_url, request.path, request.query_string.decode("latin-1"))
     assert state.settings.twilio_auth_token is not None
@@ -94,7 +94,7 @@ def upgrade_refusal(state: Server, path: str, headers: Mapping[str, str]) -> str
         return None
     stream_url = stream_url_for(state.public_url) if state.public_url else None
     if stream_url is None:
-        return "PUBLIC_URL is not set: the signed URL cannot be rebuilt"
+        return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
     _, _, query = path.partition("?")
     url = f"{stream_url}?{query}" if query else stream_url
     signature = headers.get(SIGNATURE_HEADER) or headers.get(SIGNATURE_HEADER.lower())
