@@ -15,14 +15,14 @@ import copy
 import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from llc.core.dialect import Shape
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_MS, is_speech, speech_like, speech_ms_for_text
 
 PATH = "/v1/realtime"
-Shape = Literal["ga", "flat"]
 ApiError = tuple[str | None, str, str | None]  # (code, message, param)
 Check = Callable[[Any, str], ApiError | None]
 
