@@ -27,7 +27,8 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
-from llc.kit.sim import fake_openai_shapes as shapes
+from llc.core.dialect import Shape
+from llc.kit.sim import fake_openai_shapes as shapes, wire_log
 from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
 
@@ -52,7 +53,7 @@ class ToolCallScript:
 class FakeOpenAIConfig:
     """Timing and script of the fake; tests shrink the waits, benchmarks use service-like ones."""
 
-    shape: Literal["ga", "flat"] = "ga"
+    shape: Shape = "ga"
     ttfb_ms: int = 300  # caller turn committed -> first audio delta
     end_of_turn_silence_ms: int = 400  # silence after speech before speech_stopped/commit
     speech_start_frames: int = 2  # consecutive 20 ms speech frames before speech_started
@@ -109,8 +110,10 @@ class _Response:
 class _Connection:
     """One accepted socket: the reader handles client events, response tasks speak, one writer sends."""
 
-    def __init__(self, cfg: FakeOpenAIConfig, ws: WebSocketConnection, log: SessionLog, model: str):
+    def __init__(self, cfg: FakeOpenAIConfig, ws: WebSocketConnection, log: SessionLog, model: str,
+                 wire: wire_log.WireSession | None = None):
         self.cfg, self.ws, self.log = cfg, ws, log
+        self.wire = wire  # raw frames both ways, only inside wire_log.recording()
         self.ev = shapes.EVENTS[cfg.shape]
         self.session = shapes.default_session(cfg.shape, model, new_id("sess"),
                                               int(time.time() + cfg.session_max_s))
@@ -163,6 +166,8 @@ class _Connection:
                 if not self.flowing.is_set():
                     await self.flowing.wait()
                 await self.ws.send_message(item)
+                if self.wire is not None:
+                    self.wire.sent.append(item)
         except ConnectionClosed:
             pass
         self.nursery.cancel_scope.cancel()
@@ -178,6 +183,8 @@ class _Connection:
                 message = await self.ws.get_message()
             except ConnectionClosed:
                 return
+            if self.wire is not None:
+                self.wire.received.append(message)
             try:
                 self._dispatch(message)
             except Exception as exc:  # a bug here must not take the connection down silently
@@ -570,7 +577,8 @@ class FakeOpenAI:
         self.sessions.append(log)
         model = parse_qs(query).get("model", ["gpt-realtime"])[0]
         beta = "realtime=v1" in headers.get("openai-beta", "")
-        conn = _Connection(self.config, ws, log, model)
+        recorder = wire_log.current()
+        conn = _Connection(self.config, ws, log, model, recorder.open(self.config.shape) if recorder else None)
         self._open.append(conn)
         try:
             await conn.run(beta)
