@@ -292,7 +292,7 @@ class _Connection:
             self._start_response({}, now)
 
     def _commit(self, item_id: str) -> None:
-        self.buffer_bytes = 0
+        audio_ms, self.buffer_bytes = self.buffer_bytes // BYTES_PER_MS, 0
         self.log.committed_at.append(trio.current_time())
         self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=self._last_item())
         item = shapes.message_item("user", [{"type": "input_audio", "transcript": None}], item_id)
@@ -300,8 +300,8 @@ class _Connection:
         transcript = pick(self.cfg.user_transcripts, self.transcripts)
         self.transcripts += 1
         item["content"][0]["transcript"] = transcript
-        self._emit("conversation.item.input_audio_transcription.completed", item_id=item_id,
-                   content_index=0, transcript=transcript)
+        self._emit("conversation.item.input_audio_transcription.completed",
+                   **shapes.transcription_completed(self.cfg.shape, item_id, transcript, audio_ms))
         self._item_done(item)
 
     def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
@@ -436,20 +436,20 @@ class _Connection:
 
     def _speak_text(self, resp: _Response, text: str) -> None:
         item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
-        ids, part = self._ids(resp, content_index=0), {"type": self.ev["text_part"], "text": ""}
-        self._emit("response.content_part.added", **ids, part=part)
+        ids, shape = self._ids(resp, content_index=0), self.cfg.shape
+        self._emit("response.content_part.added", **ids, part=shapes.content_part(shape, "text", True, text=""))
         for i, word in enumerate(text.split()):
             self._emit(str(self.ev["text_delta"]), **ids, delta=word if i == 0 else " " + word)
         self._emit(str(self.ev["text_done"]), **ids, text=text)
-        part["text"] = text
-        self._emit("response.content_part.done", **ids, part=part)
-        item.update(content=[part], status="completed")
+        self._emit("response.content_part.done", **ids, part=shapes.content_part(shape, "text", True, text=text))
+        item.update(content=[shapes.content_part(shape, "text", False, text=text)], status="completed")
 
     async def _speak_audio(self, resp: _Response, chunks: list[tuple[bytes, str]]) -> None:
         """Deltas of ``chunk_ms`` audio, paced ``realtime_factor`` times faster than playback."""
         item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
         ids, iid = self._ids(resp, content_index=0), item["id"]
-        self._emit("response.content_part.added", **ids, part={"type": self.ev["audio_part"], "transcript": ""})
+        self._emit("response.content_part.added", **ids,
+                   part=shapes.content_part(self.cfg.shape, "audio", True, transcript=""))
         resp.part_open = True
         self.log.audio_sent[iid] = b""
         first = trio.current_time()
@@ -474,9 +474,10 @@ class _Connection:
         ids = self._ids(resp, content_index=0)
         self._emit(str(self.ev["audio_done"]), **ids)
         self._emit(str(self.ev["transcript_done"]), **ids, transcript=resp.transcript)
-        part = {"type": self.ev["audio_part"], "transcript": resp.transcript}
-        self._emit("response.content_part.done", **ids, part=part)
-        resp.item["content"] = [part]
+        said = resp.transcript
+        self._emit("response.content_part.done", **ids,
+                   part=shapes.content_part(self.cfg.shape, "audio", True, transcript=said))
+        resp.item["content"] = [shapes.content_part(self.cfg.shape, "audio", False, transcript=said)]
         resp.part_open = False
 
     def _tool_call(self, resp: _Response, script: ToolCallScript) -> None:
