@@ -49,15 +49,18 @@ SERVER = discriminated(RealtimeServerEvent)
 
 def undeclared(value: Any, path: str = "") -> list[str]:
     """Dotted paths of fields the models do not declare (the SDK's models keep extras, not reject them)."""
+    def at(key: object) -> str:
+        return f"{path}.{key}" if path else str(key)
+
     if isinstance(value, pydantic.BaseModel):
-        found = [f"{path}.{key}".lstrip(".") for key in value.model_extra or {}]
+        found = [at(key) for key in value.model_extra or {}]
         for name in type(value).model_fields:
-            found += undeclared(getattr(value, name), f"{path}.{name}")
+            found += undeclared(getattr(value, name), at(name))
         return found
     if isinstance(value, (list, tuple)):
         return [p for i, v in enumerate(value) for p in undeclared(v, f"{path}[{i}]")]
     if isinstance(value, dict):
-        return [p for k, v in value.items() for p in undeclared(v, f"{path}.{k}")]
+        return [p for k, v in value.items() for p in undeclared(v, at(k))]
     return []
 
 
