@@ -27,7 +27,8 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
-from llc.kit.sim import fake_openai_shapes as shapes
+from llc.core.dialect import Shape
+from llc.kit.sim import fake_openai_shapes as shapes, wire_log
 from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
 
@@ -52,7 +53,7 @@ class ToolCallScript:
 class FakeOpenAIConfig:
     """Timing and script of the fake; tests shrink the waits, benchmarks use service-like ones."""
 
-    shape: Literal["ga", "flat"] = "ga"
+    shape: Shape = "ga"
     ttfb_ms: int = 300  # caller turn committed -> first audio delta
     end_of_turn_silence_ms: int = 400  # silence after speech before speech_stopped/commit
     speech_start_frames: int = 2  # consecutive 20 ms speech frames before speech_started
@@ -109,8 +110,10 @@ class _Response:
 class _Connection:
     """One accepted socket: the reader handles client events, response tasks speak, one writer sends."""
 
-    def __init__(self, cfg: FakeOpenAIConfig, ws: WebSocketConnection, log: SessionLog, model: str):
+    def __init__(self, cfg: FakeOpenAIConfig, ws: WebSocketConnection, log: SessionLog, model: str,
+                 wire: wire_log.WireSession | None = None):
         self.cfg, self.ws, self.log = cfg, ws, log
+        self.wire = wire  # raw frames both ways, only inside wire_log.recording()
         self.ev = shapes.EVENTS[cfg.shape]
         self.session = shapes.default_session(cfg.shape, model, new_id("sess"),
                                               int(time.time() + cfg.session_max_s))
@@ -163,6 +166,8 @@ class _Connection:
                 if not self.flowing.is_set():
                     await self.flowing.wait()
                 await self.ws.send_message(item)
+                if self.wire is not None:
+                    self.wire.sent.append(item)
         except ConnectionClosed:
             pass
         self.nursery.cancel_scope.cancel()
@@ -178,6 +183,8 @@ class _Connection:
                 message = await self.ws.get_message()
             except ConnectionClosed:
                 return
+            if self.wire is not None:
+                self.wire.received.append(message)
             try:
                 self._dispatch(message)
             except Exception as exc:  # a bug here must not take the connection down silently
@@ -285,7 +292,7 @@ class _Connection:
             self._start_response({}, now)
 
     def _commit(self, item_id: str) -> None:
-        self.buffer_bytes = 0
+        audio_ms, self.buffer_bytes = self.buffer_bytes // BYTES_PER_MS, 0
         self.log.committed_at.append(trio.current_time())
         self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=self._last_item())
         item = shapes.message_item("user", [{"type": "input_audio", "transcript": None}], item_id)
@@ -293,8 +300,8 @@ class _Connection:
         transcript = pick(self.cfg.user_transcripts, self.transcripts)
         self.transcripts += 1
         item["content"][0]["transcript"] = transcript
-        self._emit("conversation.item.input_audio_transcription.completed", item_id=item_id,
-                   content_index=0, transcript=transcript)
+        self._emit("conversation.item.input_audio_transcription.completed",
+                   **shapes.transcription_completed(self.cfg.shape, item_id, transcript, audio_ms))
         self._item_done(item)
 
     def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
@@ -429,20 +436,20 @@ class _Connection:
 
     def _speak_text(self, resp: _Response, text: str) -> None:
         item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
-        ids, part = self._ids(resp, content_index=0), {"type": self.ev["text_part"], "text": ""}
-        self._emit("response.content_part.added", **ids, part=part)
+        ids, shape = self._ids(resp, content_index=0), self.cfg.shape
+        self._emit("response.content_part.added", **ids, part=shapes.content_part(shape, "text", True, text=""))
         for i, word in enumerate(text.split()):
             self._emit(str(self.ev["text_delta"]), **ids, delta=word if i == 0 else " " + word)
         self._emit(str(self.ev["text_done"]), **ids, text=text)
-        part["text"] = text
-        self._emit("response.content_part.done", **ids, part=part)
-        item.update(content=[part], status="completed")
+        self._emit("response.content_part.done", **ids, part=shapes.content_part(shape, "text", True, text=text))
+        item.update(content=[shapes.content_part(shape, "text", False, text=text)], status="completed")
 
     async def _speak_audio(self, resp: _Response, chunks: list[tuple[bytes, str]]) -> None:
         """Deltas of ``chunk_ms`` audio, paced ``realtime_factor`` times faster than playback."""
         item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
         ids, iid = self._ids(resp, content_index=0), item["id"]
-        self._emit("response.content_part.added", **ids, part={"type": self.ev["audio_part"], "transcript": ""})
+        self._emit("response.content_part.added", **ids,
+                   part=shapes.content_part(self.cfg.shape, "audio", True, transcript=""))
         resp.part_open = True
         self.log.audio_sent[iid] = b""
         first = trio.current_time()
@@ -467,9 +474,10 @@ class _Connection:
         ids = self._ids(resp, content_index=0)
         self._emit(str(self.ev["audio_done"]), **ids)
         self._emit(str(self.ev["transcript_done"]), **ids, transcript=resp.transcript)
-        part = {"type": self.ev["audio_part"], "transcript": resp.transcript}
-        self._emit("response.content_part.done", **ids, part=part)
-        resp.item["content"] = [part]
+        said = resp.transcript
+        self._emit("response.content_part.done", **ids,
+                   part=shapes.content_part(self.cfg.shape, "audio", True, transcript=said))
+        resp.item["content"] = [shapes.content_part(self.cfg.shape, "audio", False, transcript=said)]
         resp.part_open = False
 
     def _tool_call(self, resp: _Response, script: ToolCallScript) -> None:
@@ -570,7 +578,8 @@ class FakeOpenAI:
         self.sessions.append(log)
         model = parse_qs(query).get("model", ["gpt-realtime"])[0]
         beta = "realtime=v1" in headers.get("openai-beta", "")
-        conn = _Connection(self.config, ws, log, model)
+        recorder = wire_log.current()
+        conn = _Connection(self.config, ws, log, model, recorder.open(self.config.shape) if recorder else None)
         self._open.append(conn)
         try:
             await conn.run(beta)

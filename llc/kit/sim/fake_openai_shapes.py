@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import orjson
 
+from llc.core.dialect import Shape
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_MS, is_speech, speech_like, speech_ms_for_text
 
 PATH = "/v1/realtime"
-Shape = Literal["ga", "flat"]
 ApiError = tuple[str | None, str, str | None]  # (code, message, param)
 Check = Callable[[Any, str], ApiError | None]
 
@@ -37,7 +37,7 @@ EVENTS: dict[str, dict[str, str | None]] = {
         "text_done": "response.output_text.done",
         "item_added": "conversation.item.added",
         "item_done": "conversation.item.done",
-        "audio_part": "output_audio",
+        "audio_part": "output_audio",  # in the item's content; content_part events say "audio" (content_part)
         "text_part": "output_text",
         "modalities": "output_modalities",
     },
@@ -402,6 +402,25 @@ def response_object(shape: Shape, response_id: str, status: str, *, text_only: b
             "status_details": {"type": status, "reason": reason} if reason else None,
             "output": [item] if item else [], "conversation_id": None if out_of_band else "conv_fake",
             str(EVENTS[shape]["modalities"]): ["text"] if text_only else ["audio"], "usage": usage}
+
+
+def content_part(shape: Shape, kind: Literal["audio", "text"], in_event: bool, **body: str) -> dict[str, Any]:
+    """A response's content part. ``response.content_part.added/done`` type it "audio" or "text" in
+    both shapes; only the item's content says "output_audio"/"output_text" in GA (the SDK's models:
+    the events' ``Part.type`` against the assistant message's ``Content.type``)."""
+    return {"type": kind if in_event else EVENTS[shape][f"{kind}_part"], **body}
+
+
+def transcription_completed(shape: Shape, item_id: str, transcript: str, audio_ms: int) -> dict[str, Any]:
+    """``conversation.item.input_audio_transcription.completed`` fields. GA requires ``usage``;
+    token-billed as the gpt-4o transcribe models are (made-up counts); the flat shape had none."""
+    fields: dict[str, Any] = {"item_id": item_id, "content_index": 0, "transcript": transcript}
+    if shape == "ga":
+        audio_tokens, text_tokens = audio_ms // 100, len(transcript.split())
+        fields["usage"] = {"type": "tokens", "input_tokens": audio_tokens, "output_tokens": text_tokens,
+                           "total_tokens": audio_tokens + text_tokens,
+                           "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens}}
+    return fields
 
 
 def function_call_item(name: str, call_id: str) -> dict[str, Any]:
