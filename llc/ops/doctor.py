@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import trio
 
-from llc.ws.transport import TransportClosed
 from llc.config import Settings
 from llc.core.dialect import SHAPE_ERRORS, Dialect, dialect
+from llc.core.session import SessionSpec
 from llc.ops.health import fetch_health
 from llc.ops.logs import recent_errors
 from llc.ops.ports import listener_pids, listeners, server_ports
 from llc.profile import ProfileError, load_profile
+from llc.ws.transport import Transport, TransportClosed
 
 RESTART = "run `llc restart` (stop, kill orphaned listeners on PORT, start)"
 
@@ -165,9 +165,7 @@ async def check_openai(settings: Settings, timeout_s: float) -> Check:
             await conn.close()
 
 
-async def _session_test(conn: Any, wire: Dialect, spec: Any, timeout_s: float) -> Check:
-    from llc.core.session import SessionSpec
-
+async def _session_test(conn: Transport, wire: Dialect, spec: SessionSpec | None, timeout_s: float) -> Check:
     name = "openai session"
     created = False
     sent_at = trio.current_time()
