@@ -124,8 +124,8 @@ class CallBridge:
             self._set_end("internal_error", repr(exc))
             log.exception("call failed on an internal error; the server keeps running")
         finally:
-            # No reason yet means we were cancelled from outside: quart-trio does that when
-            # Twilio's socket goes away.
+            # No reason yet means we were cancelled from outside (the server stopping); the
+            # Twilio socket is closed below either way.
             self._set_end("twilio_closed", "the Twilio media socket closed")
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(CLOSE_TIMEOUT_S):

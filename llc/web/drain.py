@@ -1,7 +1,7 @@
 """Graceful drain: on SIGTERM (or Ctrl-C) stop taking calls, let active ones finish, then exit.
 
 Restarts and deploys send SIGTERM (systemd, ``llc restart``); pm2 sends SIGINT. Either starts
-a drain: ``state.draining`` makes /twiml answer new calls with a polite ``<Say>`` and hang-up
+a drain: ``server.draining`` makes /twiml answer new calls with a polite ``<Say>`` and hang-up
 (or ``<Dial>`` the fallback number), calls in progress run on for up to
 LLC_DRAIN_TIMEOUT_S, then whatever is left is ended through its own nursery, so its record
 and "call ended" line are still written. A second signal skips the wait.
@@ -30,27 +30,27 @@ def drain_twiml(number: str | None) -> str:
     return say_and_dial(DRAIN_MESSAGE, number) if number else say_and_hangup(DRAIN_MESSAGE)
 
 
-async def _wait_idle(state: Server, hurry: trio.Event | None = None) -> None:
-    while state.active and not (hurry is not None and hurry.is_set()):
+async def _wait_idle(server: Server, hurry: trio.Event | None = None) -> None:
+    while server.active and not (hurry is not None and hurry.is_set()):
         await trio.sleep(POLL_S)
 
 
-async def drain(state: Server, timeout_s: float, hurry: trio.Event | None = None) -> None:
+async def drain(server: Server, timeout_s: float, hurry: trio.Event | None = None) -> None:
     """Turn new calls away, wait for active calls up to ``timeout_s``, then end the rest."""
-    state.draining = True
-    log.warning("draining: new calls are turned away", extra={"active_calls": state.active_calls, "timeout_s": timeout_s})
+    server.draining = True
+    log.warning("draining: new calls are turned away", extra={"active_calls": server.active_calls, "timeout_s": timeout_s})
     with trio.move_on_after(timeout_s):
-        await _wait_idle(state, hurry)
-    left = list(state.active)
+        await _wait_idle(server, hurry)
+    left = list(server.active)
     for bridge in left:
         bridge.end("server_drain", f"still active when the drain ended (LLC_DRAIN_TIMEOUT_S={timeout_s:g})")
     with trio.move_on_after(SETTLE_S):
-        await _wait_idle(state)
-    log.info("drained", extra={"ended_by_drain": len(left), "still_active": state.active_calls})
+        await _wait_idle(server)
+    log.info("drained", extra={"ended_by_drain": len(left), "still_active": server.active_calls})
 
 
 async def watch_signals(
-    state: Server, server_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    server: Server, server_scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Wait for SIGTERM/SIGINT, drain, then cancel ``server_scope`` so ``serve`` returns (exit 0)."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -68,6 +68,6 @@ async def watch_signals(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(second_signal)
-            await drain(state, state.settings.drain_timeout_s, hurry)
+            await drain(server, server.settings.drain_timeout_s, hurry)
             nursery.cancel_scope.cancel()
     server_scope.cancel()

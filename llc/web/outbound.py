@@ -22,28 +22,28 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
-def authorized(state: Server, header: str | None) -> str | None:
+def authorized(server: Server, header: str | None) -> str | None:
     """None when the bearer token matches LLC_API_TOKEN (constant-time), else the reason to refuse."""
-    return bearer_refusal(state.settings.api_token, header)
+    return bearer_refusal(server.settings.api_token, header)
 
 
-def register(app: Quart, state: Server) -> None:
+def register(app: Quart, server: Server) -> None:
     @app.post("/calls")
     async def place_call() -> Response:
-        if (refusal := authorized(state, request.headers.get("Authorization"))) is not None:
+        if (refusal := authorized(server, request.headers.get("Authorization"))) is not None:
             log.warning("POST /calls refused: %s", refusal)
             return _error(401, refusal)
-        wait_s = state.calls_bucket.take(trio.current_time())
+        wait_s = server.calls_bucket.take(trio.current_time())
         if wait_s > 0:
-            response = _error(429, f"more than LLC_CALLS_PER_MINUTE={state.settings.calls_per_minute} calls a minute; retry later")
+            response = _error(429, f"more than LLC_CALLS_PER_MINUTE={server.settings.calls_per_minute} calls a minute; retry later")
             response.headers["Retry-After"] = str(max(1, round(wait_s)))
             return response
-        if at_capacity(state):
-            return _error(503, f"at LLC_MAX_CALLS={state.settings.max_calls} concurrent calls; retry later")
+        if at_capacity(server):
+            return _error(503, f"at LLC_MAX_CALLS={server.settings.max_calls} concurrent calls; retry later")
         body = await request.get_json(force=True, silent=True)
         try:
-            req = parse_call_request(body, state.scenarios, state.profile)
-            call = await state.dialer.place(req, state.call_base_url)  # the instance holding the warm session
+            req = parse_call_request(body, server.scenarios, server.profile)
+            call = await server.dialer.place(req, server.call_base_url)  # the instance holding the warm session
         except CallRequestError as exc:
             return _error(exc.status, str(exc))
         except TwilioError as exc:
@@ -54,29 +54,29 @@ def register(app: Quart, state: Server) -> None:
 
     @app.get("/calls/<call_sid>")
     async def call_status(call_sid: str) -> Response:
-        if (refusal := authorized(state, request.headers.get("Authorization"))) is not None:
+        if (refusal := authorized(server, request.headers.get("Authorization"))) is not None:
             return _error(401, refusal)
-        call = state.dialer.calls.get(call_sid)
+        call = server.dialer.calls.get(call_sid)
         if call is None:
             return _error(404, f"no outbound call {call_sid} on this server")
         return jsonify(call.as_dict())
 
     @app.post(STATUS_PATH)
-    @twilio_signed(state)
+    @twilio_signed(server)
     async def twilio_status() -> Response:
         form = await request.form
-        state.dialer.on_status(form.to_dict())
+        server.dialer.on_status(form.to_dict())
         return Response("", status=204)
 
     @app.post(AMD_PATH)
-    @twilio_signed(state)
+    @twilio_signed(server)
     async def twilio_amd() -> Response:
         form = (await request.form).to_dict()
-        record = state.find_record(form.get("CallSid", ""))
+        record = server.find_record(form.get("CallSid", ""))
         if record is not None:
             record.answered_by = form.get("AnsweredBy", "")
         try:
-            await state.dialer.on_amd(form)
+            await server.dialer.on_amd(form)
         except TwilioError as exc:
             log.error("could not act on the AMD result: %s", exc, extra={"call_sid": form.get("CallSid")})
         return Response("", status=204)

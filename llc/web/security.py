@@ -51,25 +51,25 @@ def log_posture(settings: Settings) -> None:
 # ---- webhooks -------------------------------------------------------------------------
 
 
-async def webhook_refusal(state: Server) -> str | None:
+async def webhook_refusal(server: Server) -> str | None:
     """None when the current request is signed by Twilio (or checking is off)."""
-    if not signatures_checked(state.settings):
+    if not signatures_checked(server.settings):
         return None
-    if not state.public_url:
+    if not server.public_url:
         return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
     form = await request.form
-    url = signed_url(state.public_url, request.path, request.query_string.decode("latin-1"))
-    assert state.settings.twilio_auth_token is not None
-    return signature_refusal(state.settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER))
+    url = signed_url(server.public_url, request.path, request.query_string.decode("latin-1"))
+    assert server.settings.twilio_auth_token is not None
+    return signature_refusal(server.settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER))
 
 
-def twilio_signed(state: Server) -> Callable[[F], F]:
+def twilio_signed(server: Server) -> Callable[[F], F]:
     """Route decorator: HTTP 403 unless Twilio signed the request."""
 
     def decorate(handler: F) -> F:
         @wraps(handler)
         async def checked(*args: Any, **kwargs: Any) -> Any:
-            refusal = await webhook_refusal(state)
+            refusal = await webhook_refusal(server)
             if refusal is not None:
                 log.warning("webhook refused: %s", refusal, extra={"path": request.path,
                                                                     "remote": request.remote_addr})
@@ -84,36 +84,36 @@ def twilio_signed(state: Server) -> Callable[[F], F]:
 # ---- the media-stream upgrade ---------------------------------------------------------
 
 
-def upgrade_refusal(state: Server, path: str, headers: Mapping[str, str]) -> str | None:
+def upgrade_refusal(server: Server, path: str, headers: Mapping[str, str]) -> str | None:
     """Judge a media-stream upgrade: None to accept, else why it is closed with 1008.
 
     ``path`` is the request target (path and query); ``headers`` any mapping whose lookup of
     the signature header works (a case-insensitive one, or lower-case keys).
     """
-    if not signatures_checked(state.settings):
+    if not signatures_checked(server.settings):
         return None
-    stream_url = stream_url_for(state.public_url) if state.public_url else None
+    stream_url = stream_url_for(server.public_url) if server.public_url else None
     if stream_url is None:
         return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
     _, _, query = path.partition("?")
     url = f"{stream_url}?{query}" if query else stream_url
     signature = headers.get(SIGNATURE_HEADER) or headers.get(SIGNATURE_HEADER.lower())
-    assert state.settings.twilio_auth_token is not None
-    return signature_refusal(state.settings.twilio_auth_token, url, {}, signature)
+    assert server.settings.twilio_auth_token is not None
+    return signature_refusal(server.settings.twilio_auth_token, url, {}, signature)
 
 
 # ---- limits ---------------------------------------------------------------------------
 
 
-def at_capacity(state: Server) -> bool:
+def at_capacity(server: Server) -> bool:
     """Calls running plus streams announced (tokens out) reach LLC_MAX_CALLS.
 
     With LLC_STREAM_ADMISSION=off no stream spends its token, so tokens out say nothing about
     calls about to start: only running calls count (else every webhook would hold a slot for
     the token's whole TTL and the server would answer busy far below LLC_MAX_CALLS).
     """
-    announced = state.tickets.outstanding(trio.current_time()) if state.settings.stream_admission else 0
-    return state.active_calls + announced >= state.settings.max_calls
+    announced = server.tickets.outstanding(trio.current_time()) if server.settings.stream_admission else 0
+    return server.active_calls + announced >= server.settings.max_calls
 
 
 # ---- the API --------------------------------------------------------------------------
@@ -131,8 +131,8 @@ def bearer_refusal(expected: str | None, header: str | None) -> str | None:
     return None
 
 
-def admin_refusal(state: Server) -> str | None:
+def admin_refusal(server: Server) -> str | None:
     """Admin endpoints (/debug, /metrics): loopback clients, or the API bearer token."""
     if (request.remote_addr or "") in LOOPBACK_HOSTS:
         return None
-    return bearer_refusal(state.settings.api_token, request.headers.get("Authorization"))
+    return bearer_refusal(server.settings.api_token, request.headers.get("Authorization"))
