@@ -1,67 +1,17 @@
-"""Shared fixtures: a fake OpenAI and a real llc server on loopback ports, in one Trio run."""
+"""Fixture registration only; what the fixtures build lives in tests/helpers/."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator
 
 import pytest
 import trio
 
-from llc.config import Settings
-from llc.profile import Profile, load_profile
-from llc.tools.registry import ToolRegistry
-from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
-from llc.web.app import serve
-from llc.web.server import Server, build_server
-
-
-@dataclass
-class Stack:
-    fake: FakeOpenAI
-    state: Server
-    base_url: str
-
-    @property
-    def media_url(self) -> str:
-        """Where Twilio's media socket goes: PORT's /media (the one-port front door)."""
-        return self.base_url.replace("http", "ws", 1) + "/media"
-
-    def stream_token(self, call_sid: str = "CAraw") -> str:
-        """The ticket /twiml would have issued for ``call_sid`` (raw-socket tests)."""
-        return self.state.tickets.issue(trio.current_time(), call_sid)
-
-    def warm_named(self, ticket: str) -> bool:
-        """Whether a ticket the server issued names a warm session (pre-accept / prewarm)."""
-        return self.state.tickets.warm_of(ticket) is not None
-
-    async def wait_records(self, n: int, timeout: float = 5.0) -> None:
-        with trio.fail_after(timeout):
-            while len(self.state.records) < n:
-                await trio.sleep(0.01)
-
-
-StackFactory = Callable[..., Awaitable[Stack]]
+from tests.helpers.stack import StackFactory, stack_factory
 
 
 @pytest.fixture
 async def start_stack(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[StackFactory]:
     """Start the fake OpenAI plus the server; keyword args go to FakeOpenAIConfig / Settings."""
-
-    async def start(
-        shape: str = "ga", settings: dict | None = None, profile: Profile | None = None,
-        tools: ToolRegistry | None = None, **fake_config: object,
-    ) -> Stack:
-        fake_config.setdefault("ttfb_ms", 50)
-        fake_config.setdefault("end_of_turn_silence_ms", 200)
-        fake = FakeOpenAI(FakeOpenAIConfig(shape=shape, **fake_config))  # type: ignore[arg-type]
-        await nursery.start(fake.serve)
-        opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, "db_url": str(tmp_path / "llc.db"),
-                      "pending_records_path": str(tmp_path / "pending.jsonl"),
-                      **(settings or {})}
-        state = build_server(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
-        binds = await nursery.start(serve, state)
-        return Stack(fake, state, binds[0])
-
-    yield start
+    yield stack_factory(nursery, tmp_path)

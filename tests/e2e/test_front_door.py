@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from llc.web.front_door import is_media_upgrade
-from conftest import StackFactory
+from tests.helpers.stack import StackFactory
 
 UPGRADE = (b"GET /media HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")

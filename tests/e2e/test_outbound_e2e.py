@@ -7,7 +7,7 @@ import trio
 from llc import metrics
 
 from llc.kit.sim.fake_twilio import Behaviour, FakeTwilioConfig
-from outbound_stack import start_outbound
+from tests.helpers.outbound_stack import start_outbound
 
 
 async def test_prewarmed_call_has_no_setup_after_answer(nursery: trio.Nursery) -> None:
@@ -136,7 +136,7 @@ async def test_token_misuse_never_attaches_a_foreign_session(nursery: trio.Nurse
     from trio_websocket import open_websocket_url
 
     from llc.kit.sim.fake_caller import parse_twiml
-    from twilio_raw import first_event, speak, start_frame
+    from tests.helpers.twilio_raw import first_event, speak, start_frame
 
     slow = Behaviour(answer_ms=3000)
     # The warm registry's own defence, with the stream-level checks (signature, admission token,

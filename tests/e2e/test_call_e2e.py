@@ -8,10 +8,10 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url, serve_websocket
 
-from conftest import StackFactory
 from llc.call.apology import apology_payloads
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
-from twilio_raw import call_tasks, first_event, media_frame, speak, start_frame, stop_frame
+from tests.helpers.stack import StackFactory
+from tests.helpers.twilio_raw import call_tasks, first_event, media_frame, speak, start_frame, stop_frame
 
 LINES = ["Hello?", "What are your hours?"]
 REPLIES = ["Hi, how can I help?", "Nine to five, Monday to Friday."]

@@ -8,9 +8,9 @@ import orjson
 import pytest
 import trio
 
-from conftest import StackFactory
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.store.pending import PendingRecords
+from tests.helpers.stack import StackFactory
 
 
 async def test_pending_file_keeps_what_failed_and_replays_in_order(tmp_path: Path) -> None:

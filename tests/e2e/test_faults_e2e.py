@@ -7,10 +7,10 @@ import base64
 
 import trio
 
-from conftest import Stack, StackFactory
 from llc.call.apology import apology_payloads
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
-from twilio_raw import call_tasks
+from tests.helpers.stack import Stack, StackFactory
+from tests.helpers.twilio_raw import call_tasks
 
 LINES = ["Are you open on Sunday?", "And on Monday?"]
 REPLIES = ["Yes, from ten to four.", "Monday we open at nine."]

@@ -6,14 +6,14 @@ import dataclasses
 
 import trio
 
-from conftest import StackFactory
 from llc import metrics
 from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.kit.sim.fake_openai import ToolCallScript
 from llc.tools.modes import ALL_TOOLS
 from llc.tools.registry import ToolRegistry
-from twilio_raw import call_tasks
+from tests.helpers.stack import StackFactory
+from tests.helpers.twilio_raw import call_tasks
 
 LONG = "Our opening hours are nine to five on weekdays, ten to two on Saturdays, and we are closed on Sundays and bank holidays."
 

@@ -13,10 +13,10 @@ import random
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from conftest import Stack, StackFactory
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.kit.sim.malformed import malformed_frame
-from twilio_raw import call_tasks, start_frame
+from tests.helpers.stack import Stack, StackFactory
+from tests.helpers.twilio_raw import call_tasks, start_frame
 
 CLEAN, SLOTS, FRAMES_PER_SLOT = 5, 10, 100
 LINE, REPLY = "What time do you close today?", "We close at six tonight."

@@ -13,7 +13,7 @@ from llc.config import load_settings
 from llc.ops.restart import restart
 from llc.ops.supervisor import PidFile
 from llc.kit.bench.server_proc import free_port
-from ops_procs import serve_env, start_serve, stop_pid, stop_pidfile, wait_healthz
+from tests.helpers.ops_procs import serve_env, start_serve, stop_pid, stop_pidfile, wait_healthz
 
 STRAY = "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\nprint('ready', flush=True)\ntime.sleep(120)\n"
 
@@ -90,4 +90,4 @@ def test_llc_restart_command_registered() -> None:
 
     args = build_parser().parse_args(["restart", "--supervisor", "pidfile", "--timeout", "3"])
     assert args.supervisor == "pidfile" and args.timeout == 3
-    assert os.access(Path(__file__).resolve().parents[1] / "ops" / "restart", os.X_OK)
+    assert os.access(Path(__file__).resolve().parents[2] / "ops" / "restart", os.X_OK)

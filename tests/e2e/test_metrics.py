@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import StackFactory
 from llc import metrics
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from tests.helpers.stack import StackFactory
 
 LINES = ["Hello?"]
 

@@ -12,7 +12,7 @@ from llc.config import Settings
 from llc.ops import snapshots
 from llc.profile import ProfileError, parse_profile
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 from twilio.request_validator import RequestValidator
 
-from conftest import StackFactory
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, parse_twiml
-from twilio_raw import call_tasks, first_event, speak, start_frame
+from tests.helpers.stack import StackFactory
+from tests.helpers.twilio_raw import call_tasks, first_event, speak, start_frame
 
 TOKEN = "twilio-auth-token-for-tests"
 FORM = {"CallSid": "CAsig", "From": "+15550100001", "To": "+15550100002", "Direction": "inbound"}

@@ -41,7 +41,7 @@ def test_log_file_is_json_with_call_fields(tmp_path: Path) -> None:
 def test_reference_docs_exist_and_name_commands_that_exist() -> None:
     from llc.cli import build_parser
 
-    docs = Path(__file__).resolve().parents[1] / "docs"
+    docs = Path(__file__).resolve().parents[2] / "docs"
     names = ["01-overview", "02-session-config", "03-prewarm-outbound", "04-inbound-modes", "05-async-tools",
              "06-latency-tuning", "07-twilio-integration", "08-known-issues", "09-config-install", "SKILL", "operations"]
     for name in names:

@@ -10,7 +10,7 @@ import trio
 from llc.core.record import CallRecord, ToolCallRecord, TranscriptLine
 from llc.store import Store, StoreError, open_store
 from llc.store.backends import open_backend
-from pg import pg_url_or_skip
+from tests.helpers.pg import pg_url_or_skip
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

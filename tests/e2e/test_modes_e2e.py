@@ -10,12 +10,12 @@ import pytest
 import trio
 import trio_websocket
 
-from conftest import StackFactory
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, parse_twiml
 from llc.kit.sim.fake_openai import ToolCallScript
 from llc.kit.sim.modes import SALES, SCRIPTS, ModeScript, run_mode
-from pg import pg_url_or_skip
-from twilio_raw import first_event, speak, start_frame
+from tests.helpers.pg import pg_url_or_skip
+from tests.helpers.stack import StackFactory
+from tests.helpers.twilio_raw import first_event, speak, start_frame
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -11,10 +11,10 @@ import orjson
 import pytest
 import trio
 
-from conftest import StackFactory
 from llc.config import Settings
 from llc.ops.doctor import Check, render, run_checks
 from llc.kit.sim.fake_twilio_numbers import FakeNumber, FakeTwilioNumbers
+from tests.helpers.stack import StackFactory
 
 PUBLIC = "https://voice.example.test"
 

@@ -1,0 +1,1 @@
+"""Shared test helpers, imported by name (conftest.py only registers fixtures)."""

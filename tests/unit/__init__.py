@@ -1,0 +1,1 @@
+"""Pure code as data: events in, actions out; no sockets, servers, processes or sleeps."""
