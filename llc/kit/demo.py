@@ -19,7 +19,7 @@ from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.app import serve
-from llc.web.server import Server, build_server
+from llc.web.server import build_server
 
 CALLER_LINES = ["Hello?", "Hi, what time do you open tomorrow?"]
 AGENT_LINES = [

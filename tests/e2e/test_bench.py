@@ -6,26 +6,7 @@ import pytest
 
 from llc.kit.bench import relay
 from llc.kit.bench import server_proc as sp
-from llc.kit.bench.capacity import slope
-from llc.kit.bench.loadgen import FrameReader, encode_frame, read_stamp, stamped_payload
 from llc.cli import main
-
-
-def test_loadgen_framing_round_trips_and_reassembles() -> None:
-    reader = FrameReader()
-    payload = b'{"payload":"%s"}' % stamped_payload(7)
-    big = b"y" * 70_000
-    stream = encode_frame(1, payload, client=True) + encode_frame(1, big, client=False)
-    # Fed a byte at a time for the first frame: the parser waits for whole frames.
-    got = [m for i in range(len(stream)) for m in reader.feed(stream[i : i + 1])]
-    assert got == [(1, payload), (1, big)]
-    stamp = read_stamp(payload, b'"payload":"')
-    assert stamp is not None and stamp[1] == 7
-
-
-def test_slope_is_memory_per_call() -> None:
-    assert slope([100, 200, 300], [50_000, 60_000, 70_000]) == pytest.approx(100)
-    assert slope([100], [1]) == 0.0
 
 
 def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,9 +7,9 @@ import pytest
 
 from llc.core import faults
 from llc.core.actions import EndCall, PlayApology, ReconnectOpenAI, Timer, ToOpenAI, ToTwilio
-from llc.core.ticket import Admission, TicketBook
+from llc.core.ticket import TicketBook
 from llc.core.call import CallCore
-from llc.core.dialect import FLAT, GA
+from llc.core.dialect import GA
 from llc.core.ratelimit import TokenBucket
 from llc.core.record import TranscriptLine
 from llc.core.session import SessionSpec

@@ -4,7 +4,7 @@ import orjson
 
 from llc.core.actions import EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
-from llc.core.dialect import FLAT, GA
+from llc.core.dialect import GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.core.turns import ResponseGate, TurnPolicy
 from llc.tools.builtin import BUILTIN

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from llc.core.actions import EndCall, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
-from llc.core.dialect import FLAT, GA
+from llc.core.dialect import GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.tools.builtin import BUILTIN
 from llc.core import frames as tw

@@ -9,7 +9,7 @@ import pytest
 from llc.config import load_settings
 from llc.core.actions import RunTool, ToOpenAI
 from llc.core.call import CallCore
-from llc.core.dialect import FLAT, GA
+from llc.core.dialect import GA
 from llc.core.session import SessionSpec
 from llc.modes.runtime import ModeCall
 from llc.modes.scenario import load_scenario_set, parse_scenario_file

@@ -20,7 +20,7 @@ from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCa
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio
 from llc.web.app import serve
-from llc.web.server import Server, build_server
+from llc.web.server import build_server
 
 SALES = "+15550102001"
 

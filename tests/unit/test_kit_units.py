@@ -1,0 +1,48 @@
+"""The test kit's own arithmetic as data: the load generator's framing, memory slope, soak checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from llc.kit.bench.capacity import slope
+from llc.kit.bench.loadgen import FrameReader, encode_frame, read_stamp, stamped_payload
+from llc.kit.soak import SoakReport, _check
+
+
+def test_loadgen_framing_round_trips_and_reassembles() -> None:
+    reader = FrameReader()
+    payload = b'{"payload":"%s"}' % stamped_payload(7)
+    big = b"y" * 70_000
+    stream = encode_frame(1, payload, client=True) + encode_frame(1, big, client=False)
+    # Fed a byte at a time for the first frame: the parser waits for whole frames.
+    got = [m for i in range(len(stream)) for m in reader.feed(stream[i : i + 1])]
+    assert got == [(1, payload), (1, big)]
+    stamp = read_stamp(payload, b'"payload":"')
+    assert stamp is not None and stamp[1] == 7
+
+
+def test_slope_is_memory_per_call() -> None:
+    assert slope([100, 200, 300], [50_000, 60_000, 70_000]) == pytest.approx(100)
+    assert slope([100], [1]) == 0.0
+
+
+def test_check_names_each_leak() -> None:
+    report = SoakReport(
+        samples=[{"t_s": 10, "active_calls": 5, "rss_kib": 100_000}, {"t_s": 20, "active_calls": 5, "rss_kib": 110_000}],
+        idle_before={"fds": 10, "sockets": 6, "tasks": 12}, idle_after={"fds": 11, "sockets": 6, "tasks": 14})
+    _check(report, 0.05)
+    assert any(f.startswith("fds grew") for f in report.failures)
+    assert any(f.startswith("tasks grew") for f in report.failures)
+    assert any(f.startswith("RSS grew 10.0%") for f in report.failures)
+    assert not any(f.startswith("sockets") for f in report.failures)
+
+
+def test_rss_growth_is_measured_after_the_warm_up() -> None:
+    # Windows filling in the first minutes, then flat: passes; then a steady climb: fails.
+    warm = [60_000, 70_000, 71_000, 71_200, 71_400, 71_500, 71_600, 71_700, 71_800, 71_900]
+    flat = SoakReport(samples=[{"t_s": 60 * i, "active_calls": 5, "rss_kib": r} for i, r in enumerate(warm)])
+    _check(flat, 0.05)
+    assert flat.failures == [] and "+1.3% after warm-up" in flat.rss_note
+    leak = SoakReport(samples=[{"t_s": 60 * i, "active_calls": 5, "rss_kib": 70_000 + 1_000 * i} for i in range(10)])
+    _check(leak, 0.05)
+    assert leak.failures == ["RSS grew 9.7% after warm-up (tolerance 5%)"]
