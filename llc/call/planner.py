@@ -41,7 +41,7 @@ class StreamPlanner:
             record.from_number, record.to_number = inbound.caller, inbound.called
         record.scenario = scenario.name
         profile = scenario.profile(self.router.profile)
-        mode = self.router.mode(scenario, record, customer, t0)
+        mode = self.router.mode(scenario, profile, record, customer, t0)
         warm = await self.warm.claim(admitted.warm) if admitted.warm else None
         return CallPlan(spec, profile.turn_policy, profile.greeting or None, mode, warm)
 

@@ -142,8 +142,10 @@ class ScenarioRouter:
             plan = await self.plan_inbound("", params.get("caller", ""), params.get("called", ""))
         return plan
 
-    def mode(self, scenario: Scenario, record: CallRecord, customer: dict[str, Any] | None, t0: float) -> ModeCall:
-        """The call's mode in ``scenario``: what its tools reach and how its keys route."""
+    def mode(self, scenario: Scenario, profile: Profile, record: CallRecord, customer: dict[str, Any] | None,
+             t0: float) -> ModeCall:
+        """The call's mode in ``scenario`` (``profile``: its overlay of the base profile, already
+        built by the caller): what its tools reach and how its keys route."""
         return ModeCall(scenario, self.scenarios, self.profile, record, self.store, self.default_voice,
                         self.tool_schemas, record.from_number, record.to_number, customer,
-                        scenario.profile(self.profile).transfer_allow, t0)
+                        profile.transfer_allow, t0)

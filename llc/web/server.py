@@ -49,8 +49,8 @@ class Server:
     dialer: Dialer
     planner: StreamPlanner
     deps: CallDeps
+    calls_bucket: TokenBucket  # POST /calls rate limit
     calls: CallTracker = field(default_factory=CallTracker)
-    calls_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))  # POST /calls rate limit
     public_url: str | None = None  # LLC_PUBLIC_URL, or the bound address on a local run
     # Set on SIGTERM/SIGINT (llc.web.drain): /twiml turns new calls away, active calls finish.
     draining: bool = False
@@ -101,5 +101,5 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
     deps = CallDeps(dialect(s.openai_api_shape), partial(connect_openai, s), tools, TwilioCallControl(s),
                     s.max_frame_bytes, s.max_call_s, s.apology_clip)
     return Server(s, profile, tools, scenario_set, store, PendingRecords(s.pending_records_path), tickets, twiml,
-                  warm, router, dialer, planner, deps, calls_bucket=TokenBucket(s.calls_per_minute, now=-1e9),
+                  warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
                   public_url=s.public_url)
