@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import pytest
 import trio
 
+from tests.helpers.pg import throwaway_server
 from tests.helpers.stack import StackFactory, stack_factory
 
 
@@ -15,3 +16,10 @@ from tests.helpers.stack import StackFactory, stack_factory
 async def start_stack(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[StackFactory]:
     """Start the fake OpenAI plus the server; keyword args go to FakeOpenAIConfig / Settings."""
     yield stack_factory(nursery, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[tuple[str | None, str]]:
+    """A throwaway PostgreSQL for the session, started only when a PostgreSQL case asks for it."""
+    with throwaway_server() as server:
+        yield server

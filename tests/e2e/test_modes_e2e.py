@@ -20,7 +20,7 @@ from tests.helpers.twilio_raw import first_event, speak, start_frame
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return str(tmp_path / "modes.db") if request.param == "sqlite" else pg_url_or_skip()
+    return str(tmp_path / "modes.db") if request.param == "sqlite" else pg_url_or_skip(request)
 
 
 ENDED = "the call ended while the tool ran"

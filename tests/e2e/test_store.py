@@ -15,7 +15,7 @@ from tests.helpers.pg import pg_url_or_skip
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return str(tmp_path / "t.db") if request.param == "sqlite" else pg_url_or_skip()
+    return str(tmp_path / "t.db") if request.param == "sqlite" else pg_url_or_skip(request)
 
 
 async def test_records_messages_tickets_round_trip(db_url: str) -> None:

@@ -1,30 +1,111 @@
-"""PostgreSQL for the store tests: LLC_TEST_PG_URL, else a local server on the default port.
+"""PostgreSQL for the store tests: a throwaway server of the session's own, started with the
+machine's ``initdb``/``pg_ctl`` on a free loopback port and removed afterwards.
 
-Skipped with a clear reason when none is reachable; CI does not depend on it.
+``LLC_TEST_PG_URL`` points the tests at an existing server instead. Where neither can be had
+the PostgreSQL cases skip with the reason, except under CI (``CI`` set), where a missing
+PostgreSQL is a failure: .ci/run installs it, so a skip there would hide a broken step.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
+from llc.kit.bench.server_proc import free_port
+
+START_TIMEOUT_S = 30
 
 
-def pg_url_or_skip() -> str:
-    """A fresh schema-free database URL (own search_path per test run), or skip."""
-    url = os.environ.get("LLC_TEST_PG_URL", DEFAULT)
+def _bindir() -> Path | None:
+    """Where initdb and pg_ctl are: on PATH, else Debian's /usr/lib/postgresql/N/bin."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(versions[-1]).parent if versions else None
+
+
+def _run_as() -> tuple[list[str], str | None]:
+    """initdb refuses to run as root: as root, run the server as the ``postgres`` (else ``nobody``) user."""
+    if os.geteuid() != 0:
+        return [], None
+    for user in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return ["runuser", "-u", user, "--"], user
+    return [], None
+
+
+@contextmanager
+def throwaway_server() -> Iterator[tuple[str | None, str]]:
+    """(URL, "") of a fresh server for this session, or (None, why not); stopped and removed after."""
+    bindir = _bindir()
+    if bindir is None:
+        yield None, "no initdb/pg_ctl on this machine (Debian: apt-get install postgresql)"
+        return
+    base = Path(tempfile.mkdtemp(prefix="llc-pg-"))
+    prefix, user = _run_as()
+    if user is not None:
+        shutil.chown(base, user)
+    data, port = base / "data", free_port()
+    pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data)]
+    started = False
+    try:
+        subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                        "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=START_TIMEOUT_S)
+        # Loopback only, the socket directory in our own folder, no fsync: a test server.
+        options = f"-h 127.0.0.1 -p {port} -k {base} -F"
+        subprocess.run([*pg_ctl, "-o", options, "-l", str(base / "log"), "-w", "-t", str(START_TIMEOUT_S), "start"],
+                       check=True, capture_output=True, timeout=START_TIMEOUT_S + 5)
+        started = True
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        yield None, f"could not start a throwaway PostgreSQL: {exc} {detail.decode(errors='replace').strip()}"
+        return
+    finally:
+        if not started:
+            shutil.rmtree(base, ignore_errors=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", ""
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "-w", "-t", "10", "stop"], capture_output=True, timeout=20)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def pg_url_or_skip(request: pytest.FixtureRequest) -> str:
+    """A database URL with a search_path of its own (a fresh schema per test), or skip (fail under CI)."""
+    url, why = os.environ.get("LLC_TEST_PG_URL"), ""
+    if not url:
+        url, why = request.getfixturevalue("pg_server")
     try:
         import psycopg
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install -e '.[postgres]'); PostgreSQL tests skipped")
+        _unavailable("psycopg is not installed (pip install -e '.[test]')")
+    if url is None:
+        _unavailable(why)
     try:
         with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
             schema = "llc_test_" + uuid.uuid4().hex[:10]
             conn.execute(f"CREATE SCHEMA {schema}")
     except psycopg.Error as exc:
-        pytest.skip(f"no PostgreSQL reachable at {url} (set LLC_TEST_PG_URL): {str(exc).splitlines()[0]}")
+        _unavailable(f"no PostgreSQL reachable at {url}: {str(exc).splitlines()[0]}")
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL tests must run in CI: {why}")
+    pytest.skip(f"PostgreSQL tests skipped: {why}")
