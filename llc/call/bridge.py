@@ -172,7 +172,7 @@ class CallBridge:
             if warm is not None:
                 self.record.path = warm.path
                 log.info("OpenAI session claimed warm: no connect, no session.update", extra={"path": warm.path})
-                await self.execute(self.core.on_openai_open(already_configured=True))
+                await self.execute(self.core.on_openai_open(already_configured=True, priming=warm.priming_id))
             else:
                 await self.execute(self.core.on_openai_open())
             while await self._read_openai():

@@ -32,6 +32,8 @@ from llc.core import frames as tw
 MAX_PENDING_FRAMES = 250
 # More than this many unusable frames in one call is a broken peer, not noise.
 MAX_BAD_FRAMES = 50
+# A claimed warm session's priming reply still running holds the greeting this long at most.
+PRIMING_GRACE_S = 0.5
 
 
 def _out_of_band(response: dict[str, Any]) -> bool:
@@ -82,6 +84,7 @@ class CallCore:
         self.switch = SwitchState(self.policy)
         self._pending: deque[str] = deque(maxlen=MAX_PENDING_FRAMES)
         self._session_created = False
+        self._priming: str | None = None  # a warm session's priming reply still running
         self.journal = Journal(self.record, now)
         self.tools = ToolCalls(self.record)
         self._hangup_after: int | None = None  # responses done when end_call asked to hang up
@@ -164,15 +167,24 @@ class CallCore:
 
     # ---- OpenAI leg -------------------------------------------------------------------
 
-    def on_openai_open(self, already_configured: bool = False) -> list[Action]:
+    def on_openai_open(self, already_configured: bool = False, priming: str | None = None) -> list[Action]:
         """The OpenAI socket is open: configure the session before anything else.
 
         ``already_configured``: a claimed warm session (prewarm / pre-accept) was configured
         and primed before the call; sending session.update again would only add latency.
+        ``priming``: its priming response is still running (its id, "?" before the service named
+        it). Creates wait for it (the service may allow one response at a time), for at most
+        ``PRIMING_GRACE_S``; then it is cancelled, so a slow priming never silences the greeting.
         """
         self.phase = "configuring"
         if already_configured:
-            return self._on_session_updated({}, 0.0)
+            if priming:
+                self._priming = priming
+                self.gate.hold(priming)
+            actions = self._on_session_updated({}, 0.0)
+            if priming:
+                actions.append(Timer("priming_grace", PRIMING_GRACE_S))
+            return actions
         return [ToOpenAI(json_text(self.dialect.session_update(self._current_spec())))]
 
     def _current_spec(self) -> sess.SessionSpec:
@@ -267,7 +279,10 @@ class CallCore:
     def _on_response_done(self, event: dict[str, Any], now: float) -> list[Action]:
         response = event.get("response") if isinstance(event.get("response"), dict) else {}
         if _out_of_band(response):
-            return []  # e.g. a warm session's priming, still in flight when the call claimed it
+            # e.g. a warm session's priming, still in flight when the call claimed it: the
+            # creates it held go now.
+            self._priming = None
+            return self._send_gated(self.gate.release(str(response.get("id") or "?")))
         actions = self._on_audio_done(event, now)  # no audio.done came (e.g. cancelled): mark the tail
         actions += self._send_gated(self.gate.on_done(str(response.get("id") or "")))
         if self.switch.due(self.gate.done_count):
@@ -332,6 +347,13 @@ class CallCore:
             return [EndCall("max_call_length", f"the call reached LLC_MAX_CALL_S={self.max_call_s:g} s")]
         if key == "apology_done" and self.recovery.ending is not None:
             return [EndCall(*self.recovery.ending)]
+        if key == "priming_grace" and self._priming is not None:
+            priming, self._priming = self._priming, None
+            if priming == "?" or self.gate.active_id != priming:
+                return self._send_gated(self.gate.release(priming))  # never named: stop waiting
+            # Still running: cancel it by id; its response.done (cancelled) releases the gate.
+            return [ToOpenAI(json_text({"type": "response.cancel", "response_id": priming})),
+                    Log("info", f"warm session's priming reply still running after {PRIMING_GRACE_S:g} s: cancelled")]
         if key == "hangup_grace" and self._hangup_after is not None:
             return [EndCall("agent_hangup", f"end_call: goodbye not confirmed within {self.policy.hangup_grace_s:g} s")]
         if key.startswith("filler:") and key[7:] in self.tools:

@@ -65,6 +65,17 @@ class ResponseGate:
         self.done_count += 1
         return self._next()
 
+    def hold(self, response_id: str) -> None:
+        """A response we did not create is running (a warm session's priming): creates wait."""
+        if self.active_id is None:
+            self.active_id = response_id
+
+    def release(self, response_id: str) -> list[dict[str, Any]]:
+        """That response ended (or ``"?"``: give up waiting): the creates it held may go now."""
+        if self.active_id is not None and self.active_id in (response_id, "?"):
+            self.active_id = None
+        return self._next()
+
     def on_already_active(self, event_id: str | None) -> None:
         """Our create raced a response the service started itself: send it again after that one."""
         create = self._sent.pop(event_id or "", None)

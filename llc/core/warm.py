@@ -39,6 +39,12 @@ class WarmCore:
         self.phase = "connecting"
         self.reason = ""
         self.audio_deltas = 0  # must stay 0: a warm session never speaks
+        self.priming_id: str | None = None  # the priming response, once the service named it
+
+    @property
+    def priming_in_flight(self) -> str | None:
+        """A priming response still running: its id, "?" before the service named it; else None."""
+        return (self.priming_id or "?") if self.phase == "priming" else None
 
     @property
     def settled(self) -> bool:
@@ -71,6 +77,9 @@ class WarmCore:
                 return [Log("debug", "warm session configured")]
             self.phase = "priming"
             return [ToOpenAI(orjson.dumps(priming_response(self.dialect)).decode())]
+        if kind == "response.created" and self.phase == "priming":
+            response = event.get("response")
+            self.priming_id = str(response.get("id") or "") or None if isinstance(response, dict) else None
         if kind == "response.done" and self.phase == "priming":
             self.phase = "ready"
             return [Log("debug", "warm session configured and primed")]

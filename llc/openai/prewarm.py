@@ -70,6 +70,7 @@ class WarmSession:
     path: str
     timings: dict[str, float]
     _released: trio.Event
+    priming_id: str | None = None  # a priming response still running ("?": not named yet)
 
     def release(self) -> None:
         """The call closed the socket; the registry may drop its reader task now."""
@@ -203,7 +204,8 @@ class WarmRegistry:
             return None
         self.stats["claimed"] += 1
         entry.timings["claimed"] = trio.current_time() - entry.created
-        return WarmSession(entry.transport, entry.purpose, dict(entry.timings), entry.released)
+        return WarmSession(entry.transport, entry.purpose, dict(entry.timings), entry.released,
+                           entry.core.priming_in_flight)
 
     # ---- one entry ----------------------------------------------------------------------
 
