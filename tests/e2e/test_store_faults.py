@@ -13,6 +13,9 @@ import pytest
 import trio
 
 from llc.core.record import CallRecord, TranscriptLine, TurnLatency
+from llc.modes.runtime import CALLER_LOOKUP_TIMEOUT_S, ScenarioRouter
+from llc.modes.scenario import load_scenario_set
+from llc.profile import load_profile
 from llc.store import Store, StoreError, open_store
 from llc.store.database import SERVER_DIED
 from tests.helpers.pg import control, pg_url_or_skip
@@ -283,4 +286,29 @@ async def test_two_first_operations_at_once_open_one_backend(tmp_path: Path) -> 
         for _ in range(4):
             nursery.start_soon(store.list_calls)
     assert len(opened) == 4 and len({id(b) for b in opened}) == 1
+    store.close()
+
+
+async def test_the_twiml_caller_lookup_is_bounded_and_the_call_goes_on(pg_url: str,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 14 item 6: the CSR caller lookup on /twiml had no bound (Twilio's webhook gave up
+    first). Now: about 1.5 s, then the caller is unknown and the call is answered."""
+    store = open_store(pg_url, timeout_s=10.0)  # the store's own bound alone would be too late
+    await store.open()
+    await store.seed()
+    router = ScenarioRouter(load_profile(), load_scenario_set(), store, "alloy", {})
+    blocker = psycopg.connect(pg_url, autocommit=False)
+    try:
+        blocker.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")  # a migration, a stuck vacuum full
+        t0 = time.monotonic()
+        plan = await router.plan_inbound("CAslow", "+15550100001", "+15550100022")
+        took = time.monotonic() - t0
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert plan.scenario.name == "csr" and plan.customer is None
+    assert CALLER_LOOKUP_TIMEOUT_S <= took < CALLER_LOOKUP_TIMEOUT_S + 0.5
+    assert any(r.levelname == "WARNING" and getattr(r, "call_sid", "") == "CAslow" for r in caplog.records)
+    known = await router.plan_inbound("CAfast", "+15550100001", "+15550100022")  # the lock gone: found again
+    assert known.customer is not None and known.customer["id"] == "C001"
     store.close()
