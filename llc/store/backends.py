@@ -14,6 +14,7 @@ statements run at once and one that hangs holds one connection, not the store:
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import sqlite3
@@ -25,6 +26,9 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import llc.store.sql as sql
+from llc.log import get_logger
+
+log = get_logger("store")
 
 # Connections per store: one slot group for records, one for lookups and tools (llc.store.database).
 POOL_SIZE = 8
@@ -170,6 +174,9 @@ class PostgresBackend(Backend):
         except psycopg.Error as exc:
             raise StoreError(f"LLC_DB_URL: cannot connect to PostgreSQL on {self._host} ({str(exc).strip()})") from None
         self._size, self._check = size, ConnectionPool.check_connection
+        # The pool's own warnings (each dropped connection, each failed reconnect) would reach
+        # stderr as unstructured lines; ours above and the callers' StoreErrors say it once.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
         self._pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=size, open=True,
                                     configure=configure, timeout=timeout_s, name="llc-store")
 
@@ -182,7 +189,7 @@ class PostgresBackend(Backend):
         is broken. Here a broken one goes back (the pool drops it and opens a replacement in
         the background) and the next is tried at once."""
         deadline = time.monotonic() + self.timeout_s
-        for _ in range(self._size + 1):
+        for broken in range(self._size + 1):
             try:
                 conn = self._pool.getconn(timeout=max(0.01, deadline - time.monotonic()))
             except self._pool_timeout:
@@ -190,7 +197,11 @@ class PostgresBackend(Backend):
                                  "(server down or every connection busy); LLC_DB_TIMEOUT_S sets the bound") from None
             try:
                 self._check(conn)
-            except self._psycopg.Error:
+            except self._psycopg.Error as exc:
+                if not broken:  # one line per query, however many dead connections it skips
+                    log.warning("a PostgreSQL connection to %s was broken (%s): a restart, a failover or a cut "
+                                "network; using the next, the pool reconnects. Nothing to do unless it repeats",
+                                self._host, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
                 self._pool.putconn(conn)
                 continue
             try:
