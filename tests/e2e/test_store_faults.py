@@ -312,3 +312,39 @@ async def test_the_twiml_caller_lookup_is_bounded_and_the_call_goes_on(pg_url: s
     known = await router.plan_inbound("CAfast", "+15550100001", "+15550100022")  # the lock gone: found again
     assert known.customer is not None and known.customer["id"] == "C001"
     store.close()
+
+
+async def test_a_frozen_postgres_costs_each_caller_the_bound_and_nothing_more(pg_url: str) -> None:
+    """PostgreSQL stops answering without closing anything (SIGSTOP: a hung host, a paused VM):
+    no server-side timeout can fire. Each save still fails within the store's bound (and so
+    goes to the pending file), lookups too, and everything works again once it answers."""
+    ctl = control(pg_url)
+    if ctl is None:
+        pytest.skip("LLC_TEST_PG_URL is a server of its own: this test freezes the throwaway one")
+    store = open_store(pg_url, timeout_s=0.5)
+    await store.open()
+    await store.seed()
+    pids = ctl.freeze()
+    try:
+        took = []
+        for sid in ("CA1", "CA2", "CA3", "CA4", "CA5", "CA6"):  # more than the record slots
+            t0 = time.monotonic()
+            with pytest.raises(StoreError):
+                await store.save_call(open_call(sid))
+            took.append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        with pytest.raises(StoreError):
+            await store.customer_by_phone("+15550100001")
+        took.append(time.monotonic() - t0)
+        assert max(took) < 0.8, took
+    finally:
+        ctl.thaw(pids)
+    with trio.fail_after(5):
+        while True:  # the abandoned statements finish and give their slots back
+            try:
+                await store.save_call(open_call("CAafter"))
+                break
+            except StoreError:
+                await trio.sleep(0.1)
+    assert await store.get_call("CAafter") is not None
+    store.close()

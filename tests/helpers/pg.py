@@ -13,6 +13,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -47,6 +48,25 @@ class PgControl:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (the backends serving each connection)."""
+        data = Path(self.pg_ctl[self.pg_ctl.index("-D") + 1])
+        main = int((data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True, timeout=5).stdout.split()
+        return [main, *map(int, children)]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP every process of the server: connections stay open, nothing answers (a hung
+        host, a VM paused). Returns what ``thaw`` continues."""
+        pids = self.pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 _CONTROLS: dict[str, PgControl] = {}
