@@ -83,7 +83,7 @@ class SqliteBackend(Backend):
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._writer = threading.Lock()
-        self._put(self._connect())  # a bad path fails now, with the fix
+        self._idle.put(self._connect())  # a bad path fails now, with the fix
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -99,9 +99,6 @@ class SqliteBackend(Backend):
             self._all.append(conn)
         return conn
 
-    def _put(self, conn: sqlite3.Connection) -> None:
-        self._idle.put(conn)
-
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         if not self._slots.acquire(timeout=self.timeout_s):
@@ -114,7 +111,7 @@ class SqliteBackend(Backend):
             try:
                 yield conn
             finally:
-                self._put(conn)
+                self._idle.put(conn)
         finally:
             self._slots.release()
 
@@ -201,7 +198,7 @@ class PostgresBackend(Backend):
                 if not broken:  # one line per query, however many dead connections it skips
                     log.warning("a PostgreSQL connection to %s was broken (%s): a restart, a failover or a cut "
                                 "network; using the next, the pool reconnects. Nothing to do unless it repeats",
-                                self._host, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                                self._host, (str(exc).strip() or type(exc).__name__).splitlines()[0])
                 self._pool.putconn(conn)
                 continue
             try:
