@@ -8,7 +8,7 @@ statements run at once and one that hangs holds one connection, not the store:
 - PostgreSQL: ``psycopg_pool.ConnectionPool`` checks a connection before handing it out and
   reconnects in the background after a server restart; ``connect_timeout`` bounds a connect
   and ``statement_timeout`` makes the server cancel a statement that runs past the bound.
-- SQLite: up to ``size`` connections (WAL, so readers never wait for the writer); a locked
+- SQLite: ``size`` connections (WAL, so readers never wait for the writer); a locked
   file waits ``busy_timeout`` and then fails instead of waiting for ever.
 """
 
@@ -83,7 +83,10 @@ class SqliteBackend(Backend):
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._writer = threading.Lock()
-        self._idle.put(self._connect())  # a bad path fails now, with the fix
+        # All opened now (a bad path fails here, with the fix), none later: the server's file
+        # descriptors stay flat whatever the load, so a leak check sees leaks and not the pool.
+        for _ in range(self._size):
+            self._idle.put(self._connect())
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -104,10 +107,7 @@ class SqliteBackend(Backend):
         if not self._slots.acquire(timeout=self.timeout_s):
             raise StoreError(f"all {self._size} SQLite connections stayed busy for {self.timeout_s:g} s (LLC_DB_TIMEOUT_S)")
         try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = self._connect()
+            conn = self._idle.get_nowait()  # a slot guarantees an idle connection
             try:
                 yield conn
             finally:
@@ -174,7 +174,9 @@ class PostgresBackend(Backend):
         # The pool's own warnings (each dropped connection, each failed reconnect) would reach
         # stderr as unstructured lines; ours above and the callers' StoreErrors say it once.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-        self._pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=size, open=True,
+        # min_size = max_size: every connection kept open (replaced after a restart), so the
+        # server's sockets stay flat under load and a leak check sees leaks, not the pool.
+        self._pool = ConnectionPool(url, kwargs=kwargs, min_size=size, max_size=size, open=True,
                                     configure=configure, timeout=timeout_s, name="llc-store")
 
     @contextmanager
