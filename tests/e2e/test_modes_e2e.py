@@ -170,7 +170,7 @@ async def test_call_killed_mid_turn_keeps_its_record(start_stack: StackFactory, 
                     pass
     await stack.wait_records(1)
     with trio.fail_after(5):
-        while (stored := await stack.state.store.get_call(f"CAkill{which}")) is None:
+        while (stored := await stack.state.store.get_call(f"CAkill{which}")) is None or stored["ended_at"] is None:
             await trio.sleep(0.02)
     assert stored["end_reason"] == ("twilio_closed" if which == "twilio" else "openai_lost")
     assert [(t["role"], t["text"]) for t in stored["transcript"]] == [("caller", "What are your hours?")]
