@@ -105,8 +105,8 @@ async def run_mode(name: str, *, db_url: str = ":memory:", script: ModeScript | 
                                 auth_token=twilio.config.auth_token)  # Twilio signs every webhook
             call = twilio.inbound(caller)
             result = await caller.run()
-            with trio.fail_after(5):  # the record is written right after the stream ends
-                while (stored := await state.store.get_call(caller.call_sid)) is None:
+            with trio.fail_after(5):  # the final record is written right after the stream ends
+                while (stored := await state.store.get_call(caller.call_sid)) is None or stored["ended_at"] is None:
                     await trio.sleep(0.02)
             messages, tickets = await state.store.list_messages(), await state.store.list_tickets()
             nursery.cancel_scope.cancel()
