@@ -154,6 +154,14 @@ class Settings:
                        "SQLite path, `sqlite:///path`, or `postgresql://…` (`[postgres]` extra)")
     pending_records_path: str = _var("LLC_PENDING_RECORDS", "scenarios", str, "llc-records-pending.jsonl",
                                      "call records the database could not take wait here (JSON lines) until it is back")
+    # One bound for every database operation: PostgreSQL's statement_timeout and connect_timeout,
+    # SQLite's busy_timeout, and the wait for a free connection (docs/operations.md, "The database").
+    db_timeout_s: float = _var("LLC_DB_TIMEOUT_S", "scenarios", float, 3.0,
+                               "seconds any one database operation may take; past it the operation fails")
+    # Several instances share one PostgreSQL: each start closes as server_died only its own open records.
+    instance: str | None = _var("LLC_INSTANCE", "scenarios", str, None,
+                                "this server's name on its call records; unique among servers sharing a database",
+                                unset="the host name")
     # -- operations and logs (docs/operations.md) --
     log_format: Literal["auto", "json", "text"] = _var("LLC_LOG_FORMAT", "ops", str, "auto",
                                                         "log lines on stderr; `auto` is text on a terminal",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import trio
 
 from llc.core.levers import Interrupt, Lever, RunLocalTool, SwitchSession, TellModel
 from llc.core.record import CallRecord
@@ -27,6 +28,9 @@ from llc.store import Store
 log = get_logger("modes")
 
 RECENT_INBOUND = 1000
+# The CSR caller lookup runs inside Twilio's webhook (which gives up at 15 s): past this the
+# call is answered with the caller unknown rather than late.
+CALLER_LOOKUP_TIMEOUT_S = 1.5
 
 
 @dataclass
@@ -122,10 +126,15 @@ class ScenarioRouter:
         scenario = self.scenarios.for_number(called)
         customer = None
         if scenario.mode == "csr" and scenario.csr.identify_by_caller_id and caller:
-            try:
-                customer = await self.store.customer_by_phone(caller)
-            except Exception as exc:  # a database outage must not stop the call being answered
-                log.error("caller lookup failed; the call goes on without it: %s", exc, extra={"call_sid": call_sid})
+            with trio.move_on_after(CALLER_LOOKUP_TIMEOUT_S) as lookup:
+                try:
+                    customer = await self.store.customer_by_phone(caller)
+                except Exception as exc:  # a database outage must not stop the call being answered
+                    log.error("caller lookup failed; the call goes on with the caller unknown: %s. Check the "
+                              "database (LLC_DB_URL)", exc, extra={"call_sid": call_sid})
+            if lookup.cancelled_caught:
+                log.warning("caller lookup took over %g s; the call goes on with the caller unknown. Check the "
+                            "database (LLC_DB_URL)", CALLER_LOOKUP_TIMEOUT_S, extra={"call_sid": call_sid})
         _, spec = scenario_spec(scenario, self.profile, self.default_voice, self.tool_schemas, customer)
         plan = InboundCall(scenario, caller, called, customer, spec)
         if call_sid:

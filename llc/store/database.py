@@ -3,10 +3,19 @@
 ``Store`` is the async interface the server uses; every database call runs in a worker
 thread (``trio.to_thread.run_sync``), so a slow disk or a distant PostgreSQL never blocks the
 Trio loop that relays audio. The schema is created on first use.
+
+Every operation is bounded by ``timeout_s`` (LLC_DB_TIMEOUT_S), and a caller's own tighter
+bound holds too: the thread is abandoned on cancel (it finishes in the background, cut short
+by the database's own timeout), so a hung database costs the caller the bound, not the hang.
+Two groups of slots: call records, and everything else (the caller lookup, the tools, the
+CLI). A storm of hung lookups cannot hold up record writes, nor a stuck record write the
+lookup a ringing call waits for.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from functools import partial
 from typing import Any, Callable, TypeVar
@@ -16,53 +25,115 @@ import trio
 
 from llc.core.record import CallRecord
 import llc.store.sql as sql
-from llc.store.backends import Backend, open_backend
+from llc.store.backends import POOL_SIZE, Backend, StoreError, open_backend
 
 T = TypeVar("T")
 DEFAULT_DB = "llc.db"
+DEFAULT_TIMEOUT_S = 3.0
+SERVER_DIED = "server_died"
+
+
+def default_instance() -> str:
+    """One server per host unless LLC_INSTANCE says otherwise."""
+    return socket.gethostname() or "llc"
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, instance: str = "", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = url
+        self.instance = instance or default_instance()
+        self.timeout_s = timeout_s
         self._backend: Backend | None = None
-        self._limiter = trio.CapacityLimiter(1)  # one connection: statements run one at a time anyway
+        self._opening = threading.Lock()  # two first operations at once open one backend
+        # Half the pool each: a group can always get a connection whatever the other one does.
+        self._records = trio.CapacityLimiter(POOL_SIZE // 2)
+        self._queries = trio.CapacityLimiter(POOL_SIZE // 2)
 
     @property
     def dialect(self) -> str:
         return self._backend.dialect if self._backend else ""
 
+    @property
+    def slots(self) -> int:
+        """Database operations that can run at once."""
+        return int(self._records.total_tokens + self._queries.total_tokens)
+
     def open_sync(self) -> Backend:
         """Open and create the schema (idempotent); raises StoreError naming the fix."""
-        if self._backend is None:
-            backend = open_backend(self.url)
-            backend.init_schema()
-            self._backend = backend
-        return self._backend
+        with self._opening:
+            if self._backend is None:
+                backend = open_backend(self.url, self.timeout_s)
+                try:
+                    backend.init_schema()
+                except BaseException:
+                    backend.close()
+                    raise
+                self._backend = backend
+            return self._backend
 
-    async def _call(self, fn: Callable[[Backend], T]) -> T:
+    async def _call(self, fn: Callable[[Backend], T], *, records: bool = False, bound_s: float | None = None) -> T:
         def work() -> T:
             return fn(self.open_sync())
 
-        return await trio.to_thread.run_sync(work, limiter=self._limiter)
+        bound = self.timeout_s if bound_s is None else bound_s
+        with trio.move_on_after(bound):
+            return await trio.to_thread.run_sync(work, limiter=self._records if records else self._queries,
+                                                 abandon_on_cancel=True)
+        raise StoreError(f"the database ({self.dialect or self.url}) did not answer within {bound:g} s; "
+                         "check that it is up, or raise LLC_DB_TIMEOUT_S")
 
     async def open(self) -> None:
-        await self._call(lambda b: None)
+        # A first connect and the schema: more than one statement's bound.
+        await self._call(lambda b: None, bound_s=max(2.0, self.timeout_s) + 4 * self.timeout_s)
 
     def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        # Not under _opening: a connect hanging in a worker thread must not block the loop here.
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
 
     # ---- calls ------------------------------------------------------------------------
 
     async def save_call(self, record: CallRecord) -> None:
+        """Write the record, open (``ended_at`` None) or ended; call it as often as it changes."""
         await self.save_call_data(record.as_dict())
 
     async def save_call_data(self, data: dict[str, Any]) -> None:
-        """Store a record given as ``CallRecord.as_dict()`` (also how pending records replay)."""
-        row = [data[c] for c in sql.CALL_COLUMNS] + [orjson.dumps(data).decode()]
-        await self._call(lambda b: b.query(sql.UPSERT_CALL, row))
+        """Store a record given as ``CallRecord.as_dict()`` (also how pending records replay).
+
+        ``updated_at`` in ``data`` (the pending file stamps it) is when the record was true;
+        absent, now. An older write than the stored row's is ignored, so replaying is idempotent.
+        """
+        updated_at = float(data.get("updated_at") or time.time())
+        body = {k: v for k, v in data.items() if k != "updated_at"}
+        row = [body[c] for c in sql.CALL_COLUMNS] + [orjson.dumps(body).decode(), self.instance, updated_at]
+        await self._call(lambda b: b.query(sql.UPSERT_CALL, row), records=True)
+
+    async def close_orphans(self, instance: str | None = None) -> list[str]:
+        """At start-up: close every record ``instance`` (default: this store's) left open.
+
+        The process that owned them died (kill -9, OOM, power): each becomes ``server_died``,
+        ended at its last saved update (the last moment it is known to have been alive), with
+        the transcript and turns it had. Other instances' records are not touched. Returns
+        the CallSids closed.
+        """
+        owner = instance or self.instance
+        now = time.time()
+
+        def sweep(b: Backend) -> list[str]:
+            closed = []
+            for row in b.query(sql.OPEN_CALLS, [owner]):
+                record = orjson.loads(row["record_json"])
+                ended = row["updated_at"] or row["started_at"] or now
+                detail = (f"the server ({owner}) stopped during the call; closed at its next start, "
+                          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))} UTC")
+                record.update(ended_at=ended, end_reason=SERVER_DIED, end_detail=detail)
+                b.query(sql.CLOSE_CALL, [ended, SERVER_DIED, detail, orjson.dumps(record).decode(), now,
+                                         row["call_sid"]])
+                closed.append(row["call_sid"])
+            return closed
+
+        return await self._call(sweep, records=True, bound_s=4 * self.timeout_s)
 
     async def list_calls(self, limit: int = 50) -> list[dict[str, Any]]:
         return await self._call(lambda b: b.query(sql.LIST_CALLS, [limit]))
@@ -102,8 +173,9 @@ class Store:
     async def seed(self) -> dict[str, int]:
         from llc.store.seed import seed_rows
 
-        return await self._call(partial(seed_rows))
+        return await self._call(partial(seed_rows), bound_s=4 * self.timeout_s)
 
 
-def open_store(url: str | None) -> Store:
-    return Store(url or DEFAULT_DB)
+def open_store(url: str | None, *, instance: str = "", timeout_s: float = DEFAULT_TIMEOUT_S) -> Store:
+    return Store(url or DEFAULT_DB, instance=instance, timeout_s=timeout_s)
+

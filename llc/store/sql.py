@@ -1,7 +1,12 @@
 """The store's SQL, once for both backends: SQLite (embedded default) and PostgreSQL.
 
 Queries are written with ``?`` placeholders; the PostgreSQL backend rewrites them to ``%s``.
-The only dialect difference in the schema is how an auto-numbered key is spelled.
+The dialect differences: how an auto-numbered key is spelled, and adding a column.
+
+A call's row is written when the call starts and rewritten as it goes (``updated_at``, the
+writer's clock). A write older than the row's is ignored: a replayed pending record or a
+write that outlived its timeout never takes a record back in time. ``instance`` names the
+server that owns the call, so the next start of that server can close what it left open.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ CREATE TABLE IF NOT EXISTS calls (
     from_number TEXT, to_number TEXT, answered_by TEXT,
     started_at DOUBLE PRECISION, ended_at DOUBLE PRECISION,
     end_reason TEXT, end_detail TEXT,
-    record_json TEXT NOT NULL
+    record_json TEXT NOT NULL,
+    instance TEXT NOT NULL DEFAULT '', updated_at DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -40,16 +46,29 @@ CREATE TABLE IF NOT EXISTS tickets (
 
 SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
 
+# Columns `calls` gained after its first version: added to an existing database on open.
+CALL_MIGRATIONS = (("instance", "TEXT NOT NULL DEFAULT ''"), ("updated_at", "DOUBLE PRECISION"))
+# IF NOT EXISTS on PostgreSQL: several instances may open one database at the same moment.
+ADD_COLUMN = {"sqlite": "ALTER TABLE {table} ADD COLUMN {name} {decl}",
+              "postgres": "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {decl}"}
+POST_MIGRATION = ("CREATE INDEX IF NOT EXISTS calls_open ON calls (instance) WHERE ended_at IS NULL",)
+
 CALL_COLUMNS = ("call_sid", "stream_sid", "direction", "scenario", "path", "from_number", "to_number",
                 "answered_by", "started_at", "ended_at", "end_reason", "end_detail")
 
+_CALL_WRITE = (*CALL_COLUMNS, "record_json", "instance", "updated_at")
 UPSERT_CALL = (
-    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}, record_json) VALUES ({', '.join('?' * (len(CALL_COLUMNS) + 1))}) "
+    f"INSERT INTO calls ({', '.join(_CALL_WRITE)}) VALUES ({', '.join('?' * len(_CALL_WRITE))}) "
     "ON CONFLICT (call_sid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*CALL_COLUMNS[1:], "record_json"))
+    + ", ".join(f"{c} = excluded.{c}" for c in _CALL_WRITE[1:])
+    + " WHERE calls.updated_at IS NULL OR excluded.updated_at >= calls.updated_at"
 )
-LIST_CALLS = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls ORDER BY started_at DESC LIMIT ?"
+LIST_CALLS = f"SELECT {', '.join(CALL_COLUMNS)}, instance FROM calls ORDER BY started_at DESC LIMIT ?"
 GET_CALL = "SELECT record_json FROM calls WHERE call_sid = ?"
+OPEN_CALLS = "SELECT call_sid, started_at, updated_at, record_json FROM calls WHERE instance = ? AND ended_at IS NULL"
+# `ended_at IS NULL` again: a write that ended the call meanwhile wins over the start-up sweep.
+CLOSE_CALL = ("UPDATE calls SET ended_at = ?, end_reason = ?, end_detail = ?, record_json = ?, updated_at = ? "
+              "WHERE call_sid = ? AND ended_at IS NULL")
 
 MESSAGE_COLUMNS = ("created_at", "call_sid", "scenario", "caller_id", "name", "number", "reason", "callback_time")
 ADD_MESSAGE = f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))}) RETURNING id"

@@ -1,7 +1,8 @@
 """PostgreSQL for the store tests: a throwaway server of the session's own, started with the
 machine's ``initdb``/``pg_ctl`` on a free loopback port and removed afterwards.
 
-``LLC_TEST_PG_URL`` points the tests at an existing server instead. Where neither can be had
+``LLC_TEST_PG_URL`` points the tests at an existing server instead. ``control(url)`` stops,
+starts or restarts a throwaway server (the fault tests: PostgreSQL restarted under the store). Where neither can be had
 the PostgreSQL cases skip with the reason, except under CI (``CI`` set), where a missing
 PostgreSQL is a failure: .ci/run installs it, so a skip there would hide a broken step.
 """
@@ -12,11 +13,13 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,54 @@ import pytest
 from llc.kit.bench.server_proc import free_port
 
 START_TIMEOUT_S = 30
+
+
+@dataclass
+class PgControl:
+    """Stop and start one throwaway server, on the same port and data."""
+
+    pg_ctl: list[str]
+    options: str
+    log: Path
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: a clean shutdown that closes every client's connection (a restart, a failover)."""
+        subprocess.run([*self.pg_ctl, "-m", mode, "-w", "-t", "10", "stop"], check=True, capture_output=True, timeout=20)
+
+    def start(self) -> None:
+        subprocess.run([*self.pg_ctl, "-o", self.options, "-l", str(self.log), "-w", "-t", str(START_TIMEOUT_S), "start"],
+                       check=True, capture_output=True, timeout=START_TIMEOUT_S + 5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (the backends serving each connection)."""
+        data = Path(self.pg_ctl[self.pg_ctl.index("-D") + 1])
+        main = int((data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True, timeout=5).stdout.split()
+        return [main, *map(int, children)]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP every process of the server: connections stay open, nothing answers (a hung
+        host, a VM paused). Returns what ``thaw`` continues."""
+        pids = self.pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+_CONTROLS: dict[str, PgControl] = {}
+
+
+def control(url: str) -> PgControl | None:
+    """The control of the throwaway server behind ``url`` (with or without its query); None for others."""
+    return _CONTROLS.get(url.split("?", 1)[0])
 
 
 def _bindir() -> Path | None:
@@ -60,15 +111,14 @@ def throwaway_server() -> Iterator[tuple[str | None, str]]:
     if user is not None:
         shutil.chown(base, user)
     data, port = base / "data", free_port()
-    pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data)]
+    # Loopback only, the socket directory in our own folder, no fsync: a test server.
+    ctl = PgControl([*prefix, str(bindir / "pg_ctl"), "-D", str(data)], f"-h 127.0.0.1 -p {port} -k {base} -F",
+                    base / "log")
     started = False
     try:
         subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                         "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=START_TIMEOUT_S)
-        # Loopback only, the socket directory in our own folder, no fsync: a test server.
-        options = f"-h 127.0.0.1 -p {port} -k {base} -F"
-        subprocess.run([*pg_ctl, "-o", options, "-l", str(base / "log"), "-w", "-t", str(START_TIMEOUT_S), "start"],
-                       check=True, capture_output=True, timeout=START_TIMEOUT_S + 5)
+        ctl.start()
         started = True
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
@@ -77,10 +127,13 @@ def throwaway_server() -> Iterator[tuple[str | None, str]]:
     finally:
         if not started:
             shutil.rmtree(base, ignore_errors=True)
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    _CONTROLS[url] = ctl
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", ""
+        yield url, ""
     finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "-w", "-t", "10", "stop"], capture_output=True, timeout=20)
+        del _CONTROLS[url]
+        subprocess.run([*ctl.pg_ctl, "-m", "immediate", "-w", "-t", "10", "stop"], capture_output=True, timeout=20)
         shutil.rmtree(base, ignore_errors=True)
 
 
