@@ -25,9 +25,15 @@ def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> "trustme.CA":
     pem = tmp_path / "ca.pem"
     authority.cert_pem.write_to_path(str(pem))
     monkeypatch.setenv("SSL_CERT_FILE", str(pem))
-    openai_connect.tls_context.cache_clear()
+    _fresh_context()
     yield authority
-    openai_connect.tls_context.cache_clear()
+    _fresh_context()
+
+
+def _fresh_context() -> None:
+    made = getattr(openai_connect, "tls_context", None)  # (absent before issue 15: a context per connect)
+    if made is not None:
+        made.cache_clear()
 
 
 def _server_context(authority: "trustme.CA") -> ssl.SSLContext:
@@ -91,7 +97,6 @@ def _open_fds() -> int:
 async def test_a_refused_tls_handshake_closes_its_socket(nursery: trio.Nursery, ca: "trustme.CA") -> None:
     settings = Settings(openai_realtime_url=f"wss://127.0.0.1:{await _refusing_server(nursery, ca, 401)}/v1/realtime",
                         openai_connect_timeout_s=5)
-    openai_connect.tls_context()
     gc.collect()
     gc.disable()  # a leaked socket must show as an open descriptor, not be rescued by the collector
     try:
