@@ -177,6 +177,13 @@ class Settings:
         return (urlsplit(self.openai_realtime_url).hostname or "") in LOOPBACK_HOSTS
 
     @property
+    def admin_listen_port(self) -> int:
+        """LLC_ADMIN_PORT, else PORT + 1 (a free port when PORT is 0, as in tests)."""
+        if self.admin_port is not None:
+            return self.admin_port
+        return self.port + 1 if self.port else 0
+
+    @property
     def trusted_networks(self) -> "tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]":
         """LLC_TRUSTED_PROXIES as networks; ValueError names the entry that is not an address."""
         networks = []

@@ -26,13 +26,6 @@ from llc.web.server import Server
 log = get_logger("web.admin")
 
 
-def admin_port(settings: Settings) -> int:
-    """LLC_ADMIN_PORT, else PORT + 1 (a free port when PORT is 0, as in tests)."""
-    if settings.admin_port is not None:
-        return settings.admin_port
-    return settings.port + 1 if settings.port else 0
-
-
 def admin_refusal(settings: Settings, authorization: str | None) -> str | None:
     """None when the admin listener may answer: bound to loopback, or the API bearer token given."""
     if settings.admin_host in LOOPBACK_HOSTS:
@@ -69,7 +62,7 @@ async def serve_admin(server: Server, app: QuartTrio, *,
 
     host = server.settings.admin_host
     config = Config()
-    config.bind = [f"[{host}]:{admin_port(server.settings)}" if ":" in host else f"{host}:{admin_port(server.settings)}"]
+    config.bind = [f"[{host}]:{server.settings.admin_listen_port}" if ":" in host else f"{host}:{server.settings.admin_listen_port}"]
     config.accesslog = None
     config.errorlog = None
 
