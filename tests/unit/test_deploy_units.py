@@ -149,3 +149,21 @@ async def test_forwarded_headers_are_applied_only_for_a_trusted_peer() -> None:
         await wrapped({"type": "http", "client": (peer, 1234), "scheme": "http", "headers": headers}, None, None)
     assert seen == [(("203.0.113.9", 0), "https"), (("198.51.100.7", 1234), "http")]
     assert behind_proxies(app, ()) is app  # none configured: nothing wraps the app
+
+
+# ---- docs/security.md: every test the threat table names exists -----------------------------
+
+
+def test_the_threat_table_names_tests_that_exist() -> None:
+    import re
+
+    doc = (LLC.parent / "docs" / "security.md").read_text()
+    table = doc[doc.index("## Threat table"):]
+    table = table[: table.index("\n## ", 5)]
+    named = re.findall(r"`((?:unit|e2e)/test_\w+\.py)(?:::(\w+))?`", table)
+    assert len(named) >= 10
+    for path, test in named:
+        source = LLC.parent / "tests" / path
+        assert source.exists(), path
+        if test:
+            assert re.search(rf"def {test}\(", source.read_text()), f"{path}::{test}"
