@@ -69,10 +69,20 @@ async def serve_admin(server: Server, app: QuartTrio, *,
     async with trio.open_nursery() as nursery:
         try:
             binds = await nursery.start(hypercorn_serve, app, config)
-        except OSError as exc:
-            log.error("cannot listen on LLC_ADMIN_HOST:LLC_ADMIN_PORT %s (%s); set LLC_ADMIN_PORT to a free port",
-                      config.bind[0], exc.strerror or exc)
+        except BaseException as exc:
+            if (failure := _os_error(exc)) is not None:  # Hypercorn's nursery wraps it in a group
+                log.error("cannot listen on LLC_ADMIN_HOST:LLC_ADMIN_PORT %s (%s); set LLC_ADMIN_PORT to a free "
+                          "port (or stop what holds it)", config.bind[0], failure.strerror or failure)
             raise
         server.admin_url = binds[0]
         log.info("admin surface (/metrics, /debug)", extra={"binds": binds, "token_required": host not in LOOPBACK_HOSTS})
         task_status.started(binds)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    if isinstance(exc, OSError):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        if (found := _os_error(inner)) is not None:
+            return found
+    return None

@@ -37,6 +37,9 @@ def posture_warnings(settings: Settings) -> list[str]:
     elif not settings.twilio_auth_token and settings.host not in LOOPBACK_HOSTS:
         warnings.append("TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked; set it so "
                         "forged webhooks and streams are refused")
+    if settings.admin_host not in LOOPBACK_HOSTS and not settings.api_token:
+        warnings.append(f"LLC_ADMIN_HOST={settings.admin_host} is off loopback and LLC_API_TOKEN is not set: "
+                        "/metrics and /debug answer 401 to everyone; set LLC_API_TOKEN or bind LLC_ADMIN_HOST=127.0.0.1")
     if not settings.stream_admission:
         warnings.append("LLC_STREAM_ADMISSION=off: media streams are accepted without this server's "
                         "one-time token (for load generators only)")

@@ -167,3 +167,12 @@ def test_the_threat_table_names_tests_that_exist() -> None:
         assert source.exists(), path
         if test:
             assert re.search(rf"def {test}\(", source.read_text()), f"{path}::{test}"
+
+
+def test_an_admin_listener_off_loopback_without_a_token_is_warned() -> None:
+    from llc.web.security import posture_warnings
+
+    assert not [w for w in posture_warnings(Settings()) if "LLC_ADMIN_HOST" in w]
+    assert not [w for w in posture_warnings(Settings(admin_host="10.0.0.5", api_token="t")) if "LLC_ADMIN_HOST" in w]
+    [warning] = [w for w in posture_warnings(Settings(admin_host="10.0.0.5")) if "LLC_ADMIN_HOST" in w]
+    assert "set LLC_API_TOKEN" in warning
