@@ -52,7 +52,7 @@ OTHER = "other"
 OUTCOMES = frozenset({
     "caller_hangup", "twilio_closed", "agent_hangup", "max_call_length", "bad_frames", "stream_refused",
     "server_drain", "internal_error", "openai_connect_failed", "openai_session_rejected", "openai_closed",
-    "openai_lost", "unknown",
+    "openai_lost", "openai_unreachable", "no_start", "twilio_silent", "unknown",
 })
 DIRECTIONS = frozenset({"inbound", "outbound", "unknown"})
 # The Realtime service's error codes this server knows how to react to or that operators watch for.

@@ -57,21 +57,31 @@ def test_a_forged_direction_or_error_code_never_becomes_a_label() -> None:
 
 
 def _end_reasons() -> set[str]:
-    """Every literal end reason the code can give a record (EndCall(...), bridge._end(...), .end(...))."""
+    """Every literal end reason the code can give a record: EndCall(...), bridge._end(...), .end(...)
+    by their first argument, and any ``reason=`` keyword or parameter default."""
     reasons: set[str] = set()
     for path in LLC.rglob("*.py"):
+        if "kit" in path.relative_to(LLC).parts:  # the simulators' own reasons are not records'
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            if isinstance(node, ast.Call):
                 fn = node.func
                 name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
-                if name in ("EndCall", "_end", "_set_end", "end") and isinstance(node.args[0].value, str):
-                    reasons.add(node.args[0].value)
+                first = node.args[0] if node.args else None
+                if name in ("EndCall", "_end", "_set_end", "end") and isinstance(first, ast.Constant):
+                    reasons.add(str(first.value))
+                reasons |= {str(k.value.value) for k in node.keywords
+                            if k.arg == "reason" and isinstance(k.value, ast.Constant)}
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.args[len(node.args.args) - len(node.args.defaults):]
+                reasons |= {str(d.value) for a, d in zip(args, node.args.defaults)
+                            if a.arg == "reason" and isinstance(d, ast.Constant) and d.value}
     return reasons
 
 
 def test_the_outcome_set_names_every_end_reason_the_code_gives() -> None:
     reasons = _end_reasons()
-    assert {"caller_hangup", "stream_refused", "server_drain"} <= reasons  # the scan sees them
+    assert {"caller_hangup", "stream_refused", "server_drain", "openai_lost", "openai_unreachable"} <= reasons
     assert reasons <= metrics.OUTCOMES, f"add to llc.metrics.OUTCOMES: {sorted(reasons - metrics.OUTCOMES)}"
 
 
