@@ -32,7 +32,6 @@ from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import Behaviour, FakeTwilio, FakeTwilioConfig
 from tests.helpers.ops_procs import serve_env, start_serve, stop_pid
-from tests.helpers.twilio_raw import start_frame
 
 trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the test CA")
 
@@ -144,8 +143,7 @@ async def test_two_instances_behind_nginx(nursery: trio.Nursery, tmp_path: Path,
         with trio.fail_after(10):
             async with open_websocket_url(public.replace("https", "wss") + "/media",
                                           ssl_context=ssl.create_default_context()) as ws:
-                await ws.send_message(start_frame("MZforged", "CAforged", stream_token="made-up"))
-                with pytest.raises(ConnectionClosed) as closed:
+                with pytest.raises(ConnectionClosed) as closed:  # closed right after the upgrade: no frame needed
                     await ws.get_message()
         assert closed.value.reason.code == 1008
 
@@ -178,7 +176,7 @@ async def test_two_instances_behind_nginx(nursery: trio.Nursery, tmp_path: Path,
             while True:
                 with sqlite3.connect(db) as conn:
                     rows = dict(conn.execute("SELECT call_sid, path || ':' || end_reason FROM calls").fetchall())
-                if len(rows) >= 3:
+                if len(rows) >= 3 and all(not v.endswith(":") for v in rows.values()):  # final, not in-progress saves
                     break
                 await trio.sleep(0.1)
         assert rows == {inbound.call_sid: "pre-accept:caller_hangup",
