@@ -104,6 +104,10 @@ def _check(s: Settings, problems: list[str]) -> None:
             problems.append(f"{env_name}={url!r} must be a base URL Twilio reaches, like https://voice.example.com")
         elif parts.query or parts.fragment:
             problems.append(f"{env_name} must not carry a query string: Twilio's <Stream> URL takes none")
+    try:
+        s.trusted_networks
+    except ValueError as exc:
+        problems.append(str(exc))
     if s.preaccept_hold_s <= 0:
         problems.append(f"LLC_PREACCEPT_HOLD_S must be above 0 (default {_DEFAULTS.preaccept_hold_s:g})")
     if urlsplit(s.openai_realtime_url).scheme not in ("wss", "ws"):

@@ -13,6 +13,7 @@ read as aliases.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -79,6 +80,16 @@ class Settings:
     # instance holding the warm session; LLC_PUBLIC_URL stays the balanced webhook address.
     instance_url: str | None = _var("LLC_INSTANCE_URL", "server", str, None,
                                     "this instance's own base URL behind a load balancer")
+    # The admin surface (/metrics, /debug/*, the console) is its own listener, never the public port:
+    # behind a proxy on the same host every public request comes from loopback (docs/security.md).
+    admin_host: str = _var("LLC_ADMIN_HOST", "server", str, "127.0.0.1",
+                           "admin listener address (/metrics, /debug); off loopback it requires LLC_API_TOKEN")
+    admin_port: int | None = _var("LLC_ADMIN_PORT", "server", int, None, "admin listener port",
+                                  unset="PORT + 1 (a free port when PORT is 0)")
+    # Forwarded headers (X-Forwarded-For/-Proto/-Host) are read only from these peers, one hop.
+    trusted_proxies: str | None = _var("LLC_TRUSTED_PROXIES", "server", str, None,
+                                       "comma-separated proxy addresses or networks whose X-Forwarded-* "
+                                       "headers are honoured", unset="forwarded headers ignored")
     # -- openai --
     openai_api_key: str | None = _var("OPENAI_API_KEY", "openai", str, None,
                                       "required by `llc serve` unless the Realtime URL is on loopback", secret=True)
@@ -188,6 +199,26 @@ class Settings:
     def openai_is_local(self) -> bool:
         """True when the Realtime URL points at this machine (the simulator): no key needed."""
         return (urlsplit(self.openai_realtime_url).hostname or "") in LOOPBACK_HOSTS
+
+    @property
+    def admin_listen_port(self) -> int:
+        """LLC_ADMIN_PORT, else PORT + 1 (a free port when PORT is 0, as in tests)."""
+        if self.admin_port is not None:
+            return self.admin_port
+        return self.port + 1 if self.port else 0
+
+    @property
+    def trusted_networks(self) -> "tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]":
+        """LLC_TRUSTED_PROXIES as networks; ValueError names the entry that is not an address."""
+        networks = []
+        for entry in (self.trusted_proxies or "").split(","):
+            if entry.strip():
+                try:
+                    networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+                except ValueError:
+                    raise ValueError(f"LLC_TRUSTED_PROXIES entry {entry.strip()!r} is not an IP address or network; "
+                                     "list the proxy's addresses like LLC_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8") from None
+        return tuple(networks)
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]

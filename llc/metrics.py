@@ -45,6 +45,31 @@ OPENAI_ERRORS = Counter("llc_openai_errors", "OpenAI Realtime `error` events by 
 FRAMES = Counter(
     "llc_frames_relayed", "Media frames relayed, counted when each call ends.", ["direction"], registry=REGISTRY,
 )
+# Every label value comes from a closed set: a record's fields can carry what a peer sent (a
+# forged stream's direction, an error code), and each new value would be a new time series.
+# Anything outside the set is counted as OTHER.
+OTHER = "other"
+OUTCOMES = frozenset({
+    "caller_hangup", "twilio_closed", "agent_hangup", "max_call_length", "bad_frames", "stream_refused",
+    "server_drain", "internal_error", "openai_connect_failed", "openai_session_rejected", "openai_closed",
+    "openai_lost", "openai_unreachable", "no_start", "twilio_silent", "unknown",
+})
+DIRECTIONS = frozenset({"inbound", "outbound", "unknown"})
+# The Realtime service's error codes this server knows how to react to or that operators watch for.
+OPENAI_ERROR_CODES = frozenset({
+    "session_expired", "conversation_already_has_active_response", "response_cancel_not_active",
+    "input_audio_buffer_commit_empty", "invalid_value", "invalid_json", "invalid_request_error",
+    "unknown_parameter", "missing_required_parameter", "rate_limit_exceeded", "server_error",
+    "beta_api_shape_disabled", "unknown",
+})
+
+
+def closed(value: str, allowed: frozenset[str]) -> str:
+    """``value`` when it is one of ``allowed`` (empty counts as "unknown"), else OTHER."""
+    value = value or "unknown"
+    return value if value in allowed else OTHER
+
+
 for _result in ("hit", "fallback"):
     PREWARM.labels(result=_result)
 for _direction in ("to_openai", "to_twilio"):
@@ -53,12 +78,12 @@ for _direction in ("to_openai", "to_twilio"):
 
 def record_call(record: CallRecord) -> None:
     """Fold a finished call into the metrics. Called once per call, from the media route's finally."""
-    CALLS.labels(outcome=record.end_reason or "unknown", direction=record.direction or "unknown").inc()
+    CALLS.labels(outcome=closed(record.end_reason, OUTCOMES), direction=closed(record.direction, DIRECTIONS)).inc()
     for turn in record.turns:
         if turn.ms is not None:
             VOICE_TO_VOICE.observe(turn.ms / 1000)
     for code, count in record.openai_errors.items():
-        OPENAI_ERRORS.labels(code=code or "unknown").inc(count)
+        OPENAI_ERRORS.labels(code=closed(code, OPENAI_ERROR_CODES)).inc(count)
     FRAMES.labels(direction="to_openai").inc(record.frames_from_twilio)
     FRAMES.labels(direction="to_twilio").inc(record.frames_to_twilio)
 

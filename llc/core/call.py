@@ -294,7 +294,12 @@ class CallCore:
         return actions + self._maybe_hang_up()
 
     def _on_speech_started(self, event: dict[str, Any], now: float) -> list[Action]:
-        result = self.audio.barge_in(self.gate, self.spec.turn_detection.interrupt_response, self.stream_sid)
+        return self._interrupt(now, service_cancels=self.spec.turn_detection.interrupt_response)
+
+    def _interrupt(self, now: float, service_cancels: bool) -> list[Action]:
+        """Barge-in: clear, cancel, truncate. ``service_cancels``: the service already cancelled the
+        response itself (``interrupt_response`` on detected speech); a key press it never sees."""
+        result = self.audio.barge_in(self.gate, service_cancels, self.stream_sid)
         if not result.interrupted:
             return []
         self.journal.barge_in(now, result.truncate)
@@ -431,7 +436,7 @@ class CallCore:
         actions: list[Action] = []
         for lever in levers:
             if isinstance(lever, Interrupt):
-                actions += self._on_speech_started({}, now)
+                actions += self._interrupt(now, service_cancels=False)
             elif isinstance(lever, RunLocalTool):
                 call_id = self.tools.next_local_id()
                 self.tools.start(call_id, lever.name, lever.arguments, now - self.t0, local=True)

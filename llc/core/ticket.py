@@ -10,7 +10,7 @@ the stream needs no second token to claim it. Pure bookkeeping: the caller passe
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 # The wire name predates the ticket naming the warm session too; Twilio echoes it in ``start``.
@@ -40,6 +40,9 @@ class TicketBook:
         self.ttl_s = ttl_s
         self._tickets: OrderedDict[str, Ticket] = OrderedDict()
         self._live: set[str] = set()  # CallSids with an admitted stream still running
+        # Calls Twilio said were over before their ticket was bound (the final status beat the
+        # dial's answer): bind() drops their ticket at once. Bounded like the tickets.
+        self._ended: deque[str] = deque(maxlen=1000)
         self.refused = 0
 
     def issue(self, now: float, call_sid: str | None = None, warm: str | None = None) -> str:
@@ -56,6 +59,17 @@ class TicketBook:
         ticket = self._tickets.get(token)
         if ticket is not None:
             ticket.call_sid = call_sid
+            if call_sid in self._ended:
+                del self._tickets[token]
+
+    def call_ended(self, call_sid: str) -> None:
+        """Twilio's final status (busy, no-answer, failed, canceled, completed): a stream that has
+        not come will not, so its ticket stops holding a slot now rather than at its expiry."""
+        unspent = [token for token, ticket in self._tickets.items() if ticket.call_sid == call_sid]
+        for token in unspent:
+            del self._tickets[token]
+        if not unspent and call_sid not in self._live:
+            self._ended.append(call_sid)
 
     def warm_of(self, token: str) -> str | None:
         """The warm session an unspent ticket names (for operators' probes and tests)."""
@@ -66,6 +80,16 @@ class TicketBook:
         """Tickets handed out whose streams have not arrived yet: calls about to start."""
         self._prune(now)
         return len(self._tickets)
+
+    def waiting_calls(self, now: float) -> set[str]:
+        """CallSids whose TwiML is out but whose stream has not arrived (ringing, or just answered)."""
+        self._prune(now)
+        return {ticket.call_sid for ticket in self._tickets.values() if ticket.call_sid}
+
+    @property
+    def admitted(self) -> int:
+        """Streams admitted by a ticket and still running: the calls that count against the limit."""
+        return len(self._live)
 
     def admit(self, token: str | None, call_sid: str, now: float, *, enforce: bool = True) -> Admission:
         """Spend the ticket for this stream. ``enforce`` False (LLC_STREAM_ADMISSION=off) never

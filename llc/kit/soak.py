@@ -71,7 +71,7 @@ def _script(rng: random.Random, max_turns: int = 3) -> CallerScript:
 
 async def _sample(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
     health = (await client.get(server.http_url + "/healthz")).json()
-    tasks = (await client.get(server.http_url + "/debug/tasks")).json()["tasks"]
+    tasks = (await client.get(server.admin_url + "/debug/tasks")).json()["tasks"]
     return {"t_s": round(time.monotonic() - t0, 1), "active_calls": health["active_calls"], "calls_done": done,
             "fds": sp.open_fds(server.pid), "sockets": sp.sockets_of(server.pid), "tasks": tasks,
             "rss_kib": sp.rss_kib(server.pid)}

@@ -175,8 +175,30 @@ class Dialer:
             call.statuses.append(entry)
         log.info("call status %s", status, extra={"call_sid": sid, "known": call is not None})
         if status in FINAL_STATUSES:
-            # Never answered (busy, no-answer, ...) or over before its stream claimed it: close now.
+            # Never answered (busy, no-answer, ...) or over before its stream claimed it: close
+            # now, and free the capacity its unspent ticket held.
             self.warm.call_ended(sid, status)
+            self.twiml.tickets.call_ended(sid)
+
+    async def cancel_unconnected(self, call_sids: set[str]) -> list[str]:
+        """End calls this server placed whose stream never came (the drain's deadline): ringing ones
+        are canceled, answered ones completed, through the REST API. Returns the CallSids ended."""
+        ended: list[str] = []
+        for sid in sorted(call_sids):
+            call = self.calls.get(sid)
+            if call is None:
+                continue
+            last = call.statuses[-1]["status"] if call.statuses else "queued"
+            status = "completed" if last in ("in-progress", "answered") else "canceled"
+            try:
+                await self.rest.update_call(sid, status=status)
+            except TwilioError as exc:
+                log.error("could not end the unconnected call: %s; end it in the Twilio console", exc,
+                          extra={"call_sid": sid})
+                continue
+            log.warning("drain: ended a call whose stream never came", extra={"call_sid": sid, "status": status})
+            ended.append(sid)
+        return ended
 
     async def on_amd(self, form: dict[str, str]) -> str:
         """Answering-machine result: continue caller-first, leave the voicemail, or hang up."""

@@ -10,11 +10,14 @@ from quart_trio import QuartTrio
 
 from llc.config import LOOPBACK_HOSTS
 from llc.log import get_logger
+from llc.openai.connect import tls_context
 from llc.profile import check_tools
 from llc.twilio.twiml import say_and_hangup
-from llc.web import debug, inbound, ops_routes, outbound, security
-from llc.web.drain import watch_signals
+from llc.web import inbound, ops_routes, outbound, security
+from llc.web.admin import create_admin_app, serve_admin
+from llc.web.drain import drain_twiml, watch_signals
 from llc.web.front_door import serve_front_door
+from llc.web.proxies import behind_proxies
 from llc.web.media import replay_pending
 from llc.web.server import Server
 
@@ -24,12 +27,15 @@ log = get_logger("web")
 def create_app(server: Server) -> QuartTrio:
     app = QuartTrio("llc")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # webhooks are small forms
-    ops_routes.register(app, server)  # /metrics, drain answers
+    ops_routes.register(app, server)  # /healthz while draining
 
     @app.post("/twiml")
     @security.twilio_signed(server)
     async def twiml() -> Response:
         form = await request.form
+        if server.draining:  # answered after the signature check: the fallback number is not public
+            log.warning("draining: turned a new call away", extra={"call_sid": form.get("CallSid")})
+            return Response(drain_twiml(server.settings.drain_fallback_number), content_type="text/xml")
         if security.at_capacity(server):
             log.warning("at LLC_MAX_CALLS: answered busy", extra={"call_sid": form.get("CallSid"), "max_calls": server.settings.max_calls})
             return Response(say_and_hangup(security.BUSY_MESSAGE), content_type="text/xml")
@@ -46,7 +52,6 @@ def create_app(server: Server) -> QuartTrio:
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "active_calls": server.active_calls, "calls_total": server.calls_total, "pid": os.getpid()}
 
-    debug.register(app)
     return app
 
 
@@ -60,16 +65,19 @@ async def serve(server: Server, *, handle_signals: bool = False,
     security.log_posture(server.settings)
     await server.store.open()  # a bad LLC_DB_URL fails now; the schema is created on first run
     await replay_pending(server)  # records kept while the database was down
+    if server.settings.openai_realtime_url.startswith("wss:"):
+        tls_context()  # once, now: not on the Trio thread during the first calls
 
     config = Config()
     config.bind = [f"{server.settings.host}:{server.settings.port}"]
     config.accesslog = None
     config.errorlog = None
-    app = create_app(server)
+    app = behind_proxies(create_app(server), server.settings.trusted_networks)  # X-Forwarded-* from LLC_TRUSTED_PROXIES only
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.warm.run)  # warm sessions live in the server nursery, closed on shutdown
         binds = await nursery.start(serve_front_door, server, app, config)
+        await nursery.start(serve_admin, server, create_admin_app(server))  # /metrics, /debug: not on PORT
         if not server.public_url:
             if server.settings.host in LOOPBACK_HOSTS:
                 server.public_url = binds[0]  # a local run: Twilio is the simulator on this box

@@ -1,14 +1,12 @@
 """`GET /debug/tasks`: the server's live Trio task count, for `llc soak` to watch for leaks.
 
-Answered only to loopback clients: it is an operator's probe, not a public API.
+Served on the admin listener only (llc/web/admin.py guards it): an operator's probe, not a public API.
 """
 
 from __future__ import annotations
 
 import trio
-from quart import Quart, Response, request
-
-from llc.config import LOOPBACK_HOSTS
+from quart import Quart
 
 
 def task_count() -> int:
@@ -20,7 +18,5 @@ def task_count() -> int:
 
 def register(app: Quart) -> None:
     @app.get("/debug/tasks")
-    async def tasks() -> Response | dict[str, int]:
-        if (request.remote_addr or "") not in LOOPBACK_HOSTS:
-            return Response("loopback only\n", status=403)
+    async def tasks() -> dict[str, int]:
         return {"tasks": task_count()}

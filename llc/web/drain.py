@@ -1,10 +1,11 @@
 """Graceful drain: on SIGTERM (or Ctrl-C) stop taking calls, let active ones finish, then exit.
 
 Restarts and deploys send SIGTERM (systemd, ``llc restart``); pm2 sends SIGINT. Either starts
-a drain: ``server.draining`` makes /twiml answer new calls with a polite ``<Say>`` and hang-up
-(or ``<Dial>`` the fallback number), calls in progress run on for up to
-LLC_DRAIN_TIMEOUT_S, then whatever is left is ended through its own nursery, so its record
-and "call ended" line are still written. A second signal skips the wait.
+a drain: ``server.draining`` makes /twiml answer new (signed) calls with a polite ``<Say>`` and
+hang-up (or ``<Dial>`` the fallback number) and ``POST /calls`` answer 503; calls in progress,
+and outbound calls still ringing, run on for up to LLC_DRAIN_TIMEOUT_S. Then whatever call is
+left is ended through its own nursery, so its record and "call ended" line are still written,
+and ringing calls are cancelled through Twilio's REST API. A second signal skips the wait.
 """
 
 from __future__ import annotations
@@ -30,23 +31,34 @@ def drain_twiml(number: str | None) -> str:
     return say_and_dial(DRAIN_MESSAGE, number) if number else say_and_hangup(DRAIN_MESSAGE)
 
 
-async def _wait_idle(server: Server, hurry: trio.Event | None = None) -> None:
-    while server.active and not (hurry is not None and hurry.is_set()):
+def ringing(server: Server) -> set[str]:
+    """Outbound calls this server placed whose stream has not arrived: the callee may still answer."""
+    return {sid for sid in server.tickets.waiting_calls(trio.current_time()) if sid in server.dialer.calls}
+
+
+async def _wait_idle(server: Server, hurry: trio.Event | None = None, *, outbound: bool = True) -> None:
+    while (server.active or (outbound and ringing(server))) and not (hurry is not None and hurry.is_set()):
         await trio.sleep(POLL_S)
 
 
 async def drain(server: Server, timeout_s: float, hurry: trio.Event | None = None) -> None:
-    """Turn new calls away, wait for active calls up to ``timeout_s``, then end the rest."""
+    """Turn new calls away, wait for active and ringing calls up to ``timeout_s``, then end the rest."""
     server.draining = True
-    log.warning("draining: new calls are turned away", extra={"active_calls": server.active_calls, "timeout_s": timeout_s})
+    log.warning("draining: new calls are turned away", extra={"active_calls": server.active_calls,
+                                                             "ringing": len(ringing(server)), "timeout_s": timeout_s})
     with trio.move_on_after(timeout_s):
         await _wait_idle(server, hurry)
     left = list(server.active)
     for bridge in left:
         bridge.end("server_drain", f"still active when the drain ended (LLC_DRAIN_TIMEOUT_S={timeout_s:g})")
+    # A callee who answers after this would reach a server that has gone: cancel the ringing.
+    cancelled: list[str] = []
     with trio.move_on_after(SETTLE_S):
-        await _wait_idle(server)
-    log.info("drained", extra={"ended_by_drain": len(left), "still_active": server.active_calls})
+        cancelled = await server.dialer.cancel_unconnected(ringing(server))
+    with trio.move_on_after(SETTLE_S):
+        await _wait_idle(server, outbound=False)
+    log.info("drained", extra={"ended_by_drain": len(left), "cancelled_ringing": len(cancelled),
+                               "still_active": server.active_calls})
 
 
 async def watch_signals(

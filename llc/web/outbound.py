@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import trio
 from quart import Quart, Response, jsonify, request
 
@@ -33,6 +35,10 @@ def register(app: Quart, server: Server) -> None:
         if (refusal := authorized(server, request.headers.get("Authorization"))) is not None:
             log.warning("POST /calls refused: %s", refusal)
             return _error(401, refusal)
+        if server.draining:  # this instance is going away: a retry reaches another one, or this one restarted
+            response = _error(503, "the server is draining (restarting or stopping); retry later")
+            response.headers["Retry-After"] = str(max(1, math.ceil(server.settings.drain_timeout_s)))
+            return response
         wait_s = server.calls_bucket.take(trio.current_time())
         if wait_s > 0:
             response = _error(429, f"more than LLC_CALLS_PER_MINUTE={server.settings.calls_per_minute} calls a minute; retry later")

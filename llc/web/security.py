@@ -37,6 +37,9 @@ def posture_warnings(settings: Settings) -> list[str]:
     elif not settings.twilio_auth_token and settings.host not in LOOPBACK_HOSTS:
         warnings.append("TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked; set it so "
                         "forged webhooks and streams are refused")
+    if settings.admin_host not in LOOPBACK_HOSTS and not settings.api_token:
+        warnings.append(f"LLC_ADMIN_HOST={settings.admin_host} is off loopback and LLC_API_TOKEN is not set: "
+                        "/metrics and /debug answer 401 to everyone; set LLC_API_TOKEN or bind LLC_ADMIN_HOST=127.0.0.1")
     if not settings.stream_admission:
         warnings.append("LLC_STREAM_ADMISSION=off: media streams are accepted without this server's "
                         "one-time token (for load generators only)")
@@ -51,16 +54,31 @@ def log_posture(settings: Settings) -> None:
 # ---- webhooks -------------------------------------------------------------------------
 
 
+def signed_bases(server: Server) -> list[str]:
+    """The base URLs Twilio may have been given for this instance: the public URL (webhooks set in
+    the console) and LLC_INSTANCE_URL (TwiML stream URLs and dial callbacks behind a load balancer)."""
+    bases = [server.public_url, server.settings.instance_url]
+    return list(dict.fromkeys(base.rstrip("/") for base in bases if base))
+
+
+def first_match(auth_token: str, urls: list[str], params: Any, signature: str | None) -> str | None:
+    """None when the signature matches one of ``urls``; else the refusal for the first."""
+    refusals = [signature_refusal(auth_token, url, params, signature) for url in urls]
+    return None if None in refusals else refusals[0]
+
+
 async def webhook_refusal(server: Server) -> str | None:
     """None when the current request is signed by Twilio (or checking is off)."""
     if not signatures_checked(server.settings):
         return None
-    if not server.public_url:
+    bases = signed_bases(server)
+    if not bases:
         return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
     form = await request.form
-    url = signed_url(server.public_url, request.path, request.query_string.decode("latin-1"))
+    query = request.query_string.decode("latin-1")
     assert server.settings.twilio_auth_token is not None
-    return signature_refusal(server.settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER))
+    return first_match(server.settings.twilio_auth_token, [signed_url(base, request.path, query) for base in bases],
+                       form, request.headers.get(SIGNATURE_HEADER))
 
 
 def twilio_signed(server: Server) -> Callable[[F], F]:
@@ -92,28 +110,32 @@ def upgrade_refusal(server: Server, path: str, headers: Mapping[str, str]) -> st
     """
     if not signatures_checked(server.settings):
         return None
-    stream_url = stream_url_for(server.public_url) if server.public_url else None
-    if stream_url is None:
+    bases = signed_bases(server)
+    if not bases:
         return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
     _, _, query = path.partition("?")
-    url = f"{stream_url}?{query}" if query else stream_url
+    urls = [f"{stream_url_for(base)}?{query}" if query else stream_url_for(base) for base in bases]
     signature = headers.get(SIGNATURE_HEADER) or headers.get(SIGNATURE_HEADER.lower())
     assert server.settings.twilio_auth_token is not None
-    return signature_refusal(server.settings.twilio_auth_token, url, {}, signature)
+    return first_match(server.settings.twilio_auth_token, urls, {}, signature)
 
 
 # ---- limits ---------------------------------------------------------------------------
 
 
 def at_capacity(server: Server) -> bool:
-    """Calls running plus streams announced (tokens out) reach LLC_MAX_CALLS.
+    """Calls admitted plus streams announced (tickets out) reach LLC_MAX_CALLS.
 
-    With LLC_STREAM_ADMISSION=off no stream spends its token, so tokens out say nothing about
-    calls about to start: only running calls count (else every webhook would hold a slot for
-    the token's whole TTL and the server would answer busy far below LLC_MAX_CALLS).
+    Only admitted streams count: a connection to /media that never shows a valid ticket holds no
+    slot. A ticket stops counting when its stream arrives, when Twilio's final status says the
+    call is over (``Dialer.on_status``), or when it expires. With LLC_STREAM_ADMISSION=off no
+    stream spends its token, so tokens out say nothing about calls about to start: only running
+    calls count (else every webhook would hold a slot for the token's whole TTL).
     """
-    announced = server.tickets.outstanding(trio.current_time()) if server.settings.stream_admission else 0
-    return server.active_calls + announced >= server.settings.max_calls
+    if not server.settings.stream_admission:
+        return server.active_calls >= server.settings.max_calls
+    announced = server.tickets.outstanding(trio.current_time())
+    return server.tickets.admitted + announced >= server.settings.max_calls
 
 
 # ---- the API --------------------------------------------------------------------------
@@ -130,9 +152,3 @@ def bearer_refusal(expected: str | None, header: str | None) -> str | None:
         return "wrong API token"
     return None
 
-
-def admin_refusal(server: Server) -> str | None:
-    """Admin endpoints (/debug, /metrics): loopback clients, or the API bearer token."""
-    if (request.remote_addr or "") in LOOPBACK_HOSTS:
-        return None
-    return bearer_refusal(server.settings.api_token, request.headers.get("Authorization"))

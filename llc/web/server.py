@@ -53,6 +53,7 @@ class Server:
     calls_bucket: TokenBucket  # POST /calls rate limit
     calls: CallTracker = field(default_factory=CallTracker)
     public_url: str | None = None  # LLC_PUBLIC_URL, or the bound address on a local run
+    admin_url: str | None = None  # the admin listener (/metrics, /debug), once bound
     # Set on SIGTERM/SIGINT (llc.web.drain): /twiml turns new calls away, active calls finish.
     draining: bool = False
 

@@ -1,4 +1,4 @@
-"""GET /metrics: valid Prometheus text, and the numbers move after a call."""
+"""GET /metrics on the admin listener: valid Prometheus text, and the numbers move after a call."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 async def test_metrics_parse_and_move_after_a_call(start_stack: StackFactory) -> None:
     stack = await start_stack(user_transcripts=LINES)
-    before = await scrape(stack.base_url)
+    before = await scrape(stack.admin_url)
     assert value(before, "llc_active_calls") == 0
     for name in ("llc_voice_to_voice_seconds_count", "llc_bargein_seconds_count"):
         assert (name, ()) in before  # histograms are exposed before the first observation
@@ -38,7 +38,7 @@ async def test_metrics_parse_and_move_after_a_call(start_stack: StackFactory) ->
 
     result = await FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn(t) for t in LINES], max_call_s=20)).run()
     await stack.wait_records(1)
-    after = await scrape(stack.base_url)
+    after = await scrape(stack.admin_url)
     record = stack.state.records[-1]
 
     assert result.ended_by == "caller_hangup"
@@ -54,10 +54,10 @@ async def test_metrics_parse_and_move_after_a_call(start_stack: StackFactory) ->
 
 async def test_openai_errors_are_counted_by_code(start_stack: StackFactory) -> None:
     stack = await start_stack("ga", settings={"openai_api_shape": "flat"})
-    before = await scrape(stack.base_url)
+    before = await scrape(stack.admin_url)
     await FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn("Hello?")], max_call_s=5)).run()
     await stack.wait_records(1)
-    after = await scrape(stack.base_url)
+    after = await scrape(stack.admin_url)
     key = dict(code="beta_api_shape_disabled")
     assert value(after, "llc_openai_errors_total", **key) == value(before, "llc_openai_errors_total", **key) + 1
     outcome = dict(outcome="openai_session_rejected", direction="inbound")

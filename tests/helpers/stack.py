@@ -30,6 +30,12 @@ class Stack:
         """Where Twilio's media socket goes: PORT's /media (the one-port front door)."""
         return self.base_url.replace("http", "ws", 1) + "/media"
 
+    @property
+    def admin_url(self) -> str:
+        """The admin listener (/metrics, /debug): its own port, never PORT."""
+        assert self.state.admin_url is not None
+        return self.state.admin_url
+
     def stream_token(self, call_sid: str = "CAraw") -> str:
         """The ticket /twiml would have issued for ``call_sid`` (raw-socket tests)."""
         return self.state.tickets.issue(trio.current_time(), call_sid)

@@ -106,8 +106,9 @@ def test_each_variable_is_converted_by_its_declared_type() -> None:
             env[v.env], want[v.field] = v.choices[-1].swapcase(), v.choices[-1]
         elif v.type is bool:
             env[v.env], want[v.field] = ("no" if v.default else "yes"), not v.default
-        else:
-            env[v.env], want[v.field] = f" {v.default} ", v.default
+        else:  # a number unset by default (LLC_ADMIN_PORT) is given one
+            value = v.default if v.default is not None else v.type(9)
+            env[v.env], want[v.field] = f" {value} ", value
     s = load_settings(env, os.devnull)
     assert {v.field: getattr(s, v.field) for v in typed} == want
     assert all(type(getattr(s, v.field)) is v.type for v in typed)

@@ -85,6 +85,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    admin_port: int = 0  # the admin listener (/metrics, /debug/tasks)
 
     @property
     def pid(self) -> int:
@@ -97,6 +98,10 @@ class ServerProcess:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -117,19 +122,19 @@ class ServerProcess:
 def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | None = None,
                  timeout: float = 30.0) -> ServerProcess:
     """Start ``llc serve`` on free ports with ``engine``'s settings; wait until it accepts."""
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLC_", "OPENAI_", "TWILIO_"))}
     env.update(PORT=str(port), LLC_HOST="127.0.0.1", OPENAI_REALTIME_URL=openai_url, LLC_LOG_FORMAT="json",
                LLC_ENV_FILE=os.devnull, LLC_PUBLIC_URL="", LLC_DB_URL=":memory:",  # records: not kept
                # The load generator opens media streams directly, without a webhook's token.
-               LLC_STREAM_ADMISSION="off")
+               LLC_STREAM_ADMISSION="off", LLC_ADMIN_PORT=str(admin_port))
     env.update(ENGINES.get(engine, {}))
     env.update(extra_env or {})
     log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
     module = "llc.kit.bench.reference_relay" if engine == REFERENCE else "llc.cli"
     proc = subprocess.Popen([sys.executable, "-m", module] + ([] if engine == REFERENCE else ["serve"]),
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    server = ServerProcess(proc, port, Path(log.name))
+    server = ServerProcess(proc, port, Path(log.name), admin_port)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

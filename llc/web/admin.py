@@ -1,0 +1,88 @@
+"""The admin surface: `/metrics`, `/debug/*` (and the call console), on a listener of its own.
+
+Never on the public port: behind a reverse proxy on the same host every public request
+arrives from 127.0.0.1, so "loopback only" cannot be told from the TCP peer there. This
+listener is bound to LLC_ADMIN_HOST:LLC_ADMIN_PORT (loopback by default) and the proxy recipe
+(ops/nginx.conf) never forwards to it. Bound anywhere else, every request needs
+``Authorization: Bearer <LLC_API_TOKEN>``.
+
+Other features add their pages with ``register(app, server)`` on the app ``create_admin_app``
+returns; the guard applies to every route of it.
+"""
+
+from __future__ import annotations
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from llc import metrics
+from llc.config import LOOPBACK_HOSTS, Settings
+from llc.log import get_logger
+from llc.web import debug
+from llc.web.security import bearer_refusal
+from llc.web.server import Server
+
+log = get_logger("web.admin")
+
+
+def admin_refusal(settings: Settings, authorization: str | None) -> str | None:
+    """None when the admin listener may answer: bound to loopback, or the API bearer token given."""
+    if settings.admin_host in LOOPBACK_HOSTS:
+        return None
+    return bearer_refusal(settings.api_token, authorization)
+
+
+def create_admin_app(server: Server) -> QuartTrio:
+    app = QuartTrio("llc-admin")
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+
+    @app.before_request
+    async def guard() -> Response | None:
+        refusal = admin_refusal(server.settings, request.headers.get("Authorization"))
+        if refusal is None:
+            return None
+        log.warning("admin request refused: %s", refusal, extra={"path": request.path, "remote": request.remote_addr})
+        return Response(f"{refusal}\n", status=401, headers={"WWW-Authenticate": 'Bearer realm="llc-admin"'})
+
+    @app.get("/metrics")
+    async def metrics_page() -> Response:
+        body, content_type = metrics.exposition(server.active_calls, server.draining)
+        return Response(body, content_type=content_type)
+
+    debug.register(app)
+    return app
+
+
+async def serve_admin(server: Server, app: QuartTrio, *,
+                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the admin app on LLC_ADMIN_HOST:LLC_ADMIN_PORT until cancelled; reports its URLs."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+
+    host = server.settings.admin_host
+    config = Config()
+    config.bind = [f"[{host}]:{server.settings.admin_listen_port}" if ":" in host else f"{host}:{server.settings.admin_listen_port}"]
+    config.accesslog = None
+    config.errorlog = None
+
+    async with trio.open_nursery() as nursery:
+        try:
+            binds = await nursery.start(hypercorn_serve, app, config)
+        except BaseException as exc:
+            if (failure := _os_error(exc)) is not None:  # Hypercorn's nursery wraps it in a group
+                log.error("cannot listen on LLC_ADMIN_HOST:LLC_ADMIN_PORT %s (%s); set LLC_ADMIN_PORT to a free "
+                          "port (or stop what holds it)", config.bind[0], failure.strerror or failure)
+            raise
+        server.admin_url = binds[0]
+        log.info("admin surface (/metrics, /debug)", extra={"binds": binds, "token_required": host not in LOOPBACK_HOSTS})
+        task_status.started(binds)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    if isinstance(exc, OSError):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        if (found := _os_error(inner)) is not None:
+            return found
+    return None
