@@ -79,6 +79,11 @@ class Settings:
     # instance holding the warm session; LLC_PUBLIC_URL stays the balanced webhook address.
     instance_url: str | None = _var("LLC_INSTANCE_URL", "server", str, None,
                                     "this instance's own base URL behind a load balancer")
+    # The one switch for experiments on this machine: without it `llc serve` refuses a set-up that
+    # Twilio could not reach, or that would accept forged webhooks (llc.config._serve_checks).
+    local_only: bool = _var("LLC_LOCAL_ONLY", "server", bool, False,
+                            "a local experiment: `llc serve` skips the public checks (LLC_PUBLIC_URL https, "
+                            "TWILIO_AUTH_TOKEN) and must listen on loopback")
     # -- openai --
     openai_api_key: str | None = _var("OPENAI_API_KEY", "openai", str, None,
                                       "required by `llc serve` unless the Realtime URL is on loopback", secret=True)
