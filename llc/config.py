@@ -161,7 +161,7 @@ def _serve_checks(s: Settings, problems: list[str]) -> None:
         if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
             problems.append(f"LLC_PUBLIC_URL={s.public_url!r} is not https: Twilio needs https:// for the webhook "
                             "and wss:// for the media stream; put a TLS proxy or tunnel in front "
-                            "(docs/going-live.md) and set its https:// address")
+                            "(docs/going-live.md) and set its https:// address, " + LOCAL_SWITCH)
     if s.twilio_signatures and not s.twilio_auth_token:
         problems.append("TWILIO_AUTH_TOKEN is not set: Twilio's signatures cannot be checked, so anyone could post "
                         "to the webhooks; set it (console.twilio.com → Account info), " + LOCAL_SWITCH)
