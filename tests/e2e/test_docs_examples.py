@@ -41,6 +41,7 @@ API_TOKEN = "docs-example-token"
 
 # Command -> the test that runs it. Keep in sync with the docs: the tests below fail both ways.
 RUNS_IN = {
+    "llc --version": "tests/unit/test_cli.py::test_version",
     "llc serve": "tests/unit/test_cli.py::test_serve_refuses_an_unreachable_or_unsafe_public_setup",
     "llc demo": "tests/e2e/test_docs_examples.py::test_demo_examples_run",
     "llc call": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
@@ -64,7 +65,7 @@ RUNS_IN = {
 _GROUPS = {"snapshot", "bench", "db"}  # subcommands whose second word is the command
 # Placeholders the docs use, and what the tests put in their place.
 _PLACEHOLDERS = {"+1…": "+15551234567", "<NAME>": "2026-11-25", "NAME": "2026-11-25", "<CallSid>": "CA0123",
-                 "SID": "CA0123", "CA0123...": "CA0123", "S": "survey", "k=v": "name=Ann"}
+                 "SID": "CA0123", "CA0123...": "CA0123", "S": "survey", "k=v": "name=Ann", "N": "9000"}
 _INLINE = re.compile(r"`(llc [^`]+)`")
 
 
@@ -109,6 +110,7 @@ def documented_commands() -> list[Documented]:
                 continue
             if in_block:
                 for part in re.split(r"&&|;", line.strip().removeprefix("$ ")):
+                    part = re.sub(r"^\s*\S*/llc ", "llc ", part)  # .venv/bin/llc demo
                     if part.strip().startswith("llc "):
                         found += _expand(part, where)
             else:
