@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -300,3 +301,32 @@ def test_capacity_and_prewarm_benches_run(tmp_path: Path) -> None:
     assert procs["prewarm"].returncode == 0 and "prewarm saves" in outs["prewarm"][0]
     # capacity exits 1 when the p99 target is missed, which a shared 2-core box may do: it must still report.
     assert procs["capacity"].returncode in (0, 1) and "memory per call" in outs["capacity"][0]
+
+
+def _env_blocks(doc: Path) -> list[str]:
+    """The ```sh blocks of ``doc`` that are .env files (they set OPENAI_API_KEY)."""
+    blocks = re.findall(r"```sh\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+    return [textwrap.dedent(b) for b in blocks if "OPENAI_API_KEY=" in b]
+
+
+def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -> None:
+    """The .env the docs show names every setting inbound and outbound calls need, and `llc serve`
+    accepts it as written (before: the README's lacked LLC_API_TOKEN and TWILIO_FROM_NUMBER)."""
+    from llc.config import ENV, load_settings
+
+    readme, going_live = REPO / "README.md", REPO / "docs" / "going-live.md"
+    assert "(docs/going-live.md)" in readme.read_text()
+    text = going_live.read_text()
+    for needed in ("../ops/nginx.conf", "cloudflared tunnel", "IncomingPhoneNumbers", "VoiceUrl=", "llc doctor",
+                   "LLC_LOCAL_ONLY", "LLC_ENV_FILE"):
+        assert needed in text, f"docs/going-live.md lacks {needed}"
+    for doc in (readme, going_live):
+        [block] = _env_blocks(doc)
+        names = re.findall(r"^\s*([A-Z_]+)=", block, re.M)
+        assert {"LLC_PUBLIC_URL", "OPENAI_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER",
+                "LLC_API_TOKEN"} <= set(names), doc
+        assert set(names) <= set(ENV), f"{doc.name} shows variables llc does not read: {set(names) - set(ENV)}"
+        env_file = tmp_path / f"{doc.stem}.env"
+        env_file.write_text(block)
+        settings = load_settings({}, env_file, require_keys=True)  # raises ConfigError naming any problem
+        assert settings.public_url and settings.public_url.startswith("https://") and settings.api_token

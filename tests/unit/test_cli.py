@@ -59,10 +59,14 @@ SIM = {"OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime"}
 def test_serve_refuses_an_unreachable_or_unsafe_public_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str], env: dict[str, str],
                                                              expected: str) -> None:
-    """The recommended set-up (loopback behind a proxy) used to start with none of these said."""
+    """The recommended set-up (loopback behind a proxy) used to start with none of these said.
+
+    A process with a deadline: were the check gone, the server would start and serve forever."""
     _clean(monkeypatch, tmp_path, **SIM, **env)
-    assert main(["serve"]) == 2
-    err = capsys.readouterr().err
+    done = subprocess.run([sys.executable, "-m", "llc.cli", "serve"], env={**os.environ, "PORT": "0"}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    err = done.stderr
     assert expected in err and "Traceback" not in err
     if "LOCAL_ONLY" not in env:
         assert "LLC_LOCAL_ONLY=on" in err  # the one switch for experiments is named
@@ -94,6 +98,8 @@ def test_serve_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path, 
     assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("llc: LLC_DB_URL") and expected in last
+    # LLC_ENV_FILE names a file that is not there: said, not silently ignored.
+    assert f"LLC_ENV_FILE={tmp_path / 'none.env'} does not exist" in done.stderr
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
