@@ -99,34 +99,25 @@ def cmdline(pid: int, proc: Path = PROC) -> str:
     return " ".join(text.split())
 
 
-def listening_ports(pid: int, proc: Path = PROC) -> list[int]:
-    """The TCP ports ``pid`` listens on (Linux /proc; [] elsewhere or when it cannot be seen)."""
-    sockets: list[tuple[int, str]] = []
-    for table in ("tcp", "tcp6"):
-        try:
-            sockets += parse_proc_net_tcp((proc / "net" / table).read_text(), None)
-        except OSError:
-            continue
-    try:
-        fds = list((proc / str(pid) / "fd").iterdir())
-    except OSError:
-        return []
-    held: set[str] = set()
-    for fd in fds:
-        try:
-            held.add(os.readlink(fd))
-        except OSError:
-            continue  # closed meanwhile
-    return sorted({int(address.rsplit(":", 1)[1]) for inode, address in sockets if f"socket:[{inode}]" in held})
-
-
-def _listeners_proc(port: int, proc: Path) -> list[Listener]:
+def _listen_sockets(port: int | None, proc: Path) -> list[tuple[int, str]]:
     sockets: list[tuple[int, str]] = []
     for table in ("tcp", "tcp6"):
         try:
             sockets += parse_proc_net_tcp((proc / "net" / table).read_text(), port)
         except OSError:
             continue
+    return sockets
+
+
+def listening_ports(pid: int, proc: Path = PROC) -> list[int]:
+    """The TCP ports ``pid`` listens on (Linux /proc; [] elsewhere or when it cannot be seen)."""
+    sockets = _listen_sockets(None, proc)
+    owners = socket_owners({inode for inode, _ in sockets}, proc)
+    return sorted({int(address.rsplit(":", 1)[1]) for inode, address in sockets if pid in owners.get(inode, ())})
+
+
+def _listeners_proc(port: int, proc: Path) -> list[Listener]:
+    sockets = _listen_sockets(port, proc)
     owners = socket_owners({inode for inode, _ in sockets}, proc)
     out: list[Listener] = []
     for inode, address in sockets:
