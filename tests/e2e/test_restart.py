@@ -128,3 +128,14 @@ def test_llc_restart_command_registered() -> None:
     args = build_parser().parse_args(["restart", "--supervisor", "pidfile", "--timeout", "3", "--dry-run", "--force"])
     assert args.supervisor == "pidfile" and args.timeout == 3 and args.dry_run and args.force
     assert os.access(Path(__file__).resolve().parents[2] / "ops" / "restart", os.X_OK)
+
+
+def test_serve_on_a_taken_port_names_the_holder_and_the_dry_run(deploy) -> None:
+    """It pointed straight at `llc restart`, which would have killed whatever held the port."""
+    tmp_path, port, env, settings, started = deploy
+    stray = stray_listener(port)
+    started.append(stray)
+    done = subprocess.run([sys.executable, "-m", "llc.cli", "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"pid {stray.pid}" in done.stderr and "time.sleep(120)" in done.stderr
+    assert "llc restart --dry-run" in done.stderr and stray.poll() is None

@@ -82,7 +82,13 @@ def test_serve_accepts_loopback_http_and_the_local_switch(monkeypatch: pytest.Mo
     monkeypatch.setenv("LLC_TWILIO_SIGNATURES", "off")  # no token, signatures off on purpose: allowed (warned)
     monkeypatch.setenv("LLC_LOCAL_ONLY", "off")
     monkeypatch.setenv("LLC_PUBLIC_URL", "https://voice.example.com")
-    assert load_settings(require_keys=True).public_url == "https://voice.example.com"
+    settings = load_settings(require_keys=True)
+    assert settings.public_url == "https://voice.example.com" and settings.host == "127.0.0.1"
+    from llc.web.security import posture_warnings
+
+    # Behind a proxy the host is loopback: the missing token is still said out loud.
+    assert any("TWILIO_AUTH_TOKEN is not set" in w for w in posture_warnings(settings))
+    assert not posture_warnings(settings.with_overrides(local_only=True, twilio_signatures=True))
 
 
 @pytest.mark.parametrize("db_url, expected", [("postgresql://nope@127.0.0.1:1/x", "cannot connect to PostgreSQL"),
