@@ -22,7 +22,8 @@ async def test_refused_calls_are_logged_at_their_severity(nursery: trio.Nursery)
     lines = Lines()
     logger = logging.getLogger("llc.web.outbound")
     logger.addHandler(lines)
-    old_level, logger.level = logger.level, logging.DEBUG
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)  # setLevel, not .level: it clears the enabled-for cache
     try:
         stack = await start_outbound(nursery, settings={"max_calls": 1})
         stack.state.settings = stack.state.settings.with_overrides(max_calls=0)  # full: every call is refused
@@ -38,4 +39,4 @@ async def test_refused_calls_are_logged_at_their_severity(nursery: trio.Nursery)
         assert bad and bad[0].levelno == logging.INFO and "when" in bad[0].getMessage()
     finally:
         logger.removeHandler(lines)
-        logger.level = old_level
+        logger.setLevel(old_level)
