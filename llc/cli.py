@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
 from llc.commands import COMMANDS
@@ -13,8 +14,16 @@ from llc.profile import ProfileError
 from llc.store import StoreError
 
 
+def _version() -> str:
+    try:
+        return version("llc-phone")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llc", description="Lowest Latency Calls: OpenAI Realtime voice agents on Twilio.")
+    parser.add_argument("--version", action="version", version=f"llc {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)
@@ -27,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (ConfigError, ProfileError, StoreError) as exc:
         # Configuration mistakes are the user's to fix: say what and how, no traceback.
-        print(f"llc: {exc}", file=sys.stderr)
+        # A driver's message may span lines (psycopg's does): a database problem is one line.
+        text = " ".join(str(exc).split()) if isinstance(exc, StoreError) else str(exc)
+        print(f"llc: {text}", file=sys.stderr)
         return 2
 
 

@@ -144,6 +144,40 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append("LLC_OPENAI_PING_S must be 0 (no pings) or more seconds")
 
 
+LOCAL_SWITCH = "or LLC_LOCAL_ONLY=on for an experiment on this machine only"
+
+
+def _serve_checks(s: Settings, problems: list[str]) -> None:
+    """What `llc serve` needs to be reachable by Twilio and safe in public (docs/going-live.md).
+
+    The recommended set-up listens on loopback behind a TLS proxy, so the listening address says
+    nothing about exposure: these hold whatever LLC_HOST is, unless LLC_LOCAL_ONLY says the run
+    is an experiment on this machine (then it must listen on loopback only).
+    """
+    if not s.openai_api_key and not s.openai_is_local:
+        problems.append(
+            "OPENAI_API_KEY is not set: put it in the environment or .env "
+            "(or point OPENAI_REALTIME_URL at the simulator for a keyless run)"
+        )
+    if s.local_only:
+        if s.host not in LOOPBACK_HOSTS:
+            problems.append(f"LLC_LOCAL_ONLY=on but LLC_HOST={s.host} is not loopback: "
+                            "unset LLC_HOST (127.0.0.1), or unset LLC_LOCAL_ONLY for a public deployment")
+        return
+    if s.public_url is None:
+        problems.append("LLC_PUBLIC_URL is not set: Twilio could not reach the webhook or the media stream; "
+                        f"set LLC_PUBLIC_URL=https://your-host (docs/going-live.md), {LOCAL_SWITCH}")
+    else:
+        parts = urlsplit(s.public_url)
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            problems.append(f"LLC_PUBLIC_URL={s.public_url!r} is not https: Twilio needs https:// for the webhook "
+                            "and wss:// for the media stream; put a TLS proxy or tunnel in front "
+                            "(docs/going-live.md) and set its https:// address, " + LOCAL_SWITCH)
+    if s.twilio_signatures and not s.twilio_auth_token:
+        problems.append("TWILIO_AUTH_TOKEN is not set: Twilio's signatures cannot be checked, so anyone could post "
+                        "to the webhooks; set it (console.twilio.com → Account info), " + LOCAL_SWITCH)
+
+
 def _old_names(merged: Mapping[str, str], problems: list[str]) -> None:
     """Renamed and removed variables stop start-up with their fix; their values are never read.
 
@@ -166,7 +200,8 @@ def load_settings(
 ) -> Settings:
     """Build Settings from ``environ`` (default ``os.environ``) over ``env_file`` (default LLC_ENV_FILE).
 
-    ``require_keys`` is for ``llc serve``: a real (non-loopback) OpenAI URL needs a key.
+    ``require_keys`` is for ``llc serve``: a real (non-loopback) OpenAI URL needs a key, and a
+    public deployment an https LLC_PUBLIC_URL and TWILIO_AUTH_TOKEN unless LLC_LOCAL_ONLY is on.
     Raises ConfigError listing every problem.
     """
     environ = os.environ if environ is None else environ
@@ -188,11 +223,8 @@ def load_settings(
             values[var.field] = value
     settings = Settings(**values)  # type: ignore[arg-type]
     _check(settings, problems)
-    if require_keys and not settings.openai_api_key and not settings.openai_is_local:
-        problems.append(
-            "OPENAI_API_KEY is not set: put it in the environment or .env "
-            "(or point OPENAI_REALTIME_URL at the simulator for a keyless run)"
-        )
+    if require_keys:
+        _serve_checks(settings, problems)
     if problems:
         raise ConfigError(problems)
     return settings

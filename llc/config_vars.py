@@ -90,6 +90,11 @@ class Settings:
     trusted_proxies: str | None = _var("LLC_TRUSTED_PROXIES", "server", str, None,
                                        "comma-separated proxy addresses or networks whose X-Forwarded-* "
                                        "headers are honoured", unset="forwarded headers ignored")
+    # The one switch for experiments on this machine: without it `llc serve` refuses a set-up that
+    # Twilio could not reach, or that would accept forged webhooks (llc.config._serve_checks).
+    local_only: bool = _var("LLC_LOCAL_ONLY", "server", bool, False,
+                            "a local experiment: `llc serve` skips the public checks (LLC_PUBLIC_URL https, "
+                            "TWILIO_AUTH_TOKEN) and must listen on loopback")
     # -- openai --
     openai_api_key: str | None = _var("OPENAI_API_KEY", "openai", str, None,
                                       "required by `llc serve` unless the Realtime URL is on loopback", secret=True)

@@ -1,7 +1,8 @@
 """The tuned profile: prompt, voice, greeting, turn detection, transcription, loaded from TOML.
 
 Kept out of code so tuning never means editing Python, and so a known-good profile can be
-snapshotted and restored. A bad file fails at start-up with the file, key and reason.
+snapshotted and restored. A bad file (a wrong type, or a key it does not know: a typo) fails at
+start-up with the file, key and reason. Which file is live: ``live_profile_path``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,22 @@ from llc.core.turns import TurnPolicy, first_turn_spec
 
 _EAGERNESS = ("low", "medium", "high", "auto")
 _VAD_TYPES = ("semantic_vad", "server_vad")
+
+
+# Every key a profile may hold: top-level name -> the keys of its table (() for a plain value).
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "instructions": (),
+    "voice": (),
+    "greeting": (),
+    "turn_detection": ("type", "eagerness", "create_response", "interrupt_response"),
+    "transcription": ("model",),
+    "turn_policy": ("first_eagerness", "later_eagerness", "switch_after_responses", "tool_filler_after_ms",
+                    "filler_instructions", "tool_timeout_s", "hangup_grace_s", "mark_every_ms"),
+    "tools": ("lean", "full"),
+    "transfer": ("allow",),
+}
+# The live profile, when LLC_PROFILE is unset: this file in the working directory if present.
+DEFAULT_LIVE = "profile.toml"
 
 
 class ProfileError(Exception):
@@ -67,8 +84,19 @@ def parse_profile(text: str, source: str) -> Profile:
     return profile_from_data(data, source)
 
 
+def _known_only(data: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    """A key the profile does not know is a typo (``vocie``, ``mark_evry_ms``): never skip it silently."""
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(known)}")
+
+
 def profile_from_data(data: dict[str, Any], source: str) -> Profile:
     """Validate already-parsed profile keys (a profile file, or a scenario's overlay of one)."""
+    _known_only(data, tuple(KNOWN_KEYS), source)
+    for table, keys in KNOWN_KEYS.items():
+        if keys and isinstance(data.get(table), dict):
+            _known_only(data[table], keys, f"{source} [{table}]")
     td_data = _expect(data, "turn_detection", dict, source, {})
     where = f"{source} [turn_detection]"
     td = TurnDetection(
@@ -138,6 +166,14 @@ def check_tools(profile: Profile, known: set[str]) -> None:
         raise ProfileError(
             f"{profile.source} [tools]: unknown tool(s) {', '.join(missing)}; known tools: {', '.join(sorted(known))}"
         )
+
+
+def live_profile_path(setting: str | None) -> str | None:
+    """The one rule for which profile is live: LLC_PROFILE when set, else ``./profile.toml`` when it
+    exists, else None (the bundled default). `llc serve`, `llc doctor` and `llc snapshot` all use it."""
+    if setting:
+        return setting
+    return DEFAULT_LIVE if Path(DEFAULT_LIVE).is_file() else None
 
 
 def load_profile(path: str | None = None) -> Profile:

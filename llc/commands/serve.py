@@ -6,13 +6,18 @@ import argparse
 import errno
 import os
 from functools import partial
+from pathlib import Path
+from typing import Callable
 
 import trio
 
-from llc.config import load_settings
+from llc.config import ConfigError, load_settings
+from llc.config_vars import ENV_FILE
 from llc.log import get_logger, setup_logging
 from llc.ops.pidfile import remove_pid, write_pid
-from llc.profile import load_profile
+from llc.ops.ports import listeners
+from llc.profile import ProfileError, live_profile_path, load_profile
+from llc.store import StoreError
 
 log = get_logger("serve")
 
@@ -25,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None:
         settings = settings.with_overrides(port=args.port)
     setup_logging(settings.log_format, settings.log_level, log_file=settings.log_file)
-    profile = load_profile(settings.profile_path)
+    _warn_missing_env_file()
+    profile = load_profile(live_profile_path(settings.profile_path))
     log.info(
         "starting llc serve",
         extra={"port": settings.port, "shape": settings.openai_api_shape, "model": settings.openai_model,
@@ -44,9 +50,16 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         log.info("stopped by Ctrl-C")
     except (OSError, BaseExceptionGroup) as exc:
-        if _address_in_use(exc) is None:
+        # A setting that fails only once the server opens it (the database, the profile's tools)
+        # is the user's to fix like any other: the CLI prints it in one line, exit 2.
+        usage = _inside(exc, lambda e: isinstance(e, (StoreError, ProfileError, ConfigError)))
+        if usage is not None:
+            raise usage from None
+        if _inside(exc, lambda e: isinstance(e, OSError) and e.errno == errno.EADDRINUSE) is None:
             raise
-        log.error("port %s is already taken; run `llc restart` (stop, kill orphans, start) or `llc doctor`", settings.port)
+        holders = "; ".join(entry.describe() for entry in listeners(settings.port)) or "another process"
+        log.error("port %s is already taken by %s; see what `llc restart --dry-run` would stop, "
+                  "or set PORT to a free port", settings.port, holders)
         return 1
     finally:
         remove_pid(settings.pid_file)
@@ -54,18 +67,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _address_in_use(exc: BaseException) -> OSError | None:
-    """The EADDRINUSE error inside ``exc`` (Trio may wrap it in an exception group), if any."""
-    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+def _warn_missing_env_file() -> None:
+    """LLC_ENV_FILE names a file that is not there: its settings are silently absent otherwise."""
+    named = os.environ.get(ENV_FILE.env, "").strip()
+    if named and not Path(named).is_file():
+        log.warning("LLC_ENV_FILE=%s does not exist: only the environment is read; fix the path or unset it", named)
+
+
+def _inside(exc: BaseException, match: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception in ``exc`` that ``match`` accepts (Trio wraps errors in exception groups)."""
+    if match(exc):
         return exc
     for inner in getattr(exc, "exceptions", ()):
-        found = _address_in_use(inner)
+        found = _inside(inner, match)
         if found is not None:
             return found
     return None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the server (TwiML webhook, media stream, health)")
+    p = sub.add_parser("serve", help="run the server (TwiML webhook, media stream, health); "
+                       "refuses a public set-up Twilio could not reach or that is unsafe, unless LLC_LOCAL_ONLY=on")
     p.add_argument("--port", type=int, help="override PORT")
     p.set_defaults(func=run)

@@ -5,10 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from llc.config import Settings, load_settings
 
-UNSET_NOTE = ("note: LLC_PROFILE is not set, so `llc serve` runs the bundled default profile. "
-              "Add LLC_PROFILE={path} to .env (or the service environment) for it to use {path}.")
+if TYPE_CHECKING:
+    from llc.ops.snapshots import Live
+
+# Without LLC_PROFILE the live profile is ./profile.toml of the server's working directory.
+UNSET_NOTE = ("note: LLC_PROFILE is not set, so `llc serve` reads {path} from the folder it starts in "
+              "(a service's WorkingDirectory); set LLC_PROFILE={absolute} to pin it.")
+
+
+def _where(live: "Live") -> str:
+    return str(live.path) if live.exists else f"the bundled default (no {live.path}, LLC_PROFILE unset)"
 
 
 def _save(settings: Settings, args: argparse.Namespace) -> int:
@@ -17,9 +27,9 @@ def _save(settings: Settings, args: argparse.Namespace) -> int:
     target, live = save(settings)
     print(f"saved {live.path} -> {target}")
     if not live.exists:
-        print(f"created {live.path} from the bundled default so there is a file to tune.")
+        print(f"created {live.path} from the bundled default so there is a file to tune; it is now the live profile.")
     if not settings.profile_path:
-        print(UNSET_NOTE.format(path=live.path))
+        print(UNSET_NOTE.format(path=live.path, absolute=live.path.resolve()))
     return 0
 
 
@@ -31,9 +41,10 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     if not found:
         print(f"no snapshots in {directory}/; make one with `llc snapshot save`")
         return 0
-    live = live_profile(settings).text
+    live = live_profile(settings)
+    print(f"live profile: {_where(live)}")
     for path in found:
-        same = "  = live profile" if path.read_text(encoding="utf-8") == live else ""
+        same = "  <- live (same text)" if path.read_text(encoding="utf-8") == live.text else ""
         print(f"{path.name:<36} {path.stat().st_size:>6} bytes{same}")
     return 0
 
@@ -58,9 +69,10 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
         print(f"kept the replaced profile as {done.backup}")
     print(f"restored {done.snapshot} -> {done.target}")
     if not settings.profile_path:
-        print(UNSET_NOTE.format(path=done.target))
+        print(UNSET_NOTE.format(path=done.target, absolute=done.target.resolve()))
     if not args.restart:
-        print("the running server still uses the old profile: run `llc restart` (or pass --restart)")
+        print("a running server read its profile at start-up: run `llc restart` (or pass --restart) for it "
+              "to load this one; check with `llc doctor` (profile line)")
         return 0
     from llc.ops.restart import restart
     from llc.ops.supervisor import detect

@@ -1,8 +1,9 @@
 """`llc doctor`: the seed's debugging checklist, automated. Infrastructure first, behaviour later.
 
 Each check returns PASS or FAIL with the fix (SKIP when it cannot be checked here, with why):
-server process up (/healthz), exactly one listener on PORT (and it is the server), the
-profile parses, Twilio's voice webhook for every number (asked from the Twilio API, never
+server process up (/healthz on PORT, else on the port the pid file's process listens on),
+exactly one listener on that port (and it is the server), the live profile parses (unknown
+keys included), Twilio's voice webhook for every number (asked from the Twilio API, never
 from local files) equals LLC_PUBLIC_URL/twiml, OpenAI accepts a test session in the configured
 shape (``session.updated``; an ``error`` after ``session.created`` means the wrong shape),
 and no recent errors in the server's log.
@@ -24,8 +25,9 @@ from llc.core.dialect import SHAPE_ERRORS, Dialect, dialect
 from llc.core.session import SessionSpec
 from llc.ops.health import fetch_health
 from llc.ops.logs import recent_errors
-from llc.ops.ports import listener_pids, listeners, server_ports
-from llc.profile import ProfileError, load_profile
+from llc.ops.pidfile import pid_alive, read_pid
+from llc.ops.ports import listener_pids, listening_ports, listeners, server_ports
+from llc.profile import ProfileError, live_profile_path, load_profile
 from llc.ws.transport import Transport, TransportClosed
 
 RESTART = "run `llc restart` (stop, kill orphaned listeners on PORT, start)"
@@ -50,10 +52,29 @@ def _fail(name: str, detail: str, fix: str) -> Check:
     return Check(name, "FAIL", detail, fix)
 
 
-def check_server(settings: Settings, timeout_s: float) -> tuple[Check, int | None]:
+def locate_server(settings: Settings, timeout_s: float) -> Settings:
+    """``settings`` with PORT where the server really listens: PORT when /healthz answers there,
+    else the port the pid file's process (LLC_PID_FILE) answers /healthz on (`llc serve --port N`)."""
+    if fetch_health(settings, timeout_s).ok:
+        return settings
+    pid = read_pid(settings.pid_file)
+    if pid is None or not pid_alive(pid):
+        return settings
+    for port in listening_ports(pid):
+        moved = settings.with_overrides(port=port)
+        health = fetch_health(moved, timeout_s)
+        if health.ok and (health.body or {}).get("pid") == pid:
+            return moved
+    return settings
+
+
+def check_server(settings: Settings, timeout_s: float, configured_port: int | None = None) -> tuple[Check, int | None]:
     health = fetch_health(settings, timeout_s)
     if health.ok:
-        return _pass("server up", health.detail), (health.body or {}).get("pid")
+        where = ""
+        if configured_port is not None and configured_port != settings.port:
+            where = f"; found by the pid file {settings.pid_file} (PORT is {configured_port}: the server was started with --port)"
+        return _pass("server up", health.detail + where), (health.body or {}).get("pid")
     if health.body and health.body.get("status") == "draining":
         return _fail("server up", f"{health.detail}: the server is draining (stopping)",
                      "wait for it to exit, then start it: `llc restart`"), None
@@ -86,7 +107,7 @@ def check_ports(settings: Settings, server_pid: int | None) -> list[Check]:
 
 def check_profile(settings: Settings) -> Check:
     try:
-        profile = load_profile(settings.profile_path)
+        profile = load_profile(live_profile_path(settings.profile_path))
     except ProfileError as exc:
         return _fail("profile", str(exc), "fix the file, or `llc snapshot restore <NAME>` a known-good one")
     return _pass("profile", f"{profile.source} parses (prompt ~{profile.prompt_tokens} tokens)")
@@ -151,7 +172,7 @@ async def check_openai(settings: Settings, timeout_s: float) -> Check:
     name = "openai session"
     wire = dialect(settings.openai_api_shape)
     try:
-        spec = load_profile(settings.profile_path).session_spec(settings.openai_voice)
+        spec = load_profile(live_profile_path(settings.profile_path)).session_spec(settings.openai_voice)
     except ProfileError:
         spec = None
     try:
@@ -218,7 +239,9 @@ def check_logs(settings: Settings, window_s: float) -> Check:
 async def run_checks(
     settings: Settings, *, health_timeout_s: float = 2.0, openai_timeout_s: float = 10.0, log_window_s: float = 900.0
 ) -> list[Check]:
-    server, pid = await trio.to_thread.run_sync(check_server, settings, health_timeout_s)
+    configured = settings.port
+    settings = await trio.to_thread.run_sync(locate_server, settings, health_timeout_s)
+    server, pid = await trio.to_thread.run_sync(check_server, settings, health_timeout_s, configured)
     checks = [server, *await trio.to_thread.run_sync(check_ports, settings, pid), check_profile(settings)]
     checks += await trio.to_thread.run_sync(check_twilio, settings)
     checks.append(await check_openai(settings, openai_timeout_s))

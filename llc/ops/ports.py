@@ -49,8 +49,8 @@ def _hex_ipv6(text: str) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
-def parse_proc_net_tcp(text: str, port: int) -> list[tuple[int, str]]:
-    """(inode, "addr:port") of each socket LISTENING on ``port`` in a /proc/net/tcp{,6} table."""
+def parse_proc_net_tcp(text: str, port: int | None) -> list[tuple[int, str]]:
+    """(inode, "addr:port") of each socket LISTENING on ``port`` (None: on any port) in a /proc/net/tcp{,6} table."""
     found: list[tuple[int, str]] = []
     for line in text.splitlines()[1:]:
         cols = line.split()
@@ -58,10 +58,11 @@ def parse_proc_net_tcp(text: str, port: int) -> list[tuple[int, str]]:
             continue
         addr_hex, _, port_hex = cols[1].partition(":")
         try:
-            if int(port_hex, 16) != port:
+            if port is not None and int(port_hex, 16) != port:
                 continue
+            port_here = int(port_hex, 16)
             addr = _hex_ipv4(addr_hex) if len(addr_hex) == 8 else _hex_ipv6(addr_hex)
-            found.append((int(cols[9]), f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"))
+            found.append((int(cols[9]), f"[{addr}]:{port_here}" if ":" in addr else f"{addr}:{port_here}"))
         except ValueError:
             continue
     return found
@@ -94,16 +95,29 @@ def cmdline(pid: int, proc: Path = PROC) -> str:
     except OSError:
         return ""
     text = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-    return " ".join(text.split())[:160]
+    # Whole: a virtual environment's long interpreter path must not hide the script that follows.
+    return " ".join(text.split())
 
 
-def _listeners_proc(port: int, proc: Path) -> list[Listener]:
+def _listen_sockets(port: int | None, proc: Path) -> list[tuple[int, str]]:
     sockets: list[tuple[int, str]] = []
     for table in ("tcp", "tcp6"):
         try:
             sockets += parse_proc_net_tcp((proc / "net" / table).read_text(), port)
         except OSError:
             continue
+    return sockets
+
+
+def listening_ports(pid: int, proc: Path = PROC) -> list[int]:
+    """The TCP ports ``pid`` listens on (Linux /proc; [] elsewhere or when it cannot be seen)."""
+    sockets = _listen_sockets(None, proc)
+    owners = socket_owners({inode for inode, _ in sockets}, proc)
+    return sorted({int(address.rsplit(":", 1)[1]) for inode, address in sockets if pid in owners.get(inode, ())})
+
+
+def _listeners_proc(port: int, proc: Path) -> list[Listener]:
+    sockets = _listen_sockets(port, proc)
     owners = socket_owners({inode for inode, _ in sockets}, proc)
     out: list[Listener] = []
     for inode, address in sockets:

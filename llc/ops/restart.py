@@ -1,35 +1,58 @@
 """The seed's restart procedure as a tool: stop → kill orphaned listeners on PORT → start → /healthz.
 
 "A bare restart can leave a stale listener holding the port": after the supervisor's stop,
-whatever still LISTENS on PORT is an orphan. Only such listeners are signalled (SIGTERM,
-then SIGKILL after a grace period), each one named before it is touched. If the port stays
+whatever still LISTENS on PORT is an orphan. Orphaned llc servers are signalled (SIGTERM,
+then SIGKILL after a grace period), each one named before it is touched; a process that is
+not llc (someone's `python3 -m http.server`) is named and left alone unless ``--force`` says
+to kill it too. ``--dry-run`` shows all of that without touching anything. If the port stays
 taken the procedure stops there with a non-zero exit and says who holds it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from typing import Callable
 
 from llc.config import Settings
 from llc.ops.health import wait_healthy
-from llc.ops.ports import Listener, listener_pids, listeners, server_ports
-from llc.ops.supervisor import Out, Supervisor, SupervisorError, wait_exit
+from llc.ops.pidfile import pid_alive, read_pid
+from llc.ops.ports import Listener, cmdline, listeners, server_ports
+from llc.ops.supervisor import Out, PidFile, Supervisor, SupervisorError, wait_exit
 
 Kill = Callable[[int, int], None]
 ORPHAN_GRACE_S = 3.0
+# `llc serve`, `/venv/bin/llc serve --port 9000`, `python -m llc.cli serve`.
+_LLC_SERVE = re.compile(r"(?:^|[\s/])llc(?:\.cli)?\s+serve\b")
 
 
-def kill_orphans(port: int, out: Out, kill: Kill = os.kill, grace_s: float = ORPHAN_GRACE_S) -> list[Listener]:
-    """Signal every process still listening on ``port`` (never this one); returns what was found."""
+def is_llc_server(entry: Listener) -> bool:
+    """Whether the listener is an `llc serve` process (by its command line)."""
+    return entry.pid is not None and _LLC_SERVE.search(entry.cmdline) is not None
+
+
+def _targets(found: list[Listener], force: bool) -> list[int]:
+    """The pids the sweep may signal: llc servers, and with ``force`` anything else we can see."""
+    return sorted({e.pid for e in found if e.pid is not None and (force or is_llc_server(e))} - {os.getpid()})
+
+
+def kill_orphans(port: int, out: Out, kill: Kill = os.kill, grace_s: float = ORPHAN_GRACE_S,
+                 force: bool = False) -> list[Listener]:
+    """Signal every llc server still listening on ``port`` (never this one), and with ``force``
+    every other listener too; returns what was found."""
     found = listeners(port)
-    pids = sorted(listener_pids(found) - {os.getpid()})
+    pids = _targets(found, force)
     if not found:
         out(f"  nothing listens on port {port}")
     for entry in found:
-        out(f"  orphan: {entry.describe()}")
+        if is_llc_server(entry):
+            out(f"  orphan: {entry.describe()}")
+        elif force:
+            out(f"  not llc, killing it (--force): {entry.describe()}")
+        else:
+            out(f"  not llc, left alone: {entry.describe()}")
     for pid in pids:
         out(f"  SIGTERM pid {pid}")
         try:
@@ -56,6 +79,32 @@ def wait_port_free(port: int, timeout_s: float) -> list[Listener]:
         time.sleep(0.05)
 
 
+def dry_run(settings: Settings, supervisor: Supervisor, out: Out = print, force: bool = False) -> int:
+    """What ``restart`` would stop, signal and start, touching nothing."""
+    out("dry run: nothing is stopped, signalled or started")
+    out(f"1/4 would stop ({supervisor.describe()})")
+    if isinstance(supervisor, PidFile):
+        pid = read_pid(supervisor.path)
+        if pid is None or not pid_alive(pid):
+            out(f"  {supervisor.path} names no running process: nothing to stop this way")
+        else:
+            out(f"  would SIGTERM pid {pid} ({cmdline(pid) or 'command line not visible'}) and wait for its drain")
+    for name, port in server_ports(settings):
+        out(f"2/4 listeners on port {port} ({name})")
+        found = listeners(port)
+        if not found:
+            out("  nothing listens there")
+        for entry in found:
+            if is_llc_server(entry):
+                out(f"  would SIGTERM (an llc server): {entry.describe()}")
+            elif force and entry.pid is not None:
+                out(f"  would kill (not llc; --force): {entry.describe()}")
+            else:
+                out(f"  would leave alone (not llc; pass --force to kill it): {entry.describe()}")
+    out(f"3/4 would start ({supervisor.describe()}) and 4/4 wait for /healthz")
+    return 0
+
+
 def restart(
     settings: Settings,
     supervisor: Supervisor,
@@ -65,6 +114,7 @@ def restart(
     health_timeout_s: float = 20.0,
     port_free_timeout_s: float = 5.0,
     orphan_grace_s: float = ORPHAN_GRACE_S,
+    force: bool = False,
 ) -> int:
     """Run the procedure; 0 when /healthz answers at the end, 1 (with the reason printed) otherwise."""
     ports = server_ports(settings)
@@ -77,13 +127,17 @@ def restart(
         out(f"2/4 kill orphaned listeners on port {port} ({name})")
         if listeners(port):
             wait_port_free(port, 1.0)  # a stopping server may need a moment to close its socket
-        kill_orphans(port, out, kill, orphan_grace_s)
-        left = wait_port_free(port, port_free_timeout_s)
+        kill_orphans(port, out, kill, orphan_grace_s, force)
+        left = wait_port_free(port, port_free_timeout_s if _targets(listeners(port), force) else 0.2)
         if left:
             holders = "; ".join(entry.describe() for entry in left)
             out(f"FAILED: port {port} is still taken: {holders}.")
-            out(f"  Free it (as its owner: `ss -ltnp 'sport = :{port}'` shows it) or set {name} to another port, "
-                "then run `llc restart` again.")
+            if not force and not all(is_llc_server(entry) for entry in left):
+                out("  It is not llc, so it was left alone: stop it yourself, or run `llc restart --force` "
+                    f"to kill it (`llc restart --dry-run` shows what that would do), or set {name} to another port.")
+            else:
+                out(f"  Free it (as its owner: `ss -ltnp 'sport = :{port}'` shows it) or set {name} to another port, "
+                    "then run `llc restart` again.")
             return 1
     out(f"3/4 start ({supervisor.describe()})")
     try:

@@ -1,10 +1,10 @@
 """Snapshots of the tuned profile: save, list, diff against the live profile, restore.
 
 The seed kept a known-good copy of the file most affected by tuning and restored it by hand.
-Here that file is the profile TOML. The *live profile* is the file `llc serve` reads:
-LLC_PROFILE when set, else ``./profile.toml`` (which `llc serve` only uses once LLC_PROFILE
-points at it; until then it runs the bundled default, and saving creates ``profile.toml`` from
-that default so there is a file to tune).
+Here that file is the profile TOML. The *live profile* is the file `llc serve` reads, by the one
+rule in ``llc.profile.live_profile_path``: LLC_PROFILE when set, else ``./profile.toml`` when it
+exists, else the bundled default (saving then creates ``profile.toml`` from that default, so
+there is a file to tune, and from then on `llc serve` started in this folder uses it).
 
 Snapshots are ``<LLC_SNAPSHOT_DIR>/profile-TUNED-<YYYY-MM-DD>.toml``, never overwritten (a
 second save that day gets ``-2``, then ``-3``). A restore validates through ``parse_profile``
@@ -23,11 +23,10 @@ from importlib import resources
 from pathlib import Path
 
 from llc.config import Settings
-from llc.profile import ProfileError, load_profile, parse_profile
+from llc.profile import DEFAULT_LIVE, ProfileError, live_profile_path, load_profile, parse_profile
 
 PREFIX = "profile-TUNED-"
 _NAME = re.compile(r"profile-TUNED-(\d{4}-\d{2}-\d{2})(?:-(\d+))?\.toml")
-DEFAULT_LIVE = "profile.toml"
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,14 @@ def bundled_default_text() -> str:
 
 
 def live_profile(settings: Settings) -> Live:
-    path = Path(settings.profile_path or DEFAULT_LIVE)
-    if path.is_file():
-        return Live(path, path.read_text(encoding="utf-8"), True)
-    if settings.profile_path:
-        load_profile(settings.profile_path)  # raises the usual "LLC_PROFILE: no such file" error
-    return Live(path, bundled_default_text(), False)
+    """The profile `llc serve` would run now (``live_profile_path``), and where a save would write it."""
+    live = live_profile_path(settings.profile_path)
+    if live is None:
+        return Live(Path(DEFAULT_LIVE), bundled_default_text(), False)
+    path = Path(live)
+    if not path.is_file():
+        load_profile(live)  # raises the usual "LLC_PROFILE: no such file" error
+    return Live(path, path.read_text(encoding="utf-8"), True)
 
 
 def _sort_key(path: Path) -> tuple[str, int]:

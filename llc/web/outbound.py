@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import logging
 
 import trio
 from quart import Quart, Response, jsonify, request
@@ -41,18 +42,24 @@ def register(app: Quart, server: Server) -> None:
             return response
         wait_s = server.calls_bucket.take(trio.current_time())
         if wait_s > 0:
+            log.warning("POST /calls refused (429): over LLC_CALLS_PER_MINUTE=%s", server.settings.calls_per_minute)
             response = _error(429, f"more than LLC_CALLS_PER_MINUTE={server.settings.calls_per_minute} calls a minute; retry later")
             response.headers["Retry-After"] = str(max(1, round(wait_s)))
             return response
         if at_capacity(server):
+            log.warning("POST /calls refused (503): at LLC_MAX_CALLS=%s; raise it if the machine has room",
+                        server.settings.max_calls)
             return _error(503, f"at LLC_MAX_CALLS={server.settings.max_calls} concurrent calls; retry later")
         body = await request.get_json(force=True, silent=True)
         try:
             req = parse_call_request(body, server.scenarios, server.profile)
             call = await server.dialer.place(req, server.call_base_url)  # the instance holding the warm session
         except CallRequestError as exc:
+            # 4xx: the caller's request to fix (INFO); 5xx: this server's set-up (WARNING).
+            log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "POST /calls refused (%s): %s", exc.status, exc)
             return _error(exc.status, str(exc))
         except TwilioError as exc:
+            log.error("POST /calls failed: Twilio refused the call (%s); check TWILIO_* and `llc doctor`", exc)
             return _error(503, str(exc))
         response = jsonify(call.as_dict())
         response.status_code = 201

@@ -34,7 +34,7 @@ def posture_warnings(settings: Settings) -> list[str]:
     if settings.twilio_auth_token and not settings.twilio_signatures:
         warnings.append("LLC_TWILIO_SIGNATURES=off: Twilio signatures are NOT checked; anyone can post "
                         "to the webhooks and open media streams. Remove it in production.")
-    elif not settings.twilio_auth_token and settings.host not in LOOPBACK_HOSTS:
+    elif not settings.twilio_auth_token and not settings.local_only:  # behind a proxy the host is loopback
         warnings.append("TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked; set it so "
                         "forged webhooks and streams are refused")
     if settings.admin_host not in LOOPBACK_HOSTS and not settings.api_token:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -36,7 +37,8 @@ def doctor_settings(port: int, fake_openai_url: str, twilio_url: str, tmp_path: 
     if not log.exists():
         log.write_text(orjson.dumps({"ts": time.time(), "level": "info", "logger": "llc.web", "msg": "serving"}).decode() + "\n")
     base = Settings(port=port, public_url=PUBLIC, openai_realtime_url=fake_openai_url, twilio_api_url=twilio_url,
-                    twilio_account_sid="AC" + "0" * 32, twilio_auth_token="fake-auth-token", log_file=str(log))
+                    twilio_account_sid="AC" + "0" * 32, twilio_auth_token="fake-auth-token", log_file=str(log),
+                    pid_file=str(tmp_path / "llc-phone.pid"))
     return base.with_overrides(**changes)
 
 
@@ -119,6 +121,32 @@ async def test_recent_errors_in_the_log(start_stack: StackFactory, twilio, tmp_p
     assert str(log) in check.fix
 
 
+
+async def test_server_started_with_another_port_is_found_by_its_pid_file(start_stack: StackFactory, twilio,
+                                                                          tmp_path: Path) -> None:
+    """`llc serve --port N` leaves PORT stale; the pid file still names the server."""
+    _, twilio_url = twilio
+    stack = await start_stack()
+    real_port = urlsplit(stack.base_url).port
+    with socket.socket() as probe:  # the configured PORT: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        stale = probe.getsockname()[1]
+    settings = doctor_settings(stale, stack.fake.url, twilio_url, tmp_path)
+    (tmp_path / "llc-phone.pid").write_text(f"{os.getpid()}\n")  # the server runs in this process
+    checks = by_name(await run_checks(settings, openai_timeout_s=5))
+    up = checks["server up"]
+    assert up.status == "PASS" and f":{real_port}/healthz" in up.detail and "pid file" in up.detail, render(list(checks.values()))
+    assert checks["one listener on PORT"].status == "PASS"
+
+
+async def test_profile_typo_is_reported(start_stack: StackFactory, twilio, tmp_path: Path) -> None:
+    _, twilio_url = twilio
+    stack = await start_stack()
+    typo = tmp_path / "profile.toml"
+    typo.write_text('vocie = "marin"\n')
+    settings = doctor_settings(urlsplit(stack.base_url).port, stack.fake.url, twilio_url, tmp_path, profile_path=str(typo))
+    check = by_name(await run_checks(settings, openai_timeout_s=5))["profile"]
+    assert check.status == "FAIL" and "unknown key(s) 'vocie'" in check.detail and "known keys are" in check.detail
 
 
 def test_doctor_checks_the_one_port() -> None:

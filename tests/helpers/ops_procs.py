@@ -18,7 +18,7 @@ from llc.ops.pidfile import pid_alive, read_pid
 def serve_env(tmp_path: Path, port: int, openai_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TWILIO_", "LLC_", "PORT", "LOG_"))}
     env.update(PORT=str(port), LLC_HOST="127.0.0.1", LLC_PID_FILE=str(tmp_path / "llc-phone.pid"),
-               LLC_ENV_FILE=str(tmp_path / "none.env"), LLC_LOG_FORMAT="json",
+               LLC_ENV_FILE=str(tmp_path / "none.env"), LLC_LOG_FORMAT="json", LLC_LOCAL_ONLY="on",
                OPENAI_REALTIME_URL=openai_url or f"ws://127.0.0.1:{port}/v1/realtime",
                LLC_ADMIN_PORT=str(free_port()))  # PORT + 1 may be another test's free port
     env.update(extra)

@@ -43,7 +43,8 @@ def test_every_problem_reported_together(tmp_path: Path) -> None:
 def test_key_required_only_for_real_openai(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
         load_settings({}, tmp_path / "none", require_keys=True)
-    s = load_settings({"OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime"}, tmp_path / "none", require_keys=True)
+    s = load_settings({"OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime", "LLC_LOCAL_ONLY": "on"}, tmp_path / "none",
+                      require_keys=True)
     assert s.openai_is_local
     assert "sk-" not in repr(load_settings({"OPENAI_API_KEY": "sk-secret"}, tmp_path / "none"))
 

@@ -10,7 +10,7 @@ import pytest
 from llc.cli import main
 from llc.config import Settings
 from llc.ops import snapshots
-from llc.profile import ProfileError, parse_profile
+from llc.profile import KNOWN_KEYS, ProfileError, live_profile_path, load_profile, parse_profile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,8 +37,9 @@ def test_round_trip(deploy: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["snapshot", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in listing] == [first.name, second.name]
-    assert all("= live profile" in line for line in listing)
+    assert listing[0] == f"live profile: {live}"
+    assert [line.split()[0] for line in listing[1:]] == [first.name, second.name]
+    assert all("<- live" in line for line in listing[1:])
 
     assert main(["snapshot", "diff"]) == 0
     tuned = live.read_text().replace('eagerness = "high"', 'eagerness = "low"')
@@ -94,3 +95,53 @@ def test_shipped_snapshot_is_known_good() -> None:
     for path in shipped:
         profile = parse_profile(path.read_text(), str(path))
         assert profile.turn_detection.type == "semantic_vad" and profile.turn_detection.create_response
+
+
+def test_shipped_snapshot_is_current() -> None:
+    """The shipped known-good state has every table of today's profile, not an older shape."""
+    for path in sorted((REPO / "snapshots").glob("profile-TUNED-*.toml")):
+        text = path.read_text()
+        for table in ("[turn_policy]", "[tools]", "[transfer]"):
+            assert table in text, f"{path.name} lacks {table}"
+        assert parse_profile(text, str(path)) == parse_profile(snapshots.bundled_default_text(), str(path))
+
+
+def test_one_live_profile_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LLC_PROFILE, else ./profile.toml when present, else the bundled default: serve, doctor and
+    snapshot all ask live_profile_path."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(snapshot_dir=str(tmp_path / "snaps"))
+    assert live_profile_path(None) is None and load_profile(live_profile_path(None)).source == "llc/profiles/default.toml"
+    assert not snapshots.live_profile(settings).exists
+    (tmp_path / "profile.toml").write_text('voice = "marin"\n')
+    assert live_profile_path(None) == "profile.toml"
+    assert load_profile(live_profile_path(None)).voice == "marin"  # what `llc serve` runs
+    assert snapshots.live_profile(settings).text == 'voice = "marin"\n'  # what `llc snapshot` saves
+    assert live_profile_path(str(tmp_path / "other.toml")) == str(tmp_path / "other.toml")
+
+
+def test_list_names_the_bundled_default_and_restore_advice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLC_ENV_FILE", str(tmp_path / "no.env"))
+    monkeypatch.delenv("LLC_PROFILE", raising=False)
+    monkeypatch.setenv("LLC_SNAPSHOT_DIR", str(REPO / "snapshots"))
+    assert main(["snapshot", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "live profile: the bundled default" in out and "<- live" in out  # the shipped snapshot is the default
+    monkeypatch.setenv("LLC_SNAPSHOT_DIR", str(tmp_path / "snaps"))
+    assert main(["snapshot", "save"]) == 0
+    assert main(["snapshot", "restore", dt.date.today().isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "now the live profile" in out and "reads profile.toml from the folder it starts in" in out
+    assert "llc restart" in out
+
+
+@pytest.mark.parametrize("text, key", [('vocie = ""\n', "'vocie'"), ('[turn_detecton]\ntype = "server_vad"\n', "'turn_detecton'"),
+                                       ("[turn_policy]\nmark_evry_ms = 100\n", "'mark_evry_ms'")])
+def test_unknown_profile_keys_are_errors_listing_the_known_ones(text: str, key: str) -> None:
+    with pytest.raises(ProfileError) as err:
+        parse_profile(text, "p.toml")
+    assert f"unknown key(s) {key}" in str(err.value) and "known keys are" in str(err.value)
+    table = "turn_policy" if "mark" in key else None
+    assert ("mark_every_ms" if table else ", ".join(KNOWN_KEYS)) in str(err.value)

@@ -126,6 +126,7 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLC_", "OPENAI_", "TWILIO_"))}
     env.update(PORT=str(port), LLC_HOST="127.0.0.1", OPENAI_REALTIME_URL=openai_url, LLC_LOG_FORMAT="json",
                LLC_ENV_FILE=os.devnull, LLC_PUBLIC_URL="", LLC_DB_URL=":memory:",  # records: not kept
+               LLC_LOCAL_ONLY="on",  # loopback only: no public URL, no Twilio token
                # The load generator opens media streams directly, without a webhook's token.
                LLC_STREAM_ADMISSION="off", LLC_ADMIN_PORT=str(admin_port))
     env.update(ENGINES.get(engine, {}))
