@@ -18,7 +18,7 @@ from llc.web.admin import create_admin_app, serve_admin
 from llc.web.drain import drain_twiml, watch_signals
 from llc.web.front_door import serve_front_door
 from llc.web.proxies import behind_proxies
-from llc.web.media import replay_pending
+from llc.web.media import close_left_open, replay_pending
 from llc.web.server import Server
 
 log = get_logger("web")
@@ -65,6 +65,7 @@ async def serve(server: Server, *, handle_signals: bool = False,
     security.log_posture(server.settings)
     await server.store.open()  # a bad LLC_DB_URL fails now; the schema is created on first run
     await replay_pending(server)  # records kept while the database was down
+    await close_left_open(server)  # then what a killed run of this instance left open
     if server.settings.openai_realtime_url.startswith("wss:"):
         tls_context()  # once, now: not on the Trio thread during the first calls
 

@@ -120,3 +120,16 @@ async def replay_pending(server: Server) -> None:
         if written or left:
             records_log.info("pending call records replayed", extra={"written": written, "still_pending": left,
                                                                      "file": str(server.pending.path)})
+
+
+async def close_left_open(server: Server) -> None:
+    """At start-up, after the pending replay (a pending final record is a better ending than
+    ``server_died``): close the records a killed run of this instance left open."""
+    try:
+        closed = await server.store.close_orphans()
+    except Exception as exc:  # the database is down: the next start closes them
+        records_log.warning("could not close the calls a previous run left open (%s); the next start will", exc)
+        return
+    for sid in closed:
+        records_log.warning("call left open by a previous run of this server (killed?): closed as server_died with "
+                            "what was saved; `llc calls show` has its transcript", extra={"call_sid": sid})

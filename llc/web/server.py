@@ -94,7 +94,7 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
     scenario_set = load_scenario_set(s.scenarios_path, "LLC_SCENARIOS")
     scenario_set.check_tools(set(tools.tools))  # a scenario naming a missing tool fails now
     schemas = tools.schemas()
-    store = open_store(s.db_url)
+    store = open_store(s.db_url, instance=s.instance or "", timeout_s=s.db_timeout_s)
     tickets = TicketBook(s.stream_token_ttl_s)
     twiml = StreamTwiml(tickets)
     warm = WarmRegistry(s)

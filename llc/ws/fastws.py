@@ -474,10 +474,10 @@ async def connect(
         try:
             await tls.send_all(b"".join(proto.data_to_send()))
             events, leftover = await _handshake_events(tls, proto)
+            _check_response(proto, events)  # a refusal (401/429/5xx) closes the socket too
         except BaseException:
             await trio.aclose_forcefully(tls)
             raise
-        _check_response(proto, events)
         return TLSWebSocket(tls, proto, leftover)
     sock = _raw_socket(stream)
     try:

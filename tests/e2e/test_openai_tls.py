@@ -92,8 +92,6 @@ def _open_fds() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open descriptors in /proc")
-@pytest.mark.xfail(strict=True, reason="needs the llc/ws/fastws.py fix: _check_response inside the TLS try "
-                                       "(issue 15 report); remove this mark when it is applied")
 async def test_a_refused_tls_handshake_closes_its_socket(nursery: trio.Nursery, ca: "trustme.CA") -> None:
     settings = Settings(openai_realtime_url=f"wss://127.0.0.1:{await _refusing_server(nursery, ca, 401)}/v1/realtime",
                         openai_connect_timeout_s=5)
