@@ -18,6 +18,7 @@ import trio
 from llc import metrics
 from llc.call.apology import apology_payloads, clip_seconds
 from llc.call.plan import CallPlan, CallPlanner
+from llc.call.recording import CallRecorder, Recordings
 from llc.call.tools import run_tool
 from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
@@ -53,6 +54,7 @@ class CallDeps:
     max_frame_bytes: int
     max_call_s: float = 0.0  # 0: no limit
     apology_clip: str | None = None  # None: the bundled chime
+    recordings: Recordings | None = None  # LLC_RECORD_AUDIO (issue 16): None when off
 
 
 class CallToolContext:
@@ -113,6 +115,8 @@ class CallBridge:
         self._nursery: trio.Nursery | None = None
         self._log_fields = bind_call()
         self.done = trio.Event()
+        # issue 16: call audio, when on; the recorder only keeps frame texts, a thread writes them.
+        self.recorder: CallRecorder | None = deps.recordings.start() if deps.recordings is not None else None
 
     async def run(self) -> CallRecord:
         """Run the call to its end; returns the finished record."""
@@ -146,6 +150,8 @@ class CallBridge:
             if len(text) > max_bytes:
                 await self.execute(self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}"))
                 continue
+            if self.recorder is not None:  # issue 16: the caller's leg
+                self.recorder.caller(text)
             await self.execute(self.core.on_twilio_text(text, trio.current_time()))
 
     async def _openai_session(self, plan: CallPlan) -> None:
@@ -199,7 +205,10 @@ class CallBridge:
                 await self.execute(actions)
                 return any(type(a) is ReconnectOpenAI for a in actions)
             received_at, barge_ins = trio.current_time(), len(self.record.barge_ins)
+            turn = self.core.journal.awaiting_first_audio  # issue 16: the turn's relay time, below
             await self.execute(self.core.on_openai_text(text, received_at))
+            if turn is not None and turn.first_audio_at is not None:  # its first audio went out just now
+                turn.relay_ms = round((trio.current_time() - received_at) * 1000, 3)
             if len(self.record.barge_ins) > barge_ins:
                 # speech_started in → clear (and truncate) out: the reaction the caller feels.
                 metrics.observe_bargein((trio.current_time() - received_at) * 1000)
@@ -225,6 +234,8 @@ class CallBridge:
                 while i < n and type(actions[i]) is ToTwilio:
                     texts.append(actions[i].text)  # type: ignore[union-attr]
                     i += 1
+                if self.recorder is not None:  # issue 16: the agent's leg (clear included)
+                    self.recorder.agent(texts)
                 try:
                     await self.twilio.send_texts(texts)
                 except TransportClosed:
@@ -299,6 +310,8 @@ class CallBridge:
     def _finish(self) -> None:
         rec = self.record
         rec.ended_at = time.time()
+        if self.recorder is not None:  # issue 16: the WAV is written by the recorder's thread
+            rec.audio_path = self.recorder.close(rec.call_sid)
         level = "info" if rec.end_reason in ("caller_hangup", "twilio_closed", "agent_hangup") else "warning"
         getattr(log, level)(
             "call ended: %s", rec.end_reason,
