@@ -136,6 +136,7 @@ class CallCore:
         if not self.stream_sid:
             return self.on_bad_frame("media before start")
         self.record.frames_from_twilio += 1
+        self.journal.recent_caller.append(event.payload)  # a reference: looked at once per turn
         if self.phase == "live":
             # The payload string goes through untouched: no decode, no resample, no gain.
             return [_append(event.payload)]
@@ -334,7 +335,7 @@ class CallCore:
         return []
 
     def _on_speech_stopped(self, event: dict[str, Any], now: float) -> list[Action]:
-        self.journal.speech_stopped(now, event.get("audio_end_ms"))
+        self.journal.speech_stopped(now)
         return []
 
     def _on_agent_transcript(self, event: dict[str, Any], now: float) -> list[Action]:

@@ -14,12 +14,38 @@ barge-in finds the cut waiting for it.
 
 from __future__ import annotations
 
+import binascii
+from collections import deque
 from typing import Any
 
 from llc.core.playout import BYTES_PER_MS, Playout, TruncatePoint
 from llc.core.record import BargeInRecord, CallRecord, TranscriptLine, TurnLatency
 
 FRAME_MS = 20  # Twilio media frames carry 20 ms of caller audio
+RECENT_FRAMES = 250  # the caller's last 5 s, looked back through once per turn for where speech ended
+LOUD = 1000  # |sample| on the 16-bit scale above which a frame counts as speech (phone-line hiss is far below)
+LOUD_SAMPLES = 8  # ... when at least this many of its samples are
+
+
+def _loud_table() -> bytes:
+    """mu-law byte -> 1 when its magnitude is over LOUD: a frame's loudness by translate + count."""
+    table = bytearray(256)
+    for code in range(256):
+        u = ~code & 0xFF
+        magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84
+        table[code] = 1 if magnitude > LOUD else 0
+    return bytes(table)
+
+
+LOUD_TABLE = _loud_table()
+
+
+def is_loud(payload: str) -> bool:
+    try:
+        audio = binascii.a2b_base64(payload)
+    except (binascii.Error, ValueError):
+        return False
+    return audio.translate(LOUD_TABLE).count(1) >= LOUD_SAMPLES
 
 
 def heard_text(text: str, heard_ms: int, generated_ms: int | None) -> str:
@@ -46,17 +72,15 @@ class Journal:
         self._lines: dict[str, TranscriptLine] = {}  # agent lines by audio item
         self._cuts: dict[str, int] = {}  # item -> ms heard, for barge-ins whose line has not come yet
         self._muted_bytes: dict[str, int] = {}  # audio the service generated after the cut (never played)
-        self.input_base_frames = 0  # caller frames forwarded before the current session's buffer began
+        # The caller's latest payloads, as received (a reference each, nothing decoded per frame):
+        # when the service says the turn ended, the frames since the last loud one tell how long
+        # its turn detection waited after the caller fell silent.
+        self.recent_caller: deque[str] = deque(maxlen=RECENT_FRAMES)
 
     # ---- turns --------------------------------------------------------------------------
 
-    def speech_stopped(self, now: float, audio_end_ms: object = None) -> None:
-        turn = TurnLatency(speech_stopped_at=now - self.t0)
-        if isinstance(audio_end_ms, int) and audio_end_ms >= 0:
-            # Caller audio is forwarded at real-time pace: what went out past the speech's end
-            # before the VAD said so is how long it waited (one frame's rounding either way).
-            forwarded_ms = (self.record.frames_from_twilio - self.input_base_frames) * FRAME_MS
-            turn.vad_wait_ms = float(max(forwarded_ms - audio_end_ms, 0))
+    def speech_stopped(self, now: float) -> None:
+        turn = TurnLatency(speech_stopped_at=now - self.t0, vad_wait_ms=self._quiet_ms())
         self.record.turns.append(turn)
         self.awaiting_first_audio = turn
 
@@ -67,9 +91,18 @@ class Journal:
         self.awaiting_first_audio = None
 
     def session_renewed(self) -> None:
-        """A new OpenAI session: its input buffer starts with the caller audio from now on."""
-        self.input_base_frames = self.record.frames_from_twilio
+        """A new OpenAI session: no reply of the old one will sound."""
         self.awaiting_first_audio = None
+
+    def _quiet_ms(self) -> float | None:
+        """Caller audio since their last loud frame (frames come at real-time pace); None when
+        nothing in the last RECENT_FRAMES was loud (an estimate either way: it is labelled so)."""
+        quiet = 0
+        for payload in reversed(self.recent_caller):
+            if is_loud(payload):
+                return float(quiet * FRAME_MS)
+            quiet += 1
+        return None
 
     # ---- what was said, and what was heard ------------------------------------------------
 

@@ -13,6 +13,7 @@ from llc.log import get_logger
 from llc.profile import check_tools
 from llc.twilio.twiml import say_and_hangup
 from llc.web import debug, inbound, ops_routes, outbound, security
+from llc.web.console import console_blueprint
 from llc.web.drain import watch_signals
 from llc.web.front_door import serve_front_door
 from llc.web.media import replay_pending
@@ -47,6 +48,7 @@ def create_app(server: Server) -> QuartTrio:
         return {"status": "ok", "active_calls": server.active_calls, "calls_total": server.calls_total, "pid": os.getpid()}
 
     debug.register(app)
+    app.register_blueprint(console_blueprint(server))  # issue 16: /console/ (admin_refusal inside; moves to the admin app)
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 
 from llc.core.actions import ToTwilio
@@ -10,6 +12,7 @@ from llc.core.dialect import GA
 from llc.core.journal import heard_text
 from llc.core.session import SessionSpec
 from llc.core import frames as tw
+from llc.kit.sim.audio import speech_like
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
 DELTA_100MS = "A" * 1068 + "=="  # 800 bytes of audio: 100 ms at 8 kHz mu-law
@@ -92,14 +95,19 @@ def test_a_line_heard_to_the_end_is_not_interrupted_and_gets_its_heard_ms_at_the
     assert (line.interrupted, line.heard_ms, line.generated_ms, line.heard_text) == (False, 1000, 1000, None)
 
 
-def test_turn_waterfall_vad_wait_from_caller_audio_forwarded_past_speech_end() -> None:
+def test_turn_waterfall_vad_wait_is_the_caller_audio_since_the_last_loud_frame() -> None:
     core = live_core()
-    for _ in range(50):  # 1 s of caller audio forwarded
-        core.on_twilio(tw.Media("AAEC/w=="), 1.0)
-    core.on_openai({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 500}, 1.0)
+    loud, quiet = base64.b64encode(speech_like(20)).decode(), base64.b64encode(b"\xff" * 160).decode()
+    for payload in [loud] * 30 + [quiet] * 25:  # 0.6 s of speech, then 0.5 s of silence
+        core.on_twilio(tw.Media(payload), 1.0)
+    core.on_openai({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1100}, 1.0)
     core.on_openai({"type": "response.output_audio.delta", "item_id": "i", "response_id": "r", "delta": DELTA_100MS}, 1.4)
     [turn] = core.record.turns
     assert turn.vad_wait_ms == 500.0 and turn.ms == 400.0
+    for payload in [quiet] * 300:  # nothing loud in the frames kept: the record does not guess
+        core.on_twilio(tw.Media(payload), 2.0)
+    core.on_openai({"type": "input_audio_buffer.speech_stopped"}, 2.0)
+    assert core.record.turns[-1].vad_wait_ms is None
 
 
 def test_heard_text_estimate_cuts_at_words_and_handles_the_edges() -> None:
