@@ -7,15 +7,15 @@ it; a ``clear`` (a barge-in) cuts everything queued past "now", as Twilio's buff
 
 Off the hot path: the relay only appends the frame texts it already has to a list (no parsing,
 no decoding); every ``BATCH`` frames the list goes to one writer thread shared by all calls,
-which parses, decodes base64 and writes two raw mu-law files. When the call ends the writer
-joins them into ``<LLC_RECORDINGS_DIR>/<CallSid>.wav`` (16-bit PCM, 8 kHz, what browsers play)
+which finds each payload, decodes its base64 and appends it to one of two raw mu-law files.
+When the call ends the writer joins them into ``<LLC_RECORDINGS_DIR>/<CallSid>.wav`` (16-bit PCM, 8 kHz, what browsers play)
 and deletes recordings older than ``LLC_RECORDINGS_KEEP_DAYS``.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
+import binascii
 import os
 import queue
 import threading
@@ -25,14 +25,12 @@ import wave
 from pathlib import Path
 from typing import Callable
 
-import orjson
-
 from llc.log import get_logger
 
 log = get_logger("recording")
 
 BATCH = 200  # frames per hand-off to the writer: ~2 s of a call with both legs talking
-SILENCE = 0xFF  # mu-law silence (0x00 is a loud negative sample: gaps must be filled with this)
+SILENCE_BYTE = b"\xff"  # mu-law silence (0x00 is a loud negative sample: gaps must be filled with this)
 CHUNK = 8000 * 30  # samples converted at a time when the WAV is written (30 s of audio)
 PRUNE_EVERY_S = 3600.0
 EXIT_WAIT_S = 10.0  # at interpreter exit, recordings in the writer's queue get this long to finish
@@ -62,71 +60,93 @@ def stereo_pcm16(left: bytes, right: bytes) -> bytes:
     return bytes(out)
 
 
+PAYLOAD_KEY = '"payload":"'
+
+
 def _payload(text: str | bytes) -> bytes | None:
-    """The audio of a media frame (either direction); None for any other frame."""
+    """The audio of a media frame (either direction); None for any other frame.
+
+    Found by its key rather than by parsing the JSON: Twilio's and llc's media frames both carry
+    exactly one ``"payload":"<base64>"``, and base64 holds no quote to be escaped.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    i = text.find(PAYLOAD_KEY)
+    if i < 0 or '"media"' not in text:
+        return None
+    i += len(PAYLOAD_KEY)
+    j = text.find('"', i)
     try:
-        frame = orjson.loads(text)
-        return base64.b64decode(frame["media"]["payload"]) if frame.get("event") == "media" else None
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return binascii.a2b_base64(text[i:j]) if j > i else None
+    except (binascii.Error, ValueError):
         return None  # a bad frame: the relay already logged it; the recording skips it
 
 
 class _Tracks:
-    """One call's two raw mu-law files and the caller's timeline (touched by the writer thread only)."""
+    """One call's two raw mu-law files and the caller's timeline (touched by the writer thread only).
+
+    The agent's audio queued past "now" may still be cut by a clear, so it stays in memory
+    (``pending``, from sample ``flushed`` on); what is behind "now" can no longer change and is
+    appended to the file after each batch. Both files are only ever appended to.
+    """
 
     def __init__(self, directory: Path) -> None:
         stem = directory / f".rec-{uuid.uuid4().hex}"
         self.left_path, self.right_path = stem.with_suffix(".left"), stem.with_suffix(".right")
-        self.left, self.right = open(self.left_path, "wb"), open(self.right_path, "w+b")
+        self.left, self.right = open(self.left_path, "wb"), open(self.right_path, "wb")
         self.now = 0  # samples of caller audio so far: the caller's "now"
         self.agent_end = 0  # where the agent's queued audio ends
-        self.right_len = 0
-
-    def caller(self, text: str | bytes) -> None:
-        audio = _payload(text)
-        if audio:
-            self.left.write(audio)
-            self.now += len(audio)
+        self.flushed = 0  # right-channel samples already in the file
+        self.pending = bytearray()  # right-channel samples from ``flushed`` on
 
     def agent(self, text: str | bytes) -> None:
         if '"clear"' in (text if isinstance(text, str) else text.decode("latin-1")):
             if self.agent_end > self.now:  # what Twilio held past "now" was never played
-                self.right.truncate(self.now)
-                self.right_len = min(self.right_len, self.now)
+                del self.pending[self.now - self.flushed:]
             self.agent_end = min(self.agent_end, self.now)
             return
         audio = _payload(text)
         if not audio:
             return  # a mark
-        start = max(self.agent_end, self.now)
-        self.right.seek(self.right_len)
-        if start > self.right_len:
-            self.right.write(bytes([SILENCE]) * (start - self.right_len))
-        self.right.write(audio)
-        self.agent_end = self.right_len = start + len(audio)
+        start = max(self.agent_end, self.now) - self.flushed
+        if start > len(self.pending):
+            self.pending.extend(SILENCE_BYTE * (start - len(self.pending)))
+        self.pending[start:start + len(audio)] = audio
+        self.agent_end = self.flushed + start + len(audio)
 
     def feed(self, batch: list[tuple[int, str | bytes]]) -> None:
+        left = []
         for leg, text in batch:
             if leg == CALLER:
-                self.caller(text)
+                audio = _payload(text)
+                if audio:
+                    left.append(audio)
+                    self.now += len(audio)
             else:
                 self.agent(text)
+        self.left.write(b"".join(left))
+        settled = min(self.now - self.flushed, len(self.pending))
+        if settled > 0:
+            self.right.write(self.pending[:settled])
+            del self.pending[:settled]
+            self.flushed += settled
 
     def write_wav(self, path: Path) -> None:
+        self.right.write(self.pending)
+        right_len = self.flushed + len(self.pending)
         self.left.close()
-        self.right.flush()
-        n = max(self.now, self.right_len)
+        self.right.close()
+        n = max(self.now, right_len)
         tmp = path.with_name(f".{path.name}.part")
-        with open(self.left_path, "rb") as left, wave.open(str(tmp), "wb") as wav:
+        with open(self.left_path, "rb") as left, open(self.right_path, "rb") as right, wave.open(str(tmp), "wb") as wav:
             wav.setnchannels(2)
             wav.setsampwidth(2)
             wav.setframerate(8000)
-            self.right.seek(0)
             for offset in range(0, n, CHUNK):
                 size = min(CHUNK, n - offset)
-                lbuf, rbuf = left.read(size), self.right.read(size)
-                pad = bytes([SILENCE])
-                wav.writeframesraw(stereo_pcm16(lbuf + pad * (size - len(lbuf)), rbuf + pad * (size - len(rbuf))))
+                lbuf, rbuf = left.read(size), right.read(size)
+                wav.writeframesraw(stereo_pcm16(lbuf + SILENCE_BYTE * (size - len(lbuf)),
+                                                rbuf + SILENCE_BYTE * (size - len(rbuf))))
         os.replace(tmp, path)
 
     def discard(self) -> None:
