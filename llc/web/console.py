@@ -25,6 +25,7 @@ from llc.web.server import Server
 ASSETS = Path(__file__).with_name("console_assets")
 LIST_SCAN = 500  # the latest calls the list's filters look through
 LIST_SHOWN = 100
+LIVE_SCAN = 50  # live.json runs every second per open list: it looks at the newest calls only
 FILTERS = ("direction", "scenario", "outcome", "date")
 
 
@@ -62,7 +63,10 @@ def _live(server: Server) -> list[dict[str, Any]]:
         rec = bridge.record
         if not rec.call_sid:
             continue  # the stream has not said which call it is yet
-        row = _row({**rec.as_dict(), "end_reason": "", "ended_at": None})
+        # The few fields the list shows, read directly: as_dict would copy the whole transcript
+        # of every call in progress on every poll.
+        row = _row({"call_sid": rec.call_sid, "direction": rec.direction, "scenario": rec.scenario, "path": rec.path,
+                    "started_at": rec.started_at, "from_number": rec.from_number, "to_number": rec.to_number})
         said = rec.transcript[-1] if rec.transcript else None
         row["last_line"] = f"{said.role}: {said.text}" if said else ""
         row["turns"] = len(rec.turns)
@@ -89,8 +93,8 @@ def console_blueprint(server: Server) -> Blueprint:
             return Response(f"{refusal}\n", status=401)
         return None
 
-    async def stored_rows(wanted: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-        rows = [_row(r) for r in await server.store.list_calls(LIST_SCAN)]
+    async def stored_rows(wanted: dict[str, str], scan: int = LIST_SCAN) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+        rows = [_row(r) for r in await server.store.list_calls(scan)]
         choices = {k: sorted({str(r[k]) for r in rows if r[k]}) for k in ("direction", "scenario", "outcome")}
         return [r for r in rows if matches(r, wanted)][:LIST_SHOWN], choices
 
@@ -103,7 +107,7 @@ def console_blueprint(server: Server) -> Blueprint:
 
     @bp.get("/live.json")
     async def live() -> dict[str, Any]:
-        rows, _ = await stored_rows(_wanted())
+        rows, _ = await stored_rows(_wanted(), LIVE_SCAN)
         return {"active": _live(server), "recent": rows[:20], "now": time.time()}
 
     @bp.get("/calls/<sid>")
