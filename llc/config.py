@@ -131,6 +131,13 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append(f"LLC_DRAIN_TIMEOUT_S={s.drain_timeout_s:g} must be 0 or more (seconds active calls may run on after SIGTERM)")
     if s.drain_fallback_number is not None and not is_e164(s.drain_fallback_number):
         problems.append(f"LLC_DRAIN_FALLBACK_NUMBER={s.drain_fallback_number!r} must be an E.164 number like +14155550100")
+    for name, attr in (("OPENAI_CONNECT_TIMEOUT_S", "openai_connect_timeout_s"), ("LLC_WARM_WAIT_S", "warm_wait_s"),
+                       ("LLC_OPENAI_PONG_TIMEOUT_S", "openai_pong_timeout_s"), ("LLC_TWILIO_IDLE_S", "twilio_idle_s"),
+                       ("LLC_START_TIMEOUT_S", "start_timeout_s"), ("LLC_SEND_STALL_S", "send_stall_s")):
+        if getattr(s, attr) <= 0:  # a liveness bound of 0 would end every call at once
+            problems.append(f"{name} must be above 0 seconds (the default is {getattr(_DEFAULTS, attr):g})")
+    if s.openai_ping_s < 0:
+        problems.append("LLC_OPENAI_PING_S must be 0 (no pings) or more seconds")
 
 
 def _old_names(merged: Mapping[str, str], problems: list[str]) -> None:

@@ -88,8 +88,17 @@ class Settings:
                              "model (`gpt-realtime-mini` is cheaper)")
     openai_api_shape: Shape = _var("OPENAI_API_SHAPE", "openai", str, "ga", "Realtime session shape", choices=SHAPES)
     openai_voice: str = _var("OPENAI_VOICE", "openai", str, "cedar", "voice when the profile names none")
-    openai_connect_timeout_s: float = _var("OPENAI_CONNECT_TIMEOUT_S", "openai", float, 10.0,
-                                           "give up opening the Realtime socket after this many seconds")
+    # One wait at call start, warm or cold (not two in a row): then the caller hears the apology.
+    openai_connect_timeout_s: float = _var("OPENAI_CONNECT_TIMEOUT_S", "openai", float, 5.0,
+                                           "a call waits this long for its OpenAI session (warm or cold), then "
+                                           "apologises and ends; also bounds each reconnect")
+    warm_wait_s: float = _var("LLC_WARM_WAIT_S", "openai", float, 1.0,
+                              "a stream whose warm session is not usable yet waits this long, then a cold "
+                              "connect starts beside it (the first ready wins)")
+    openai_ping_s: float = _var("LLC_OPENAI_PING_S", "openai", float, 2.0,
+                                "ping the OpenAI socket this often during a call (0 = never)")
+    openai_pong_timeout_s: float = _var("LLC_OPENAI_PONG_TIMEOUT_S", "openai", float, 3.0,
+                                        "no pong within this: the OpenAI leg is dead (one reconnect, else the apology)")
     # The seed: a warm session not ready by then is dropped and the call connects cold.
     prewarm_timeout_s: float = _var("LLC_PREWARM_TIMEOUT_S", "openai", float, 10.0,
                                     "outbound: a warm session not ready by then is dropped; the call connects cold")
@@ -112,6 +121,13 @@ class Settings:
     max_calls: int = _var("LLC_MAX_CALLS", "calls", int, 100, "concurrent calls; over it new calls hear a busy message")
     max_call_s: float = _var("LLC_MAX_CALL_S", "calls", float, 3600.0, "a call is ended after this long (0 = no limit)")
     calls_per_minute: int = _var("LLC_CALLS_PER_MINUTE", "calls", int, 60, "`POST /calls` rate limit (0 = no limit)")
+    # Twilio sends a media frame every 20 ms for the whole call: silence means a dead leg.
+    twilio_idle_s: float = _var("LLC_TWILIO_IDLE_S", "calls", float, 5.0,
+                                "a started call that receives nothing from Twilio this long ends (dead leg)")
+    start_timeout_s: float = _var("LLC_START_TIMEOUT_S", "calls", float, 5.0,
+                                  "a media socket that sends no `start` within this is closed")
+    send_stall_s: float = _var("LLC_SEND_STALL_S", "calls", float, 1.0,
+                               "a write blocked this long (the peer stopped reading) fails that leg")
     max_frame_bytes: int = _var("LLC_MAX_FRAME_BYTES", "calls", int, 64 * 1024,
                                 "larger Twilio frames are logged and skipped")
     apology_clip: str | None = _var("LLC_APOLOGY_CLIP", "calls", str, None,

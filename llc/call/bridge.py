@@ -24,6 +24,7 @@ from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, R
 from llc.core.call import CallCore
 from llc.core.dialect import Dialect
 from llc.core.levers import Lever
+from llc.core.liveness import Liveness, LivenessPolicy, Verdict
 from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
 from llc.log import bind_call, get_logger
@@ -54,6 +55,9 @@ class CallDeps:
     max_frame_bytes: int
     max_call_s: float = 0.0  # 0: no limit
     apology_clip: str | None = None  # None: the bundled chime
+    liveness: LivenessPolicy = LivenessPolicy()
+    openai_wait_s: float = 5.0  # the one wait for a usable OpenAI session at call start
+    warm_wait_s: float = 1.0  # then a cold connect starts beside a warm session not yet usable
     recordings: Recordings | None = None  # LLC_RECORD_AUDIO (issue 16): None when off
 
 
@@ -98,8 +102,12 @@ class CallToolContext:
 
 
 class CallBridge:
-    def __init__(self, twilio: Transport, deps: CallDeps, planner: CallPlanner) -> None:
+    def __init__(self, twilio: Transport, deps: CallDeps, planner: CallPlanner,
+                 save_progress: Callable[[CallRecord], Awaitable[None]] | None = None) -> None:
+        """``save_progress`` writes the record of a call in progress (at admission, then as turns
+        end) so a killed process loses nothing already said; None: only the final write."""
         self.twilio = twilio
+        self.save_progress = save_progress
         self.deps = deps
         self.planner = planner
         self.record = CallRecord(started_at=time.time())
@@ -115,6 +123,9 @@ class CallBridge:
         self._nursery: trio.Nursery | None = None
         self._log_fields = bind_call()
         self.done = trio.Event()
+        self.liveness = Liveness(deps.liveness, trio.current_time())
+        self._progress: tuple[int, ...] = ()  # what the last progress write held (see _progress_key)
+        self._saving = False
         # issue 16: call audio, when on; the recorder only keeps frame texts, a thread writes them.
         self.recorder: CallRecorder | None = deps.recordings.start() if deps.recordings is not None else None
 
@@ -124,6 +135,7 @@ class CallBridge:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._twilio_reader)
+                nursery.start_soon(self._watchdog)
         except Exception as exc:  # a bug must end this call only, and say so
             self._set_end("internal_error", repr(exc))
             log.exception("call failed on an internal error; the server keeps running")
@@ -147,32 +159,31 @@ class CallBridge:
             except TransportClosed as exc:
                 self._end("twilio_closed", f"the Twilio media socket closed (code {exc.code})")
                 return
+            now = self.liveness.twilio_seen = trio.current_time()
             if len(text) > max_bytes:
                 await self.execute(self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}"))
                 continue
             if self.recorder is not None:  # issue 16: the caller's leg
                 self.recorder.caller(text)
-            await self.execute(self.core.on_twilio_text(text, trio.current_time()))
+            await self.execute(self.core.on_twilio_text(text, now))
 
     async def _openai_session(self, plan: CallPlan) -> None:
-        warm: WarmSession | None = plan.warm
+        warm: WarmSession | None = None
         try:
+            first = await self._first_session(plan)
+            if first is None:
+                return
+            self.openai, warm = first
+            self.liveness.openai_opened(trio.current_time())
             if warm is not None:
-                self.openai, self.record.path = warm.transport, warm.path
+                self.record.path = warm.path
                 log.info("OpenAI session claimed warm: no connect, no session.update", extra={"path": warm.path})
                 await self.execute(self.core.on_openai_open(already_configured=True))
             else:
-                log.info("OpenAI session: connecting cold", extra={"path": self.record.path})
-                try:
-                    self.openai = await self.deps.connect()
-                except OpenAIConnectError as exc:
-                    log.error("could not open the OpenAI session: %s", exc)
-                    self._end("openai_connect_failed", str(exc))
-                    return
                 await self.execute(self.core.on_openai_open())
             while await self._read_openai():
-                # The core asked for a new session (a drop, or the 60-minute cap): same config,
-                # plus a summary of the conversation; a failure here means the apology clip.
+                # The core asked for a new session (a drop, a dead leg, the 60-minute cap): same
+                # config, plus a summary of the conversation; a failure here means the apology.
                 with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
                     await self.openai.close()
                 if warm is not None:
@@ -185,6 +196,7 @@ class CallBridge:
                     self.openai = None
                     await self.execute(self.core.on_reconnect_failed(f"reconnect failed: {exc}"))
                     return
+                self.liveness.openai_opened(trio.current_time())
                 await self.execute(self.core.on_openai_open())
         finally:
             with trio.CancelScope(shield=True):
@@ -193,6 +205,65 @@ class CallBridge:
                         await self.openai.close()
                 if warm is not None:
                     warm.release()
+
+    async def _first_session(self, plan: CallPlan) -> tuple[Transport, WarmSession | None] | None:
+        """One bounded wait for a usable session (``openai_wait_s``), never two in a row.
+
+        The warm session wins if it is usable within ``warm_wait_s``; after that a cold connect
+        starts beside it and the first one ready wins (the other is closed). Nothing usable in
+        time: the caller hears the apology and the call ends, its record saying why.
+        """
+        won: list[tuple[Transport, WarmSession | None]] = []
+        failures: list[str] = []
+        warm_failed = trio.Event()
+
+        async def keep(transport: Transport, warm: WarmSession | None) -> None:
+            if not won:  # no checkpoint since the await that produced it: the first one wins
+                won.append((transport, warm))
+                race.cancel_scope.cancel()
+                return
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                await transport.close()
+            if warm is not None:
+                warm.release()
+
+        async def warm_side(claim: Callable[[], Awaitable[WarmSession | None]]) -> None:
+            session = await claim()
+            if session is None:
+                failures.append("the warm session was not usable")
+                warm_failed.set()
+                return
+            await keep(session.transport, session)
+
+        async def cold_side() -> None:
+            if plan.warm is not None:
+                with trio.move_on_after(self.deps.warm_wait_s):
+                    await warm_failed.wait()
+                log.info("OpenAI session: connecting cold%s", "" if warm_failed.is_set() else
+                         f" beside the warm session (not usable within LLC_WARM_WAIT_S={self.deps.warm_wait_s:g} s)")
+            else:
+                log.info("OpenAI session: connecting cold", extra={"path": self.record.path})
+            try:
+                transport = await self.deps.connect()
+            except OpenAIConnectError as exc:
+                failures.append(str(exc))
+                return
+            await keep(transport, None)
+
+        started = trio.current_time()
+        async with trio.open_nursery() as race:
+            race.cancel_scope.deadline = started + self.deps.openai_wait_s
+            if plan.warm is not None:
+                race.start_soon(warm_side, plan.warm)
+            race.start_soon(cold_side)
+        if won:
+            return won[0]
+        waited = trio.current_time() - started
+        detail = "; ".join(failures) or f"no OpenAI session within OPENAI_CONNECT_TIMEOUT_S={self.deps.openai_wait_s:g} s"
+        log.error("OpenAI could not be reached at call start (%s after %.1f s): the caller hears the apology; "
+                  "check OPENAI_REALTIME_URL and the network path to OpenAI (status.openai.com)", detail, waited)
+        await self.execute(self.core.on_reconnect_failed(detail, reason="openai_unreachable"))
+        return None
 
     async def _read_openai(self) -> bool:
         """Relay OpenAI events until its socket closes; True when the core wants a new session."""
@@ -212,6 +283,60 @@ class CallBridge:
             if len(self.record.barge_ins) > barge_ins:
                 # speech_started in → clear (and truncate) out: the reaction the caller feels.
                 metrics.observe_bargein((trio.current_time() - received_at) * 1000)
+
+    # ---- liveness and progress ------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        """Ticks for the call's life: dead legs (``core.liveness``) and progress writes.
+
+        A tick costs one wake-up a fraction of a second apart; nothing is added per frame but
+        the time of the last Twilio frame.
+        """
+        live = self.liveness
+        while True:
+            await trio.sleep(live.policy.tick_s)
+            now = trio.current_time()
+            openai = self.openai
+            # Pinged in every phase: a leg that freezes while configuring is as dead as a live one.
+            verdict = live.tick(now, started=bool(self.core.stream_sid),
+                                openai_pongs=openai.pongs if openai is not None else None)
+            if verdict is Verdict.NO_START:
+                self._end("no_start", f"the media socket sent no start within LLC_START_TIMEOUT_S={live.policy.start_timeout_s:g} s")
+            elif verdict is Verdict.TWILIO_SILENT:
+                self._end("twilio_silent", f"nothing from Twilio for LLC_TWILIO_IDLE_S={live.policy.twilio_idle_s:g} s: "
+                          "the media leg is dead (a network stall or a lost Twilio edge)")
+            elif verdict is Verdict.PING and openai is not None:
+                live.pinged(now, openai.pongs)
+                try:
+                    await openai.ping()
+                except TransportClosed:
+                    pass  # the OpenAI reader sees the close and recovers
+            elif verdict is Verdict.OPENAI_SILENT and openai is not None:
+                log.warning("the OpenAI leg answered no ping within LLC_OPENAI_PONG_TIMEOUT_S=%g s: treating it as "
+                            "dropped", live.policy.pong_timeout_s)
+                openai.abort(f"no pong within {live.policy.pong_timeout_s:g} s")  # the reader recovers
+            self._maybe_save_progress()
+
+    def _progress_key(self) -> tuple[int, ...]:
+        rec = self.record
+        return (len(rec.transcript), len(rec.turns), len(rec.barge_ins), len(rec.tool_calls), len(rec.dtmf),
+                len(rec.routes), len(rec.reconnects), sum(t.output is not None for t in rec.tool_calls))
+
+    def _maybe_save_progress(self) -> None:
+        """Write the record of an admitted call when it has something new (a turn, a barge-in, a tool)."""
+        if self.save_progress is None or self.plan is None or self._saving or self._nursery is None:
+            return
+        key = self._progress_key()
+        if key != self._progress:
+            self._progress, self._saving = key, True
+            self._nursery.start_soon(self._save_progress)
+
+    async def _save_progress(self) -> None:
+        assert self.save_progress is not None
+        try:
+            await self.save_progress(self.record)
+        finally:
+            self._saving = False
 
     # ---- executing the core's decisions -----------------------------------------------
 
@@ -269,6 +394,8 @@ class CallBridge:
             return
         self.plan = plan
         self.core.on_plan(plan.spec, plan.policy, plan.greeting, plan.mode)
+        self._progress = (-1,)  # admitted: the record is written now, open, then as turns end
+        self._maybe_save_progress()
         await self._openai_session(plan)
 
     async def _run_tool(self, action: RunTool) -> None:

@@ -8,7 +8,7 @@ only carries it out. A refusal is a plain string, said in the log and the record
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Awaitable, Callable, Protocol
 
 from llc.core.record import CallRecord
 from llc.core.session import SessionSpec
@@ -23,7 +23,9 @@ class CallPlan:
     policy: TurnPolicy
     greeting: str | None
     mode: ModeCall  # the scenario: its tools' reach and how key presses route
-    warm: WarmSession | None = None  # a configured session claimed for this call, or None: connect cold
+    # Claims the call's configured warm session (None: it failed; connect cold). The bridge
+    # bounds the wait and races a cold connect against it; None here: connect cold at once.
+    warm: Callable[[], Awaitable[WarmSession | None]] | None = None
 
 
 class CallPlanner(Protocol):

@@ -3,10 +3,12 @@
 Both directions end here once the stream's ``start`` is known: the ticket (``llc.core.ticket``)
 admits the stream for its CallSid once and names its warm session; an outbound call takes
 the scenario it was dialled with, an inbound one the scenario its webhook chose by the
-number called. The warm session (prewarm or pre-accept) is claimed last, already configured.
+number called. The warm session (prewarm or pre-accept) is claimed by the call itself, racing a cold connect.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import trio
 
@@ -42,7 +44,7 @@ class StreamPlanner:
         record.scenario = scenario.name
         profile = scenario.profile(self.router.profile)
         mode = self.router.mode(scenario, profile, record, customer, t0)
-        warm = await self.warm.claim(admitted.warm) if admitted.warm else None
+        warm = partial(self.warm.claim, admitted.warm) if admitted.warm else None
         return CallPlan(spec, profile.turn_policy, profile.greeting or None, mode, warm)
 
     def finish(self, record: CallRecord, admitted: bool) -> None:

@@ -17,13 +17,19 @@ class CallTracker:
         self.records: deque[CallRecord] = deque(maxlen=recent)
         self.total = 0  # media streams accepted since start
 
+    @property
+    def admitted(self) -> int:
+        """Calls whose stream started and was admitted: what LLC_MAX_CALLS counts."""
+        return sum(1 for b in self.active if b.plan is not None)
+
     def started(self, bridge: CallBridge) -> None:
         self.active.add(bridge)
         self.total += 1
 
     def finished(self, bridge: CallBridge) -> None:
         self.active.discard(bridge)
-        self.records.append(bridge.record)
+        if bridge.plan is not None:  # a refused or never-started stream has no call to remember
+            self.records.append(bridge.record)
 
     def find_record(self, call_sid: str) -> CallRecord | None:
         """The call's record, live or recently finished."""

@@ -34,6 +34,12 @@ MAX_PENDING_FRAMES = 250
 MAX_BAD_FRAMES = 50
 
 
+def _out_of_band(response: dict[str, Any]) -> bool:
+    """A response outside the conversation (``conversation: "none"``; the service says
+    ``conversation_id: null``): never one of ours, so it neither holds nor frees the gate."""
+    return "conversation_id" in response and response["conversation_id"] is None
+
+
 def _append(payload: str) -> ToOpenAI:
     # orjson escapes the string but never changes base64: the bytes reach OpenAI untouched.
     return ToOpenAI(json_text({"type": "input_audio_buffer.append", "audio": payload}))
@@ -256,11 +262,14 @@ class CallCore:
 
     def _on_response_created(self, event: dict[str, Any], now: float) -> list[Action]:
         response = event.get("response") if isinstance(event.get("response"), dict) else {}
-        self.gate.on_created(str(response.get("id") or ""))
+        if not _out_of_band(response):
+            self.gate.on_created(str(response.get("id") or ""))
         return []
 
     def _on_response_done(self, event: dict[str, Any], now: float) -> list[Action]:
         response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        if _out_of_band(response):
+            return []  # e.g. a warm session's priming, still in flight when the call claimed it
         actions = self._on_audio_done(event, now)  # no audio.done came (e.g. cancelled): mark the tail
         actions += self._send_gated(self.gate.on_done(str(response.get("id") or "")))
         if self.switch.due(self.gate.done_count):
@@ -380,11 +389,15 @@ class CallCore:
         return [Log("warning", f"OpenAI session lost ({note}): opening a new one with the conversation so far",
                     {"why": why}), ReconnectOpenAI(why)]
 
-    def on_reconnect_failed(self, detail: str) -> list[Action]:
-        """No usable OpenAI session: the caller hears the apology clip, then the call ends."""
+    def on_reconnect_failed(self, detail: str, reason: str = "openai_lost") -> list[Action]:
+        """No usable OpenAI session: the caller hears the apology clip, then the call ends.
+
+        Also at call start (``reason="openai_unreachable"``): one bounded wait, then the apology,
+        never dead air followed by a silent hang-up.
+        """
         if self.phase == "ended" or self.recovery.ending is not None:
             return []
-        ending = self.recovery.ending = ("openai_lost", detail)
+        ending = self.recovery.ending = (reason, detail)
         self.phase = "apology"
         self.tools.abandon(_LOST, forget=True)  # their results have no session to go to
         log = Log("error", "OpenAI is gone for good: apologising and hanging up", {"detail": detail})

@@ -42,7 +42,9 @@ class WarmCore:
 
     @property
     def settled(self) -> bool:
-        return self.phase in ("ready", "failed")
+        """Usable or failed. A session is usable once configured (``session.updated``): the
+        priming response may still be in flight; the call treats it as out of band."""
+        return self.phase in ("priming", "ready", "failed")
 
     def on_open(self) -> list[Action]:
         self.phase = "configuring"

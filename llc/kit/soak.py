@@ -13,7 +13,9 @@ after the warm-up calls (also idle), when RSS grew more than 5 % from the first 
 after the warm-up (the first fifth of the samples, see ``rss_baseline``) to the last, when any call did not end by the caller hanging up with agent audio
 heard, when the server's call count does not match the calls made, when a call's record is
 missing from the store or has no transcript, when no tool call was recorded, or when the
-simulator sent any error event.
+simulator sent any error event. ``--faults`` mixes network stalls into it
+(``llc.kit.soak_faults``): each must reach its designed outcome within its bound, and after
+the run no call may be left active (a zombie) and no record lost.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import trio
 from llc.kit.bench import server_proc as sp
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
+from llc.kit.sim.stall_proxy import StallProxy
+from llc.kit.soak_faults import FaultReport, inject_faults
 from llc.store import open_store
 
 LINES = ["Hello?", "What time do you open?", "Can I book a table for two?", "Thanks, bye."]
@@ -52,6 +56,8 @@ class SoakReport:
     rss_note: str = ""
     idle_before: dict[str, float] = field(default_factory=dict)
     idle_after: dict[str, float] = field(default_factory=dict)
+    faults: FaultReport | None = None  # with --faults
+    zombies: int = 0  # calls still active after every caller had hung up
 
 
 def _script(rng: random.Random, max_turns: int = 3) -> CallerScript:
@@ -72,21 +78,33 @@ async def _sample(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float
 
 
 async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, seed: int = 1,
-               rss_growth: float = 0.05) -> SoakReport:
+               rss_growth: float = 0.05, faults_every_s: float = 0.0) -> SoakReport:
+    """``faults_every_s`` > 0: one network fault that often (see ``llc.kit.soak_faults``)."""
     report = SoakReport()
     rng = random.Random(seed)
     fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=150, end_of_turn_silence_ms=300, tool_calls={1: TOOL_CALL}))
     db = Path(tempfile.mkdtemp(prefix="llc-soak-")) / "soak.db"
     async with trio.open_nursery() as nursery:
-        await nursery.start(fake.serve)
-        server = sp.start_server("fast", fake.url, extra_env={"LLC_DB_URL": str(db)})
+        fake_port = await nursery.start(fake.serve)
+        openai_url, proxy = fake.url, None
+        if faults_every_s > 0:  # the server reaches the fake through a relay that can freeze
+            proxy = StallProxy("127.0.0.1", fake_port)
+            openai_url = fake.url.replace(f":{fake_port}", f":{await nursery.start(proxy.serve)}")
+            report.faults = FaultReport()
+        server = sp.start_server("fast", openai_url, extra_env={"LLC_DB_URL": str(db)})
         try:
             async with httpx.AsyncClient(timeout=5) as client:
-                await _run(report, nursery, server, client, rng, calls, seconds, sample_s, csv_path)
+                async with trio.open_nursery() as run:
+                    if proxy is not None and report.faults is not None:
+                        run.start_soon(inject_faults, report.faults, server.http_url, proxy, faults_every_s,
+                                       trio.current_time() + seconds)
+                    await _run(report, nursery, server, client, rng, calls, seconds, sample_s, csv_path)
         finally:
             server.stop()
             nursery.cancel_scope.cancel()
     await _check_records(report, str(db))
+    if report.faults is not None:
+        await _check_fault_records(report, report.faults, str(db))
     errors = [e for s in fake.sessions for e in s.errors_sent]
     if errors:
         report.failures.append(f"the simulator sent {len(errors)} error events, e.g. {errors[0]}")
@@ -155,11 +173,16 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
         with trio.move_on_after(10):
             while (await client.get(server.http_url + "/healthz")).json()["active_calls"]:
                 await trio.sleep(0.1)
+        report.zombies = (await client.get(server.http_url + "/healthz")).json()["active_calls"]
+        if report.zombies:
+            report.failures.append(f"{report.zombies} calls still active 10 s after every caller hung up (zombies)")
         report.idle_after = await _idle(client, server, t0, report.calls_done)
         writer.writerow(report.idle_after)
     health = (await client.get(server.http_url + "/healthz")).json()
+    if report.faults is not None:  # fault streams are media streams too
+        started += report.faults.injected["twilio_silent"] + report.faults.injected["no_start"]
     if health["calls_total"] != started:
-        report.failures.append(f"the server counted {health['calls_total']} calls, the soak made {started}")
+        report.failures.append(f"the server counted {health['calls_total']} media streams, the soak opened {started}")
 
 
 async def _idle(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
@@ -185,6 +208,31 @@ async def _check_records(report: SoakReport, db_url: str) -> None:
         store.close()
     if report.call_sids and report.tool_calls == 0:
         report.failures.append("no tool call was recorded: the soak did not exercise the tool loop")
+
+
+async def _check_fault_records(report: SoakReport, faults: FaultReport, db_url: str) -> None:
+    """Faulted calls are recorded with their designed outcome; stalled OpenAI legs were replaced."""
+    store = open_store(db_url)
+    try:
+        await store.open()
+        for sid in faults.silent_call_sids:
+            record = await store.get_call(sid)
+            if record is None:
+                report.failures.append(f"fault twilio_silent: call {sid} has no record")
+            elif record.get("end_reason") != "twilio_silent":
+                report.failures.append(f"fault twilio_silent: call {sid} ended {record.get('end_reason')!r}")
+        reconnected = 0
+        for sid in report.call_sids:
+            record = await store.get_call(sid)
+            reconnected += bool(record and record.get("reconnects"))
+    finally:
+        store.close()
+    # A frozen leg whose caller hung up before the pong deadline needs no reconnect; the callers'
+    # own checks (every turn answered, hung up normally, record stored) catch a call left stuck.
+    faults.reconnected = reconnected
+    if faults.injected["openai_stall"] >= 3 and reconnected == 0:
+        report.failures.append(f"fault openai_stall: {faults.injected['openai_stall']} OpenAI legs frozen, no call reconnected")
+    report.failures.extend(faults.failures)
 
 
 def rss_baseline(loaded: list[dict[str, float]]) -> dict[str, float]:

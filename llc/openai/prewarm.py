@@ -169,8 +169,8 @@ class WarmRegistry:
         """
         entry = self._entries.pop(key, None)  # one-time, from here on
         if entry is None:
-            log.warning("the call's warm session is already gone (closed or timed out); connecting cold",
-                        extra={"path": "cold"})
+            log.info("the call's warm session failed or timed out before its stream; connecting cold",
+                 extra={"path": "cold"})
             return None
         handed = False
         try:
@@ -185,7 +185,8 @@ class WarmRegistry:
 
     async def _hand_over(self, entry: _Entry) -> WarmSession | None:
         if not entry.settled.is_set():
-            log.info("stream started before the warm session was ready; waiting within the timeout")
+            # The call bounds this wait (LLC_WARM_WAIT_S, then a cold connect races it).
+            log.info("stream started before the warm session was usable; waiting for it")
             with trio.move_on_at(entry.ready_by):
                 await entry.settled.wait()
         if entry.state != "ready":

@@ -1,16 +1,20 @@
 """The one way in for a media stream: upgrade on the fast engine, judge it, run its call.
 
 The front door (llc/web/front_door.py) hands every ``GET /media`` connection here. The
-record is written here, in ``finally``: a call that ends by a fault still leaves its record
-(transcript so far).
+record of an admitted call is written here: open when the stream is admitted, brought up to
+date as turns end (so ``kill -9`` loses nothing already said), and in ``finally`` when it ends,
+whatever ended it. A refused stream writes nothing: it must not touch the real call's record.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import trio
 
 from llc import metrics
 from llc.call.bridge import POLICY_VIOLATION, CallBridge
+from llc.core.record import CallRecord
 from llc.log import get_logger
 from llc.web.security import upgrade_refusal
 from llc.web.server import Server
@@ -40,6 +44,8 @@ async def handle_media_connection(server: Server, stream: trio.SocketStream) -> 
 async def _upgrade_and_run(server: Server, stream: trio.SocketStream) -> None:
     max_size = max(1024 * 1024, 4 * server.settings.max_frame_bytes)
     ws = await fastws.accept(stream, MEDIA_PATH, max_size=max_size, timeout_s=HANDSHAKE_TIMEOUT_S)
+    if ws is not None:
+        ws.send_stall_s = server.settings.send_stall_s
     if ws is None:
         log.info("refused a connection (not a WebSocket upgrade to %s)", MEDIA_PATH)
         return
@@ -58,16 +64,28 @@ async def _upgrade_and_run(server: Server, stream: trio.SocketStream) -> None:
 
 
 async def run_media_call(server: Server, transport: Transport) -> None:
-    bridge = CallBridge(transport, server.deps, server.planner)
+    bridge = CallBridge(transport, server.deps, server.planner, partial(save_progress, server))
     server.calls.started(bridge)
     try:
         await bridge.run()
     finally:
-        server.planner.finish(bridge.record, admitted=bridge.plan is not None)
+        admitted = bridge.plan is not None
+        server.planner.finish(bridge.record, admitted=admitted)
         server.calls.finished(bridge)
-        metrics.record_call(bridge.record)
-        with trio.CancelScope(shield=True):
-            await save_record(server, bridge)
+        if admitted:  # a refused stream's fields came from whoever opened the socket
+            metrics.record_call(bridge.record)
+            with trio.CancelScope(shield=True):
+                await save_record(server, bridge)
+
+
+async def save_progress(server: Server, record: CallRecord) -> None:
+    """A call in progress, written as it stands (bounded; the final write keeps what fails)."""
+    with trio.move_on_after(RECORD_WRITE_TIMEOUT_S):
+        try:
+            await server.store.save_call(record)
+        except Exception as exc:
+            records_log.warning("could not write the record of a call in progress (%s); its final record is "
+                                "still written when it ends", exc, extra={"call_sid": record.call_sid})
 
 
 async def save_record(server: Server, bridge: CallBridge) -> None:

@@ -18,6 +18,7 @@ from llc.call.recording import recordings_from
 from llc.call.tracker import CallTracker
 from llc.config import Settings
 from llc.core.dialect import dialect
+from llc.core.liveness import LivenessPolicy
 from llc.core.ratelimit import TokenBucket
 from llc.core.record import CallRecord
 from llc.core.ticket import TicketBook
@@ -76,7 +77,8 @@ class Server:
 
     @property
     def active_calls(self) -> int:
-        return len(self.calls.active)
+        """Admitted calls only: a socket that never started, or was refused, holds no line."""
+        return self.calls.admitted
 
     @property
     def calls_total(self) -> int:
@@ -99,9 +101,10 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
     router = ScenarioRouter(profile, scenario_set, store, s.openai_voice, schemas)
     dialer = Dialer(s, profile, warm, twiml, tool_schemas=schemas)
     planner = StreamPlanner(tickets, router, warm, dialer, admission=s.stream_admission, from_number=s.twilio_from_number)
+    liveness = LivenessPolicy(s.start_timeout_s, s.twilio_idle_s, s.openai_ping_s, s.openai_pong_timeout_s)
     deps = CallDeps(dialect(s.openai_api_shape), partial(connect_openai, s), tools, TwilioCallControl(s),
-                    s.max_frame_bytes, s.max_call_s, s.apology_clip,
-                    recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days))
+                    s.max_frame_bytes, s.max_call_s, s.apology_clip, liveness, s.openai_connect_timeout_s, s.warm_wait_s,
+                    recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days))
     return Server(s, profile, tools, scenario_set, store, PendingRecords(s.pending_records_path), tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
                   public_url=s.public_url)

@@ -38,8 +38,12 @@ from llc.ws.transport import TransportClosed
 RECV_BYTES = 65536
 # An upgrade request/response head longer than this is refused (Twilio's and OpenAI's are < 2 KiB).
 MAX_HEAD_BYTES = 16384
-# How long close() waits for the peer's close frame (callers bound it too).
+# How long close() waits for the peer's close frame (callers bound it too), and how long a
+# connection the engine failed (1002, 1009) waits for it before the TCP socket is closed.
 CLOSE_WAIT_S = 1.0
+# A write that cannot finish within this (the kernel buffer stays full: the peer stopped
+# reading) fails the connection. Half the frame may be out, so the socket cannot be reused.
+SEND_STALL_S = 1.0
 _EOF = b""  # what websockets' data_to_send() yields for "half-close the socket now"
 
 
@@ -75,6 +79,9 @@ class FastWebSocket:
         self._send_lock = trio.StrictFIFOLock()
         self._reading = False
         self._closed = False
+        self._aborted: TransportClosed | None = None  # why abort() cut the connection
+        self.send_stall_s = SEND_STALL_S
+        self.pongs = 0  # pongs received: liveness for the ping the caller of ping() sent
         # True when the last recv emptied the kernel buffer: the next read waits for readiness
         # first instead of paying a recv() that fails with EAGAIN (one syscall per frame).
         self._drained = False
@@ -111,8 +118,10 @@ class FastWebSocket:
                         return data
                 elif op is Opcode.CLOSE:
                     raise self._closed_exc()
-                # PING is answered by the protocol (flushed in _fill); PONG needs nothing.
-            if self._proto.state is State.CLOSED:
+                elif op is Opcode.PONG:
+                    self.pongs += 1
+                # PING is answered by the protocol (flushed in _fill).
+            if self._proto.state is State.CLOSED or self._aborted is not None:
                 raise self._closed_exc()
             await self._fill()
 
@@ -127,7 +136,7 @@ class FastWebSocket:
         state machine is unaffected (it only tracks fragmented sends).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._proto.state is not State.OPEN:
+        if self._proto.state is not State.OPEN or self._aborted is not None:
             raise self._closed_exc()
         frame = self._frame
         await self._write([frame(t.encode() if isinstance(t, str) else t) for t in texts])
@@ -166,6 +175,23 @@ class FastWebSocket:
         finally:
             self._shutdown()
 
+    async def ping(self) -> None:
+        """Send a ping; the reader counts the pong (``pongs``). Raises TransportClosed."""
+        if self._proto.state is not State.OPEN or self._aborted is not None:
+            raise self._closed_exc()
+        self._proto.send_ping(os.urandom(4))
+        await self._write(self._proto.data_to_send())
+
+    def abort(self, reason: str) -> None:
+        """Cut a dead connection now (no close handshake: the peer is not listening).
+
+        Every task waiting on the socket wakes with TransportClosed(1006, ``reason``).
+        """
+        if self._aborted is None:
+            self._aborted = TransportClosed(1006, reason)
+        self._closed = True
+        self._shutdown()
+
     # ---- bytes in and out -------------------------------------------------------------
 
     async def _recv_some(self) -> bytes:
@@ -191,13 +217,25 @@ class FastWebSocket:
     async def _fill(self) -> None:
         """Read once from the socket and turn the bytes into messages; answer pings/closes."""
         self._reading = True
+        proto = self._proto
         try:
-            data = await self._recv_some()
+            if proto.state is State.CLOSING:
+                # We sent a close (or failed the connection on a bad frame): the peer's close
+                # is a courtesy, waited for within a bound, then the socket goes.
+                data = None
+                with trio.move_on_after(CLOSE_WAIT_S):
+                    data = await self._recv_some()
+                if data is None:
+                    self.abort("the peer did not finish the close handshake")
+                    raise self._closed_exc()
+            else:
+                data = await self._recv_some()
         except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            if self._aborted is not None:
+                raise self._closed_exc() from None
             raise TransportClosed(1006, f"socket error: {exc}") from None
         finally:
             self._reading = False
-        proto = self._proto
         if data:
             if not self._take(data) and not self._owed:
                 return  # only whole data frames: nothing for the protocol to answer
@@ -275,7 +313,7 @@ class FastWebSocket:
             try:
                 if lock.locked():  # someone is finishing a partial write: queue behind them
                     async with lock:
-                        await self._send_all(memoryview(data))
+                        await self._send_bounded(memoryview(data))
                 else:
                     try:
                         sent = self._sock.send(data)
@@ -284,10 +322,12 @@ class FastWebSocket:
                     if sent != len(data):
                         lock.acquire_nowait()  # nothing awaited since locked() said no
                         try:
-                            await self._send_all(memoryview(data)[sent:])
+                            await self._send_bounded(memoryview(data)[sent:])
                         finally:
                             lock.release()
             except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+                if self._aborted is not None:
+                    raise self._closed_exc() from None
                 raise TransportClosed(1006, f"socket error: {exc}") from None
         if eof:
             try:
@@ -299,10 +339,23 @@ class FastWebSocket:
         while view:
             view = view[await self._send_some(view):]
 
+    async def _send_bounded(self, view: memoryview) -> None:
+        """The rest of a partial write, within ``send_stall_s``: a peer that stops reading is a
+        dead leg, never a task blocked for ever (the other leg's reader sends inline)."""
+        with trio.move_on_after(self.send_stall_s):
+            await self._send_all(view)
+            return
+        self.abort(f"the peer stopped reading: a write waited over {self.send_stall_s:g} s")
+        raise self._closed_exc()
+
     def _closed_exc(self) -> TransportClosed:
-        rcvd = self._proto.close_rcvd
+        rcvd, sent = self._proto.close_rcvd, self._proto.close_sent
         if rcvd is not None:
             return TransportClosed(rcvd.code, rcvd.reason)
+        if sent is not None:  # we closed or failed it (1002, 1009): our code says why
+            return TransportClosed(sent.code, sent.reason)
+        if self._aborted is not None:
+            return TransportClosed(self._aborted.code, self._aborted.reason)
         return TransportClosed(1006, "connection dropped without a close frame")
 
     def _shutdown(self) -> None:
@@ -328,9 +381,14 @@ class TLSWebSocket(FastWebSocket):
         try:
             if data:
                 async with self._send_lock:  # SSLStream forbids overlapping sends
-                    await self._stream.send_all(data)
+                    with trio.move_on_after(self.send_stall_s) as scope:
+                        await self._stream.send_all(data)
+                if scope.cancelled_caught:
+                    self.abort(f"the peer stopped reading: a write waited over {self.send_stall_s:g} s")
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise TransportClosed(1006, f"socket error: {exc}") from None
+        if self._aborted is not None:
+            raise self._closed_exc()
 
     def _shutdown(self) -> None:
         try:

@@ -20,6 +20,8 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
+    pongs: int  # pongs received so far: the answer to ping(), counted by the reader
+
     async def receive_text(self) -> str | bytes:
         """Next message; raises TransportClosed when the socket is gone."""
 
@@ -31,3 +33,9 @@ class Transport(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close; never raises, returns promptly (callers bound it with a timeout too)."""
+
+    async def ping(self) -> None:
+        """Send a WebSocket ping (liveness: the peer's pong shows it still reads)."""
+
+    def abort(self, reason: str) -> None:
+        """Cut a dead connection at once; waiting tasks get TransportClosed(1006, reason)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import trio
 
@@ -12,6 +13,7 @@ from llc.config import Settings
 from llc.profile import Profile, load_profile
 from llc.tools.registry import ToolRegistry
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
+from llc.kit.sim.stall_proxy import StallProxy
 from llc.web.app import serve
 from llc.web.server import Server, build_server
 
@@ -21,6 +23,7 @@ class Stack:
     fake: FakeOpenAI
     state: Server
     base_url: str
+    openai_proxy: StallProxy | None = None  # between llc and the fake OpenAI, when asked for
 
     @property
     def media_url(self) -> str:
@@ -49,17 +52,23 @@ def stack_factory(nursery: trio.Nursery, tmp_path: Path) -> StackFactory:
 
     async def start(
         shape: str = "ga", settings: dict | None = None, profile: Profile | None = None,
-        tools: ToolRegistry | None = None, **fake_config: object,
+        tools: ToolRegistry | None = None, openai_proxy: bool = False, **fake_config: object,
     ) -> Stack:
         fake_config.setdefault("ttfb_ms", 50)
         fake_config.setdefault("end_of_turn_silence_ms", 200)
         fake = FakeOpenAI(FakeOpenAIConfig(shape=shape, **fake_config))  # type: ignore[arg-type]
         await nursery.start(fake.serve)
-        opts: dict = {"port": 0, "openai_realtime_url": fake.url, "openai_api_shape": shape, "db_url": str(tmp_path / "llc.db"),
+        proxy, openai_url = None, fake.url
+        if openai_proxy:  # a relay that can freeze the OpenAI leg (a network stall)
+            fake_port = urlsplit(fake.url).port
+            assert fake_port is not None
+            proxy = StallProxy("127.0.0.1", fake_port)
+            openai_url = fake.url.replace(f":{fake_port}", f":{await nursery.start(proxy.serve)}")
+        opts: dict = {"port": 0, "openai_realtime_url": openai_url, "openai_api_shape": shape, "db_url": str(tmp_path / "llc.db"),
                       "pending_records_path": str(tmp_path / "pending.jsonl"),
                       **(settings or {})}
         state = build_server(Settings(**opts), profile or load_profile(), **({"tools": tools} if tools else {}))
         binds = await nursery.start(serve, state)
-        return Stack(fake, state, binds[0])
+        return Stack(fake, state, binds[0], proxy)
 
     return start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -19,7 +20,10 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("text", "WARNING")
     csv_path = Path(args.csv)
     print(f"soak: {args.calls} calls in flight for {args.minutes:g} min, sampling every {args.sample_s:g} s -> {csv_path}")
-    report = trio.run(soak, args.calls, args.minutes * 60, args.sample_s, csv_path)
+    if args.faults:
+        print(f"faults: one every {args.fault_every_s:g} s (OpenAI leg frozen, Twilio leg silent, upgrade without start)")
+    report = trio.run(partial(soak, args.calls, args.minutes * 60, args.sample_s, csv_path,
+                              faults_every_s=args.fault_every_s if args.faults else 0.0))
     png = plot(csv_path)
     print(f"{report.calls_done} calls done; CSV {csv_path}" + (f", plot {png}" if png else
           " (no PNG: pip install matplotlib for a plot)"))
@@ -28,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
           f"tool calls recorded: {report.tool_calls}")
     if report.rss_note:
         print(report.rss_note)
+    if report.faults is not None:
+        print(f"faults injected: {report.faults.summary()}; zombies {report.zombies}")
     for failure in report.failures:
         print(f"FAIL {failure}")
     print("soak passed" if not report.failures else f"soak FAILED ({len(report.failures)} problems)")
@@ -40,4 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=10, help="how long (default 10; hours are fine)")
     p.add_argument("--sample-s", type=float, default=60, help="seconds between samples (default 60)")
     p.add_argument("--csv", default="soak.csv", help="where the samples go (default soak.csv)")
+    p.add_argument("--faults", action="store_true",
+                   help="mix in network faults: a frozen OpenAI leg, a silent Twilio leg, an upgrade without start")
+    p.add_argument("--fault-every-s", type=float, default=20, help="seconds between faults (default 20)")
     p.set_defaults(func=run)

@@ -68,6 +68,7 @@ class FakeOpenAIConfig:
     # Setup latency of the real service, for prewarm tests and benchmarks (0: answer at once).
     connect_delay_ms: int = 0  # handshake received -> accepted (TCP+TLS+upgrade+session creation)
     session_updated_delay_ms: int = 0  # session.update received -> session.updated sent
+    text_response_delay_ms: int = 0  # extra wait before a text-only response (a warm-up's priming) ends
 
 
 @dataclass
@@ -408,7 +409,8 @@ class _Connection:
             chunks = None
             if isinstance(what, str) and resp.kind != "text":
                 chunks = list(shapes.speech_chunks(what, seed, self.cfg.chunk_ms))
-            await self._at(resp.t0 + self.cfg.ttfb_ms / 1000)
+            slow_text = self.cfg.text_response_delay_ms if resp.kind == "text" else 0
+            await self._at(resp.t0 + (self.cfg.ttfb_ms + slow_text) / 1000)
             if isinstance(what, ToolCallScript):
                 self._tool_call(resp, what)
             elif resp.kind == "text":

@@ -1,0 +1,139 @@
+"""`llc soak --faults`: network faults that stall instead of closing, mixed into the soak.
+
+Every ``every_s`` one fault, in turn:
+
+- ``openai_stall``: one live OpenAI connection freezes (the relay in front of the fake OpenAI
+  stops moving bytes both ways, sockets open). The server must notice (no pong, or a write
+  that cannot finish) and reconnect that call with its conversation; the call then ends
+  normally, so the soak's own checks (caller hung up, agent audio heard, record stored) hold.
+- ``twilio_silent``: a call whose Twilio leg goes quiet after its start, socket open. The server
+  must end it within LLC_TWILIO_IDLE_S and close the socket; its record says ``twilio_silent``.
+- ``no_start``: a media socket that is upgraded and never says ``start``: closed within
+  LLC_START_TIMEOUT_S, never counted as a call.
+
+Each fault's time to the designed outcome is measured; one over its bound is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+
+from llc.kit.sim.fake_caller import parse_twiml
+from llc.kit.sim.stall_proxy import StallProxy
+
+KINDS = ("openai_stall", "no_start", "twilio_silent")
+# A frozen OpenAI connection is cut by the relay after this (the fake's side is then freed).
+FROZEN_FOR_S = 30.0
+SILENT_FRAME = base64.b64encode(b"\xff" * 160).decode()
+
+
+@dataclass
+class FaultReport:
+    injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    longest_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    silent_call_sids: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    reconnected: int = 0  # calls whose record shows a replaced OpenAI session
+
+    def summary(self) -> str:
+        timed = ", ".join(f"{k} {self.injected[k]} (longest to outcome {self.longest_s[k]:.2f} s)" for k in KINDS[1:])
+        return f"openai_stall {self.injected['openai_stall']} ({self.reconnected} calls reconnected), {timed}"
+
+
+@dataclass(frozen=True)
+class FaultBounds:
+    twilio_idle_s: float = 5.0
+    start_timeout_s: float = 5.0
+    slack_s: float = 2.0  # ticks, scheduling on a loaded 2-core box
+
+
+async def inject_faults(report: FaultReport, http_url: str, proxy: StallProxy, every_s: float, until: float,
+                        bounds: FaultBounds = FaultBounds()) -> None:
+    """Inject one fault every ``every_s`` until ``until`` (trio clock); each runs as its own task."""
+    kinds = itertools.cycle(KINDS)
+    seq = itertools.count(1)
+    async with trio.open_nursery() as nursery:
+        while trio.current_time() + every_s < until:
+            await trio.sleep(every_s)
+            kind, n = next(kinds), next(seq)
+            report.injected[kind] += 1
+            if kind == "openai_stall":
+                nursery.start_soon(_openai_stall, report, proxy)
+            elif kind == "twilio_silent":
+                nursery.start_soon(_twilio_silent, report, http_url, f"CAsoakfault{n:05d}", bounds)
+            else:
+                nursery.start_soon(_no_start, report, http_url, bounds)
+
+
+def _took(report: FaultReport, kind: str, seconds: float, bound: float) -> None:
+    report.longest_s[kind] = max(report.longest_s[kind], seconds)
+    if seconds > bound:
+        report.failures.append(f"fault {kind}: the outcome took {seconds:.2f} s (bound {bound:g} s)")
+
+
+async def _openai_stall(report: FaultReport, proxy: StallProxy) -> None:
+    # A call's leg a little while in (live, mid-conversation), not a warm session still ringing.
+    now = trio.current_time()
+    live = [c for c in proxy.connections if not c.frozen and not c.scope.cancel_called and 1.5 <= now - c.opened_at <= 4]
+    if not live:
+        report.injected["openai_stall"] -= 1  # no call in flight to freeze: not a fault
+        return
+    conn = live[-1]  # the youngest such call: the most of it still to come
+    conn.freeze()
+    await trio.sleep(FROZEN_FOR_S)
+    conn.cut()
+
+
+async def _wait_closed(ws: object, bound: float) -> float | None:
+    """Seconds until the server closed the socket, or None when it did not within ``bound``."""
+    started = trio.current_time()
+    with trio.move_on_after(bound):
+        try:
+            while True:
+                await ws.get_message()  # type: ignore[attr-defined]
+        except ConnectionClosed:
+            return trio.current_time() - started
+    return None
+
+
+async def _twilio_silent(report: FaultReport, http_url: str, call_sid: str, bounds: FaultBounds) -> None:
+    form = {"CallSid": call_sid, "From": "+15550100001", "To": "+15550100002"}
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            stream_url, params = parse_twiml((await client.post(http_url + "/twiml", data=form)).text)
+        async with open_websocket_url(stream_url) as ws:
+            start = {"streamSid": f"MZ{call_sid[2:]}", "start": {
+                "streamSid": f"MZ{call_sid[2:]}", "accountSid": "ACsoak", "callSid": call_sid, "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": params}}
+            await ws.send_message(orjson.dumps({"event": "connected", "protocol": "Call"}).decode())
+            await ws.send_message(orjson.dumps({"event": "start", **start}).decode())
+            for _ in range(25):  # half a second of a live call, then the leg goes quiet
+                await ws.send_message(orjson.dumps({"event": "media", "streamSid": start["streamSid"],
+                                                    "media": {"payload": SILENT_FRAME}}).decode())
+                await trio.sleep(0.02)
+            bound = bounds.twilio_idle_s + bounds.slack_s
+            took = await _wait_closed(ws, bound)
+    except (httpx.HTTPError, OSError, HandshakeError, ValueError) as exc:
+        report.failures.append(f"fault twilio_silent: could not open the call: {exc}"[:300])
+        return
+    report.silent_call_sids.append(call_sid)
+    _took(report, "twilio_silent", took if took is not None else float("inf"), bound)
+
+
+async def _no_start(report: FaultReport, http_url: str, bounds: FaultBounds) -> None:
+    bound = bounds.start_timeout_s + bounds.slack_s
+    try:
+        async with open_websocket_url(http_url.replace("http", "ws", 1) + "/media") as ws:
+            took = await _wait_closed(ws, bound)
+    except (OSError, HandshakeError) as exc:
+        report.failures.append(f"fault no_start: could not open the socket: {exc}"[:300])
+        return
+    _took(report, "no_start", took if took is not None else float("inf"), bound)
