@@ -109,14 +109,17 @@ async def test_console_list_call_page_and_a_new_call_appearing_live(start_stack:
         seen: dict[str, bool] = {}
 
         def watch_second() -> None:
-            def in_table(table: str) -> bool:
+            def row(table: str) -> str | None:
                 sid = second.call_sid
-                return bool(sid) and bool(driver.find_elements(By.CSS_SELECTOR, f'{table} tr[data-sid="{sid}"]'))
+                found = driver.find_elements(By.CSS_SELECTOR, f'{table} tr[data-sid="{sid}"]') if sid else []
+                return found[0].text if found else None
 
-            WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(lambda d: in_table("#live-table"))
+            WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(lambda d: row("#live-table") is not None)
             seen["in_progress"] = True
             shot(driver, "console-list.png", tmp_path)  # one call in progress, one finished
-            WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(lambda d: in_table("#calls"))
+            # Finished: in the stored list with its outcome (a call stored mid-way is brought up to date).
+            WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(
+                lambda d: (row("#calls") or "").endswith("caller_hangup") and row("#live-table") is None)
             seen["finished"] = True
             seen["not_reloaded"] = bool(driver.execute_script("return window.llcNotReloaded === true;"))
 

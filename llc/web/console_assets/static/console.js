@@ -26,10 +26,16 @@
     document.getElementById("live-empty").hidden = calls.length > 0;
   }
 
+  // Stored calls: new ones go on top; a call stored while in progress gets its length and outcome.
   function addFinished(rows) {
     var body = document.querySelector("#calls tbody");
     rows.slice().reverse().forEach(function (c) {
-      if (body.querySelector('tr[data-sid="' + CSS.escape(c.call_sid) + '"]')) { return; }
+      var seen = body.querySelector('tr[data-sid="' + CSS.escape(c.call_sid) + '"]');
+      if (seen) {
+        seen.cells[5].textContent = c.seconds === null ? "-" : String(c.seconds);
+        seen.cells[6].textContent = c.outcome;
+        return;
+      }
       var tr = document.createElement("tr"); tr.setAttribute("data-sid", c.call_sid); tr.className = "fresh";
       cell(tr, c.started); link(tr, c.call_sid); cell(tr, c.direction); cell(tr, c.scenario); cell(tr, c.path);
       cell(tr, c.seconds === null ? "-" : String(c.seconds)); cell(tr, c.outcome);
