@@ -178,6 +178,13 @@ class Settings:
     instance: str | None = _var("LLC_INSTANCE", "scenarios", str, None,
                                 "this server's name on its call records; unique among servers sharing a database",
                                 unset="the host name")
+    # Call audio (llc/call/recording.py, docs/console.md): off by default, it is personal data.
+    record_audio: bool = _var("LLC_RECORD_AUDIO", "scenarios", bool, False,
+                              "record each call as a stereo WAV: caller left, agent right as the caller heard it")
+    recordings_dir: str = _var("LLC_RECORDINGS_DIR", "scenarios", str, "recordings",
+                               "where call recordings go (`<CallSid>.wav`; `llc calls audio SID` exports one)")
+    recordings_keep_days: float = _var("LLC_RECORDINGS_KEEP_DAYS", "scenarios", float, 30.0,
+                                       "recordings older than this many days are deleted (0 = kept forever)")
     # -- operations and logs (docs/operations.md) --
     log_format: Literal["auto", "json", "text"] = _var("LLC_LOG_FORMAT", "ops", str, "auto",
                                                         "log lines on stderr; `auto` is text on a terminal",

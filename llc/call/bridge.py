@@ -18,6 +18,7 @@ import trio
 from llc import metrics
 from llc.call.apology import apology_payloads, clip_seconds
 from llc.call.plan import CallPlan, CallPlanner
+from llc.call.recording import CallRecorder, Recordings
 from llc.call.tools import run_tool
 from llc.core.actions import Action, ConnectOpenAI, EndCall, Log, PlayApology, ReconnectOpenAI, RunTool, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
@@ -57,6 +58,7 @@ class CallDeps:
     liveness: LivenessPolicy = LivenessPolicy()
     openai_wait_s: float = 5.0  # the one wait for a usable OpenAI session at call start
     warm_wait_s: float = 1.0  # then a cold connect starts beside a warm session not yet usable
+    recordings: Recordings | None = None  # LLC_RECORD_AUDIO (issue 16): None when off
 
 
 class CallToolContext:
@@ -124,6 +126,8 @@ class CallBridge:
         self.liveness = Liveness(deps.liveness, trio.current_time())
         self._progress: tuple[int, ...] = ()  # what the last progress write held (see _progress_key)
         self._saving = False
+        # issue 16: call audio, when on; the recorder only keeps frame texts, a thread writes them.
+        self.recorder: CallRecorder | None = deps.recordings.start() if deps.recordings is not None else None
 
     async def run(self) -> CallRecord:
         """Run the call to its end; returns the finished record."""
@@ -159,6 +163,8 @@ class CallBridge:
             if len(text) > max_bytes:
                 await self.execute(self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}"))
                 continue
+            if self.recorder is not None:  # issue 16: the caller's leg
+                self.recorder.caller(text)
             await self.execute(self.core.on_twilio_text(text, now))
 
     async def _openai_session(self, plan: CallPlan) -> None:
@@ -270,7 +276,10 @@ class CallBridge:
                 await self.execute(actions)
                 return any(type(a) is ReconnectOpenAI for a in actions)
             received_at, barge_ins = trio.current_time(), len(self.record.barge_ins)
+            turn = self.core.journal.awaiting_first_audio  # issue 16: the turn's relay time, below
             await self.execute(self.core.on_openai_text(text, received_at))
+            if turn is not None and turn.first_audio_at is not None:  # its first audio went out just now
+                turn.relay_ms = round((trio.current_time() - received_at) * 1000, 3)
             if len(self.record.barge_ins) > barge_ins:
                 # speech_started in → clear (and truncate) out: the reaction the caller feels.
                 metrics.observe_bargein((trio.current_time() - received_at) * 1000)
@@ -350,6 +359,8 @@ class CallBridge:
                 while i < n and type(actions[i]) is ToTwilio:
                     texts.append(actions[i].text)  # type: ignore[union-attr]
                     i += 1
+                if self.recorder is not None:  # issue 16: the agent's leg (clear included)
+                    self.recorder.agent(texts)
                 try:
                     await self.twilio.send_texts(texts)
                 except TransportClosed:
@@ -426,6 +437,8 @@ class CallBridge:
     def _finish(self) -> None:
         rec = self.record
         rec.ended_at = time.time()
+        if self.recorder is not None:  # issue 16: the WAV is written by the recorder's thread
+            rec.audio_path = self.recorder.close(rec.call_sid)
         level = "info" if rec.end_reason in ("caller_hangup", "twilio_closed", "agent_hangup") else "warning"
         getattr(log, level)(
             "call ended: %s", rec.end_reason,

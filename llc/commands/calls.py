@@ -1,26 +1,32 @@
-"""`llc calls` lists stored call records; `llc calls show SID` prints one."""
+"""`llc calls` lists stored call records; `llc calls show SID` prints one's timeline;
+`llc calls audio SID` exports its recording (LLC_RECORD_AUDIO)."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
+from pathlib import Path
 
 import orjson
 import trio
 
 from llc.commands.store_cli import open_cli_store, printed_as_json_or_empty
+from llc.core.timeline import timeline, waterfalls
 
 
 def run(args: argparse.Namespace) -> int:
     store = open_cli_store(args)
-    if args.action == "show":
+    if args.action in ("show", "audio"):
         if not args.sid:
-            print("llc calls show: give the call SID, like: llc calls show CA0123...")
+            print(f"llc calls {args.action}: give the call SID, like: llc calls {args.action} CA0123...")
             return 2
         record = trio.run(store.get_call, args.sid)
         if record is None:
             print(f"no call {args.sid} in {store.url}; `llc calls` lists the stored ones")
             return 1
+        if args.action == "audio":
+            return export_audio(record, args.out)
         if args.json:
             print(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
         else:
@@ -44,28 +50,48 @@ def show(r: dict) -> None:
     print(f"call {r['call_sid']}  ({r['direction']}, scenario {r['scenario']}, path {r['path']})")
     print(f"  from {r['from_number'] or '-'} to {r['to_number'] or '-'}; answered by {r['answered_by'] or '-'}")
     print(f"  started {_when(r['started_at'])}, ended {_when(r['ended_at'])}: {r['end_reason']} {r['end_detail']}".rstrip())
-    for s in r.get("statuses", []):
-        print(f"  status {s.get('status')} at {s.get('timestamp') or s.get('received')}")
-    print("transcript")
-    for line in r["transcript"]:
-        cut = " (interrupted)" if line.get("interrupted") else ""
-        print(f"  {line['at']:7.2f}s  {line['role']:<6}  {line['text']}{cut}")
-    if r.get("dtmf"):
-        print(f"keys pressed: {''.join(r['dtmf'])}")
-    for route in r.get("routes", []):
-        print(f"route  {route['at']:.2f}s {route['via']} {route['choice']!r} -> {route['action']} {route['target']}")
-    for t in r["tool_calls"]:
-        print(f"tool   {t['started_at']:.2f}s {t['name']}({t['arguments']}) -> {t['error'] or t['output']} [{t['ms']} ms]")
-    ms = [t["ms"] for t in r["turns"]]
-    print("turn latency (ms): " + (", ".join("-" if m is None else f"{m:g}" for m in ms) or "-"))
+    if r.get("audio_path"):
+        print(f"  recording: {r['audio_path']} (`llc calls audio {r['call_sid']}` exports it)")
+    print("timeline (seconds since the call started)")
+    for e in timeline(r):
+        at = "      -" if e.at is None else f"{e.at:7.2f}"
+        print(f"  {at}s  {e.kind:<9} {e.text}")
+        if e.kind == "agent" and e.detail.get("interrupted"):
+            heard, generated = e.detail.get("heard_ms"), e.detail.get("generated_ms")
+            print(f"{'':21}(interrupted: heard {_ms(heard)} of {_ms(generated)}; "
+                  f"heard, estimated: {e.detail.get('heard_text') or '(nothing)'!r})")
+    falls = waterfalls(r)
+    print("turn latency (ms): " + (", ".join(f"{t['ms']:g}" if t.get("ms") is not None else "-" for t in r["turns"]) or "-"))
+    for w in falls:
+        print(f"  turn {w.turn}: VAD wait ~{_ms(w.vad_wait_ms)} + model to first audio {_ms(w.model_ms)} "
+              f"+ llc relay {_ms(w.relay_ms)}")
     if r.get("openai_errors"):
         print(f"OpenAI errors: {r['openai_errors']}")
 
 
+def _ms(v: float | None) -> str:
+    return "?" if v is None else f"{v:g} ms"
+
+
+def export_audio(record: dict, out: str | None) -> int:
+    sid, source = record["call_sid"], record.get("audio_path") or ""
+    if not source:
+        print(f"call {sid} has no recording: calls are recorded only with LLC_RECORD_AUDIO=on")
+        return 1
+    if not Path(source).is_file():
+        print(f"the recording of {sid} is gone ({source}): removed by hand or by LLC_RECORDINGS_KEEP_DAYS")
+        return 1
+    target = Path(out or f"{sid}.wav")
+    shutil.copyfile(source, target)
+    print(f"wrote {target} (stereo WAV: caller left, agent right as the caller heard it)")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("calls", help="stored call records: list them, or `show SID`")
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    p.add_argument("sid", nargs="?", help="the CallSid for `show`")
+    p = sub.add_parser("calls", help="stored call records: list them, `show SID` (its timeline), `audio SID`")
+    p.add_argument("action", nargs="?", choices=["list", "show", "audio"], default="list")
+    p.add_argument("sid", nargs="?", help="the CallSid for `show` or `audio`")
+    p.add_argument("--out", help="`audio`: where to write the WAV (default: <CallSid>.wav here)")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--db", help="database URL or path (default: LLC_DB_URL, else llc.db)")

@@ -134,7 +134,7 @@ class CallCore:
             self.playout.on_mark(event.name)
             return self._maybe_hang_up()
         if isinstance(event, tw.Dtmf):
-            self.record.dtmf.append(event.digit)
+            self.journal.key_pressed(event.digit, now)
             actions: list[Action] = [Log("info", "caller pressed a key", {"digit": event.digit})]
             if self.mode is not None and self.phase == "live":
                 actions += self.on_levers(self.mode.on_dtmf(event.digit, now), now)
@@ -145,6 +145,7 @@ class CallCore:
         if not self.stream_sid:
             return self.on_bad_frame("media before start")
         self.record.frames_from_twilio += 1
+        self.journal.recent_caller.append(event.payload)  # a reference: looked at once per turn
         if self.phase == "live":
             # The payload string goes through untouched: no decode, no resample, no gain.
             return [_append(event.payload)]
@@ -213,6 +214,7 @@ class CallCore:
             return []
         item_id = str(event.get("item_id") or event.get("response_id") or "?")
         if self.audio.is_muted(item_id, event.get("response_id")):
+            self.journal.muted_audio(item_id, delta)  # generated, never played: the record says so
             return []
         if self.journal.awaiting_first_audio is not None:
             self.journal.first_audio(now)
@@ -302,7 +304,7 @@ class CallCore:
         result = self.audio.barge_in(self.gate, service_cancels, self.stream_sid)
         if not result.interrupted:
             return []
-        self.journal.barge_in(now, result.truncate)
+        self.journal.barge_in(now, result.truncate, self.playout)
         return result.actions
 
     def _on_function_call(self, event: dict[str, Any], now: float) -> list[Action]:
@@ -373,8 +375,9 @@ class CallCore:
         return []
 
     def _on_agent_transcript(self, event: dict[str, Any], now: float) -> list[Action]:
-        # The done of an interrupted item comes after the barge-in: flag it here.
-        self.journal.agent_said(event, now, interrupted=event.get("item_id") in self.audio.muted_items)
+        # Before or after a barge-in on its item, the journal matches the two (core/journal.py).
+        muted = self.audio.is_muted(str(event.get("item_id") or ""), event.get("response_id"))
+        self.journal.agent_said(event, now, interrupted=muted, playout=self.playout)
         return []
 
     def _on_caller_transcript(self, event: dict[str, Any], now: float) -> list[Action]:
@@ -383,6 +386,7 @@ class CallCore:
 
     def end(self) -> None:
         self.phase = "ended"
+        self.journal.finish(self.playout)
         # e.g. a transfer: Twilio ends the stream mid-tool.
         self.tools.abandon("the call ended while the tool ran", forget=False)
 
@@ -405,7 +409,7 @@ class CallCore:
         self._session_created = False
         self.gate = ResponseGate()
         self.audio = self.audio.renewed(self.policy.mark_every_ms)
-        self.journal.awaiting_first_audio = None
+        self.journal.session_renewed()
         self.tools.abandon(_LOST, forget=True)
         self.recovery.resume = faults.summary(self.record.transcript)
         self.record.reconnects.append(note)

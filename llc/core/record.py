@@ -11,7 +11,14 @@ class TranscriptLine:
     role: str  # "caller" | "agent"
     text: str
     at: float  # seconds since the call started
-    interrupted: bool = False
+    interrupted: bool = False  # a barge-in cut this agent line short, whichever came first
+    # Agent lines: the reply's audio item, the ms of audio the service generated for it and the
+    # ms the caller heard (by marks). ``text`` is the whole generated text; when the line was cut,
+    # ``heard_text`` estimates what was heard by cutting it in proportion to the audio heard.
+    item_id: str = ""
+    generated_ms: int | None = None
+    heard_ms: int | None = None
+    heard_text: str | None = None  # an estimate (proportional), only for an interrupted line
 
 
 @dataclass
@@ -20,6 +27,12 @@ class TurnLatency:
 
     speech_stopped_at: float
     first_audio_at: float | None = None
+    # The waterfall of one turn, in ms: how long the service's VAD waited after the caller's
+    # speech ended (caller audio forwarded past the speech's end when speech_stopped came: an
+    # estimate at real-time pacing), and what llc took to write the first audio frame to Twilio
+    # after its delta arrived. The model's part is ``ms`` (speech_stopped -> first audio delta).
+    vad_wait_ms: float | None = None
+    relay_ms: float | None = None
 
     @property
     def ms(self) -> float | None:
@@ -68,14 +81,17 @@ class CallRecord:
     openai_errors: dict[str, int] = field(default_factory=dict)
     statuses: list[dict[str, str]] = field(default_factory=list)  # Twilio status callbacks seen
     dtmf: list[str] = field(default_factory=list)  # keys the caller pressed, in order
+    dtmf_at: list[float] = field(default_factory=list)  # when each was pressed (seconds since the start)
     routes: list[dict[str, Any]] = field(default_factory=list)  # IVR decisions: {at, via, choice, action, target}
     frames_from_twilio: int = 0
     frames_to_twilio: int = 0
     bad_frames: int = 0
     # OpenAI faults survived: one line per reconnect ("dropped (code 1011)", "session_expired").
     reconnects: list[str] = field(default_factory=list)
+    audio_path: str = ""  # the call's stereo WAV when LLC_RECORD_AUDIO is on (llc/call/recording.py)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["turns"] = [{"speech_stopped_at": t.speech_stopped_at, "ms": t.ms} for t in self.turns]
+        data["turns"] = [{"speech_stopped_at": t.speech_stopped_at, "ms": t.ms, "first_audio_at": t.first_audio_at,
+                          "vad_wait_ms": t.vad_wait_ms, "relay_ms": t.relay_ms} for t in self.turns]
         return data

@@ -20,6 +20,7 @@ from llc import metrics
 from llc.config import LOOPBACK_HOSTS, Settings
 from llc.log import get_logger
 from llc.web import debug
+from llc.web.console import console_blueprint
 from llc.web.security import bearer_refusal
 from llc.web.server import Server
 
@@ -51,6 +52,7 @@ def create_admin_app(server: Server) -> QuartTrio:
         return Response(body, content_type=content_type)
 
     debug.register(app)
+    app.register_blueprint(console_blueprint(server))  # /console/ (docs/console.md)
     return app
 
 
@@ -75,7 +77,7 @@ async def serve_admin(server: Server, app: QuartTrio, *,
                           "port (or stop what holds it)", config.bind[0], failure.strerror or failure)
             raise
         server.admin_url = binds[0]
-        log.info("admin surface (/metrics, /debug)", extra={"binds": binds, "token_required": host not in LOOPBACK_HOSTS})
+        log.info("admin surface (/metrics, /debug, /console/)", extra={"binds": binds, "token_required": host not in LOOPBACK_HOSTS})
         task_status.started(binds)
 
 

@@ -9,6 +9,7 @@ and reads the child's CPU (utime + stime) from /proc/<pid>/stat and its RSS from
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,8 +22,9 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # What `llc bench` can put under test: extra settings for `llc serve` by name. The product has
-# one media path (the fast engine through PORT's front door), so there is one entry.
-ENGINES: dict[str, dict[str, str]] = {"fast": {}}
+# one media path (the fast engine through PORT's front door); "recording" is that path with call
+# audio on (LLC_RECORD_AUDIO, into a scratch folder removed when the server stops).
+ENGINES: dict[str, dict[str, str]] = {"fast": {}, "recording": {"LLC_RECORD_AUDIO": "on"}}
 
 
 # The relay public samples show (FastAPI + uvicorn[standard] + websockets), measured in the
@@ -86,6 +88,7 @@ class ServerProcess:
     port: int
     log_path: Path
     admin_port: int = 0  # the admin listener (/metrics, /debug/tasks)
+    scratch: str | None = None  # the recordings folder of a "recording" run
 
     @property
     def pid(self) -> int:
@@ -117,6 +120,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | None = None,
@@ -131,11 +136,14 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
                LLC_STREAM_ADMISSION="off", LLC_ADMIN_PORT=str(admin_port))
     env.update(ENGINES.get(engine, {}))
     env.update(extra_env or {})
+    scratch = tempfile.mkdtemp(prefix="llc-bench-rec-") if env.get("LLC_RECORD_AUDIO") else None
+    if scratch:
+        env["LLC_RECORDINGS_DIR"] = scratch
     log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
     module = "llc.kit.bench.reference_relay" if engine == REFERENCE else "llc.cli"
     proc = subprocess.Popen([sys.executable, "-m", module] + ([] if engine == REFERENCE else ["serve"]),
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    server = ServerProcess(proc, port, Path(log.name), admin_port)
+    server = ServerProcess(proc, port, Path(log.name), admin_port, scratch)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

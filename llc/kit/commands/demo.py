@@ -1,27 +1,87 @@
-"""`llc demo`: a whole simulated call on loopback, no keys, no network."""
+"""`llc demo`: a whole simulated call on loopback, no keys, no network, shown as it happens.
+
+The call's record goes to the database `llc calls` reads (``--db``, else LLC_DB_URL, else
+llc.db), so a new user can look at it afterwards; ``--console`` keeps a server up on that
+database with the call console's URL printed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import trio
 
 from llc.log import setup_logging
 
+CONSOLE_WAIT_NOTE = "Ctrl-C stops it."
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    from llc.config import load_settings
+
+    return args.db or load_settings().db_url
+
+
+def _where(db_url: str) -> str:
+    return str(Path(db_url).resolve()) if "://" not in db_url and db_url != ":memory:" else db_url
+
 
 def run(args: argparse.Namespace) -> int:
-    from llc.kit.demo import render, run_demo
+    from llc.kit.demo import LiveView, render, render_mode, run_demo
 
     setup_logging("text", "INFO" if args.verbose else "WARNING")
+    db_url = _db_url(args)
+    tty = sys.stdout.isatty()
+    view = LiveView(print, tty=tty, progress=lambda s: (sys.stdout.write(s), sys.stdout.flush()))
     if args.scenario:
-        from llc.kit.sim.modes import render as render_mode, run_mode
+        from llc.kit.sim.modes import run_mode
 
-        run = trio.run(lambda: run_mode(args.scenario, ttfb_ms=args.ttfb_ms, silence_ms=args.silence_ms))
-        render_mode(run)
-        return 0 if run.record["transcript"] and not run.openai_errors else 1
-    demo = trio.run(run_demo, args.shape, args.ttfb_ms, args.silence_ms)
-    render(demo, args.shape, args.ttfb_ms, args.silence_ms)
-    return 0 if demo.ok else 1
+        run = trio.run(lambda: run_mode(args.scenario, ttfb_ms=args.ttfb_ms, silence_ms=args.silence_ms,
+                                        db_url=db_url, watch=view.watch))
+        view.finish()
+        print()
+        ok = render_mode(run.record, run.twilio_call.dialed, run.messages, run.tickets, run.openai_errors, live=True)
+        sid = run.record["call_sid"]
+    else:
+        demo = trio.run(lambda: run_demo(args.shape, args.ttfb_ms, args.silence_ms, db_url=db_url, watch=view.watch))
+        view.finish()
+        print()
+        render(demo, args.shape, args.ttfb_ms, args.silence_ms, live=True)
+        ok, sid = demo.ok, demo.record.call_sid
+    print()
+    print(f"The call's record is stored in {_where(db_url)}: `llc calls show {sid}` prints it"
+          + ("" if args.db is None else f" (add --db {args.db})") + ".")
+    if args.console:
+        return _serve_console(db_url, args.console_port, sid) or (0 if ok else 1)
+    print("`llc demo --console` also opens the call console on it.")
+    return 0 if ok else 1
+
+
+def _serve_console(db_url: str, port: int, sid: str) -> int:
+    """Keep a server up on the demo's database, for its console, until Ctrl-C."""
+    from llc.config import Settings
+    from llc.profile import load_profile
+    from llc.web.app import serve
+    from llc.web.server import build_server
+
+    # OpenAI stays on a loopback address nothing answers: this server is for looking, not calling.
+    settings = Settings(port=port, db_url=db_url, openai_realtime_url="ws://127.0.0.1:9/realtime")
+
+    async def main() -> None:
+        state = build_server(settings, load_profile())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve, state)
+            base = state.admin_url  # the admin listener (loopback): the console is never on the public port
+            print(f"Call console: {base}/console/  (this call: {base}/console/calls/{sid})")
+            print(CONSOLE_WAIT_NOTE, flush=True)
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        print()
+    return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +90,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ttfb-ms", type=int, default=300, help="simulated model time to first audio byte")
     p.add_argument("--silence-ms", type=int, default=400, help="simulated end-of-turn silence the VAD waits for")
     p.add_argument("--scenario", choices=["ivr", "receptionist", "csr"],
-                   help="an inbound mode end to end instead (scripted caller, DTMF, tools, in-memory database)")
+                   help="an inbound mode end to end instead (scripted caller, DTMF, tools)")
+    p.add_argument("--db", help="where the call's record goes (default: LLC_DB_URL, else llc.db)")
+    p.add_argument("--console", action="store_true",
+                   help="afterwards keep a server up with the call console on the demo's database")
+    p.add_argument("--console-port", type=int, default=0, help="the console server's port (default: a free one)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the server's log lines")
     p.set_defaults(func=run)

@@ -4,13 +4,14 @@ Each script dials the number the bundled scenarios file maps to its mode, speaks
 keys (DTMF) like a person would, while the fake OpenAI answers from a matching script (its
 tool calls included). The runner starts the fake OpenAI, the fake Twilio REST API (so a
 transfer really redirects the call), the real server with a database, and returns what was
-stored: the call record, messages and tickets. `llc demo --scenario NAME` and the tests use it.
+stored: the call record, messages and tickets. `llc demo --scenario NAME` (which prints it:
+llc/kit/demo.py) and the tests use it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import trio
 
@@ -20,7 +21,7 @@ from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCa
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio
 from llc.web.app import serve
-from llc.web.server import build_server
+from llc.web.server import Server, build_server
 
 SALES = "+15550102001"
 
@@ -82,7 +83,7 @@ class ModeRun:
 
 async def run_mode(name: str, *, db_url: str = ":memory:", script: ModeScript | None = None,
                    settings: dict[str, Any] | None = None, ttfb_ms: int = 50, silence_ms: int = 200,
-                   log_level: str = "WARNING") -> ModeRun:
+                   log_level: str = "WARNING", watch: Callable[[Server], Awaitable[None]] | None = None) -> ModeRun:
     """Play ``SCRIPTS[name]`` (or ``script``) through the real server; bounded to 60 s."""
     script = script or SCRIPTS[name]
     fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=ttfb_ms, end_of_turn_silence_ms=silence_ms, replies=list(script.replies),
@@ -99,6 +100,8 @@ async def run_mode(name: str, *, db_url: str = ":memory:", script: ModeScript | 
             state = build_server(Settings(**opts), load_profile())
             binds = await nursery.start(serve, state)
             await state.store.seed()
+            if watch is not None:  # `llc demo --scenario`: prints the call as it happens
+                nursery.start_soon(watch, state)
             caller = FakeCaller(binds[0], CallerScript(turns=script.turns, wait_first_reply=script.wait_first_reply,
                                                        max_call_s=25),
                                 from_number=script.caller, to_number=script.called,
@@ -113,35 +116,3 @@ async def run_mode(name: str, *, db_url: str = ":memory:", script: ModeScript | 
     state.store.close()
     errors = [e for s in fake.sessions for e in s.errors_sent]
     return ModeRun(stored, result, call, messages, tickets, errors)
-
-
-def render(run: ModeRun, out: Any = print) -> None:
-    rec = run.record
-    out(f"llc demo --scenario {rec['scenario']}: call {rec['call_sid']} from {rec['from_number']} to {rec['to_number']}")
-    out(f"path: {rec['path']}   ended: {rec['end_reason']}   keys pressed: {''.join(rec['dtmf']) or '-'}")
-    out("")
-    out("Transcript")
-    for line in rec["transcript"]:
-        out(f"  {line['at']:6.2f}s  {line['role']:<6}  {line['text']}")
-    if rec["routes"]:
-        out("")
-        out("IVR routing")
-        for r in rec["routes"]:
-            out(f"  {r['at']:6.2f}s  {r['via']:<6}  {r['choice']!r} -> {r['action']} {r['target']}")
-    out("")
-    out("Tool calls")
-    for t in rec["tool_calls"] or []:
-        out(f"  {t['name']}({t['arguments']}) -> {t['error'] or t['output']}  [{t['ms']} ms]")
-    if run.twilio_call.dialed:
-        out(f"  Twilio redirected the call: <Dial> {', '.join(run.twilio_call.dialed)}")
-    for label, rows in (("Messages", run.messages), ("Tickets", run.tickets)):
-        if rows:
-            out("")
-            out(f"{label} stored in the database")
-            for row in rows:
-                out("  " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "created_at"))
-    out("")
-    out("latency per turn (server: caller stopped -> first agent audio): "
-        + ", ".join(f"{t['ms']} ms" for t in rec["turns"] if t["ms"] is not None))
-    ok = bool(rec["transcript"]) and not run.openai_errors and rec["end_reason"] in ("caller_hangup", "twilio_closed")
-    out("demo OK" if ok else f"demo FAILED (OpenAI errors: {run.openai_errors})")

@@ -1,0 +1,117 @@
+"""What the caller heard: an agent line cut by a barge-in, whichever of the two arrives first."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+
+from llc.core.actions import ToTwilio
+from llc.core.call import CallCore
+from llc.core.dialect import GA
+from llc.core.journal import heard_text
+from llc.core.session import SessionSpec
+from llc.core import frames as tw
+from llc.kit.sim.audio import speech_like
+
+START = tw.Start("MZ1", "CA1", "AC1", {})
+DELTA_100MS = "A" * 1068 + "=="  # 800 bytes of audio: 100 ms at 8 kHz mu-law
+REPLY = "We open at nine tomorrow morning and close at five in the afternoon."
+
+
+def live_core() -> CallCore:
+    core = CallCore(GA, SessionSpec())
+    core.on_twilio(START, 0.0)
+    core.on_openai_open()
+    core.on_openai({"type": "session.updated"}, 0.2)
+    return core
+
+
+def speak(core: CallCore, item: str, response: str, deltas: int, now: float) -> list[str]:
+    """The service sends ``deltas`` x 100 ms of audio for ``item``; returns the marks llc sent."""
+    core.on_openai({"type": "response.created", "response": {"id": response}}, now)
+    marks = []
+    for _ in range(deltas):
+        for a in core.on_openai({"type": "response.output_audio.delta", "item_id": item, "response_id": response,
+                                 "delta": DELTA_100MS}, now):
+            frame = orjson.loads(a.text) if isinstance(a, ToTwilio) else {}
+            if frame.get("event") == "mark":
+                marks.append(frame["mark"]["name"])
+    for a in core.on_openai({"type": "response.output_audio.done", "item_id": item, "response_id": response}, now):
+        marks.append(orjson.loads(a.text)["mark"]["name"])
+    return marks
+
+
+def transcript_done(core: CallCore, item: str, response: str, now: float) -> None:
+    core.on_openai({"type": "response.output_audio_transcript.done", "item_id": item, "response_id": response,
+                    "transcript": REPLY}, now)
+
+
+def test_transcript_before_the_barge_in_still_marks_the_line_interrupted_with_heard_ms() -> None:
+    core = live_core()
+    marks = speak(core, "item_a", "resp_a", 40, 1.0)  # 4 s of reply, sent faster than real time
+    transcript_done(core, "item_a", "resp_a", 1.1)  # the transcript comes while the audio still plays
+    line = core.record.transcript[-1]
+    assert (line.interrupted, line.generated_ms) == (False, 4000)
+    for name in marks[:10]:  # Twilio confirms 1,000 ms played, then the caller talks over the rest
+        core.on_twilio(tw.Mark(name), 2.0)
+    core.on_openai({"type": "input_audio_buffer.speech_started"}, 2.1)
+    [barge] = core.record.barge_ins
+    assert (barge.item_id, barge.heard_ms) == ("item_a", 1000)
+    assert line.interrupted and (line.heard_ms, line.generated_ms) == (1000, 4000)
+    assert line.text == REPLY  # the whole generated text kept beside the estimate
+    assert line.heard_text == "We open at nine…"  # a quarter of the text: cut at a word boundary
+    saved = core.record.as_dict()["transcript"][-1]
+    assert (saved["interrupted"], saved["heard_ms"], saved["generated_ms"]) == (True, 1000, 4000)
+
+
+def test_transcript_after_the_barge_in_finds_the_cut_waiting_and_counts_muted_audio() -> None:
+    core = live_core()
+    marks = speak(core, "item_b", "resp_b", 20, 1.0)
+    for name in marks[:5]:
+        core.on_twilio(tw.Mark(name), 1.5)
+    core.on_openai({"type": "input_audio_buffer.speech_started"}, 1.6)
+    # The service had not finished: 20 more deltas arrive after the cut and are never played.
+    for _ in range(20):
+        assert core.on_openai({"type": "response.output_audio.delta", "item_id": "item_b", "response_id": "resp_b",
+                               "delta": DELTA_100MS}, 1.7) == []
+    transcript_done(core, "item_b", "resp_b", 1.8)
+    line = core.record.transcript[-1]
+    assert line.interrupted and (line.heard_ms, line.generated_ms) == (500, 4000)
+    assert line.heard_text and line.heard_text.endswith("…") and len(line.heard_text) < len(REPLY) // 4 + 2
+
+
+def test_a_line_heard_to_the_end_is_not_interrupted_and_gets_its_heard_ms_at_the_end() -> None:
+    core = live_core()
+    marks = speak(core, "item_c", "resp_c", 10, 1.0)
+    transcript_done(core, "item_c", "resp_c", 1.1)
+    for name in marks:
+        core.on_twilio(tw.Mark(name), 2.5)
+    core.on_openai({"type": "response.done", "response": {"id": "resp_c"}}, 2.5)
+    core.on_openai({"type": "input_audio_buffer.speech_started"}, 3.0)  # the caller's next turn: no barge-in
+    core.end()
+    line = core.record.transcript[-1]
+    assert not core.record.barge_ins
+    assert (line.interrupted, line.heard_ms, line.generated_ms, line.heard_text) == (False, 1000, 1000, None)
+
+
+def test_turn_waterfall_vad_wait_is_the_caller_audio_since_the_last_loud_frame() -> None:
+    core = live_core()
+    loud, quiet = base64.b64encode(speech_like(20)).decode(), base64.b64encode(b"\xff" * 160).decode()
+    for payload in [loud] * 30 + [quiet] * 25:  # 0.6 s of speech, then 0.5 s of silence
+        core.on_twilio(tw.Media(payload), 1.0)
+    core.on_openai({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1100}, 1.0)
+    core.on_openai({"type": "response.output_audio.delta", "item_id": "i", "response_id": "r", "delta": DELTA_100MS}, 1.4)
+    [turn] = core.record.turns
+    assert turn.vad_wait_ms == 500.0 and turn.ms == 400.0
+    for payload in [quiet] * 300:  # nothing loud in the frames kept: the record does not guess
+        core.on_twilio(tw.Media(payload), 2.0)
+    core.on_openai({"type": "input_audio_buffer.speech_stopped"}, 2.0)
+    assert core.record.turns[-1].vad_wait_ms is None
+
+
+def test_heard_text_estimate_cuts_at_words_and_handles_the_edges() -> None:
+    assert heard_text("one two three four", 0, 1000) == ""
+    assert heard_text("one two three four", 1000, 1000) == "one two three four"
+    assert heard_text("one two three four", 500, 1000) == "one two…"
+    assert heard_text("one two", 300, None) == "one two"  # nothing to scale by: the whole line
