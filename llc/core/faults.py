@@ -21,13 +21,20 @@ SUMMARY_CHARS = 1500
 
 def summary(transcript: Sequence[TranscriptLine]) -> str:
     """A short summary of the conversation so far, for the model of a replacement session."""
-    lines = [f"{'Caller' if t.role == 'caller' else 'You'}: {t.text}" for t in transcript[-SUMMARY_LINES:]]
+    # What the caller heard of an interrupted reply, not the words that were never played.
+    lines = [f"{'Caller' if t.role == 'caller' else 'You'}: {_heard(t)}" for t in transcript[-SUMMARY_LINES:]]
     body = "\n".join(lines)
     if len(body) > SUMMARY_CHARS:
         body = "…" + body[-SUMMARY_CHARS:]
     head = ("The phone call is already in progress; the connection to you was briefly interrupted. "
             "Continue the conversation naturally: do not greet the caller again or mention the interruption.")
     return head + ("\nThe conversation so far:\n" + body if body else "\nNothing has been said yet.")
+
+
+def _heard(line: TranscriptLine) -> str:
+    if line.interrupted and line.heard_text is not None:
+        return f"{line.heard_text} (cut off by the caller)"
+    return line.text
 
 
 def context_item(text: str) -> dict[str, Any]:

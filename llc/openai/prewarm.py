@@ -12,6 +12,7 @@ its call or its timeout.
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 from collections import deque
@@ -60,6 +61,7 @@ class _Entry:
     released: trio.Event = field(default_factory=trio.Event)  # the call is done with the socket
     timings: dict[str, float] = field(default_factory=dict)  # seconds after creation
     hold_s: float = HOLD_S  # a ready session waits at most this long for its stream
+    fault: bool = False  # OpenAI failed it (not a call that ended or a server stopping)
 
 
 @dataclass
@@ -234,12 +236,14 @@ class WarmRegistry:
             if entry.call_sid and self._by_call.get(entry.call_sid) == entry.key:
                 del self._by_call[entry.call_sid]
             self._live.discard(entry)
-            log.info("warm session closed", extra={
+            # A failed warm session costs the call latency: worth a warning, not a line among many.
+            log.log(logging.WARNING if entry.fault else logging.INFO,
+                    "warm session closed", extra={
                 "purpose": entry.purpose, "outcome": entry.state, "reason": entry.reason,
                 "call_sid": entry.call_sid, "seconds": round(trio.current_time() - entry.created, 3)})
 
     def _fail(self, entry: _Entry, reason: str) -> None:
-        entry.state, entry.reason = "failed", entry.reason or reason
+        entry.state, entry.reason, entry.fault = "failed", entry.reason or reason, True
         entry.settled.set()
 
     async def _warm(self, entry: _Entry) -> None:
@@ -279,7 +283,7 @@ class WarmRegistry:
                     try:
                         text = await entry.transport.receive_text()
                     except TransportClosed as exc:
-                        entry.state = "failed"
+                        entry.state, entry.fault = "failed", True
                         entry.reason = f"dropped by OpenAI while ringing (code {exc.code})"
                         log.warning("warm session %s; the call will connect cold", entry.reason)
                         return

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import orjson
 import pytest
 import trio
@@ -48,6 +50,7 @@ RUNS_IN = {
     "llc call": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc calls": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc calls show": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
+    "llc calls audio": "tests/e2e/test_call_audio.py::test_barge_in_after_the_transcript_is_recorded_as_heard_and_the_wav_is_cut_there",
     "llc messages": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc db init": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc db seed": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
@@ -81,7 +84,7 @@ class Documented:
 
 def _key(args: list[str]) -> str:
     words = ["llc", args[0]]
-    if len(args) > 1 and (args[0] in _GROUPS or (args[0] == "calls" and args[1] == "show")):
+    if len(args) > 1 and (args[0] in _GROUPS or (args[0] == "calls" and args[1] in ("show", "audio"))):
         words.append(args[1])
     return " ".join(words)
 
@@ -278,12 +281,37 @@ def test_demo_examples_run(tmp_path: Path) -> None:
     examples = _examples("llc demo")
     assert {"llc demo", "llc demo --shape flat", "llc demo --scenario ivr"} <= set(examples)
     env = _env(tmp_path)
-    procs = {c: subprocess.Popen([sys.executable, "-m", "llc.cli", *shlex.split(c)[1:], "--ttfb-ms", "50",
-                                  "--silence-ms", "200"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for c in examples}
+    procs = {}
+    for c in examples:  # each in its own folder: each demo keeps its record in ./llc.db
+        (where := tmp_path / c.replace(" ", "_")).mkdir()
+        procs[c] = subprocess.Popen([sys.executable, "-m", "llc.cli", *shlex.split(c)[1:], "--ttfb-ms", "50",
+                                     "--silence-ms", "200"], env=env, cwd=where, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
     for command, proc in procs.items():
+        if "--console" in command:  # stays up with the console until Ctrl-C: look at it, then stop it
+            _console_demo_answers(proc, command)
+            continue
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0 and "demo OK" in out and "Traceback" not in err, f"{command}\n{out}\n{err}"
+
+
+def _console_demo_answers(proc: subprocess.Popen[str], command: str) -> None:
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(line.startswith("Call console:") for line in seen):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+    console = next((line for line in seen if line.startswith("Call console:")), None)
+    assert console is not None and "demo OK" in "".join(seen), f"{command}\n{''.join(seen)}"
+    call_url = console.split("this call: ", 1)[1].rstrip(")\n ")
+    page = httpx.get(call_url, timeout=10)
+    assert page.status_code == 200 and call_url.rsplit("/", 1)[1] in page.text
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err, err
 
 
 def test_capacity_and_prewarm_benches_run(tmp_path: Path) -> None:

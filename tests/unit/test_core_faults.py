@@ -207,3 +207,10 @@ def test_a_tool_finishing_after_openai_is_gone_for_good_sends_nothing() -> None:
     assert core.phase == "apology"
     assert core.on_tool_result("c1", '{"ok": true}', 2.0) == []
     assert core.record.tool_calls[-1].error == "the OpenAI session was lost before the tool finished"
+
+
+def test_summary_gives_a_replacement_session_what_the_caller_heard_of_a_cut_reply() -> None:
+    cut = TranscriptLine("agent", "We open at nine and close at five on weekdays.", 1.0, interrupted=True)
+    cut.heard_text = "We open at nine"
+    text = faults.summary([TranscriptLine("caller", "When do you open?", 0.0), cut])
+    assert "We open at nine (cut off by the caller)" in text and "close at five" not in text

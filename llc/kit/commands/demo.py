@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -67,12 +68,14 @@ def _serve_console(db_url: str, port: int, sid: str) -> int:
     from llc.web.server import build_server
 
     # OpenAI stays on a loopback address nothing answers: this server is for looking, not calling.
-    settings = Settings(port=port, db_url=db_url, openai_realtime_url="ws://127.0.0.1:9/realtime")
+    # The console lives on the admin listener: --console-port is its port; the public one is free.
+    settings = Settings(port=0, admin_port=port, db_url=db_url, openai_realtime_url="ws://127.0.0.1:9/realtime")
 
     async def main() -> None:
         state = build_server(settings, load_profile())
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve, state)
+            # Ctrl-C drains and stops the server (nothing is in flight): a clean exit, no traceback.
+            await nursery.start(partial(serve, state, handle_signals=True))
             base = state.admin_url  # the admin listener (loopback): the console is never on the public port
             print(f"Call console: {base}/console/  (this call: {base}/console/calls/{sid})")
             print(CONSOLE_WAIT_NOTE, flush=True)
