@@ -109,7 +109,13 @@ class CallCore:
 
     def on_twilio_text(self, text: str | bytes, now: float) -> list[Action]:
         try:
-            event = tw.parse(text)
+            frame = tw.load(text)
+            payload = tw.inbound_payload(frame)
+            if payload is not None and self.phase == "live" and self.stream_sid:
+                # Nearly every frame: straight through, no event object (what _on_media does).
+                self.record.frames_from_twilio += 1
+                return [_append(payload)]
+            event = tw.from_json(frame)
         except tw.FrameError as exc:
             return self.on_bad_frame(str(exc))
         return self.on_twilio(event, now)
@@ -197,6 +203,8 @@ class CallCore:
             event = orjson.loads(text)
         except orjson.JSONDecodeError:
             return [Log("warning", "OpenAI sent a frame that is not JSON; ignored")]
+        if type(event) is dict and event.get("type") in _AUDIO_DELTAS:
+            return self._on_audio_delta(event, now)  # nearly every event: straight to its handler
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             return [Log("warning", "OpenAI sent an event without a type; ignored")]
         return self.on_openai(event, now)
@@ -459,6 +467,8 @@ class CallCore:
         return [ToOpenAI(json_text(update)), Log("info", "switched scenario", {"scenario": lever.scenario})]
 
 
+# Both shapes' names of the audio delta (a tuple: an unhashable "type" must not raise).
+_AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 _LOST = "the OpenAI session was lost before the tool finished"
 
 
