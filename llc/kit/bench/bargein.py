@@ -8,7 +8,10 @@ on one clock. Each call is a chain of barge-ins: the caller lets the agent talk 
   ``clear`` that reaches the caller (both legs and the core's decision: what llc adds);
 - onset → clear: the caller's first speech frame to the clear at the caller (adds the
   simulator's VAD, which needs ``speech_start_frames`` x 20 ms of audio);
-- agent audio heard after onset: talked-over ms that still played at the caller.
+- agent audio heard after onset: talked-over ms that still played at the caller;
+- truncate accuracy: the truncate's ``audio_end_ms`` minus what the caller had heard of the
+  item when the clear reached it, by the caller's playout clock (negative: the model is told
+  less was heard than was).
 
 Calls start staggered so the fake's sessions map to calls by order (checked, not assumed).
 """
@@ -24,6 +27,7 @@ import trio
 
 from llc.kit.bench.server_proc import ENGINES, start_server
 from llc.kit.bench.stats import percentile
+from llc.kit.sim.audio import BYTES_PER_MS
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
 
@@ -32,6 +36,25 @@ LONG_REPLY = (
     "from ten until two on Saturdays, and we are closed on Sundays and public holidays."
 )
 STAGGER_S = 0.15
+
+
+class _ClockedCaller(FakeCaller):
+    """A fake caller that notes, at each clear, how many ms of the interrupted reply it heard.
+
+    The reply's audio starts at its anchor (the caller's speech end: nothing is buffered then,
+    the previous reply was cleared or played out), so heard = played since the anchor.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.heard_at_clear_ms: list[float] = []
+
+    def _handle(self, raw: str | bytes) -> list[str]:
+        if (b'"event":"clear"' if isinstance(raw, bytes) else '"event":"clear"') in raw:
+            reply = self._reply
+            played = self._playout.played_bytes - (reply.anchor_played if reply is not None else 0)
+            self.heard_at_clear_ms.append(played / BYTES_PER_MS)
+        return super()._handle(raw)
 
 
 @dataclass
@@ -64,21 +87,24 @@ async def _loop_lag(samples: list[float], period: float = 0.01) -> None:
         samples.append((trio.current_time() - due) * 1000)
 
 
-async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, engine: str = "fast") -> dict[str, object]:
+async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, engine: str = "fast",
+                    source: str | None = None) -> dict[str, object]:
     fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=ttfb_ms, end_of_turn_silence_ms=300, replies=[LONG_REPLY]))
     results: list[CallResult | None] = [None] * calls
+    callers: list[_ClockedCaller | None] = [None] * calls
     lag: list[float] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_loop_lag, lag)
         await nursery.start(fake.serve)
         # A real `llc serve` process (blocking start: in a thread, so the fake keeps serving).
-        server = await trio.to_thread.run_sync(partial(start_server, engine, fake.url))
+        server = await trio.to_thread.run_sync(partial(start_server, engine, fake.url, source=source))
         base = server.http_url
 
         async def one(i: int) -> None:
             turns = [CallerTurn("What are your hours?")] + [CallerTurn("Sorry, one more thing", barge_in_after_ms=after_ms)] * barge_ins
             script = CallerScript(turns=turns, agent_done_silence_ms=500, max_call_s=15 + barge_ins * 6)
-            results[i] = await FakeCaller(base, script).run()
+            caller = callers[i] = _ClockedCaller(base, script)
+            results[i] = await caller.run()
 
         async with trio.open_nursery() as calls_nursery:
             for i in range(calls):
@@ -89,12 +115,18 @@ async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, eng
 
     samples: list[BargeInSample] = []
     mismatched = 0
-    for result, session in zip(results, fake.sessions):
-        assert result is not None
+    accuracy: list[float] = []
+    for result, caller, session in zip(results, callers, fake.sessions):
+        assert result is not None and caller is not None
         if len(session.speech_started_at) < len(result.clears):
             mismatched += 1  # session order did not follow call order: do not guess
             continue
         samples.extend(_samples(result, session))
+        # Every barge-in here cuts a reply heard for --after-ms: a truncate, never a delete.
+        if len(session.truncates) == len(caller.heard_at_clear_ms):
+            accuracy += [t["audio_end_ms"] - heard for t, heard in zip(session.truncates, caller.heard_at_clear_ms)]
+        else:
+            mismatched += 1
     server = [s.server_ms for s in samples if s.server_ms is not None]
     onset = [s.onset_ms for s in samples if s.onset_ms is not None]
     heard = [float(s.heard_after_onset_ms) for s in samples]
@@ -108,6 +140,8 @@ async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, eng
         "server_ms": _summary(server),
         "onset_ms": _summary(onset),
         "heard_after_onset_ms": _summary(heard),
+        "truncate_minus_heard_ms": _summary(accuracy),
+        "truncate_abs_error_ms": _summary([abs(a) for a in accuracy]),
         "loadgen_lag_ms": _summary(lag),
     }
 
@@ -124,6 +158,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--after-ms", type=int, default=800, help="agent audio the caller hears before talking over it")
     p.add_argument("--ttfb-ms", type=int, default=300, help="simulated model time to first audio byte")
     p.add_argument("--engine", choices=sorted(ENGINES), default="fast", help="server WebSocket engine setup")
+    p.add_argument("--baseline", metavar="TREE", help="run `llc serve` from this source tree instead (an older build)")
 
 
 def render(r: dict[str, object]) -> str:
@@ -138,13 +173,15 @@ def render(r: dict[str, object]) -> str:
         row("speech_started -> clear at caller (ms)", "server_ms"),
         row("caller onset -> clear at caller (ms)", "onset_ms"),
         row("agent audio heard after onset (ms)", "heard_after_onset_ms"),
+        row("truncate minus heard at clear (ms)", "truncate_minus_heard_ms"),
+        row("|truncate - heard at clear| (ms)", "truncate_abs_error_ms"),
         row("load generator's own loop lag (ms)", "loadgen_lag_ms"),
         "  (a loop lag p99 near the tails above means the load generator, not the server, set them)",
     ])
 
 
 def run(args: argparse.Namespace) -> int:
-    result = trio.run(run_bench, args.calls, args.barge_ins, args.after_ms, args.ttfb_ms, args.engine)
+    result = trio.run(run_bench, args.calls, args.barge_ins, args.after_ms, args.ttfb_ms, args.engine, args.baseline)
     print(render(result))
     ok = result["barge_ins"] and not result["openai_errors"]
     return 0 if ok else 1

@@ -22,6 +22,7 @@ from llc.kit.bench.loadgen import LoadGen
 from llc.kit.bench.stats import percentile
 
 ECHO_PROBES = 2
+BASELINE = "baseline"  # `llc serve` from another source tree (--baseline)
 WARMUP_S = 2.0
 DRAIN_S = 1.0
 
@@ -90,10 +91,10 @@ def _own_cpu() -> float:
 
 
 def measure(engine: str, calls: int, seconds: float, *, echo_url: str, pin: bool = True,
-            warmup_s: float = WARMUP_S) -> RelayResult:
+            warmup_s: float = WARMUP_S, source: str | None = None) -> RelayResult:
     """One run: start a server on ``engine``, hold ``calls`` calls for ``seconds``, tear down."""
     lg = LoadGen()
-    server = sp.start_server(engine, lg.openai_url)
+    server = sp.start_server(engine, lg.openai_url, source=source)
     try:
         if pin and (os.cpu_count() or 1) >= 2:
             # Server on CPU 0, load generator on CPU 1: neither steals the other's core.
@@ -178,6 +179,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "relay when the `compare` extra is installed, for ratios in one run)")
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per engine, alternated; the median run (by CPU) is shown (default 1)")
+    p.add_argument("--baseline", metavar="TREE",
+                   help="also run `llc serve` from this source tree (e.g. `git worktree add /tmp/base main`) as "
+                        "engine 'baseline', alternated with the others: before and after in one run")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to separate CPUs")
 
 
@@ -193,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
     if sp.REFERENCE in engines and not sp.reference_available():
         print("llc bench relay: the reference relay needs FastAPI and uvicorn[standard]: pip install -e '.[compare]'")
         return 2
+    if args.baseline:
+        if not os.path.isfile(os.path.join(args.baseline, "llc", "cli.py")):
+            print(f"llc bench relay: --baseline {args.baseline} is not a source tree of llc (no llc/cli.py in it)")
+            return 2
+        engines = [BASELINE] + engines
     echo, echo_url = sp.start_echo()
     runs: dict[str, list[RelayResult]] = {e: [] for e in engines}
     try:
@@ -200,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
         for i in range(args.repeat):
             for engine in engines:
                 print(f"measuring {engine}: {args.calls} calls (run {i + 1} of {args.repeat}) ...", flush=True)
-                r = measure(engine, args.calls, args.seconds, echo_url=echo_url, pin=not args.no_pin)
+                r = measure(engine, args.calls, args.seconds, echo_url=echo_url, pin=not args.no_pin,
+                            source=args.baseline if engine == BASELINE else None)
                 print(f"  {r.cpu_ms_per_call_s:.2f} ms CPU per call-second", flush=True)
                 runs[engine].append(r)
     finally:

@@ -125,8 +125,12 @@ class ServerProcess:
 
 
 def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> ServerProcess:
-    """Start ``llc serve`` on free ports with ``engine``'s settings; wait until it accepts."""
+                 timeout: float = 30.0, source: str | None = None) -> ServerProcess:
+    """Start ``llc serve`` on free ports with ``engine``'s settings; wait until it accepts.
+
+    ``source``: run the ``llc`` package of that source tree instead (an older build, for a
+    before/after in one run); it shares this environment's dependencies.
+    """
     port, admin_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLC_", "OPENAI_", "TWILIO_"))}
     env.update(PORT=str(port), LLC_HOST="127.0.0.1", OPENAI_REALTIME_URL=openai_url, LLC_LOG_FORMAT="json",
@@ -139,10 +143,12 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
     scratch = tempfile.mkdtemp(prefix="llc-bench-rec-") if env.get("LLC_RECORD_AUDIO") else None
     if scratch:
         env["LLC_RECORDINGS_DIR"] = scratch
+    if source is not None:  # `python -m` puts the working directory first on sys.path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
     log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
     module = "llc.kit.bench.reference_relay" if engine == REFERENCE else "llc.cli"
     proc = subprocess.Popen([sys.executable, "-m", module] + ([] if engine == REFERENCE else ["serve"]),
-                            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=source)
     server = ServerProcess(proc, port, Path(log.name), admin_port, scratch)
     deadline = time.monotonic() + timeout
     while True:
