@@ -57,9 +57,12 @@ def run(args: argparse.Namespace) -> int:
             raise usage from None
         if _inside(exc, lambda e: isinstance(e, OSError) and e.errno == errno.EADDRINUSE) is None:
             raise
-        holders = "; ".join(entry.describe() for entry in listeners(settings.port)) or "another process"
-        log.error("port %s is already taken by %s; see what `llc restart --dry-run` would stop, "
-                  "or set PORT to a free port", settings.port, holders)
+        # PORT or the admin listener's port: name the one that is actually held.
+        name, port = next(((n, p) for n, p in (("PORT", settings.port), ("LLC_ADMIN_PORT", settings.admin_listen_port))
+                           if p and listeners(p)), ("PORT", settings.port))
+        holders = "; ".join(entry.describe() for entry in listeners(port)) or "another process"
+        log.error("%s %s is already taken by %s; see what `llc restart --dry-run` would stop, "
+                  "or set %s to a free port", name, port, holders, name)
         return 1
     finally:
         remove_pid(settings.pid_file)
