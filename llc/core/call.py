@@ -114,6 +114,7 @@ class CallCore:
             if payload is not None and self.phase == "live" and self.stream_sid:
                 # Nearly every frame: straight through, no event object (what _on_media does).
                 self.record.frames_from_twilio += 1
+                self.journal.recent_caller.append(payload)  # as _on_media: the VAD-wait estimate reads it
                 return [_append(payload)]
             event = tw.from_json(frame)
         except tw.FrameError as exc:

@@ -49,3 +49,10 @@ def test_marks_are_echoed_like_twilio_and_coalesced_by_the_server() -> None:
 def test_reference_relay_relays_both_ways() -> None:
     r = short_run(sp.REFERENCE, 3, 1.5)
     assert r.lost == 0 and r.to_openai.n >= 150 and r.to_twilio.n >= 150
+
+
+def test_core_bench_prints_the_cost_per_frame_both_ways(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "core", "--frames", "200", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split("->")[0].strip(): float(line.split()[-1]) for line in out.splitlines() if "->" in line}
+    assert set(lines) == {"Twilio media frame", "OpenAI audio delta"} and all(0 < v < 1000 for v in lines.values())

@@ -64,6 +64,7 @@ RUNS_IN = {
     "llc bench capacity": "tests/e2e/test_docs_examples.py::test_capacity_and_prewarm_benches_run",
     "llc bench prewarm": "tests/e2e/test_docs_examples.py::test_capacity_and_prewarm_benches_run",
     "llc bench bargein": "tests/e2e/test_bench_bargein.py::test_bargein_bench_short",
+    "llc bench core": "tests/e2e/test_bench.py::test_core_bench_prints_the_cost_per_frame_both_ways",
     "llc soak": "tests/e2e/test_soak.py::test_short_soak_is_flat_and_clean",
 }
 _GROUPS = {"snapshot", "bench", "db"}  # subcommands whose second word is the command
