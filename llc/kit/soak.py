@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -190,43 +191,38 @@ async def _idle(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, 
     return await _sample(client, server, t0, done)
 
 
-async def _check_records(report: SoakReport, db_url: str) -> None:
-    """Every call made has its record in the store, with a transcript; tool calls were recorded."""
+async def _stored(db_url: str, sids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """The stored record of each call (None when it has none), read once."""
     store = open_store(db_url)
     try:
         await store.open()
-        for sid in report.call_sids:
-            record = await store.get_call(sid)
-            if record is None:
-                report.failures.append(f"call {sid} has no record in the store")
-            elif not record.get("transcript"):
-                report.failures.append(f"call {sid}'s record has no transcript")
-            else:
-                report.records_checked += 1
-                report.tool_calls += len(record.get("tool_calls") or [])
+        return {sid: await store.get_call(sid) for sid in sids}
     finally:
         store.close()
+
+
+async def _check_records(report: SoakReport, db_url: str) -> None:
+    """Every call made has its record in the store, with a transcript; tool calls were recorded."""
+    for sid, record in (await _stored(db_url, report.call_sids)).items():
+        if record is None:
+            report.failures.append(f"call {sid} has no record in the store")
+        elif not record.get("transcript"):
+            report.failures.append(f"call {sid}'s record has no transcript")
+        else:
+            report.records_checked += 1
+            report.tool_calls += len(record.get("tool_calls") or [])
     if report.call_sids and report.tool_calls == 0:
         report.failures.append("no tool call was recorded: the soak did not exercise the tool loop")
 
 
 async def _check_fault_records(report: SoakReport, faults: FaultReport, db_url: str) -> None:
     """Faulted calls are recorded with their designed outcome; stalled OpenAI legs were replaced."""
-    store = open_store(db_url)
-    try:
-        await store.open()
-        for sid in faults.silent_call_sids:
-            record = await store.get_call(sid)
-            if record is None:
-                report.failures.append(f"fault twilio_silent: call {sid} has no record")
-            elif record.get("end_reason") != "twilio_silent":
-                report.failures.append(f"fault twilio_silent: call {sid} ended {record.get('end_reason')!r}")
-        reconnected = 0
-        for sid in report.call_sids:
-            record = await store.get_call(sid)
-            reconnected += bool(record and record.get("reconnects"))
-    finally:
-        store.close()
+    for sid, record in (await _stored(db_url, faults.silent_call_sids)).items():
+        if record is None:
+            report.failures.append(f"fault twilio_silent: call {sid} has no record")
+        elif record.get("end_reason") != "twilio_silent":
+            report.failures.append(f"fault twilio_silent: call {sid} ended {record.get('end_reason')!r}")
+    reconnected = sum(bool(r and r.get("reconnects")) for r in (await _stored(db_url, report.call_sids)).values())
     # A frozen leg whose caller hung up before the pong deadline needs no reconnect; the callers'
     # own checks (every turn answered, hung up normally, record stored) catch a call left stuck.
     faults.reconnected = reconnected
