@@ -315,6 +315,7 @@ class CallBridge:
                 log.warning("the OpenAI leg answered no ping within LLC_OPENAI_PONG_TIMEOUT_S=%g s: treating it as "
                             "dropped", live.policy.pong_timeout_s)
                 openai.abort(f"no pong within {live.policy.pong_timeout_s:g} s")  # the reader recovers
+                live.openai_opened(now)  # said once: the replacement's own clock starts when it opens
             self._maybe_save_progress()
 
     def _progress_key(self) -> tuple[int, ...]:
