@@ -251,11 +251,21 @@ class CallBridge:
             await keep(transport, None)
 
         started = trio.current_time()
-        async with trio.open_nursery() as race:
-            race.cancel_scope.deadline = started + self.deps.openai_wait_s
-            if plan.warm is not None:
-                race.start_soon(warm_side, plan.warm)
-            race.start_soon(cold_side)
+        try:
+            async with trio.open_nursery() as race:
+                race.cancel_scope.deadline = started + self.deps.openai_wait_s
+                if plan.warm is not None:
+                    race.start_soon(warm_side, plan.warm)
+                race.start_soon(cold_side)
+        except BaseException:
+            # The call ended while the loser was still closing: the winner is nobody's yet.
+            with trio.CancelScope(shield=True):
+                for transport, warm in won:
+                    with trio.move_on_after(CLOSE_TIMEOUT_S):
+                        await transport.close()
+                    if warm is not None:
+                        warm.release()
+            raise
         if won:
             return won[0]
         waited = trio.current_time() - started
@@ -272,6 +282,7 @@ class CallBridge:
             try:
                 text = await self.openai.receive_text()
             except TransportClosed as exc:
+                self.liveness.openai_opened(trio.current_time())  # no ping is owed by a closed socket
                 actions = self.core.on_openai_closed(exc.code, exc.reason)
                 await self.execute(actions)
                 return any(type(a) is ReconnectOpenAI for a in actions)

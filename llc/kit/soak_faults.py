@@ -85,6 +85,7 @@ async def _openai_stall(report: FaultReport, proxy: StallProxy) -> None:
     if not live:
         report.injected["openai_stall"] -= 1  # no call in flight to freeze: not a fault
         return
+    proxy.connections[:] = [c for c in proxy.connections if not c.scope.cancel_called]  # ended ones go
     conn = live[-1]  # the youngest such call: the most of it still to come
     conn.freeze()
     await trio.sleep(FROZEN_FOR_S)
@@ -121,7 +122,7 @@ async def _twilio_silent(report: FaultReport, http_url: str, call_sid: str, boun
                 await trio.sleep(0.02)
             bound = bounds.twilio_idle_s + bounds.slack_s
             took = await _wait_closed(ws, bound)
-    except (httpx.HTTPError, OSError, HandshakeError, ValueError) as exc:
+    except (httpx.HTTPError, OSError, HandshakeError, ConnectionClosed, ValueError) as exc:
         report.failures.append(f"fault twilio_silent: could not open the call: {exc}"[:300])
         return
     report.silent_call_sids.append(call_sid)

@@ -41,8 +41,10 @@ async def connect_openai(settings: Settings) -> Transport:
     headers = dialect(settings.openai_api_shape).connect_headers(key)
     try:
         with trio.fail_after(settings.openai_connect_timeout_s):
-            return await fastws.connect(url, headers, max_size=MAX_MESSAGE_BYTES,
-                                        ssl_context=tls_context() if url.startswith("wss:") else None)
+            ws = await fastws.connect(url, headers, max_size=MAX_MESSAGE_BYTES,
+                                      ssl_context=tls_context() if url.startswith("wss:") else None)
+        ws.send_stall_s = settings.send_stall_s  # a peer that stops reading is a dead leg (LLC_SEND_STALL_S)
+        return ws
     except trio.TooSlowError:
         raise OpenAIConnectError(
             f"no answer from {settings.openai_realtime_url} within {settings.openai_connect_timeout_s:g} s; "

@@ -128,8 +128,7 @@ class Store:
                 detail = (f"the server ({owner}) stopped during the call; closed at its next start, "
                           f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))} UTC")
                 record.update(ended_at=ended, end_reason=SERVER_DIED, end_detail=detail)
-                b.query(sql.CLOSE_CALL, [ended, SERVER_DIED, detail, orjson.dumps(record).decode(), now,
-                                         row["call_sid"]])
+                b.query(sql.CLOSE_CALL, [ended, SERVER_DIED, detail, orjson.dumps(record).decode(), row["call_sid"]])
                 closed.append(row["call_sid"])
             return closed
 

@@ -67,7 +67,9 @@ LIST_CALLS = f"SELECT {', '.join(CALL_COLUMNS)}, instance FROM calls ORDER BY st
 GET_CALL = "SELECT record_json FROM calls WHERE call_sid = ?"
 OPEN_CALLS = "SELECT call_sid, started_at, updated_at, record_json FROM calls WHERE instance = ? AND ended_at IS NULL"
 # `ended_at IS NULL` again: a write that ended the call meanwhile wins over the start-up sweep.
-CLOSE_CALL = ("UPDATE calls SET ended_at = ?, end_reason = ?, end_detail = ?, record_json = ?, updated_at = ? "
+# updated_at is left alone: a final record still waiting in the pending file (stamped after the
+# last progress write) must still win over this sweep when it is replayed later.
+CLOSE_CALL = ("UPDATE calls SET ended_at = ?, end_reason = ?, end_detail = ?, record_json = ? "
               "WHERE call_sid = ? AND ended_at IS NULL")
 
 MESSAGE_COLUMNS = ("created_at", "call_sid", "scenario", "caller_id", "name", "number", "reason", "callback_time")

@@ -80,6 +80,7 @@ class FastWebSocket:
         self._reading = False
         self._closed = False
         self._aborted: TransportClosed | None = None  # why abort() cut the connection
+        self._close_by: float | None = None  # closing: when the peer's close stops being waited for
         self.send_stall_s = SEND_STALL_S
         self.pongs = 0  # pongs received: liveness for the ping the caller of ping() sent
         # True when the last recv emptied the kernel buffer: the next read waits for readiness
@@ -221,9 +222,12 @@ class FastWebSocket:
         try:
             if proto.state is State.CLOSING:
                 # We sent a close (or failed the connection on a bad frame): the peer's close
-                # is a courtesy, waited for within a bound, then the socket goes.
+                # is a courtesy, waited for within one bound from the first wait (a peer that
+                # keeps sending frames must not restart it), then the socket goes.
+                if self._close_by is None:
+                    self._close_by = trio.current_time() + CLOSE_WAIT_S
                 data = None
-                with trio.move_on_after(CLOSE_WAIT_S):
+                with trio.move_on_at(self._close_by):
                     data = await self._recv_some()
                 if data is None:
                     self.abort("the peer did not finish the close handshake")

@@ -134,7 +134,8 @@ async def test_upgrade_without_start_is_closed_and_holds_no_line(start_stack: St
 
 async def test_engine_failure_closes_the_socket_within_the_close_bound(start_stack: StackFactory) -> None:
     """Reproduction 3: after the engine fails a connection (1009 here), the server waited for
-    the peer's close with no bound. A peer that never closes now loses its TCP socket."""
+    the peer's close with no bound. A peer that never closes (and keeps sending, as Twilio does)
+    now loses its TCP socket within the close bound."""
     stack = await start_stack(settings={"max_frame_bytes": 1024})
     port = int(stack.base_url.rsplit(":", 1)[1])
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -148,12 +149,24 @@ async def test_engine_failure_closes_the_socket_within_the_close_bound(start_sta
         await stream.send_all(bytes((0x81, 0x80 | 127)) + length.to_bytes(8, "big") + b"\0\0\0\0" + b"x" * 1000)
         failed = trio.current_time()
         got = b""
-        with trio.fail_after(3):
-            while True:  # the close frame (1009), then EOF: the socket is closed, not held
-                chunk = await stream.receive_some(4096)
-                if not chunk:
-                    break
-                got += chunk
+
+        async def keep_sending() -> None:  # like Twilio: a frame every 20 ms, never a close
+            try:
+                while True:
+                    await stream.send_all(bytes((0x81, 0x80 | 4)) + b"\0\0\0\0" + b"ping")
+                    await trio.sleep(0.02)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_sending)
+            with trio.fail_after(3):
+                while True:  # the close frame (1009), then EOF: the socket is closed, not held
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            nursery.cancel_scope.cancel()
         assert got[:1] == b"\x88" and int.from_bytes(got[2:4], "big") == 1009, got[:8]
         assert trio.current_time() - failed < 2.0
     await no_call_left(stack, 2)

@@ -212,6 +212,23 @@ async def test_close_orphans_closes_this_instances_open_records_only(db_url: str
     theirs.close()
 
 
+async def test_a_final_record_replayed_after_the_crash_sweep_still_wins(db_url: str) -> None:
+    """The call's final record waited in the pending file (the database was down when it ended);
+    the next start's sweep closed the open row as server_died before the replay got through. The
+    replay must still land: the sweep does not make the row look newer than it is."""
+    store = open_store(db_url, instance="a")
+    await store.open()
+    rec = open_call("CAlate")
+    await store.save_call(rec)  # the progress write: open
+    rec.ended_at, rec.end_reason = time.time(), "caller_hangup"
+    final = {**rec.as_dict(), "updated_at": time.time()}  # as the pending file stamps it
+    assert await store.close_orphans() == ["CAlate"]
+    await store.save_call_data(final)  # the replay, after the sweep
+    got = await store.get_call("CAlate")
+    assert got is not None and got["end_reason"] == "caller_hangup"
+    store.close()
+
+
 async def test_an_older_write_never_takes_a_record_back(db_url: str) -> None:
     """A replayed pending record, or a write that outlived its timeout, lands after a newer one:
     ignored. Replaying the same record twice leaves the same row."""
