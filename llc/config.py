@@ -133,6 +133,8 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append("LLC_MAX_FRAME_BYTES must be at least 1024 (a Twilio media frame is ~400 bytes)")
     if s.drain_timeout_s < 0:
         problems.append(f"LLC_DRAIN_TIMEOUT_S={s.drain_timeout_s:g} must be 0 or more (seconds active calls may run on after SIGTERM)")
+    if s.fallback_number is not None and not is_e164(s.fallback_number):
+        problems.append(f"LLC_FALLBACK_NUMBER={s.fallback_number!r} must be an E.164 number like +14155550100")
     if s.drain_fallback_number is not None and not is_e164(s.drain_fallback_number):
         problems.append(f"LLC_DRAIN_FALLBACK_NUMBER={s.drain_fallback_number!r} must be an E.164 number like +14155550100")
     for name, attr in (("OPENAI_CONNECT_TIMEOUT_S", "openai_connect_timeout_s"), ("LLC_WARM_WAIT_S", "warm_wait_s"),

@@ -142,6 +142,10 @@ class Settings:
                                 "a started call that receives nothing from Twilio this long ends (dead leg)")
     start_timeout_s: float = _var("LLC_START_TIMEOUT_S", "calls", float, 5.0,
                                   "a media socket that sends no `start` within this is closed")
+    # Issue 17: a caller whose agent cannot be reached goes to a person instead of the apology.
+    fallback_number: str | None = _var("LLC_FALLBACK_NUMBER", "calls", str, None,
+                                       "when OpenAI cannot be reached at call start, the call is dialled here "
+                                       "(E.164) instead of hearing the apology", unset="the apology, then a hang-up")
     send_stall_s: float = _var("LLC_SEND_STALL_S", "calls", float, 1.0,
                                "a write blocked this long (the peer stopped reading) fails that leg")
     max_frame_bytes: int = _var("LLC_MAX_FRAME_BYTES", "calls", int, 64 * 1024,

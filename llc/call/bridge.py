@@ -34,6 +34,7 @@ from llc.openai.prewarm import WarmSession
 from llc.tools.registry import ToolRegistry
 from llc.core import frames as tw
 from llc.twilio.control import TwilioCallControl
+from llc.twilio.twiml import say_and_dial
 from llc.ws.transport import Transport, TransportClosed
 
 log = get_logger("call")
@@ -42,6 +43,8 @@ log = get_logger("call")
 CLOSE_TIMEOUT_S = 0.5
 # WebSocket close code for a policy violation (RFC 6455): a refused stream.
 POLICY_VIOLATION = 1008
+FALLBACK_MESSAGE = "Sorry, our assistant is not available right now. Connecting you to a person."
+FALLBACK_REDIRECT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class CallDeps:
     liveness: LivenessPolicy = LivenessPolicy()
     openai_wait_s: float = 5.0  # the one wait for a usable OpenAI session at call start
     warm_wait_s: float = 1.0  # then a cold connect starts beside a warm session not yet usable
+    fallback_number: str | None = None  # LLC_FALLBACK_NUMBER: OpenAI unreachable at start -> a person
     recordings: Recordings | None = None  # LLC_RECORD_AUDIO (issue 16): None when off
 
 
@@ -270,10 +274,34 @@ class CallBridge:
             return won[0]
         waited = trio.current_time() - started
         detail = "; ".join(failures) or f"no OpenAI session within OPENAI_CONNECT_TIMEOUT_S={self.deps.openai_wait_s:g} s"
+        if await self._hand_to_fallback(detail):
+            return None
         log.error("OpenAI could not be reached at call start (%s after %.1f s): the caller hears the apology; "
                   "check OPENAI_REALTIME_URL and the network path to OpenAI (status.openai.com)", detail, waited)
         await self.execute(self.core.on_reconnect_failed(detail, reason="openai_unreachable"))
         return None
+
+    async def _hand_to_fallback(self, detail: str) -> bool:
+        """LLC_FALLBACK_NUMBER: a person takes the call the agent cannot (Twilio redirects it and
+        ends the stream). False when none is set or Twilio refused: the apology follows."""
+        number = self.deps.fallback_number
+        if not number or not self.record.call_sid:
+            return False
+        # Said first: Twilio ends the stream (a `stop`) as it redirects, often before the REST
+        # call returns, and the record must not call that a hang-up.
+        self._set_end("openai_unreachable", f"{detail}; handed to LLC_FALLBACK_NUMBER {number}")
+        try:
+            with trio.fail_after(FALLBACK_REDIRECT_S):
+                await self.deps.call_control.redirect(self.record.call_sid, say_and_dial(FALLBACK_MESSAGE, number))
+        except Exception as exc:  # TwilioError, a timeout, the network: the apology instead
+            self.record.end_reason = self.record.end_detail = ""
+            log.error("OpenAI could not be reached and the call could not be handed to LLC_FALLBACK_NUMBER (%s); "
+                      "the caller hears the apology; check the Twilio credentials", exc)
+            return False
+        log.error("OpenAI could not be reached at call start (%s): the call was handed to LLC_FALLBACK_NUMBER; "
+                  "check OPENAI_REALTIME_URL and the network path to OpenAI (status.openai.com)", detail)
+        self._end("openai_unreachable")
+        return True
 
     async def _read_openai(self) -> bool:
         """Relay OpenAI events until its socket closes; True when the core wants a new session."""

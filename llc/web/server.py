@@ -105,6 +105,7 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
     liveness = LivenessPolicy(s.start_timeout_s, s.twilio_idle_s, s.openai_ping_s, s.openai_pong_timeout_s)
     deps = CallDeps(dialect(s.openai_api_shape), partial(connect_openai, s), tools, TwilioCallControl(s),
                     s.max_frame_bytes, s.max_call_s, s.apology_clip, liveness, s.openai_connect_timeout_s, s.warm_wait_s,
+                    s.fallback_number,
                     recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days))
     return Server(s, profile, tools, scenario_set, store, PendingRecords(s.pending_records_path), tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full

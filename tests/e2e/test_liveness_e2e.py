@@ -209,3 +209,26 @@ async def test_openai_unreachable_at_start_one_wait_then_the_apology(start_stack
     first_audio_s = result.media_times[0] - started  # the apology clip
     assert 0.9 <= first_audio_s < 1.6, first_audio_s
     assert trio.current_time() - started < 6
+
+
+async def test_openai_unreachable_with_a_fallback_number_hands_the_call_to_a_person(nursery: trio.Nursery) -> None:
+    """Issue 17: "the caller hears the apology (or is dialled to the fallback number when one is
+    set)". Twilio's REST API redirects the live call to a <Dial>; the record says why."""
+    from tests.helpers.outbound_stack import start_outbound
+
+    with trio.socket.socket() as probe:  # a port nobody listens on: OpenAI refuses at once
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stack = await start_outbound(nursery, settings={"openai_realtime_url": f"ws://127.0.0.1:{port}/v1/realtime",
+                                                    "fallback_number": "+15550100999", "db_url": ":memory:"})
+    caller = FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn(LINES[0])], max_call_s=8, reply_timeout_s=3),
+                        auth_token=stack.twilio.config.auth_token)
+    call = stack.twilio.inbound(caller)
+    result = await caller.run()
+    with trio.fail_after(5):
+        while not stack.state.records:
+            await trio.sleep(0.02)
+    record = stack.state.records[-1]
+    assert result.ended_by == "redirected" and result.heard_audio_ms == 0  # a person, not the chime
+    assert [u["Twiml"] for u in call.updates if "Twiml" in u] and "+15550100999</Dial>" in call.updates[-1]["Twiml"]
+    assert record.end_reason == "openai_unreachable" and "LLC_FALLBACK_NUMBER" in record.end_detail
