@@ -44,11 +44,10 @@ async def handle_media_connection(server: Server, stream: trio.SocketStream) -> 
 async def _upgrade_and_run(server: Server, stream: trio.SocketStream) -> None:
     max_size = max(1024 * 1024, 4 * server.settings.max_frame_bytes)
     ws = await fastws.accept(stream, MEDIA_PATH, max_size=max_size, timeout_s=HANDSHAKE_TIMEOUT_S)
-    if ws is not None:
-        ws.send_stall_s = server.settings.send_stall_s
     if ws is None:
         log.info("refused a connection (not a WebSocket upgrade to %s)", MEDIA_PATH)
         return
+    ws.send_stall_s = server.settings.send_stall_s  # Twilio stops reading: a dead leg, never a held task
     assert ws.request is not None
     try:
         refusal = upgrade_refusal(server, ws.request.path, ws.request.headers)
