@@ -77,14 +77,22 @@ async def run_media_call(server: Server, transport: Transport) -> None:
                 await save_record(server, bridge)
 
 
-async def save_progress(server: Server, record: CallRecord) -> None:
-    """A call in progress, written as it stands (bounded; the final write keeps what fails)."""
+async def _write(server: Server, record: CallRecord) -> str:
+    """One bounded write of a record; "" when it was stored, else why not (in plain words)."""
     with trio.move_on_after(RECORD_WRITE_TIMEOUT_S):
         try:
             await server.store.save_call(record)
         except Exception as exc:
-            records_log.warning("could not write the record of a call in progress (%s); its final record is "
-                                "still written when it ends", exc, extra={"call_sid": record.call_sid})
+            return str(exc) or type(exc).__name__
+        return ""
+    return f"the write took over {RECORD_WRITE_TIMEOUT_S:g} s"
+
+
+async def save_progress(server: Server, record: CallRecord) -> None:
+    """A call in progress, written as it stands (bounded; the final write keeps what fails)."""
+    if failure := await _write(server, record):
+        records_log.warning("could not write the record of a call in progress (%s); its final record is "
+                            "still written when it ends", failure, extra={"call_sid": record.call_sid})
 
 
 async def save_record(server: Server, bridge: CallBridge) -> None:
@@ -96,15 +104,7 @@ async def save_record(server: Server, bridge: CallBridge) -> None:
     record = bridge.record
     if not record.call_sid:
         return  # the stream never started: nothing to file it under
-    failure = ""
-    with trio.move_on_after(RECORD_WRITE_TIMEOUT_S) as scope:
-        try:
-            await server.store.save_call(record)
-        except Exception as exc:
-            failure = str(exc) or type(exc).__name__
-    if scope.cancelled_caught:
-        failure = f"the write took over {RECORD_WRITE_TIMEOUT_S:g} s"
-    if failure:
+    if failure := await _write(server, record):
         await server.pending.add(record.as_dict())
         records_log.error("could not store the call record (%s); kept in %s and written when the database is back",
                           failure, server.pending.path, extra={"call_sid": record.call_sid})
