@@ -10,6 +10,7 @@ hangup, a dropped socket, or a fault.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -25,7 +26,7 @@ from llc.core.call import CallCore
 from llc.core.dialect import Dialect
 from llc.core.levers import Lever
 from llc.core.liveness import Liveness, LivenessPolicy, Verdict
-from llc.core.record import CallRecord
+from llc.core.record import CallRecord, TurnLatency
 from llc.core.session import SessionSpec
 from llc.log import bind_call, get_logger
 from llc.openai.connect import OpenAIConnectError
@@ -35,6 +36,7 @@ from llc.tools.registry import ToolRegistry
 from llc.core import frames as tw
 from llc.twilio.control import TwilioCallControl
 from llc.twilio.twiml import say_and_dial
+from llc.ws.hub import Hub
 from llc.ws.transport import Transport, TransportClosed
 
 log = get_logger("call")
@@ -45,6 +47,17 @@ CLOSE_TIMEOUT_S = 0.5
 POLICY_VIOLATION = 1008
 FALLBACK_MESSAGE = "Sorry, our assistant is not available right now. Connecting you to a person."
 FALLBACK_REDIRECT_S = 5.0
+TWILIO_SEND_FAILED = "the Twilio media socket closed while sending"
+
+
+def _twilio_run(actions: list[Action], i: int) -> tuple[list[str | bytes], int]:
+    """The Twilio frames from ``i`` on that go out in one write; and the index after them."""
+    texts = [actions[i].text]  # type: ignore[union-attr]
+    j = i + 1
+    while j < len(actions) and type(actions[j]) is ToTwilio:
+        texts.append(actions[j].text)  # type: ignore[union-attr]
+        j += 1
+    return texts, j
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,7 @@ class CallDeps:
     warm_wait_s: float = 1.0  # then a cold connect starts beside a warm session not yet usable
     fallback_number: str | None = None  # LLC_FALLBACK_NUMBER: OpenAI unreachable at start -> a person
     recordings: Recordings | None = None  # LLC_RECORD_AUDIO (issue 16): None when off
+    hub: Hub | None = None  # llc.ws.hub: reads plain media sockets without a task wake-up per message
 
 
 class CallToolContext:
@@ -132,6 +146,11 @@ class CallBridge:
         self._saving = False
         # issue 16: call audio, when on; the recorder only keeps frame texts, a thread writes them.
         self.recorder: CallRecorder | None = deps.recordings.start() if deps.recordings is not None else None
+        # The hub's path (messages handled in the hub's task, llc.ws.hub): actions that must wait
+        # (a busy socket, the apology) run here in order, by a task; later ones queue behind them.
+        self._deferred: deque[list[Action]] = deque()
+        self._draining = False
+        self._drained = trio.Event()
 
     async def run(self) -> CallRecord:
         """Run the call to its end; returns the finished record."""
@@ -156,20 +175,39 @@ class CallBridge:
     # ---- tasks ------------------------------------------------------------------------
 
     async def _twilio_reader(self) -> None:
-        max_bytes = self.deps.max_frame_bytes
+        ws, hub = self.twilio, self.deps.hub
         while True:
+            # Parked: the hub reads the socket and calls _on_twilio_now per message; it hands
+            # the socket back for anything that needs this task (a control frame, the end).
+            if hub is not None and self._hub_path() and await hub.park(ws, self._on_twilio_now):
+                await self._settle()  # what the hub's path left waiting goes first (a stop before the close)
+                continue
             try:
-                text = await self.twilio.receive_text()
+                text = await ws.receive_text()
             except TransportClosed as exc:
                 self._end("twilio_closed", f"the Twilio media socket closed (code {exc.code})")
                 return
-            now = self.liveness.twilio_seen = trio.current_time()
-            if len(text) > max_bytes:
-                await self.execute(self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}"))
-                continue
-            if self.recorder is not None:  # issue 16: the caller's leg
-                self.recorder.caller(text)
-            await self.execute(self.core.on_twilio_text(text, now))
+            await self._execute_in_order(self._twilio_actions(text))
+
+    def _hub_path(self) -> bool:
+        """The hub reads the Twilio leg only while OpenAI's can be written without a wait.
+
+        Over ``wss://`` every write to OpenAI goes through Trio's SSLStream and is awaited, so
+        the Twilio leg is read by its task as before (the hub would only hand it back each time).
+        """
+        return self.openai is None or self.openai.nowait
+
+    def _on_twilio_now(self, text: bytes) -> bool:
+        return self._run_or_defer(self._twilio_actions(text))
+
+    def _twilio_actions(self, text: str | bytes) -> list[Action]:
+        now = self.liveness.twilio_seen = trio.current_time()
+        max_bytes = self.deps.max_frame_bytes
+        if len(text) > max_bytes:
+            return self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}")
+        if self.recorder is not None:  # issue 16: the caller's leg
+            self.recorder.caller(text)
+        return self.core.on_twilio_text(text, now)
 
     async def _openai_session(self, plan: CallPlan) -> None:
         warm: WarmSession | None = None
@@ -305,23 +343,40 @@ class CallBridge:
 
     async def _read_openai(self) -> bool:
         """Relay OpenAI events until its socket closes; True when the core wants a new session."""
-        assert self.openai is not None
+        ws, hub = self.openai, self.deps.hub
+        assert ws is not None
         while True:
+            if hub is not None and await hub.park(ws, self._on_openai_now):
+                await self._settle()
+                continue
             try:
-                text = await self.openai.receive_text()
+                text = await ws.receive_text()
             except TransportClosed as exc:
                 self.liveness.openai_opened(trio.current_time())  # no ping is owed by a closed socket
                 actions = self.core.on_openai_closed(exc.code, exc.reason)
-                await self.execute(actions)
+                await self._execute_in_order(actions)
                 return any(type(a) is ReconnectOpenAI for a in actions)
-            received_at, barge_ins = trio.current_time(), len(self.record.barge_ins)
-            turn = self.core.journal.awaiting_first_audio  # issue 16: the turn's relay time, below
-            await self.execute(self.core.on_openai_text(text, received_at))
-            if turn is not None and turn.first_audio_at is not None:  # its first audio went out just now
-                turn.relay_ms = round((trio.current_time() - received_at) * 1000, 3)
-            if len(self.record.barge_ins) > barge_ins:
-                # speech_started in → clear (and truncate) out: the reaction the caller feels.
-                metrics.observe_bargein((trio.current_time() - received_at) * 1000)
+            seen = self._openai_seen()
+            await self._execute_in_order(self.core.on_openai_text(text, seen[0]))
+            self._openai_relayed(*seen)
+
+    def _on_openai_now(self, text: bytes) -> bool:
+        seen = self._openai_seen()
+        done = self._run_or_defer(self.core.on_openai_text(text, seen[0]))
+        self._openai_relayed(*seen)
+        return done
+
+    def _openai_seen(self) -> tuple[float, int, TurnLatency | None]:
+        """When an event came in, and what it is measured against once its actions went out."""
+        # issue 16: the turn still waiting for its first audio gets its relay time below.
+        return trio.current_time(), len(self.record.barge_ins), self.core.journal.awaiting_first_audio
+
+    def _openai_relayed(self, received_at: float, barge_ins: int, turn: TurnLatency | None) -> None:
+        if turn is not None and turn.first_audio_at is not None:  # its first audio went out just now
+            turn.relay_ms = round((trio.current_time() - received_at) * 1000, 3)
+        if len(self.record.barge_ins) > barge_ins:
+            # speech_started in → clear (and truncate) out: the reaction the caller feels.
+            metrics.observe_bargein((trio.current_time() - received_at) * 1000)
 
     # ---- liveness and progress ------------------------------------------------------------
 
@@ -383,28 +438,83 @@ class CallBridge:
     async def execute(self, actions: list[Action]) -> None:
         """Carry out the core's decisions in order (called from any of the call's tasks)."""
         i, n = 0, len(actions)
+        while True:
+            i = self._run_now(actions, i)
+            if i >= n:
+                break
+            i = await self._run_waiting(actions, i)
+        await self._flush()
+
+    async def _execute_in_order(self, actions: list[Action]) -> None:
+        """A reader's actions: behind any the hub's path left waiting, so no frame overtakes another
+        (and the reader reads on only once they ran: a stalled peer holds it, as a blocked send did)."""
+        if self._draining:
+            self._defer(actions)
+            await self._settle()
+        else:
+            await self.execute(actions)
+
+    def _run_or_defer(self, actions: list[Action]) -> bool:
+        """The hub's path: what needs no waiting runs now; the rest (and all after it) waits in order.
+
+        False when something waits: the hub then hands the leg back to its reader, which reads
+        on only once the waiting actions ran (so a stalled peer slows the other leg's reading,
+        as a blocked send did, instead of queueing its frames here).
+        """
+        if self._draining:
+            self._defer(actions)
+            return False
+        i = self._run_now(actions, 0)
+        if i < len(actions) or self.twilio.backlogged or (self.openai is not None and self.openai.backlogged):
+            self._defer(actions[i:])  # an empty rest still flushes the backlog
+            return False
+        return True
+
+    def _defer(self, actions: list[Action]) -> None:
+        self._deferred.append(actions)
+        if not self._draining and self._nursery is not None:
+            self._draining = True
+            self._drained = trio.Event()
+            self._nursery.start_soon(self._drain)
+
+    async def _drain(self) -> None:
+        try:
+            while self._deferred:
+                await self.execute(self._deferred.popleft())
+        finally:
+            self._draining = False
+            self._drained.set()
+
+    async def _settle(self) -> None:
+        """Until the actions the hub's path left waiting have run."""
+        if self._draining:
+            await self._drained.wait()
+
+    def _run_now(self, actions: list[Action], i: int) -> int:
+        """Carry out actions from ``i`` while none needs a wait; returns the index of the first that does."""
+        n = len(actions)
         while i < n:
             action = actions[i]
             kind = type(action)
-            i += 1
             if kind is ToOpenAI:
                 if self.openai is not None:
                     try:
-                        await self.openai.send_text(action.text)  # type: ignore[union-attr]
+                        if not self.openai.send_nowait((action.text,)):  # type: ignore[union-attr]
+                            return i
                     except TransportClosed:
-                        pass  # the OpenAI reader sees the close and ends the call
+                        pass  # the OpenAI reader sees the close and recovers or ends the call
             elif kind is ToTwilio:
                 # Consecutive Twilio frames (audio + its mark, a clear + ...) go in one write.
-                texts = [action.text]  # type: ignore[union-attr]
-                while i < n and type(actions[i]) is ToTwilio:
-                    texts.append(actions[i].text)  # type: ignore[union-attr]
-                    i += 1
+                texts, j = _twilio_run(actions, i)
+                try:
+                    if not self.twilio.send_nowait(texts):
+                        return i
+                except TransportClosed:
+                    self._end("twilio_closed", TWILIO_SEND_FAILED)
                 if self.recorder is not None:  # issue 16: the agent's leg (clear included)
                     self.recorder.agent(texts)
-                try:
-                    await self.twilio.send_texts(texts)
-                except TransportClosed:
-                    self._end("twilio_closed", "the Twilio media socket closed while sending")
+                i = j
+                continue
             elif kind is ConnectOpenAI:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._start)
@@ -416,12 +526,49 @@ class CallBridge:
             elif kind is Timer:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._timer, action.key, action.delay_s)  # type: ignore[union-attr]
-            elif kind is PlayApology:
-                await self._play_apology(action.mark)  # type: ignore[union-attr]
-            elif kind is ReconnectOpenAI:
-                pass  # the OpenAI task reconnects when its reader returns
             elif kind is Log:
                 getattr(log, action.level)(action.msg, extra=action.fields)  # type: ignore[union-attr]
+            elif kind is not ReconnectOpenAI:  # that one: the OpenAI task reconnects when its reader returns
+                return i  # PlayApology
+            i += 1
+        return n
+
+    async def _run_waiting(self, actions: list[Action], i: int) -> int:
+        """The action at ``i`` needs a wait (a socket busy with an earlier write, the apology)."""
+        action = actions[i]
+        kind = type(action)
+        if kind is ToOpenAI:
+            if self.openai is not None:
+                try:
+                    await self.openai.send_text(action.text)  # type: ignore[union-attr]
+                except TransportClosed:
+                    pass
+            return i + 1
+        if kind is ToTwilio:
+            texts, j = _twilio_run(actions, i)
+            if self.recorder is not None:
+                self.recorder.agent(texts)
+            try:
+                await self.twilio.send_texts(texts)
+            except TransportClosed:
+                self._end("twilio_closed", TWILIO_SEND_FAILED)
+            return j
+        if kind is PlayApology:
+            await self._play_apology(action.mark)  # type: ignore[union-attr]
+        return i + 1
+
+    async def _flush(self) -> None:
+        """What a send_nowait left in a socket's backlog (the kernel took part of a frame)."""
+        if self.twilio.backlogged:
+            try:
+                await self.twilio.flush()
+            except TransportClosed:
+                self._end("twilio_closed", TWILIO_SEND_FAILED)
+        if self.openai is not None and self.openai.backlogged:
+            try:
+                await self.openai.flush()
+            except TransportClosed:
+                pass
 
     async def _start(self) -> None:
         """The stream started: plan the call (admission, scenario, warm session), then open OpenAI."""

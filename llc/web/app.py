@@ -77,6 +77,8 @@ async def serve(server: Server, *, handle_signals: bool = False,
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.warm.run)  # warm sessions live in the server nursery, closed on shutdown
+        if server.deps.hub is not None:
+            await nursery.start(server.deps.hub.run)  # reads the parked media sockets (llc/ws/hub.py)
         binds = await nursery.start(serve_front_door, server, app, config)
         await nursery.start(serve_admin, server, create_admin_app(server))  # /metrics, /debug: not on PORT
         if not server.public_url:

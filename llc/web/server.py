@@ -34,6 +34,7 @@ from llc.tools.modes import ALL_TOOLS
 from llc.tools.registry import ToolRegistry
 from llc.twilio.control import TwilioCallControl
 from llc.twilio.stream_twiml import StreamTwiml
+from llc.ws.hub import Hub
 
 
 @dataclass
@@ -106,7 +107,8 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
     deps = CallDeps(dialect(s.openai_api_shape), partial(connect_openai, s), tools, TwilioCallControl(s),
                     s.max_frame_bytes, s.max_call_s, s.apology_clip, liveness, s.openai_connect_timeout_s, s.warm_wait_s,
                     s.fallback_number,
-                    recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days))
+                    recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days),
+                    hub=Hub())
     return Server(s, profile, tools, scenario_set, store, PendingRecords(s.pending_records_path), tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
                   public_url=s.public_url)

@@ -18,7 +18,7 @@ import random
 import socket
 import ssl
 from collections import deque
-from typing import Sequence
+from typing import Callable, Sequence
 
 import trio
 from websockets.client import ClientProtocol
@@ -93,10 +93,19 @@ class FastWebSocket:
         self.request: Request | None = None  # server side: the upgrade request (path, headers)
         # The protocol saw bytes whose answer (pong, close) has not been sent yet.
         self._owed = bool(leftover) and self._take(leftover)
+        # The hub's path (read_nowait / send_nowait, llc.ws.hub): the rest of a write the kernel
+        # took only part of (flush() sends it; every later write waits behind it), an end of
+        # stream seen there (the task's next read returns it), and how to take the socket back
+        # from the hub before it closes (an epoll set must never hold a closed fd).
+        self._backlog: memoryview | None = None
+        self._eof_seen = False
+        self.hub_release: Callable[[], None] | None = None
 
     # ---- Transport --------------------------------------------------------------------
 
     async def receive_text(self) -> bytes:
+        if self._owed:  # the hub read frames that are owed an answer (a pong): it goes out first
+            await self._fill()
         frames = self._frames
         if frames:
             # A message already buffered: honour cancellation without a task switch. (When
@@ -162,6 +171,7 @@ class FastWebSocket:
         if self._closed:
             return
         self._closed = True
+        self._unpark()
         proto = self._proto
         try:
             if proto.state is State.OPEN:
@@ -193,9 +203,79 @@ class FastWebSocket:
         self._closed = True
         self._shutdown()
 
+    # ---- the hub's path: no waiting, no task switch (llc.ws.hub) ---------------------------
+
+    # Plain sockets only: TLSWebSocket's bytes go through Trio's SSLStream, which must be awaited.
+    nowait = True
+
+    def parkable(self) -> bool:
+        """True when the hub may read this socket: open, and nothing read that a task must handle."""
+        return (self.nowait and not self._frames and not self._owed and not self._eof_seen and not self._closed
+                and self._aborted is None and self._proto.state is State.OPEN)
+
+    def read_nowait(self) -> bool:
+        """One non-blocking read into the message queue; False when a task must take over.
+
+        That is: the peer closed (the end is kept for the task's next read), the socket failed
+        (aborted, with the reason), or the protocol got a frame it must answer (a ping, a close).
+        """
+        try:
+            data = self._sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return True
+        except OSError as exc:
+            self.abort(f"socket error: {exc}")
+            return False
+        if not data:
+            self._eof_seen = True
+            return False
+        if self._take(data):
+            self._owed = True  # answered by the task's next _fill
+            return False
+        return True
+
+    def send_nowait(self, texts: Sequence[str | bytes]) -> bool:
+        """Text frames out in one non-blocking write; False (nothing sent) while a write is under way.
+
+        When the kernel takes only part, the rest waits in a backlog: the caller must ``await
+        flush()`` (bounded by ``send_stall_s``); every later write waits behind it. Raises
+        TransportClosed.
+        """
+        if self._proto.state is not State.OPEN or self._aborted is not None:
+            raise self._closed_exc()
+        if self._backlog is not None or self._send_lock.locked() or not self.nowait:
+            return False
+        frame = self._frame
+        data = b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise TransportClosed(1006, f"socket error: {exc}") from None
+        if sent != len(data):
+            self._backlog = memoryview(data)[sent:]
+        return True
+
+    @property
+    def backlogged(self) -> bool:
+        return self._backlog is not None
+
+    async def flush(self) -> None:
+        """Send what send_nowait left in the backlog (within ``send_stall_s``). Raises TransportClosed."""
+        if self._backlog is not None:
+            await self._write(())
+
+    def _unpark(self) -> None:
+        release = self.hub_release
+        if release is not None:
+            release()
+
     # ---- bytes in and out -------------------------------------------------------------
 
     async def _recv_some(self) -> bytes:
+        if self._eof_seen:
+            return b""
         sock = self._sock
         if self._drained:
             await trio.lowlevel.wait_readable(sock)
@@ -217,8 +297,14 @@ class FastWebSocket:
 
     async def _fill(self) -> None:
         """Read once from the socket and turn the bytes into messages; answer pings/closes."""
-        self._reading = True
         proto = self._proto
+        if self._owed:  # frames the hub's path read are owed an answer (a pong, a close): send it first
+            self._owed = False
+            out = proto.data_to_send()
+            if out:
+                await self._write(out)
+            return
+        self._reading = True
         try:
             if proto.state is State.CLOSING:
                 # We sent a close (or failed the connection on a bad frame): the peer's close
@@ -241,9 +327,8 @@ class FastWebSocket:
         finally:
             self._reading = False
         if data:
-            if not self._take(data) and not self._owed:
+            if not self._take(data):
                 return  # only whole data frames: nothing for the protocol to answer
-            self._owed = False
         else:
             proto.receive_eof()
             self._frames.extend(proto.events_received())
@@ -312,12 +397,16 @@ class FastWebSocket:
     async def _write(self, chunks: Sequence[bytes]) -> None:
         eof = _EOF in chunks
         data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-        if data:
+        if data or self._backlog is not None:
             lock = self._send_lock
             try:
-                if lock.locked():  # someone is finishing a partial write: queue behind them
+                if lock.locked() or self._backlog is not None:  # a partial write is finishing: queue behind it
                     async with lock:
-                        await self._send_bounded(memoryview(data))
+                        backlog, self._backlog = self._backlog, None
+                        if backlog is not None:
+                            await self._send_bounded(backlog)
+                        if data:
+                            await self._send_bounded(memoryview(data))
                 else:
                     try:
                         sent = self._sock.send(data)
@@ -363,6 +452,7 @@ class FastWebSocket:
         return TransportClosed(1006, "connection dropped without a close frame")
 
     def _shutdown(self) -> None:
+        self._unpark()
         try:
             trio.lowlevel.notify_closing(self._sock)
         except Exception:
@@ -372,6 +462,8 @@ class FastWebSocket:
 
 class TLSWebSocket(FastWebSocket):
     """The same engine over Trio's SSLStream, for ``wss://`` (the real OpenAI endpoint)."""
+
+    nowait = False  # every byte goes through SSLStream, which is awaited: no hub path
 
     def __init__(self, stream: trio.SSLStream[trio.SocketStream], proto: Protocol, leftover: bytes = b"") -> None:
         self._stream = stream
@@ -395,6 +487,7 @@ class TLSWebSocket(FastWebSocket):
             raise self._closed_exc()
 
     def _shutdown(self) -> None:
+        self._unpark()
         try:
             trio.lowlevel.notify_closing(self._sock)
         except Exception:

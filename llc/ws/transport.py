@@ -21,6 +21,7 @@ class TransportClosed(Exception):
 
 class Transport(Protocol):
     pongs: int  # pongs received so far: the answer to ping(), counted by the reader
+    nowait: bool  # send_nowait can send at all (False over TLS: every write is awaited)
 
     async def receive_text(self) -> str | bytes:
         """Next message; raises TransportClosed when the socket is gone."""
@@ -30,6 +31,16 @@ class Transport(Protocol):
 
     async def send_texts(self, texts: Sequence[str | bytes]) -> None:
         """Send several messages in order (the fast engine writes them with one syscall)."""
+
+    def send_nowait(self, texts: Sequence[str | bytes]) -> bool:
+        """Send without waiting; False (nothing sent) when that would wait: use send_texts then."""
+
+    @property
+    def backlogged(self) -> bool:
+        """A send_nowait left bytes the kernel did not take: ``flush()`` must send them."""
+
+    async def flush(self) -> None:
+        """Send what send_nowait left behind (bounded); raises TransportClosed."""
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close; never raises, returns promptly (callers bound it with a timeout too)."""

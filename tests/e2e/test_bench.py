@@ -18,11 +18,11 @@ def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.Capt
     assert "loopback echo (floor)" in out and "ms per call-second" in out
 
 
-def short_run(engine: str, calls: int, seconds: float) -> relay.RelayResult:
+def short_run(engine: str, calls: int, seconds: float, barge_every_s: float = 0.0) -> relay.RelayResult:
     """One unpinned `llc bench relay` measurement with its own echo floor."""
     echo, url = sp.start_echo()
     try:
-        return relay.measure(engine, calls, seconds, echo_url=url, pin=False, warmup_s=0.5)
+        return relay.measure(engine, calls, seconds, echo_url=url, pin=False, warmup_s=0.5, barge_every_s=barge_every_s)
     finally:
         echo.kill()
         echo.wait()
@@ -43,6 +43,16 @@ def test_marks_are_echoed_like_twilio_and_coalesced_by_the_server() -> None:
     assert r.ok, r.errors
     per_call_s = r.marks_echoed / (r.calls * r.seconds)
     assert 8 <= per_call_s <= 12
+
+
+def test_every_barge_in_is_cleared_at_the_caller_and_no_frame_is_lost() -> None:
+    # --barge-every: the fake OpenAI reports speech over the agent mid-item, then starts a new
+    # item; the server must clear the caller's audio each time and drop nothing of the new item.
+    r = short_run("fast", 4, 2.0, barge_every_s=0.4)
+    assert r.ok, r.errors
+    sent, cleared = r.barges
+    assert sent >= 10 and cleared == sent, r.barges
+    assert r.bargein is not None and r.bargein.n == cleared and r.bargein.p50 > 0
 
 
 @pytest.mark.skipif(not sp.reference_available(), reason="the `compare` extra (FastAPI, uvicorn[standard]) is not installed")

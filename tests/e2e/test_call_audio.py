@@ -64,6 +64,7 @@ async def test_barge_in_after_the_transcript_is_recorded_as_heard_and_the_wav_is
     assert not list(rec_dir.glob(".rec-*"))  # the raw per-leg files are gone
 
     # `llc calls audio SID` exports it from the stored record.
+    assert (await stack.wait_stored(record.call_sid))["audio_path"] == record.audio_path
     out = tmp_path / "call.wav"
     done = subprocess.run([sys.executable, "-m", "llc.cli", "calls", "audio", record.call_sid, "--out", str(out),
                            "--db", stack.state.settings.db_url], capture_output=True, text=True, timeout=60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import trio
@@ -47,6 +47,15 @@ class Stack:
     async def wait_records(self, n: int, timeout: float = 5.0) -> None:
         with trio.fail_after(timeout):
             while len(self.state.records) < n:
+                await trio.sleep(0.01)
+
+    async def wait_stored(self, call_sid: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Until the call's final record is in the store (it is written just after it is in memory)."""
+        with trio.fail_after(timeout):
+            while True:
+                row = await self.state.store.get_call(call_sid)
+                if row is not None and row.get("ended_at") is not None:
+                    return row
                 await trio.sleep(0.01)
 
 

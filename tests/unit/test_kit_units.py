@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llc.kit.bench.capacity import slope
-from llc.kit.bench.loadgen import FrameReader, encode_frame, read_stamp, stamped_payload
+from llc.kit.bench.loadgen import FrameReader, encode_frame, read_stamp, read_tag, stamped_payload
 from llc.kit.soak import SoakReport, _check
 
 
@@ -19,6 +19,14 @@ def test_loadgen_framing_round_trips_and_reassembles() -> None:
     assert got == [(1, payload), (1, big)]
     stamp = read_stamp(payload, b'"payload":"')
     assert stamp is not None and stamp[1] == 7
+
+
+def test_a_tagged_payload_keeps_its_stamp_and_names_its_caller() -> None:
+    payload = b'{"audio":"%s"}' % stamped_payload(9, tag=123_456)
+    stamp = read_stamp(payload, b'"audio":"')
+    assert stamp is not None and stamp[1] == 9
+    assert read_tag(payload, b'"audio":"') == 123_456
+    assert len(stamped_payload(9, tag=1)) == len(stamped_payload(9))  # still a 160-byte frame
 
 
 def test_slope_is_memory_per_call() -> None:

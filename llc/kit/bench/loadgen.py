@@ -41,13 +41,30 @@ _STAMP_B64 = 16  # base64 characters that hold the 12 stamp bytes
 
 CALLER_MEDIA = (b'{"event":"media","sequenceNumber":"%d","streamSid":"%s","media":'
                 b'{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}')
-OPENAI_DELTA = (b'{"type":"response.output_audio.delta","event_id":"ev","response_id":"resp",'
-                b'"item_id":"item","output_index":0,"content_index":0,"delta":"%s"}')
+OPENAI_DELTA = (b'{"type":"response.output_audio.delta","event_id":"ev","response_id":"resp%d",'
+                b'"item_id":"item%d","output_index":0,"content_index":0,"delta":"%s"}')
+# Barge-in (--barge-every): the fake OpenAI says the caller started talking over the agent, in the
+# middle of a mark period (so the server knows audio is still playing) and then starts a new item,
+# as the service does once the caller's turn is answered: nothing in flight is lost.
+SPEECH_STARTED = b'{"type":"input_audio_buffer.speech_started","event_id":"ev","audio_start_ms":0,"item_id":"user"}'
+BARGE_AT_FRAME = 3  # of every 5 deltas (100 ms, the server's mark period): never on a mark boundary
+_TAG = struct.Struct("<I")  # a caller's payload carries its index after the stamp: the fake OpenAI pairs them
 
 
-def stamped_payload(seq: int) -> bytes:
-    """160 bytes of mu-law whose first 12 carry (send time, seq), base64-encoded."""
-    return base64.b64encode(_STAMP.pack(time.perf_counter_ns(), seq) + _FILL)
+def stamped_payload(seq: int, tag: int | None = None) -> bytes:
+    """160 bytes of mu-law whose first 12 carry (send time, seq), then ``tag``; base64-encoded."""
+    if tag is None:
+        return base64.b64encode(_STAMP.pack(time.perf_counter_ns(), seq) + _FILL)
+    return base64.b64encode(_STAMP.pack(time.perf_counter_ns(), seq) + _TAG.pack(tag) + _FILL[_TAG.size:])
+
+
+def read_tag(msg: bytes, key: bytes) -> int | None:
+    """The ``tag`` of a stamped payload after ``key`` (24 base64 characters hold stamp + tag)."""
+    i = msg.find(key)
+    if i < 0:
+        return None
+    i += len(key)
+    return int(_TAG.unpack(base64.b64decode(msg[i : i + 24])[_STAMP.size : _STAMP.size + _TAG.size])[0])
 
 
 def read_stamp(msg: bytes, key: bytes) -> tuple[int, int] | None:
@@ -143,6 +160,11 @@ class Conn:
     out_of_order: int = 0
     live: bool = False  # openai: session.updated sent; caller: start sent
     stream_sid: bytes = b""
+    peer: "Conn | None" = None  # openai: the caller whose audio it gets (barge-ins only)
+    item: int = 0  # openai: the agent item its deltas belong to; a new one after each barge-in
+    item_frames: int = 0
+    next_barge: float = 0.0
+    barge_sent_ns: int = 0  # caller: when its session sent speech_started, until the clear arrives
 
 
 @dataclass
@@ -152,12 +174,15 @@ class Samples:
     to_openai: list[float] = field(default_factory=list)
     to_twilio: list[float] = field(default_factory=list)
     echo_rtt: list[float] = field(default_factory=list)
+    bargein: list[float] = field(default_factory=list)  # speech_started sent -> clear at the caller
 
 
 class LoadGen:
     """N fake callers + one fake OpenAI listener + echo probes, driven by ``run_for``."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", barge_every_s: float = 0.0) -> None:
+        self.barge_every_s = barge_every_s  # 0: no barge-ins
+        self.barges_sent = self.barges_cleared = 0  # in the measured window
         self.sel = selectors.DefaultSelector()
         self.host = host
         self.listener = socket.create_server((host, 0), backlog=4096)
@@ -256,18 +281,36 @@ class LoadGen:
         for c in self.callers:
             if c.slot == slot and c.live and c.state == "open":
                 self._send_caller_media(c)
+        barging = self.barge_every_s > 0
         for s in self.sessions:
             if s.slot == slot and s.live and s.state == "open":
-                self._send(s, encode_frame(OP_TEXT, OPENAI_DELTA % stamped_payload(s.seq), client=False))
+                self._send(s, encode_frame(OP_TEXT, OPENAI_DELTA % (s.item, s.item, stamped_payload(s.seq)), client=False))
                 s.seq += 1
+                s.item_frames += 1
+                if barging and s.peer is not None and s.item_frames % 5 == BARGE_AT_FRAME:
+                    self._maybe_barge(s)
         for e in self.echoes:
             if e.slot == slot and e.state == "open":
                 self._send(e, encode_frame(OP_TEXT, b'{"payload":"%s"}' % stamped_payload(e.seq), client=True))
                 e.seq += 1
 
+    def _maybe_barge(self, s: Conn) -> None:
+        now = time.perf_counter()
+        if not s.next_barge:  # first time: spread the sessions' barge-ins over the period
+            s.next_barge = now + self.barge_every_s * (s.index % SLOTS + 1) / SLOTS
+        if now < s.next_barge or s.peer is None:
+            return
+        s.next_barge = now + self.barge_every_s
+        s.peer.barge_sent_ns = time.perf_counter_ns()
+        self._send(s, encode_frame(OP_TEXT, SPEECH_STARTED, client=False))
+        s.item, s.item_frames = s.item + 1, 0
+        if self.measuring:
+            self.barges_sent += 1
+
     def _send_caller_media(self, c: Conn) -> None:
         seq = c.seq
-        text = CALLER_MEDIA % (seq + 2, c.stream_sid, seq + 1, seq * FRAME_MS, stamped_payload(seq))
+        tag = c.index if self.barge_every_s else None
+        text = CALLER_MEDIA % (seq + 2, c.stream_sid, seq + 1, seq * FRAME_MS, stamped_payload(seq, tag))
         self._send(c, encode_frame(OP_TEXT, text, client=True))
         c.seq = seq + 1
 
@@ -392,6 +435,10 @@ class LoadGen:
             stamp = read_stamp(msg, b'"audio":"') if msg.startswith(b'{"type":"input_audio_buffer.append"') else None
             if stamp is not None:
                 self._record(c, stamp, self.samples.to_openai)
+                if c.peer is None and self.barge_every_s:
+                    tag = read_tag(msg, b'"audio":"')
+                    if tag is not None and 0 <= tag < len(self.callers):
+                        c.peer = self.callers[tag]
                 return
             try:
                 event = orjson.loads(msg)
@@ -407,6 +454,11 @@ class LoadGen:
                 stamp = read_stamp(msg, b'"payload":"')
                 if stamp is not None:
                     self._record(c, stamp, self.samples.to_twilio)
+            elif msg.startswith(b'{"event":"clear"') and c.barge_sent_ns:
+                if self.measuring and c.barge_sent_ns >= self.window_start_ns:
+                    self.samples.bargein.append((time.perf_counter_ns() - c.barge_sent_ns) / 1000)
+                    self.barges_cleared += 1
+                c.barge_sent_ns = 0
             elif msg.startswith(b'{"event":"mark"'):
                 # Twilio echoes every mark (when the audio before it has played; here at once:
                 # the server's cost per echo is the same). The frame's shape is Twilio's.
@@ -445,6 +497,7 @@ class LoadGen:
         self.window_start_ns = time.perf_counter_ns()
         self.measuring = True
         self.marks_echoed = 0
+        self.barges_sent = self.barges_cleared = 0
 
     def hang_up_all(self, timeout: float = 15.0) -> None:
         """Send Twilio ``stop`` on every call and wait for the server to close both legs."""

@@ -61,6 +61,8 @@ class RelayResult:
     loadgen_cpu_share: float
     late_ticks: int
     marks_echoed: int = 0
+    bargein: Dist | None = None  # speech_started sent by the fake OpenAI -> clear at the caller (--barge-every)
+    barges: tuple[int, int] = (0, 0)  # barge-ins sent, clears received
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -91,9 +93,9 @@ def _own_cpu() -> float:
 
 
 def measure(engine: str, calls: int, seconds: float, *, echo_url: str, pin: bool = True,
-            warmup_s: float = WARMUP_S, source: str | None = None) -> RelayResult:
+            warmup_s: float = WARMUP_S, source: str | None = None, barge_every_s: float = 0.0) -> RelayResult:
     """One run: start a server on ``engine``, hold ``calls`` calls for ``seconds``, tear down."""
-    lg = LoadGen()
+    lg = LoadGen(barge_every_s=barge_every_s)
     server = sp.start_server(engine, lg.openai_url, source=source)
     try:
         if pin and (os.cpu_count() or 1) >= 2:
@@ -124,6 +126,7 @@ def measure(engine: str, calls: int, seconds: float, *, echo_url: str, pin: bool
             rss_base_kib=rss_base, rss_kib=rss, lost_to_openai=lost_in, lost_to_twilio=lost_out,
             out_of_order=lg.out_of_order(), loadgen_cpu_share=(own1 - own0) / window,
             late_ticks=lg.late_ticks, marks_echoed=lg.marks_echoed, errors=list(lg.errors),
+            bargein=Dist.of(lg.samples.bargein) if barge_every_s else None, barges=(lg.barges_sent, lg.barges_cleared),
         )
         lg.hang_up_all()
         result.errors = list(lg.errors)
@@ -150,6 +153,9 @@ def render(results: list[RelayResult]) -> str:
             f"  {'loopback echo (floor)':24}{r.echo.p50:9.3f}{r.echo.p99:9.3f}{r.echo.max:9.3f}   {r.echo.n} round trips",
             f"  {'added -> OpenAI':24}{a_in.p50:9.3f}{a_in.p99:9.3f}{'':9}   through-server minus echo",
             f"  {'added -> Twilio':24}{a_out.p50:9.3f}{a_out.p99:9.3f}",
+            *([f"  {'barge-in -> clear':24}{r.bargein.p50:9.3f}{r.bargein.p99:9.3f}{r.bargein.max:9.3f}   "
+                f"{r.barges[1]} of {r.barges[0]} barge-ins cleared (speech_started sent -> clear at the caller)"]
+              if r.bargein is not None else []),
             f"  server CPU {r.cpu_ms_per_call_s:.2f} ms per call-second; RSS {r.rss_kib / 1024:.1f} MiB "
             f"({r.rss_base_kib / 1024:.1f} idle, {r.kib_per_call:.0f} KiB per call)",
             f"  frames lost: {r.lost_to_openai} to OpenAI, {r.lost_to_twilio} to Twilio; out of order: {r.out_of_order}; "
@@ -183,6 +189,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also run `llc serve` from this source tree (e.g. `git worktree add /tmp/base main`) as "
                         "engine 'baseline', alternated with the others: before and after in one run")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to separate CPUs")
+    p.add_argument("--barge-every", type=float, default=0.0, metavar="SECONDS",
+                   help="each call's fake OpenAI reports the caller talking over the agent this often; the "
+                        "time to the clear at the caller is shown (default 0: none; the reference relay ignores them)")
 
 
 def median_run(runs: list[RelayResult]) -> RelayResult:
@@ -210,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
             for engine in engines:
                 print(f"measuring {engine}: {args.calls} calls (run {i + 1} of {args.repeat}) ...", flush=True)
                 r = measure(engine, args.calls, args.seconds, echo_url=echo_url, pin=not args.no_pin,
-                            source=args.baseline if engine == BASELINE else None)
+                            source=args.baseline if engine == BASELINE else None, barge_every_s=args.barge_every)
                 print(f"  {r.cpu_ms_per_call_s:.2f} ms CPU per call-second", flush=True)
                 runs[engine].append(r)
     finally:

@@ -1,0 +1,250 @@
+"""The media hub (llc/ws/hub.py): parked sockets read by one task, handed back for anything else.
+
+Real sockets (socketpairs) and a real hub task: what must hold is that data frames reach the
+handler in order without waking the parked task, that everything else (a ping, the end, an
+abort, a cancel, a failing handler, the hub stopping) wakes it with the socket left in a state
+its own reads handle, and that a parked socket never outlives its park in the epoll set.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+from websockets.frames import Frame, Opcode
+
+from llc.ws.fastws import FastWebSocket
+from llc.ws.hub import Hub
+from llc.ws.transport import TransportClosed
+from tests.e2e.test_fastws_frames import client_wire, server_ws
+
+
+def text(data: bytes) -> bytes:
+    return client_wire(Frame(Opcode.TEXT, data))
+
+
+async def parked_until_back(hub: Hub, ws: FastWebSocket, got: list[bytes], results: list[object],
+                            keep: bool = True) -> None:
+    def on_message(msg: bytes) -> bool:
+        got.append(msg)
+        return keep
+
+    try:
+        results.append(await hub.park(ws, on_message))
+    except Exception as exc:
+        results.append(exc)
+
+
+async def until(cond: object, what: str, timeout: float = 5.0) -> None:
+    with trio.fail_after(timeout):
+        while not cond():  # type: ignore[operator]
+            await trio.sleep(0.005)
+
+
+async def test_data_frames_from_many_sockets_reach_their_handlers_in_order_without_waking_the_task() -> None:
+    hub = Hub()
+    pairs = [server_ws() for _ in range(5)]
+    got: list[list[bytes]] = [[] for _ in pairs]
+    results: list[object] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        for (ws, _), g in zip(pairs, got):
+            nursery.start_soon(parked_until_back, hub, ws, g, results)
+        await until(lambda: hub.parked == 5, "all parked")
+        for n in range(40):
+            for _, peer in pairs:
+                peer.sendall(text(b"m%d" % n))
+        await until(lambda: all(len(g) == 40 for g in got), "every message handled")
+        assert results == []  # no parked task was woken for a data frame
+        assert all(g == [b"m%d" % n for n in range(40)] for g in got)
+        nursery.cancel_scope.cancel()
+    assert hub.parked == 0 and not hub.running
+    for ws, peer in pairs:
+        peer.close()
+        ws._sock.close()
+
+
+async def test_a_ping_is_handed_back_and_answered_by_the_task_read_then_the_socket_parks_again() -> None:
+    hub = Hub()
+    ws, peer = server_ws()
+    got: list[bytes] = []
+    results: list[object] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(parked_until_back, hub, ws, got, results)
+        await until(lambda: hub.parked == 1, "parked")
+        peer.sendall(text(b"one") + client_wire(Frame(Opcode.PING, b"hi")) + text(b"two"))
+        await until(lambda: results, "handed back")
+        # The read held a frame for the protocol: all of it is the task's, in order.
+        assert results == [True] and got == [] and hub.parked == 0
+        with trio.fail_after(5):  # the task's own reads, the ping answered on the way
+            assert [await ws.receive_text(), await ws.receive_text()] == [b"one", b"two"]
+        peer.settimeout(5)
+        assert peer.recv(64) == b"\x8a\x02hi"
+        assert ws.parkable()
+        nursery.start_soon(parked_until_back, hub, ws, got, results)
+        await until(lambda: hub.parked == 1, "parked again")
+        peer.sendall(text(b"three"))
+        await until(lambda: got[-1:] == [b"three"], "handled by the hub again")
+        nursery.cancel_scope.cancel()
+    peer.close()
+    ws._sock.close()
+
+
+async def test_the_end_of_the_stream_is_handed_back_and_the_task_reads_it() -> None:
+    hub = Hub()
+    ws, peer = server_ws()
+    results: list[object] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(parked_until_back, hub, ws, [], results)
+        await until(lambda: hub.parked == 1, "parked")
+        peer.shutdown(socket.SHUT_WR)  # no close frame: a dropped peer
+        await until(lambda: results, "handed back")
+        assert not ws.parkable()
+        with trio.fail_after(5), pytest.raises(TransportClosed) as info:
+            await ws.receive_text()
+        assert info.value.code == 1006
+        nursery.cancel_scope.cancel()
+    peer.close()
+    ws._sock.close()
+
+
+async def test_abort_while_parked_wakes_the_task_and_leaves_the_epoll_set_first() -> None:
+    hub = Hub()
+    ws, peer = server_ws()
+    results: list[object] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(parked_until_back, hub, ws, [], results)
+        await until(lambda: hub.parked == 1, "parked")
+        ws.abort("no pong within 3 s")  # the watchdog's cut, from another task
+        assert hub.parked == 0 and ws.hub_release is None
+        await until(lambda: results, "handed back")
+        with pytest.raises(TransportClosed) as info:
+            await ws.receive_text()
+        assert (info.value.code, info.value.reason) == (1006, "no pong within 3 s")
+        # The hub keeps serving: a new socket, likely on the closed one's number, parks and works.
+        ws2, peer2 = server_ws()
+        got: list[bytes] = []
+        nursery.start_soon(parked_until_back, hub, ws2, got, results)
+        await until(lambda: hub.parked == 1, "parked")
+        peer2.sendall(text(b"still here"))
+        await until(lambda: got == [b"still here"], "handled")
+        nursery.cancel_scope.cancel()
+    for s in (peer, peer2, ws2._sock):
+        s.close()
+
+
+async def test_cancelling_the_parked_task_takes_the_socket_out_of_the_hub() -> None:
+    hub = Hub()
+    ws, peer = server_ws()
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        async with trio.open_nursery() as call:  # the call's nursery
+            call.start_soon(parked_until_back, hub, ws, got, [])
+            await until(lambda: hub.parked == 1, "parked")
+            call.cancel_scope.cancel()
+        assert hub.parked == 0 and ws.hub_release is None
+        peer.sendall(text(b"after the call"))
+        await trio.sleep(0.1)
+        assert got == []  # nobody handles a finished call's frames
+        nursery.cancel_scope.cancel()
+    assert ws.parkable()  # nothing was read from it: its frame is still in the kernel
+    peer.close()
+    ws._sock.close()
+
+
+async def test_a_failing_handler_raises_in_its_own_task_only() -> None:
+    hub = Hub()
+    (bad, bad_peer), (good, good_peer) = server_ws(), server_ws()
+    results: list[object] = []
+    got: list[bytes] = []
+
+    def broken(msg: bytes) -> bool:
+        raise ValueError("a bug in the handler")
+
+    async def park_broken() -> None:
+        try:
+            await hub.park(bad, broken)
+        except ValueError as exc:
+            results.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(park_broken)
+        nursery.start_soon(parked_until_back, hub, good, got, [])
+        await until(lambda: hub.parked == 2, "parked")
+        bad_peer.sendall(text(b"boom"))
+        good_peer.sendall(text(b"fine"))
+        await until(lambda: results and got, "both handled")
+        assert str(results[0]) == "a bug in the handler" and got == [b"fine"] and hub.parked == 1
+        nursery.cancel_scope.cancel()
+    for s in (bad_peer, good_peer, bad._sock, good._sock):
+        s.close()
+
+
+async def test_a_handler_that_cannot_finish_gets_the_socket_handed_back_with_the_rest_unread() -> None:
+    hub = Hub()
+    ws, peer = server_ws()
+    got: list[bytes] = []
+    results: list[object] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(parked_until_back, hub, ws, got, results, False)
+        await until(lambda: hub.parked == 1, "parked")
+        peer.sendall(text(b"first") + text(b"second") + text(b"third"))
+        await until(lambda: results, "handed back")
+        assert got == [b"first"]  # the hub stopped at once: the rest is the task's, in order
+        with trio.fail_after(5):
+            assert [await ws.receive_text(), await ws.receive_text()] == [b"second", b"third"]
+        nursery.cancel_scope.cancel()
+    peer.close()
+    ws._sock.close()
+
+
+async def test_a_stopping_hub_hands_every_socket_back_and_parks_no_more() -> None:
+    hub = Hub()
+    ws, peer = server_ws()
+    results: list[object] = []
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as hub_nursery:
+            await hub_nursery.start(hub.run)
+            outer.start_soon(parked_until_back, hub, ws, [], results)
+            await until(lambda: hub.parked == 1, "parked")
+            hub_nursery.cancel_scope.cancel()
+        await until(lambda: results, "handed back")
+        assert results == [True]
+        assert await hub.park(ws, lambda m: True) is False  # not running: the task reads itself
+    peer.close()
+    ws._sock.close()
+
+
+async def test_a_partial_write_leaves_a_backlog_every_later_write_waits_behind() -> None:
+    ws, peer = server_ws()
+    peer.setblocking(False)
+    big = b"a" * 400_000  # more than a socketpair's buffers take at once
+    assert ws.send_nowait([big]) is True
+    assert ws.backlogged
+    assert ws.send_nowait([b"next"]) is False  # nothing sent: it would overtake the backlog
+    received = bytearray()
+
+    async def read_peer(until_len: int) -> None:
+        with trio.fail_after(5):
+            while len(received) < until_len:
+                try:
+                    received.extend(peer.recv(1 << 16))
+                except BlockingIOError:
+                    await trio.sleep(0.001)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_peer, len(big) + 10 + len(b"after"))
+        await ws.send_text(b"after")  # an ordinary send waits behind the backlog
+        assert not ws.backlogged
+    head = 10  # a 400,000-byte server frame: 2 + 8 bytes of header
+    assert bytes(received[head:head + len(big)]) == big
+    assert bytes(received[head + len(big):]) == b"\x81\x05after"
+    peer.close()
+    ws._sock.close()
