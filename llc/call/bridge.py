@@ -149,6 +149,8 @@ class CallBridge:
         # The hub's path (messages handled in the hub's task, llc.ws.hub): actions that must wait
         # (a busy socket, the apology) run here in order, by a task; later ones queue behind them.
         self._deferred: deque[list[Action]] = deque()
+        # trio.current_time() without its two wrappers, on the per-message path (the same clock).
+        self._now = trio.lowlevel.current_clock().current_time
         self._draining = False
         self._drained = trio.Event()
 
@@ -179,7 +181,7 @@ class CallBridge:
         while True:
             # Parked: the hub reads the socket and calls _on_twilio_now per message; it hands
             # the socket back for anything that needs this task (a control frame, the end).
-            if hub is not None and self._hub_path() and await hub.park(ws, self._on_twilio_now):
+            if hub is not None and await hub.park(ws, self._on_twilio_now):
                 await self._settle()  # what the hub's path left waiting goes first (a stop before the close)
                 continue
             try:
@@ -189,19 +191,11 @@ class CallBridge:
                 return
             await self._execute_in_order(self._twilio_actions(text))
 
-    def _hub_path(self) -> bool:
-        """The hub reads the Twilio leg only while OpenAI's can be written without a wait.
-
-        Over ``wss://`` every write to OpenAI goes through Trio's SSLStream and is awaited, so
-        the Twilio leg is read by its task as before (the hub would only hand it back each time).
-        """
-        return self.openai is None or self.openai.nowait
-
     def _on_twilio_now(self, text: bytes) -> bool:
         return self._run_or_defer(self._twilio_actions(text))
 
     def _twilio_actions(self, text: str | bytes) -> list[Action]:
-        now = self.liveness.twilio_seen = trio.current_time()
+        now = self.liveness.twilio_seen = self._now()
         max_bytes = self.deps.max_frame_bytes
         if len(text) > max_bytes:
             return self.core.on_bad_frame(f"frame of {len(text)} bytes is over LLC_MAX_FRAME_BYTES={max_bytes}")
@@ -361,15 +355,17 @@ class CallBridge:
             self._openai_relayed(*seen)
 
     def _on_openai_now(self, text: bytes) -> bool:
-        seen = self._openai_seen()
-        done = self._run_or_defer(self.core.on_openai_text(text, seen[0]))
-        self._openai_relayed(*seen)
+        received_at, barge_ins = self._now(), len(self.record.barge_ins)
+        turn = self.core.journal.awaiting_first_audio
+        done = self._run_or_defer(self.core.on_openai_text(text, received_at))
+        if turn is not None or len(self.record.barge_ins) > barge_ins:  # rarely: skip the call per frame
+            self._openai_relayed(received_at, barge_ins, turn)
         return done
 
     def _openai_seen(self) -> tuple[float, int, TurnLatency | None]:
         """When an event came in, and what it is measured against once its actions went out."""
         # issue 16: the turn still waiting for its first audio gets its relay time below.
-        return trio.current_time(), len(self.record.barge_ins), self.core.journal.awaiting_first_audio
+        return self._now(), len(self.record.barge_ins), self.core.journal.awaiting_first_audio
 
     def _openai_relayed(self, received_at: float, barge_ins: int, turn: TurnLatency | None) -> None:
         if turn is not None and turn.first_audio_at is not None:  # its first audio went out just now

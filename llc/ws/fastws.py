@@ -18,7 +18,8 @@ import random
 import socket
 import ssl
 from collections import deque
-from typing import Callable, Sequence
+from functools import partial
+from typing import Awaitable, Callable, Sequence
 
 import trio
 from websockets.client import ClientProtocol
@@ -98,6 +99,7 @@ class FastWebSocket:
         # stream seen there (the task's next read returns it), and how to take the socket back
         # from the hub before it closes (an epoll set must never hold a closed fd).
         self._backlog: memoryview | None = None
+        self.backlogged = False  # _backlog is not None, as a field: read per message by the bridge
         self._eof_seen = False
         self.hub_release: Callable[[], None] | None = None
 
@@ -205,12 +207,9 @@ class FastWebSocket:
 
     # ---- the hub's path: no waiting, no task switch (llc.ws.hub) ---------------------------
 
-    # Plain sockets only: TLSWebSocket's bytes go through Trio's SSLStream, which must be awaited.
-    nowait = True
-
     def parkable(self) -> bool:
         """True when the hub may read this socket: open, and nothing read that a task must handle."""
-        return (self.nowait and not self._frames and not self._owed and not self._eof_seen and not self._closed
+        return (not self._frames and not self._owed and not self._eof_seen and not self._closed
                 and self._aborted is None and self._proto.state is State.OPEN)
 
     def read_nowait(self) -> bool:
@@ -219,13 +218,9 @@ class FastWebSocket:
         That is: the peer closed (the end is kept for the task's next read), the socket failed
         (aborted, with the reason), or the protocol got a frame it must answer (a ping, a close).
         """
-        try:
-            data = self._sock.recv(RECV_BYTES)
-        except BlockingIOError:
-            return True
-        except OSError as exc:
-            self.abort(f"socket error: {exc}")
-            return False
+        data = self._recv_nowait()
+        if data is None:
+            return self._aborted is None  # nothing yet, or the socket failed (aborted, with why)
         if not data:
             self._eof_seen = True
             return False
@@ -234,6 +229,20 @@ class FastWebSocket:
             return False
         return True
 
+    def _recv_nowait(self) -> bytes | None:
+        """What the kernel has (b"": the end), or None: nothing yet, or a failure (then aborted)."""
+        try:
+            return self._sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            self.abort(f"socket error: {exc}")
+            return None
+
+    def _seal(self, data: bytes) -> bytes:
+        """Bytes for the wire (TLSWebSocket encrypts them here)."""
+        return data
+
     def send_nowait(self, texts: Sequence[str | bytes]) -> bool:
         """Text frames out in one non-blocking write; False (nothing sent) while a write is under way.
 
@@ -241,12 +250,17 @@ class FastWebSocket:
         flush()`` (bounded by ``send_stall_s``); every later write waits behind it. Raises
         TransportClosed.
         """
-        if self._proto.state is not State.OPEN or self._aborted is not None:
+        # _state: the protocol's own field (its property costs a call per frame; websockets is pinned)
+        if self._proto._state is not State.OPEN or self._aborted is not None:
             raise self._closed_exc()
-        if self._backlog is not None or self._send_lock.locked() or not self.nowait:
+        if self._backlog is not None or self._send_lock.locked():
             return False
         frame = self._frame
-        data = b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])
+        if len(texts) == 1:  # most writes: one frame
+            t = texts[0]
+            data = self._seal(frame(t.encode() if isinstance(t, str) else t))
+        else:
+            data = self._seal(b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts]))
         try:
             sent = self._sock.send(data)
         except BlockingIOError:
@@ -254,12 +268,8 @@ class FastWebSocket:
         except OSError as exc:
             raise TransportClosed(1006, f"socket error: {exc}") from None
         if sent != len(data):
-            self._backlog = memoryview(data)[sent:]
+            self._backlog, self.backlogged = memoryview(data)[sent:], True
         return True
-
-    @property
-    def backlogged(self) -> bool:
-        return self._backlog is not None
 
     async def flush(self) -> None:
         """Send what send_nowait left in the backlog (within ``send_stall_s``). Raises TransportClosed."""
@@ -288,21 +298,13 @@ class FastWebSocket:
             self._drained = len(data) < RECV_BYTES
             return data
 
-    async def _send_some(self, data: memoryview) -> int:
-        while True:
-            try:
-                return self._sock.send(data)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self._sock)
 
     async def _fill(self) -> None:
         """Read once from the socket and turn the bytes into messages; answer pings/closes."""
         proto = self._proto
         if self._owed:  # frames the hub's path read are owed an answer (a pong, a close): send it first
             self._owed = False
-            out = proto.data_to_send()
-            if out:
-                await self._write(out)
+            await self._write(proto.data_to_send())  # over TLS, also what TLS itself owes
             return
         self._reading = True
         try:
@@ -378,7 +380,7 @@ class FastWebSocket:
             if end > n:
                 break
             if (b0 == 0x81 or b0 == 0x82) and (b1 & 0x80) == mask_bit and proto.current_size is None \
-                    and proto.state is State.OPEN:
+                    and proto._state is State.OPEN:
                 if mask_bit:
                     frames.append(apply_mask(buf[i + head : end], buf[i + head - 4 : i + head]))
                 else:
@@ -396,13 +398,13 @@ class FastWebSocket:
 
     async def _write(self, chunks: Sequence[bytes]) -> None:
         eof = _EOF in chunks
-        data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        data = self._seal(b"".join(chunks) if len(chunks) != 1 else chunks[0])
         if data or self._backlog is not None:
             lock = self._send_lock
             try:
                 if lock.locked() or self._backlog is not None:  # a partial write is finishing: queue behind it
                     async with lock:
-                        backlog, self._backlog = self._backlog, None
+                        backlog, self._backlog, self.backlogged = self._backlog, None, False
                         if backlog is not None:
                             await self._send_bounded(backlog)
                         if data:
@@ -428,15 +430,11 @@ class FastWebSocket:
             except OSError:
                 pass
 
-    async def _send_all(self, view: memoryview) -> None:
-        while view:
-            view = view[await self._send_some(view):]
-
     async def _send_bounded(self, view: memoryview) -> None:
         """The rest of a partial write, within ``send_stall_s``: a peer that stops reading is a
         dead leg, never a task blocked for ever (the other leg's reader sends inline)."""
         with trio.move_on_after(self.send_stall_s):
-            await self._send_all(view)
+            await _send_all(self._sock, view)
             return
         self.abort(f"the peer stopped reading: a write waited over {self.send_stall_s:g} s")
         raise self._closed_exc()
@@ -460,39 +458,111 @@ class FastWebSocket:
         self._sock.close()
 
 
+class _TLS:
+    """TLS on memory buffers (``ssl.SSLObject``): ciphertext in, plaintext out, and back.
+
+    Why not Trio's SSLStream: its every read and write is awaited, so a ``wss://`` leg could
+    not be read by the hub (llc.ws.hub) or written without a wait. Here encrypting and
+    decrypting never wait; only the socket does, exactly as for a plain leg.
+    """
+
+    def __init__(self, context: ssl.SSLContext, host: str) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        self.eof = False  # the peer ended TLS (close_notify, or the socket's end)
+
+    def open(self, raw: bytes) -> bytes:
+        """Ciphertext in (b"": the socket's end), the plaintext it completes out (maybe b"")."""
+        if raw:
+            self.incoming.write(raw)
+        elif not self.incoming.eof:
+            self.incoming.write_eof()
+        out: list[bytes] = []
+        while not self.eof:
+            try:
+                chunk = self.obj.read(RECV_BYTES)
+            except ssl.SSLWantReadError:
+                break
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                self.eof = True
+                break
+            if not chunk:
+                self.eof = True
+                break
+            out.append(chunk)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def seal(self, data: bytes) -> bytes:
+        """Plaintext in, ciphertext out, with anything TLS itself must send (a key update)."""
+        if data:
+            self.obj.write(data)
+        return self.outgoing.read()
+
+    async def handshake(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await _send_all(sock, memoryview(self.outgoing.read()))
+            raw = await _recv_any(sock)
+            if not raw:
+                raise HandshakeFailed("the peer closed the connection during the TLS handshake")
+            self.incoming.write(raw)
+        await _send_all(sock, memoryview(self.outgoing.read()))
+
+    async def receive(self, sock: socket.socket) -> bytes:
+        """Plaintext from the socket (during the upgrade); b"" at the end."""
+        while True:
+            raw = await _recv_any(sock)
+            data = self.open(raw)
+            if data or not raw or self.eof:
+                return data
+
+
 class TLSWebSocket(FastWebSocket):
-    """The same engine over Trio's SSLStream, for ``wss://`` (the real OpenAI endpoint)."""
+    """The same engine over TLS, for ``wss://`` (the real OpenAI endpoint), the hub's path included."""
 
-    nowait = False  # every byte goes through SSLStream, which is awaited: no hub path
+    def __init__(self, sock: socket.socket, tls: _TLS, proto: Protocol, leftover: bytes = b"") -> None:
+        self._tls = tls
+        super().__init__(sock, proto, leftover)
 
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream], proto: Protocol, leftover: bytes = b"") -> None:
-        self._stream = stream
-        super().__init__(stream.transport_stream.socket, proto, leftover)  # type: ignore[arg-type]
+    def _seal(self, data: bytes) -> bytes:
+        # Sealed in the order writes are asked for; the send lock keeps that order on the wire.
+        try:
+            return self._tls.seal(data)
+        except ssl.SSLError as exc:
+            raise TransportClosed(1006, f"TLS error: {exc}") from None
+
+    def read_nowait(self) -> bool:
+        data = self._recv_nowait()
+        if data is None:
+            return self._aborted is None
+        if not data:
+            self._eof_seen = True
+            return False
+        try:
+            plain = self._tls.open(data)
+        except ssl.SSLError as exc:
+            self.abort(f"TLS error: {exc}")
+            return False
+        if plain and self._take(plain) or self._tls.outgoing.pending:
+            self._owed = True  # the task's next _fill answers (the protocol, or TLS itself)
+            return False
+        if self._tls.eof:
+            self._eof_seen = True
+            return False
+        return True
 
     async def _recv_some(self) -> bytes:
-        return await self._stream.receive_some(RECV_BYTES)
-
-    async def _write(self, chunks: Sequence[bytes]) -> None:
-        data = b"".join(c for c in chunks if c)
-        try:
-            if data:
-                async with self._send_lock:  # SSLStream forbids overlapping sends
-                    with trio.move_on_after(self.send_stall_s) as scope:
-                        await self._stream.send_all(data)
-                if scope.cancelled_caught:
-                    self.abort(f"the peer stopped reading: a write waited over {self.send_stall_s:g} s")
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise TransportClosed(1006, f"socket error: {exc}") from None
-        if self._aborted is not None:
-            raise self._closed_exc()
-
-    def _shutdown(self) -> None:
-        self._unpark()
-        try:
-            trio.lowlevel.notify_closing(self._sock)
-        except Exception:
-            pass
-        self._stream.transport_stream.socket.close()
+        while not self._tls.eof:
+            raw = await super()._recv_some()
+            data = self._tls.open(raw)  # an ssl.SSLError is an OSError: the reader's socket error
+            if self._tls.outgoing.pending:
+                await self._write(())
+            if data or not raw:
+                return data
+        return b""
 
 
 def _raw_socket(stream: trio.SocketStream) -> socket.socket:
@@ -502,17 +572,23 @@ def _raw_socket(stream: trio.SocketStream) -> socket.socket:
     return socket.socket(fileno=fd)
 
 
-async def _recv_any(recv: "trio.abc.ReceiveStream | socket.socket") -> bytes:
-    if not isinstance(recv, socket.socket):
-        return await recv.receive_some(RECV_BYTES)
+async def _recv_any(sock: socket.socket) -> bytes:
     while True:
         try:
-            return recv.recv(RECV_BYTES)
+            return sock.recv(RECV_BYTES)
         except BlockingIOError:
-            await trio.lowlevel.wait_readable(recv)
+            await trio.lowlevel.wait_readable(sock)
 
 
-async def _handshake_events(recv: "trio.abc.ReceiveStream | socket.socket", proto: Protocol) -> tuple[list[object], bytes]:
+async def _send_all(sock: socket.socket, view: memoryview) -> None:
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+
+
+async def _handshake_events(receive: Callable[[], Awaitable[bytes]], proto: Protocol) -> tuple[list[object], bytes]:
     """Feed the upgrade request/response to the protocol; its events, and the bytes after it.
 
     Only the HTTP head goes to the protocol: frame bytes that arrived in the same read are
@@ -521,7 +597,7 @@ async def _handshake_events(recv: "trio.abc.ReceiveStream | socket.socket", prot
     pending = b""  # received, not yet given to the protocol
     fed_head = False
     while True:
-        data = await _recv_any(recv)
+        data = await receive()
         if not data:
             proto.receive_eof()
             events = proto.events_received()
@@ -565,22 +641,18 @@ async def connect(
         request.headers[name] = value
     proto.send_request(request)
     stream = await trio.open_tcp_stream(wsuri.host, wsuri.port)
-    stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-    if wsuri.secure:
-        tls = trio.SSLStream(stream, ssl_context or ssl.create_default_context(), server_hostname=wsuri.host)
-        try:
-            await tls.send_all(b"".join(proto.data_to_send()))
-            events, leftover = await _handshake_events(tls, proto)
-            _check_response(proto, events)  # a refusal (401/429/5xx) closes the socket too
-        except BaseException:
-            await trio.aclose_forcefully(tls)
-            raise
-        return TLSWebSocket(tls, proto, leftover)
     sock = _raw_socket(stream)
     try:
         sock.setblocking(False)
+        if wsuri.secure:
+            tls = _TLS(ssl_context or ssl.create_default_context(), wsuri.host)
+            await tls.handshake(sock)
+            await _send_all(sock, memoryview(tls.seal(b"".join(proto.data_to_send()))))
+            events, leftover = await _handshake_events(partial(tls.receive, sock), proto)
+            _check_response(proto, events)  # a refusal (401/429/5xx) closes the socket too
+            return TLSWebSocket(sock, tls, proto, leftover)
         sock.sendall(b"".join(proto.data_to_send()))  # a few hundred bytes into an empty buffer
-        events, leftover = await _handshake_events(sock, proto)
+        events, leftover = await _handshake_events(partial(_recv_any, sock), proto)
         _check_response(proto, events)
     except BaseException:
         sock.close()
@@ -608,7 +680,7 @@ async def accept(
     proto = ServerProtocol(max_size=max_size)
     try:
         with trio.move_on_after(timeout_s):
-            events, leftover = await _handshake_events(sock, proto)
+            events, leftover = await _handshake_events(partial(_recv_any, sock), proto)
             request = events[0]
             assert isinstance(request, Request)
             if request.path.split("?", 1)[0] != path:

@@ -21,7 +21,7 @@ class TransportClosed(Exception):
 
 class Transport(Protocol):
     pongs: int  # pongs received so far: the answer to ping(), counted by the reader
-    nowait: bool  # send_nowait can send at all (False over TLS: every write is awaited)
+    backlogged: bool  # a send_nowait left bytes the kernel did not take: ``flush()`` must send them
 
     async def receive_text(self) -> str | bytes:
         """Next message; raises TransportClosed when the socket is gone."""
@@ -35,9 +35,6 @@ class Transport(Protocol):
     def send_nowait(self, texts: Sequence[str | bytes]) -> bool:
         """Send without waiting; False (nothing sent) when that would wait: use send_texts then."""
 
-    @property
-    def backlogged(self) -> bool:
-        """A send_nowait left bytes the kernel did not take: ``flush()`` must send them."""
 
     async def flush(self) -> None:
         """Send what send_nowait left behind (bounded); raises TransportClosed."""

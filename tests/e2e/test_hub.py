@@ -248,3 +248,46 @@ async def test_a_partial_write_leaves_a_backlog_every_later_write_waits_behind()
     assert bytes(received[head + len(big):]) == b"\x81\x05after"
     peer.close()
     ws._sock.close()
+
+
+async def test_a_wss_leg_is_read_by_the_hub_and_written_without_a_wait(nursery: trio.Nursery) -> None:
+    """The real OpenAI leg is ``wss://``: TLS on memory buffers keeps it on the hub's path."""
+    import ssl
+
+    from trio_websocket import WebSocketRequest, serve_websocket
+
+    from llc.ws import fastws
+
+    trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the throwaway CA")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    heard: list[str] = []
+
+    async def peer(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        for n in range(20):
+            await ws.send_message(f"m{n}")
+        await ws.send_message("x" * 70_000)  # over four TLS records
+        heard.append(str(await ws.get_message()))  # then the handler returns: a close frame
+
+    server = await nursery.start(serve_websocket, peer, "127.0.0.1", 0, server_ctx)
+    hub = Hub()
+    await nursery.start(hub.run)
+    with trio.fail_after(10):
+        ws = await fastws.connect(f"wss://127.0.0.1:{server.port}/v1/realtime", [], ssl_context=client_ctx)
+    got: list[bytes] = []
+    results: list[object] = []
+    nursery.start_soon(parked_until_back, hub, ws, got, results)
+    await until(lambda: len(got) == 21, "every message through the hub")
+    assert got[:20] == [b"m%d" % n for n in range(20)] and got[20] == b"x" * 70_000 and results == []
+    assert ws.send_nowait([b"from the hub's path"])  # encrypted and written at once
+    await until(lambda: heard, "the peer heard it")
+    assert heard == ["from the hub's path"]
+    await until(lambda: results, "the close frame handed back")
+    with trio.fail_after(5), pytest.raises(TransportClosed) as info:
+        await ws.receive_text()
+    assert info.value.code == 1000
+    await ws.close()
