@@ -9,6 +9,9 @@ its own reads handle, and that a parked socket never outlives its park in the ep
 from __future__ import annotations
 
 import socket
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import AsyncIterator
 
 import pytest
 import trio
@@ -42,6 +45,39 @@ async def until(cond: object, what: str, timeout: float = 5.0) -> None:
             await trio.sleep(0.005)
 
 
+@dataclass
+class Parking:
+    """A running hub with one socket parked in it by a task, and the peer's end of the socket."""
+
+    hub: Hub
+    ws: FastWebSocket
+    peer: socket.socket
+    nursery: trio.Nursery
+    got: list[bytes] = field(default_factory=list)  # what the handler was given
+    results: list[object] = field(default_factory=list)  # what park() returned or raised
+
+    async def park_again(self) -> None:
+        self.nursery.start_soon(parked_until_back, self.hub, self.ws, self.got, self.results)
+        await until(lambda: self.hub.parked == 1, "parked")
+
+
+@asynccontextmanager
+async def one_parked(keep: bool = True) -> AsyncIterator[Parking]:
+    ws, peer = server_ws()
+    try:
+        async with trio.open_nursery() as nursery:
+            hub = Hub()
+            await nursery.start(hub.run)
+            parking = Parking(hub, ws, peer, nursery)
+            nursery.start_soon(parked_until_back, hub, ws, parking.got, parking.results, keep)
+            await until(lambda: hub.parked == 1, "parked")
+            yield parking
+            nursery.cancel_scope.cancel()
+    finally:
+        peer.close()
+        ws._sock.close()
+
+
 async def test_data_frames_from_many_sockets_reach_their_handlers_in_order_without_waking_the_task() -> None:
     hub = Hub()
     pairs = [server_ws() for _ in range(5)]
@@ -66,74 +102,47 @@ async def test_data_frames_from_many_sockets_reach_their_handlers_in_order_witho
 
 
 async def test_a_ping_is_handed_back_and_answered_by_the_task_read_then_the_socket_parks_again() -> None:
-    hub = Hub()
-    ws, peer = server_ws()
-    got: list[bytes] = []
-    results: list[object] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        nursery.start_soon(parked_until_back, hub, ws, got, results)
-        await until(lambda: hub.parked == 1, "parked")
-        peer.sendall(text(b"one") + client_wire(Frame(Opcode.PING, b"hi")) + text(b"two"))
-        await until(lambda: results, "handed back")
+    async with one_parked() as p:
+        p.peer.sendall(text(b"one") + client_wire(Frame(Opcode.PING, b"hi")) + text(b"two"))
+        await until(lambda: p.results, "handed back")
         # The read held a frame for the protocol: all of it is the task's, in order.
-        assert results == [True] and got == [] and hub.parked == 0
+        assert p.results == [True] and p.got == [] and p.hub.parked == 0
         with trio.fail_after(5):  # the task's own reads, the ping answered on the way
-            assert [await ws.receive_text(), await ws.receive_text()] == [b"one", b"two"]
-        peer.settimeout(5)
-        assert peer.recv(64) == b"\x8a\x02hi"
-        assert ws.parkable()
-        nursery.start_soon(parked_until_back, hub, ws, got, results)
-        await until(lambda: hub.parked == 1, "parked again")
-        peer.sendall(text(b"three"))
-        await until(lambda: got[-1:] == [b"three"], "handled by the hub again")
-        nursery.cancel_scope.cancel()
-    peer.close()
-    ws._sock.close()
+            assert [await p.ws.receive_text(), await p.ws.receive_text()] == [b"one", b"two"]
+        p.peer.settimeout(5)
+        assert p.peer.recv(64) == b"\x8a\x02hi"
+        assert p.ws.parkable()
+        await p.park_again()
+        p.peer.sendall(text(b"three"))
+        await until(lambda: p.got[-1:] == [b"three"], "handled by the hub again")
 
 
 async def test_the_end_of_the_stream_is_handed_back_and_the_task_reads_it() -> None:
-    hub = Hub()
-    ws, peer = server_ws()
-    results: list[object] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        nursery.start_soon(parked_until_back, hub, ws, [], results)
-        await until(lambda: hub.parked == 1, "parked")
-        peer.shutdown(socket.SHUT_WR)  # no close frame: a dropped peer
-        await until(lambda: results, "handed back")
-        assert not ws.parkable()
+    async with one_parked() as p:
+        p.peer.shutdown(socket.SHUT_WR)  # no close frame: a dropped peer
+        await until(lambda: p.results, "handed back")
+        assert not p.ws.parkable()
         with trio.fail_after(5), pytest.raises(TransportClosed) as info:
-            await ws.receive_text()
+            await p.ws.receive_text()
         assert info.value.code == 1006
-        nursery.cancel_scope.cancel()
-    peer.close()
-    ws._sock.close()
 
 
 async def test_abort_while_parked_wakes_the_task_and_leaves_the_epoll_set_first() -> None:
-    hub = Hub()
-    ws, peer = server_ws()
-    results: list[object] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        nursery.start_soon(parked_until_back, hub, ws, [], results)
-        await until(lambda: hub.parked == 1, "parked")
-        ws.abort("no pong within 3 s")  # the watchdog's cut, from another task
-        assert hub.parked == 0 and ws.hub_release is None
-        await until(lambda: results, "handed back")
+    async with one_parked() as p:
+        p.ws.abort("no pong within 3 s")  # the watchdog's cut, from another task
+        assert p.hub.parked == 0 and p.ws.hub_release is None
+        await until(lambda: p.results, "handed back")
         with pytest.raises(TransportClosed) as info:
-            await ws.receive_text()
+            await p.ws.receive_text()
         assert (info.value.code, info.value.reason) == (1006, "no pong within 3 s")
         # The hub keeps serving: a new socket, likely on the closed one's number, parks and works.
         ws2, peer2 = server_ws()
         got: list[bytes] = []
-        nursery.start_soon(parked_until_back, hub, ws2, got, results)
-        await until(lambda: hub.parked == 1, "parked")
+        p.nursery.start_soon(parked_until_back, p.hub, ws2, got, [])
         peer2.sendall(text(b"still here"))
         await until(lambda: got == [b"still here"], "handled")
-        nursery.cancel_scope.cancel()
-    for s in (peer, peer2, ws2._sock):
+        assert p.hub.parked == 1
+    for s in (peer2, ws2._sock):
         s.close()
 
 
@@ -187,22 +196,12 @@ async def test_a_failing_handler_raises_in_its_own_task_only() -> None:
 
 
 async def test_a_handler_that_cannot_finish_gets_the_socket_handed_back_with_the_rest_unread() -> None:
-    hub = Hub()
-    ws, peer = server_ws()
-    got: list[bytes] = []
-    results: list[object] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(hub.run)
-        nursery.start_soon(parked_until_back, hub, ws, got, results, False)
-        await until(lambda: hub.parked == 1, "parked")
-        peer.sendall(text(b"first") + text(b"second") + text(b"third"))
-        await until(lambda: results, "handed back")
-        assert got == [b"first"]  # the hub stopped at once: the rest is the task's, in order
+    async with one_parked(keep=False) as p:
+        p.peer.sendall(text(b"first") + text(b"second") + text(b"third"))
+        await until(lambda: p.results, "handed back")
+        assert p.got == [b"first"]  # the hub stopped at once: the rest is the task's, in order
         with trio.fail_after(5):
-            assert [await ws.receive_text(), await ws.receive_text()] == [b"second", b"third"]
-        nursery.cancel_scope.cancel()
-    peer.close()
-    ws._sock.close()
+            assert [await p.ws.receive_text(), await p.ws.receive_text()] == [b"second", b"third"]
 
 
 async def test_a_stopping_hub_hands_every_socket_back_and_parks_no_more() -> None:
