@@ -32,6 +32,7 @@ from llc.log import bind_call, get_logger
 from llc.openai.connect import OpenAIConnectError
 from llc.modes.runtime import ModeCall
 from llc.openai.prewarm import WarmSession
+from llc.ticker import Ticker
 from llc.tools.registry import ToolRegistry
 from llc.core import frames as tw
 from llc.twilio.control import TwilioCallControl
@@ -76,7 +77,8 @@ class CallDeps:
     warm_wait_s: float = 1.0  # then a cold connect starts beside a warm session not yet usable
     fallback_number: str | None = None  # LLC_FALLBACK_NUMBER: OpenAI unreachable at start -> a person
     recordings: Recordings | None = None  # LLC_RECORD_AUDIO (issue 16): None when off
-    hub: Hub | None = None  # llc.ws.hub: reads plain media sockets without a task wake-up per message
+    hub: Hub | None = None  # llc.ws.hub: reads the media sockets without a task wake-up per message
+    ticker: Ticker | None = None  # llc.ticker: every call's watchdog ticks in one wake-up
 
 
 class CallToolContext:
@@ -379,34 +381,42 @@ class CallBridge:
     async def _watchdog(self) -> None:
         """Ticks for the call's life: dead legs (``core.liveness``) and progress writes.
 
-        A tick costs one wake-up a fraction of a second apart; nothing is added per frame but
-        the time of the last Twilio frame.
+        The server's ticker (llc/ticker.py) runs ``_tick`` for every call in one wake-up;
+        without one (a call run on its own) this task ticks itself. Nothing is added per frame
+        but the time of the last Twilio frame.
         """
-        live = self.liveness
+        ticker = self.deps.ticker
+        if ticker is not None and ticker.running:
+            with ticker.watching(self._tick):
+                await trio.sleep_forever()
         while True:
-            await trio.sleep(live.policy.tick_s)
-            now = trio.current_time()
-            openai = self.openai
-            # Pinged in every phase: a leg that freezes while configuring is as dead as a live one.
-            verdict = live.tick(now, started=bool(self.core.stream_sid),
-                                openai_pongs=openai.pongs if openai is not None else None)
-            if verdict is Verdict.NO_START:
-                self._end("no_start", f"the media socket sent no start within LLC_START_TIMEOUT_S={live.policy.start_timeout_s:g} s")
-            elif verdict is Verdict.TWILIO_SILENT:
-                self._end("twilio_silent", f"nothing from Twilio for LLC_TWILIO_IDLE_S={live.policy.twilio_idle_s:g} s: "
-                          "the media leg is dead (a network stall or a lost Twilio edge)")
-            elif verdict is Verdict.PING and openai is not None:
-                live.pinged(now, openai.pongs)
-                try:
-                    await openai.ping()
-                except TransportClosed:
-                    pass  # the OpenAI reader sees the close and recovers
-            elif verdict is Verdict.OPENAI_SILENT and openai is not None:
-                log.warning("the OpenAI leg answered no ping within LLC_OPENAI_PONG_TIMEOUT_S=%g s: treating it as "
-                            "dropped", live.policy.pong_timeout_s)
-                openai.abort(f"no pong within {live.policy.pong_timeout_s:g} s")  # the reader recovers
-                live.openai_opened(now)  # said once: the replacement's own clock starts when it opens
-            self._maybe_save_progress()
+            await trio.sleep(self.liveness.policy.tick_s)
+            self._tick(trio.current_time())
+
+    def _tick(self, now: float) -> None:
+        live, openai = self.liveness, self.openai
+        # Pinged in every phase: a leg that freezes while configuring is as dead as a live one.
+        verdict = live.tick(now, started=bool(self.core.stream_sid),
+                            openai_pongs=openai.pongs if openai is not None else None)
+        if verdict is Verdict.NO_START:
+            self._end("no_start", f"the media socket sent no start within LLC_START_TIMEOUT_S={live.policy.start_timeout_s:g} s")
+        elif verdict is Verdict.TWILIO_SILENT:
+            self._end("twilio_silent", f"nothing from Twilio for LLC_TWILIO_IDLE_S={live.policy.twilio_idle_s:g} s: "
+                      "the media leg is dead (a network stall or a lost Twilio edge)")
+        elif verdict is Verdict.PING and openai is not None:
+            try:
+                if openai.ping_nowait():  # False while a write is under way: asked again next tick
+                    live.pinged(now, openai.pongs)
+                    if openai.backlogged:
+                        self._defer([])  # the rest of the ping goes out from a task
+            except TransportClosed:
+                pass  # the OpenAI reader sees the close and recovers
+        elif verdict is Verdict.OPENAI_SILENT and openai is not None:
+            log.warning("the OpenAI leg answered no ping within LLC_OPENAI_PONG_TIMEOUT_S=%g s: treating it as "
+                        "dropped", live.policy.pong_timeout_s)
+            openai.abort(f"no pong within {live.policy.pong_timeout_s:g} s")  # the reader recovers
+            live.openai_opened(now)  # said once: the replacement's own clock starts when it opens
+        self._maybe_save_progress()
 
     def _progress_key(self) -> tuple[int, ...]:
         rec = self.record

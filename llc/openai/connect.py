@@ -10,7 +10,7 @@ import trio
 from llc.config import Settings
 from llc.core.dialect import dialect
 from llc.core.session import connect_url
-from llc.ws import fastws
+from llc.ws import fastws, handshake
 from llc.ws.transport import Transport
 
 # Audio deltas are small, but a session.updated echo with a long prompt and tools is not.
@@ -41,7 +41,7 @@ async def connect_openai(settings: Settings) -> Transport:
     headers = dialect(settings.openai_api_shape).connect_headers(key)
     try:
         with trio.fail_after(settings.openai_connect_timeout_s):
-            ws = await fastws.connect(url, headers, max_size=MAX_MESSAGE_BYTES,
+            ws = await handshake.connect(url, headers, max_size=MAX_MESSAGE_BYTES,
                                       ssl_context=tls_context() if url.startswith("wss:") else None)
         ws.send_stall_s = settings.send_stall_s  # a peer that stops reading is a dead leg (LLC_SEND_STALL_S)
         return ws

@@ -79,6 +79,8 @@ async def serve(server: Server, *, handle_signals: bool = False,
         await nursery.start(server.warm.run)  # warm sessions live in the server nursery, closed on shutdown
         if server.deps.hub is not None:
             await nursery.start(server.deps.hub.run)  # reads the parked media sockets (llc/ws/hub.py)
+        if server.deps.ticker is not None:
+            await nursery.start(server.deps.ticker.run)  # every call's watchdog, one wake-up a tick
         binds = await nursery.start(serve_front_door, server, app, config)
         await nursery.start(serve_admin, server, create_admin_app(server))  # /metrics, /debug: not on PORT
         if not server.public_url:

@@ -18,7 +18,7 @@ from llc.core.record import CallRecord
 from llc.log import get_logger
 from llc.web.security import upgrade_refusal
 from llc.web.server import Server
-from llc.ws import fastws
+from llc.ws import handshake
 from llc.ws.transport import Transport
 
 log = get_logger("media")
@@ -43,7 +43,7 @@ async def handle_media_connection(server: Server, stream: trio.SocketStream) -> 
 
 async def _upgrade_and_run(server: Server, stream: trio.SocketStream) -> None:
     max_size = max(1024 * 1024, 4 * server.settings.max_frame_bytes)
-    ws = await fastws.accept(stream, MEDIA_PATH, max_size=max_size, timeout_s=HANDSHAKE_TIMEOUT_S)
+    ws = await handshake.accept(stream, MEDIA_PATH, max_size=max_size, timeout_s=HANDSHAKE_TIMEOUT_S)
     if ws is None:
         log.info("refused a connection (not a WebSocket upgrade to %s)", MEDIA_PATH)
         return

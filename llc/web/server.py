@@ -15,6 +15,7 @@ from functools import partial
 from llc.call.bridge import CallBridge, CallDeps
 from llc.call.planner import StreamPlanner
 from llc.call.recording import recordings_from
+from llc.ticker import Ticker
 from llc.call.tracker import CallTracker
 from llc.config import Settings
 from llc.core.dialect import dialect
@@ -108,7 +109,7 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
                     s.max_frame_bytes, s.max_call_s, s.apology_clip, liveness, s.openai_connect_timeout_s, s.warm_wait_s,
                     s.fallback_number,
                     recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days),
-                    hub=Hub())
+                    hub=Hub(), ticker=Ticker(liveness.tick_s))
     return Server(s, profile, tools, scenario_set, store, PendingRecords(s.pending_records_path), tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
                   public_url=s.public_url)

@@ -6,9 +6,11 @@ task, no channel and no lock on the common path: a frame is read with one non-bl
 ``recv`` (waiting in Trio only when the kernel has nothing) and written with one non-blocking
 ``send``. Only a partial write (a full kernel buffer) takes the slow path under a FIFO lock.
 
-Both legs use it: ``connect()`` opens the OpenAI leg (``ws://`` on a raw socket, ``wss://``
-through Trio's SSLStream), ``accept()`` upgrades a Twilio media socket on the fast listener.
-Messages come back as ``bytes`` (orjson parses bytes directly, so nothing is decoded twice).
+Both legs use it: ``llc.ws.handshake.connect()`` opens the OpenAI leg (``ws://`` on a raw
+socket, ``wss://`` with TLS on memory buffers, ``llc.ws.tls``), ``llc.ws.handshake.accept()``
+upgrades a Twilio media socket. Between messages the media hub (``llc.ws.hub``) reads the
+socket (``read_nowait``) and the bridge writes it (``send_nowait``); a task takes over for
+anything else. Messages come back as ``bytes`` (orjson parses bytes directly).
 """
 
 from __future__ import annotations
@@ -16,29 +18,22 @@ from __future__ import annotations
 import os
 import random
 import socket
-import ssl
 from collections import deque
-from functools import partial
-from typing import Awaitable, Callable, Sequence
+from typing import Callable, Sequence
 
 import trio
-from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request, Response
+from websockets.http11 import Request
 from websockets.protocol import Protocol, Side, State
 
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # no C extension on this platform: the pure-Python one is correct, slower
     from websockets.utils import apply_mask
-from websockets.server import ServerProtocol
-from websockets.uri import parse_uri
 
 from llc.ws.transport import TransportClosed
 
 RECV_BYTES = 65536
-# An upgrade request/response head longer than this is refused (Twilio's and OpenAI's are < 2 KiB).
-MAX_HEAD_BYTES = 16384
 # How long close() waits for the peer's close frame (callers bound it too), and how long a
 # connection the engine failed (1002, 1009) waits for it before the TCP socket is closed.
 CLOSE_WAIT_S = 1.0
@@ -188,12 +183,16 @@ class FastWebSocket:
         finally:
             self._shutdown()
 
-    async def ping(self) -> None:
-        """Send a ping; the reader counts the pong (``pongs``). Raises TransportClosed."""
-        if self._proto.state is not State.OPEN or self._aborted is not None:
+    def ping_nowait(self) -> bool:
+        """A ping out without a wait; the reader counts the pong (``pongs``). False (nothing
+        sent) while a write is under way; a backlog is left as by send_nowait. Raises TransportClosed."""
+        if self._proto._state is not State.OPEN or self._aborted is not None:
             raise self._closed_exc()
+        if self._backlog is not None or self._send_lock.locked():
+            return False
         self._proto.send_ping(os.urandom(4))
-        await self._write(self._proto.data_to_send())
+        self._send_now(self._seal(b"".join(self._proto.data_to_send())))
+        return True
 
     def abort(self, reason: str) -> None:
         """Cut a dead connection now (no close handshake: the peer is not listening).
@@ -258,9 +257,13 @@ class FastWebSocket:
         frame = self._frame
         if len(texts) == 1:  # most writes: one frame
             t = texts[0]
-            data = self._seal(frame(t.encode() if isinstance(t, str) else t))
+            self._send_now(self._seal(frame(t.encode() if isinstance(t, str) else t)))
         else:
-            data = self._seal(b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts]))
+            self._send_now(self._seal(b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])))
+        return True
+
+    def _send_now(self, data: bytes) -> None:
+        """One non-blocking send; what the kernel does not take waits in the backlog."""
         try:
             sent = self._sock.send(data)
         except BlockingIOError:
@@ -269,7 +272,6 @@ class FastWebSocket:
             raise TransportClosed(1006, f"socket error: {exc}") from None
         if sent != len(data):
             self._backlog, self.backlogged = memoryview(data)[sent:], True
-        return True
 
     async def flush(self) -> None:
         """Send what send_nowait left in the backlog (within ``send_stall_s``). Raises TransportClosed."""
@@ -385,6 +387,10 @@ class FastWebSocket:
                     frames.append(apply_mask(buf[i + head : end], buf[i + head - 4 : i + head]))
                 else:
                     frames.append(buf[i + head : end])
+            elif b0 == 0x8A and length < 126 and (b1 & 0x80) == mask_bit and proto._state is State.OPEN:
+                # A whole pong (the answer to ping_nowait): counted here, nothing to answer, its
+                # payload unread; without this every pong handed the hub's socket back to its task.
+                self.pongs += 1
             else:
                 self._to_protocol(buf[i:end])
                 fed = True
@@ -434,7 +440,7 @@ class FastWebSocket:
         """The rest of a partial write, within ``send_stall_s``: a peer that stops reading is a
         dead leg, never a task blocked for ever (the other leg's reader sends inline)."""
         with trio.move_on_after(self.send_stall_s):
-            await _send_all(self._sock, view)
+            await send_raw(self._sock, view)
             return
         self.abort(f"the peer stopped reading: a write waited over {self.send_stall_s:g} s")
         raise self._closed_exc()
@@ -458,121 +464,7 @@ class FastWebSocket:
         self._sock.close()
 
 
-class _TLS:
-    """TLS on memory buffers (``ssl.SSLObject``): ciphertext in, plaintext out, and back.
-
-    Why not Trio's SSLStream: its every read and write is awaited, so a ``wss://`` leg could
-    not be read by the hub (llc.ws.hub) or written without a wait. Here encrypting and
-    decrypting never wait; only the socket does, exactly as for a plain leg.
-    """
-
-    def __init__(self, context: ssl.SSLContext, host: str) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
-        self.eof = False  # the peer ended TLS (close_notify, or the socket's end)
-
-    def open(self, raw: bytes) -> bytes:
-        """Ciphertext in (b"": the socket's end), the plaintext it completes out (maybe b"")."""
-        if raw:
-            self.incoming.write(raw)
-        elif not self.incoming.eof:
-            self.incoming.write_eof()
-        out: list[bytes] = []
-        while not self.eof:
-            try:
-                chunk = self.obj.read(RECV_BYTES)
-            except ssl.SSLWantReadError:
-                break
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                self.eof = True
-                break
-            if not chunk:
-                self.eof = True
-                break
-            out.append(chunk)
-        return out[0] if len(out) == 1 else b"".join(out)
-
-    def seal(self, data: bytes) -> bytes:
-        """Plaintext in, ciphertext out, with anything TLS itself must send (a key update)."""
-        if data:
-            self.obj.write(data)
-        return self.outgoing.read()
-
-    async def handshake(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                self.obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                await _send_all(sock, memoryview(self.outgoing.read()))
-            raw = await _recv_any(sock)
-            if not raw:
-                raise HandshakeFailed("the peer closed the connection during the TLS handshake")
-            self.incoming.write(raw)
-        await _send_all(sock, memoryview(self.outgoing.read()))
-
-    async def receive(self, sock: socket.socket) -> bytes:
-        """Plaintext from the socket (during the upgrade); b"" at the end."""
-        while True:
-            raw = await _recv_any(sock)
-            data = self.open(raw)
-            if data or not raw or self.eof:
-                return data
-
-
-class TLSWebSocket(FastWebSocket):
-    """The same engine over TLS, for ``wss://`` (the real OpenAI endpoint), the hub's path included."""
-
-    def __init__(self, sock: socket.socket, tls: _TLS, proto: Protocol, leftover: bytes = b"") -> None:
-        self._tls = tls
-        super().__init__(sock, proto, leftover)
-
-    def _seal(self, data: bytes) -> bytes:
-        # Sealed in the order writes are asked for; the send lock keeps that order on the wire.
-        try:
-            return self._tls.seal(data)
-        except ssl.SSLError as exc:
-            raise TransportClosed(1006, f"TLS error: {exc}") from None
-
-    def read_nowait(self) -> bool:
-        data = self._recv_nowait()
-        if data is None:
-            return self._aborted is None
-        if not data:
-            self._eof_seen = True
-            return False
-        try:
-            plain = self._tls.open(data)
-        except ssl.SSLError as exc:
-            self.abort(f"TLS error: {exc}")
-            return False
-        if plain and self._take(plain) or self._tls.outgoing.pending:
-            self._owed = True  # the task's next _fill answers (the protocol, or TLS itself)
-            return False
-        if self._tls.eof:
-            self._eof_seen = True
-            return False
-        return True
-
-    async def _recv_some(self) -> bytes:
-        while not self._tls.eof:
-            raw = await super()._recv_some()
-            data = self._tls.open(raw)  # an ssl.SSLError is an OSError: the reader's socket error
-            if self._tls.outgoing.pending:
-                await self._write(())
-            if data or not raw:
-                return data
-        return b""
-
-
-def _raw_socket(stream: trio.SocketStream) -> socket.socket:
-    """Take the stdlib socket out of a Trio stream, with Nagle off (every frame is urgent)."""
-    stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-    fd = stream.socket.detach()
-    return socket.socket(fileno=fd)
-
-
-async def _recv_any(sock: socket.socket) -> bytes:
+async def recv_raw(sock: socket.socket) -> bytes:
     while True:
         try:
             return sock.recv(RECV_BYTES)
@@ -580,123 +472,9 @@ async def _recv_any(sock: socket.socket) -> bytes:
             await trio.lowlevel.wait_readable(sock)
 
 
-async def _send_all(sock: socket.socket, view: memoryview) -> None:
+async def send_raw(sock: socket.socket, view: memoryview) -> None:
     while view:
         try:
             view = view[sock.send(view):]
         except BlockingIOError:
             await trio.lowlevel.wait_writable(sock)
-
-
-async def _handshake_events(receive: Callable[[], Awaitable[bytes]], proto: Protocol) -> tuple[list[object], bytes]:
-    """Feed the upgrade request/response to the protocol; its events, and the bytes after it.
-
-    Only the HTTP head goes to the protocol: frame bytes that arrived in the same read are
-    returned for FastWebSocket to cut, so the protocol's parser starts on a frame boundary.
-    """
-    pending = b""  # received, not yet given to the protocol
-    fed_head = False
-    while True:
-        data = await receive()
-        if not data:
-            proto.receive_eof()
-            events = proto.events_received()
-            if events:
-                return events, b""
-            raise HandshakeFailed("the peer closed the connection during the WebSocket handshake")
-        if fed_head:
-            proto.receive_data(data)  # the body of a refusal
-        else:
-            pending += data
-            end = pending.find(b"\r\n\r\n")
-            if end < 0:
-                if len(pending) > MAX_HEAD_BYTES:
-                    raise HandshakeFailed(f"the upgrade head is over {MAX_HEAD_BYTES} bytes")
-                continue
-            proto.receive_data(pending[: end + 4])
-            pending, fed_head = pending[end + 4 :], True
-        events = proto.events_received()
-        if events:
-            return events, pending
-        if pending:  # the head alone was not enough (a refusal with a body): the rest is the protocol's
-            proto.receive_data(pending)
-            pending = b""
-            events = proto.events_received()
-            if events:
-                return events, b""
-
-
-async def connect(
-    url: str,
-    headers: Sequence[tuple[str, str]] = (),
-    *,
-    max_size: int = 4 * 1024 * 1024,
-    ssl_context: ssl.SSLContext | None = None,
-) -> FastWebSocket:
-    """Open a client WebSocket. Raises HandshakeFailed (with the HTTP status) or OSError."""
-    wsuri = parse_uri(url)
-    proto = ClientProtocol(wsuri, max_size=max_size)
-    request = proto.connect()
-    for name, value in headers:
-        request.headers[name] = value
-    proto.send_request(request)
-    stream = await trio.open_tcp_stream(wsuri.host, wsuri.port)
-    sock = _raw_socket(stream)
-    try:
-        sock.setblocking(False)
-        if wsuri.secure:
-            tls = _TLS(ssl_context or ssl.create_default_context(), wsuri.host)
-            await tls.handshake(sock)
-            await _send_all(sock, memoryview(tls.seal(b"".join(proto.data_to_send()))))
-            events, leftover = await _handshake_events(partial(tls.receive, sock), proto)
-            _check_response(proto, events)  # a refusal (401/429/5xx) closes the socket too
-            return TLSWebSocket(sock, tls, proto, leftover)
-        sock.sendall(b"".join(proto.data_to_send()))  # a few hundred bytes into an empty buffer
-        events, leftover = await _handshake_events(partial(_recv_any, sock), proto)
-        _check_response(proto, events)
-    except BaseException:
-        sock.close()
-        raise
-    return FastWebSocket(sock, proto, leftover)
-
-
-def _check_response(proto: ClientProtocol, events: list[object]) -> None:
-    if proto.handshake_exc is not None:
-        response = events[0] if events and isinstance(events[0], Response) else None
-        status = response.status_code if response is not None else None
-        raise HandshakeFailed(f"WebSocket handshake refused: {proto.handshake_exc}", status)
-
-
-async def accept(
-    stream: trio.SocketStream, path: str, *, max_size: int, timeout_s: float = 10.0
-) -> FastWebSocket | None:
-    """Server side: read the upgrade request, accept it on ``path`` or refuse it.
-
-    Returns None (after answering with an HTTP error and closing) when the request is not a
-    WebSocket upgrade to ``path`` or does not arrive in time.
-    """
-    sock = _raw_socket(stream)
-    sock.setblocking(False)
-    proto = ServerProtocol(max_size=max_size)
-    try:
-        with trio.move_on_after(timeout_s):
-            events, leftover = await _handshake_events(partial(_recv_any, sock), proto)
-            request = events[0]
-            assert isinstance(request, Request)
-            if request.path.split("?", 1)[0] != path:
-                response = proto.reject(404, f"no WebSocket here; the media stream is at {path}\n")
-            else:
-                response = proto.accept(request)
-            proto.send_response(response)
-            ws = FastWebSocket(sock, proto, leftover)
-            ws.request = request
-            await ws._write(proto.data_to_send())
-            if response.status_code == 101 and proto.handshake_exc is None:
-                return ws
-    except (HandshakeFailed, OSError, TransportClosed):
-        pass
-    except BaseException:  # cancelled mid-handshake: the detached socket is ours to close
-        sock.close()
-        raise
-    sock.close()
-    return None

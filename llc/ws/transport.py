@@ -42,8 +42,9 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close; never raises, returns promptly (callers bound it with a timeout too)."""
 
-    async def ping(self) -> None:
-        """Send a WebSocket ping (liveness: the peer's pong shows it still reads)."""
+    def ping_nowait(self) -> bool:
+        """Send a WebSocket ping without a wait (liveness: the pong shows the peer still reads);
+        False (nothing sent) while a write is under way."""
 
     def abort(self, reason: str) -> None:
         """Cut a dead connection at once; waiting tasks get TransportClosed(1006, reason)."""

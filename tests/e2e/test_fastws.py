@@ -7,7 +7,7 @@ import trio
 from trio_websocket import open_websocket_url, serve_websocket
 from wsproto.events import TextMessage
 
-from llc.ws import fastws
+from llc.ws import fastws, handshake
 from llc.ws.transport import TransportClosed
 
 
@@ -15,7 +15,7 @@ async def _fast_server(nursery: trio.Nursery, handler, path: str = "/media") -> 
     """A fast-engine listener on a free loopback port; ``handler(ws)`` runs per connection."""
 
     async def on_stream(stream: trio.SocketStream) -> None:
-        ws = await fastws.accept(stream, path, max_size=1 << 20, timeout_s=5)
+        ws = await handshake.accept(stream, path, max_size=1 << 20, timeout_s=5)
         if ws is not None:
             try:
                 await handler(ws)
@@ -56,7 +56,7 @@ async def test_server_refuses_other_paths_with_404(nursery: trio.Nursery) -> Non
     port = await _fast_server(nursery, _echo)
     with pytest.raises(fastws.HandshakeFailed) as info:
         with trio.fail_after(5):
-            await fastws.connect(f"ws://127.0.0.1:{port}/elsewhere")
+            await handshake.connect(f"ws://127.0.0.1:{port}/elsewhere")
     assert info.value.status == 404
 
 
@@ -68,7 +68,7 @@ async def test_client_and_server_close_codes_reach_the_other_side(nursery: trio.
         await ws.close(4001, "done here")
 
     port = await _fast_server(nursery, closer)
-    ws = await fastws.connect(f"ws://127.0.0.1:{port}/media")
+    ws = await handshake.connect(f"ws://127.0.0.1:{port}/media")
     await ws.send_text("bye please")
     with trio.fail_after(5):
         try:
@@ -88,7 +88,7 @@ async def test_client_talks_to_a_wsproto_server_and_sees_its_close(nursery: trio
         await peer.aclose(1011, "upstream failure")
 
     server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
-    ws = await fastws.connect(f"ws://127.0.0.1:{server.port}/v1/realtime", [("Authorization", "Bearer k")])
+    ws = await handshake.connect(f"ws://127.0.0.1:{server.port}/v1/realtime", [("Authorization", "Bearer k")])
     await ws.send_text('{"type":"session.update"}')
     with trio.fail_after(5):
         assert await ws.receive_text() == b'{"type":"session.update"}'
@@ -103,7 +103,7 @@ async def test_connect_to_a_closed_port_is_an_oserror() -> None:
         await probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(OSError):
-        await fastws.connect(f"ws://127.0.0.1:{port}/v1/realtime")
+        await handshake.connect(f"ws://127.0.0.1:{port}/v1/realtime")
 
 
 async def test_send_texts_delivers_each_message_in_order_as_text(nursery: trio.Nursery) -> None:

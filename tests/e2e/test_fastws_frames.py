@@ -19,7 +19,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from llc.ws import fastws
+from llc.ws import fastws, handshake
 from llc.ws.transport import TransportClosed
 
 MAX_SIZE = 1 << 16
@@ -98,6 +98,16 @@ async def test_a_ping_sent_with_the_handshake_is_answered_with_the_next_read() -
     peer.close()
 
 
+async def test_a_pong_is_counted_by_the_engine_without_the_protocol() -> None:
+    ws, peer = server_ws()
+    fed = ws._take(client_wire(Frame(Opcode.TEXT, b"one"), Frame(Opcode.PONG, b"ab12"), Frame(Opcode.TEXT, b"two")))
+    assert fed is False and ws.pongs == 1  # nothing for the protocol: the hub keeps the socket
+    assert await messages(ws) == [b"one", b"two"]
+    ws._take(client_wire(Frame(Opcode.PONG, b"x" * 125)))
+    assert ws.pongs == 2 and ws._proto.state is State.OPEN
+    peer.close()
+
+
 async def test_fragments_are_joined_by_the_protocol_path() -> None:
     ws, peer = server_ws()
     wire = client_wire(Frame(Opcode.TEXT, b"part one, ", fin=False), Frame(Opcode.CONT, b"part two"),
@@ -148,7 +158,7 @@ async def test_frames_sent_with_the_upgrade_request_are_not_lost(nursery: trio.N
     done = trio.Event()
 
     async def on_stream(stream: trio.SocketStream) -> None:
-        ws = await fastws.accept(stream, "/media", max_size=MAX_SIZE, timeout_s=5)
+        ws = await handshake.accept(stream, "/media", max_size=MAX_SIZE, timeout_s=5)
         assert ws is not None
         got.append(await ws.receive_text())
         got.append(await ws.receive_text())
@@ -176,12 +186,12 @@ async def test_an_oversized_upgrade_head_is_refused(nursery: trio.Nursery) -> No
     results: list[object] = []
 
     async def on_stream(stream: trio.SocketStream) -> None:
-        results.append(await fastws.accept(stream, "/media", max_size=MAX_SIZE, timeout_s=5))
+        results.append(await handshake.accept(stream, "/media", max_size=MAX_SIZE, timeout_s=5))
 
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     nursery.start_soon(trio.serve_listeners, on_stream, listeners)
     stream = await trio.open_tcp_stream("127.0.0.1", listeners[0].socket.getsockname()[1])
-    head = b"GET /media HTTP/1.1\r\n" + b"X-Pad: " + b"p" * (fastws.MAX_HEAD_BYTES + 10)  # no end of head
+    head = b"GET /media HTTP/1.1\r\n" + b"X-Pad: " + b"p" * (handshake.MAX_HEAD_BYTES + 10)  # no end of head
     await stream.send_all(head)
     with trio.fail_after(5):
         assert await stream.receive_some(100) == b""  # closed, nothing answered

@@ -8,7 +8,7 @@ import pytest
 import trio
 from trio_websocket import WebSocketRequest, serve_websocket
 
-from llc.ws import fastws
+from llc.ws import handshake
 from llc.ws.transport import TransportClosed
 
 trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the throwaway CA")
@@ -31,7 +31,7 @@ async def test_fast_engine_speaks_wss(nursery: trio.Nursery) -> None:
     server = await nursery.start(serve_websocket, echo, "127.0.0.1", 0, server_ctx)
     url = f"wss://127.0.0.1:{server.port}/v1/realtime?model=m"
     with trio.fail_after(10):
-        ws = await fastws.connect(url, [("Authorization", "Bearer k")], ssl_context=client_ctx)
+        ws = await handshake.connect(url, [("Authorization", "Bearer k")], ssl_context=client_ctx)
         for i in range(3):
             big = "x" * (70_000 if i == 2 else 10)  # one frame larger than a TLS record
             await ws.send_text(f'{{"n":{i},"pad":"{big}"}}')
@@ -58,7 +58,7 @@ async def _untrusted_server(nursery: trio.Nursery) -> int:
 async def test_fast_engine_refuses_an_untrusted_certificate(nursery: trio.Nursery) -> None:
     port = await _untrusted_server(nursery)
     with trio.fail_after(10), pytest.raises((ssl.SSLError, trio.BrokenResourceError, OSError)):
-        await fastws.connect(f"wss://127.0.0.1:{port}/v1/realtime", [], ssl_context=ssl.create_default_context())
+        await handshake.connect(f"wss://127.0.0.1:{port}/v1/realtime", [], ssl_context=ssl.create_default_context())
 
 
 async def test_untrusted_openai_endpoint_is_a_plain_connect_error(nursery: trio.Nursery) -> None:

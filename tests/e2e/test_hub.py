@@ -255,7 +255,7 @@ async def test_a_wss_leg_is_read_by_the_hub_and_written_without_a_wait(nursery: 
 
     from trio_websocket import WebSocketRequest, serve_websocket
 
-    from llc.ws import fastws
+    from llc.ws import handshake
 
     trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the throwaway CA")
     ca = trustme.CA()
@@ -276,7 +276,7 @@ async def test_a_wss_leg_is_read_by_the_hub_and_written_without_a_wait(nursery: 
     hub = Hub()
     await nursery.start(hub.run)
     with trio.fail_after(10):
-        ws = await fastws.connect(f"wss://127.0.0.1:{server.port}/v1/realtime", [], ssl_context=client_ctx)
+        ws = await handshake.connect(f"wss://127.0.0.1:{server.port}/v1/realtime", [], ssl_context=client_ctx)
     got: list[bytes] = []
     results: list[object] = []
     nursery.start_soon(parked_until_back, hub, ws, got, results)

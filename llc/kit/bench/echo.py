@@ -10,12 +10,12 @@ import sys
 
 import trio
 
-from llc.ws import fastws
+from llc.ws import handshake
 from llc.ws.transport import TransportClosed
 
 
 async def _echo(stream: trio.SocketStream) -> None:
-    ws = await fastws.accept(stream, "/echo", max_size=1 << 20)
+    ws = await handshake.accept(stream, "/echo", max_size=1 << 20)
     if ws is None:
         return
     try:

@@ -1,0 +1,67 @@
+"""One Trio task ticks every call's watchdog: one wake-up per tick for all calls, not one per call.
+
+Why: each call's watchdog slept five times a second, and a Trio timeout is a cancel scope whose
+expiry raises and catches ``Cancelled``. Measured with 50 calls and no audio at all, that was
+about 1 ms of CPU per call-second, a tenth of what the relay costs with audio flowing. The
+ticks themselves are synchronous (``CallBridge._tick``: liveness verdicts, a ping written
+without a wait, a progress write started in the call's nursery), so one task can run them all.
+
+Ownership is kept: a call registers its tick for as long as its watchdog task runs
+(``watching``), so when the call's nursery exits its tick is gone. Each tick runs in the
+registering task's context (its log fields); an exception in one is logged and ends nothing
+else.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import trio
+
+from llc.log import get_logger
+
+log = get_logger("ticker")
+
+
+class Ticker:
+    """Calls every registered tick every ``every_s``; ``run`` it in the server's nursery."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.running = False
+        self._ticks: dict[int, tuple[Callable[[float], None], contextvars.Context]] = {}
+        self._keys = itertools.count()
+
+    @property
+    def watched(self) -> int:
+        return len(self._ticks)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.running = True
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(self.every_s)
+                now = trio.current_time()
+                for key, (tick, context) in list(self._ticks.items()):
+                    if key not in self._ticks:  # an earlier tick of this pass ended that call
+                        continue
+                    try:
+                        context.run(tick, now)
+                    except Exception:  # a bug in one call's tick: said, and no other call's affected
+                        context.run(log.exception, "a call's watchdog tick failed")
+        finally:
+            self.running = False
+
+    @contextmanager
+    def watching(self, tick: Callable[[float], None]) -> Iterator[None]:
+        """Tick ``tick(now)`` with every pass, in the caller's context, until the block exits."""
+        key = next(self._keys)
+        self._ticks[key] = (tick, contextvars.copy_context())
+        try:
+            yield
+        finally:
+            del self._ticks[key]
