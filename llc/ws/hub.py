@@ -83,8 +83,9 @@ class Hub:
         ``on_message`` returns False when the message's actions could not all run at once (they
         wait for a task): the socket is handed back, and its reader reads on when they have run.
 
-        Returns True when handed back, False at once when the socket cannot be parked (TLS,
-        something already read for the task, the hub not running): read it in the task then.
+        Returns True when handed back, False at once when the socket cannot be parked (not the
+        fast engine, something already read for the task, the hub not running): read it in the
+        task then.
         Raises what ``on_message`` raised.
         """
         ep = self._ep
