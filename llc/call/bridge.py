@@ -357,11 +357,9 @@ class CallBridge:
             self._openai_relayed(*seen)
 
     def _on_openai_now(self, text: bytes) -> bool:
-        received_at, barge_ins = self._now(), len(self.record.barge_ins)
-        turn = self.core.journal.awaiting_first_audio
-        done = self._run_or_defer(self.core.on_openai_text(text, received_at))
-        if turn is not None or len(self.record.barge_ins) > barge_ins:  # rarely: skip the call per frame
-            self._openai_relayed(received_at, barge_ins, turn)
+        seen = self._openai_seen()
+        done = self._run_or_defer(self.core.on_openai_text(text, seen[0]))
+        self._openai_relayed(*seen)
         return done
 
     def _openai_seen(self) -> tuple[float, int, TurnLatency | None]:

@@ -78,7 +78,7 @@ class FastWebSocket:
         self._aborted: TransportClosed | None = None  # why abort() cut the connection
         self._close_by: float | None = None  # closing: when the peer's close stops being waited for
         self.send_stall_s = SEND_STALL_S
-        self.pongs = 0  # pongs received: liveness for the ping the caller of ping() sent
+        self.pongs = 0  # pongs received: liveness for the pings ping_nowait() sent
         # True when the last recv emptied the kernel buffer: the next read waits for readiness
         # first instead of paying a recv() that fails with EAGAIN (one syscall per frame).
         self._drained = False
@@ -186,9 +186,7 @@ class FastWebSocket:
     def ping_nowait(self) -> bool:
         """A ping out without a wait; the reader counts the pong (``pongs``). False (nothing
         sent) while a write is under way; a backlog is left as by send_nowait. Raises TransportClosed."""
-        if self._proto._state is not State.OPEN or self._aborted is not None:
-            raise self._closed_exc()
-        if self._backlog is not None or self._send_lock.locked():
+        if not self._free_to_send():
             return False
         self._proto.send_ping(os.urandom(4))
         self._send_now(self._seal(b"".join(self._proto.data_to_send())))
@@ -249,10 +247,7 @@ class FastWebSocket:
         flush()`` (bounded by ``send_stall_s``); every later write waits behind it. Raises
         TransportClosed.
         """
-        # _state: the protocol's own field (its property costs a call per frame; websockets is pinned)
-        if self._proto._state is not State.OPEN or self._aborted is not None:
-            raise self._closed_exc()
-        if self._backlog is not None or self._send_lock.locked():
+        if not self._free_to_send():
             return False
         frame = self._frame
         if len(texts) == 1:  # most writes: one frame
@@ -262,6 +257,13 @@ class FastWebSocket:
             self._send_now(self._seal(b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])))
         return True
 
+    def _free_to_send(self) -> bool:
+        """No write under way or waiting, so one may go out now. Raises TransportClosed."""
+        # _state: the protocol's own field (its property costs a call per frame; websockets is pinned)
+        if self._proto._state is not State.OPEN or self._aborted is not None:
+            raise self._closed_exc()
+        return self._backlog is None and not self._send_lock.locked()
+
     def _send_now(self, data: bytes) -> None:
         """One non-blocking send; what the kernel does not take waits in the backlog."""
         try:
@@ -269,6 +271,8 @@ class FastWebSocket:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
+            if self._aborted is not None:
+                raise self._closed_exc() from None
             raise TransportClosed(1006, f"socket error: {exc}") from None
         if sent != len(data):
             self._backlog, self.backlogged = memoryview(data)[sent:], True
@@ -405,27 +409,17 @@ class FastWebSocket:
     async def _write(self, chunks: Sequence[bytes]) -> None:
         eof = _EOF in chunks
         data = self._seal(b"".join(chunks) if len(chunks) != 1 else chunks[0])
-        if data or self._backlog is not None:
-            lock = self._send_lock
+        if data and self._backlog is None and not self._send_lock.locked():
+            self._send_now(data)  # the common case: all of it goes now, or the rest is a backlog
+            data = b""
+        if data or self._backlog is not None:  # a partial write is finishing: queue behind it
             try:
-                if lock.locked() or self._backlog is not None:  # a partial write is finishing: queue behind it
-                    async with lock:
-                        backlog, self._backlog, self.backlogged = self._backlog, None, False
-                        if backlog is not None:
-                            await self._send_bounded(backlog)
-                        if data:
-                            await self._send_bounded(memoryview(data))
-                else:
-                    try:
-                        sent = self._sock.send(data)
-                    except BlockingIOError:
-                        sent = 0
-                    if sent != len(data):
-                        lock.acquire_nowait()  # nothing awaited since locked() said no
-                        try:
-                            await self._send_bounded(memoryview(data)[sent:])
-                        finally:
-                            lock.release()
+                async with self._send_lock:
+                    backlog, self._backlog, self.backlogged = self._backlog, None, False
+                    if backlog is not None:
+                        await self._send_bounded(backlog)
+                    if data:
+                        await self._send_bounded(memoryview(data))
             except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
                 if self._aborted is not None:
                     raise self._closed_exc() from None

@@ -58,22 +58,25 @@ def stamped_payload(seq: int, tag: int | None = None) -> bytes:
     return base64.b64encode(_STAMP.pack(time.perf_counter_ns(), seq) + _TAG.pack(tag) + _FILL[_TAG.size:])
 
 
-def read_tag(msg: bytes, key: bytes) -> int | None:
-    """The ``tag`` of a stamped payload after ``key`` (24 base64 characters hold stamp + tag)."""
+def _payload_head(msg: bytes, key: bytes, chars: int) -> bytes | None:
+    """The first bytes of the base64 string after ``key`` in a JSON message, without parsing it."""
     i = msg.find(key)
     if i < 0:
         return None
     i += len(key)
-    return int(_TAG.unpack(base64.b64decode(msg[i : i + 24])[_STAMP.size : _STAMP.size + _TAG.size])[0])
+    return base64.b64decode(msg[i : i + chars])
+
+
+def read_tag(msg: bytes, key: bytes) -> int | None:
+    """The ``tag`` of a stamped payload after ``key`` (24 base64 characters hold stamp + tag)."""
+    head = _payload_head(msg, key, 24)
+    return None if head is None else int(_TAG.unpack(head[_STAMP.size : _STAMP.size + _TAG.size])[0])
 
 
 def read_stamp(msg: bytes, key: bytes) -> tuple[int, int] | None:
     """(sent_ns, seq) from the base64 string after ``key`` in a JSON message, without parsing it."""
-    i = msg.find(key)
-    if i < 0:
-        return None
-    i += len(key)
-    return _STAMP.unpack(base64.b64decode(msg[i : i + _STAMP_B64]))  # type: ignore[return-value]
+    head = _payload_head(msg, key, _STAMP_B64)
+    return None if head is None else _STAMP.unpack(head)  # type: ignore[return-value]
 
 
 def encode_frame(opcode: int, payload: bytes, *, client: bool) -> bytes:
