@@ -30,11 +30,11 @@ class AgentAudio:
         """Audio of an interrupted response still in flight: never after the clear."""
         return item_id in self.muted_items or response_id in self.muted_responses
 
-    def frames(self, stream_sid: str, item_id: str, delta: str) -> list[Action]:
+    def frames(self, stream_sid: str, item_id: str, delta: str, now: float | None = None) -> list[Action]:
         """The delta as a media frame, with the marks due before and after it."""
         # base64 length tells the byte count without decoding: 4 chars per 3 bytes, minus padding.
         n_bytes = len(delta) * 3 // 4 - delta.count("=", -2)
-        before, after = self.playout.on_audio(item_id, n_bytes)
+        before, after = self.playout.on_audio(item_id, n_bytes, now)
         audio = ToTwilio(tw.media(stream_sid, delta))
         if before is None and after is None:
             return [audio]
@@ -49,9 +49,9 @@ class AgentAudio:
         mark = self.playout.flush() if stream_sid else None
         return [] if mark is None else [ToTwilio(tw.mark(stream_sid, mark))]
 
-    def barge_in(self, gate: ResponseGate, interrupt_response: bool, stream_sid: str) -> BargeIn:
+    def barge_in(self, gate: ResponseGate, interrupt_response: bool, stream_sid: str, now: float | None = None) -> BargeIn:
         """The caller talks over the agent: stop the audio and mute what is still coming."""
-        result = on_speech_started(self.playout, gate, interrupt_response, stream_sid)
+        result = on_speech_started(self.playout, gate, interrupt_response, stream_sid, now)
         if result.interrupted:
             if gate.active_id:
                 self.muted_responses.add(gate.active_id)

@@ -4,8 +4,8 @@
 2. ``response.cancel`` only when a response is in flight and the session does not already
    cancel on speech itself (``interrupt_response``); otherwise the service would answer
    ``response_cancel_not_active``.
-3. ``conversation.item.truncate`` to what the caller heard by marks (never beyond the audio
-   received), or ``conversation.item.delete`` when they heard nothing: the model's memory
+3. ``conversation.item.truncate`` to what the caller heard by the playout clock and marks
+   (never beyond the audio received), or ``conversation.item.delete`` when they heard nothing: the model's memory
    must match what was actually said.
 """
 
@@ -28,7 +28,8 @@ class BargeIn:
     interrupted: bool = False  # was the agent speaking or about to?
 
 
-def on_speech_started(playout: Playout, gate: ResponseGate, interrupt_response: bool, stream_sid: str) -> BargeIn:
+def on_speech_started(playout: Playout, gate: ResponseGate, interrupt_response: bool, stream_sid: str,
+                      now: float | None = None) -> BargeIn:
     result = BargeIn()
     speaking = playout.speaking
     if not speaking and not gate.busy:
@@ -36,7 +37,7 @@ def on_speech_started(playout: Playout, gate: ResponseGate, interrupt_response: 
     result.interrupted = True
     if speaking:
         result.actions.append(ToTwilio(tw.clear(stream_sid)))
-        result.truncate = playout.on_clear()
+        result.truncate = playout.on_clear(now)
     if gate.active_id is not None and not interrupt_response:
         result.actions.append(ToOpenAI('{"type":"response.cancel"}'))
     tp = result.truncate

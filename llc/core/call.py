@@ -138,7 +138,7 @@ class CallCore:
         if isinstance(event, tw.Mark):
             if self.recovery.ending is not None and event.name == faults.APOLOGY_MARK:
                 return [EndCall(*self.recovery.ending)]
-            self.playout.on_mark(event.name)
+            self.playout.on_mark(event.name, now)
             return self._maybe_hang_up()
         if isinstance(event, tw.Dtmf):
             self.journal.key_pressed(event.digit, now)
@@ -228,7 +228,7 @@ class CallCore:
         if self.journal.awaiting_first_audio is not None:
             self.journal.first_audio(now)
         self.record.frames_to_twilio += 1
-        return self.audio.frames(self.stream_sid, item_id, delta)
+        return self.audio.frames(self.stream_sid, item_id, delta, now)
 
     def _on_audio_done(self, event: dict[str, Any], now: float) -> list[Action]:
         return self.audio.tail(self.stream_sid)
@@ -310,7 +310,7 @@ class CallCore:
     def _interrupt(self, now: float, service_cancels: bool) -> list[Action]:
         """Barge-in: clear, cancel, truncate. ``service_cancels``: the service already cancelled the
         response itself (``interrupt_response`` on detected speech); a key press it never sees."""
-        result = self.audio.barge_in(self.gate, service_cancels, self.stream_sid)
+        result = self.audio.barge_in(self.gate, service_cancels, self.stream_sid, now)
         if not result.interrupted:
             return []
         self.journal.barge_in(now, result.truncate, self.playout)

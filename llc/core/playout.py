@@ -9,6 +9,16 @@ precision the truncate does not need. ``mark_every_ms = 0`` marks every delta.
 
 After a ``clear`` Twilio returns every pending mark at once: those marks mean "discarded",
 not "played", so they are remembered and ignored when they come back.
+
+Marks alone put the cut up to ``mark_every_ms`` plus the echo's way back behind what the
+caller heard (measured: 80 ms at p50). So the truncate also uses a playout clock, when the
+shell gives the time: Twilio plays what it was sent in real time, from when it arrived, so
+the audio sent but not yet played is the backlog that ends at ``play_end`` (each delta
+starts at the later of now and the previous end). Audio reaches Twilio a one-way trip after
+it was sent; a confirmed mark shows the round trip (its echo arrives that long after the
+clock said its audio ended), and half of the shortest of the last few is taken as the way
+out (the shortest: one echo held up on the way back must not pull every later cut short). The cut is what the
+clock says was heard, never less than the marks confirmed, never more than was sent.
 """
 
 from __future__ import annotations
@@ -17,7 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 
 BYTES_PER_MS = 8  # PCMU at 8 kHz
-MARK_EVERY_MS = 100  # the truncate's precision; the default of [turn_policy] mark_every_ms
+MARK_EVERY_MS = 100  # the default of [turn_policy] mark_every_ms
+ROUND_TRIPS_KEPT = 8  # mark round trips the clock's lag is the shortest of
 
 
 @dataclass
@@ -44,17 +55,24 @@ class Playout:
     def __init__(self, mark_every_ms: int = MARK_EVERY_MS, first_mark: int = 1) -> None:
         self.items: dict[str, ItemAudio] = {}
         self.current: ItemAudio | None = None  # the item whose audio went out last
-        self._pending: deque[tuple[str, ItemAudio, int]] = deque()  # (mark name, item, ms at mark)
+        # (mark name, item, ms at mark, when the clock says the audio before it has played)
+        self._pending: deque[tuple[str, ItemAudio, int, float]] = deque()
+        self.play_end: float | None = None  # when the audio sent so far will have played (None: no clock)
+        self.lag_s = 0.0  # the way out to Twilio: half the shortest recent mark round trip beyond the clock
+        self._trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
         self._discarded: set[str] = set()
         self._seq = first_mark - 1
         self._mark_every_bytes = max(mark_every_ms, 0) * BYTES_PER_MS
 
-    def on_audio(self, item_id: str, n_bytes: int) -> tuple[str | None, str | None]:
+    def on_audio(self, item_id: str, n_bytes: int, now: float | None = None) -> tuple[str | None, str | None]:
         """Audio of ``item_id`` is being forwarded: the marks to send (before it, after it).
 
         Before: the tail of the previous item, when another item starts. After: when at least
-        ``mark_every_ms`` of this item has gone out since its last mark.
+        ``mark_every_ms`` of this item has gone out since its last mark. ``now`` runs the clock.
         """
+        if now is not None:
+            end = self.play_end
+            self.play_end = (now if end is None or end < now else end) + n_bytes / (BYTES_PER_MS * 1000)
         before = None
         current = self.current
         if current is None or current.item_id != item_id:
@@ -79,7 +97,7 @@ class Playout:
         item.marked_bytes = item.received_bytes
         self._seq += 1
         name = f"m{self._seq}"
-        self._pending.append((name, item, item.sent_ms))
+        self._pending.append((name, item, item.sent_ms, self.play_end or 0.0))
         return name
 
     @property
@@ -87,18 +105,21 @@ class Playout:
         """The number the next mark would get (a successor Playout continues from here)."""
         return self._seq + 1
 
-    def on_mark(self, name: str) -> bool:
+    def on_mark(self, name: str, now: float | None = None) -> bool:
         """Twilio echoed ``name``; returns False for marks unknown or discarded by a clear."""
         if name in self._discarded:
             self._discarded.discard(name)
             return False
-        if all(pending != name for pending, _, _ in self._pending):
+        if all(pending[0] != name for pending in self._pending):
             return False  # not ours (e.g. a lost session's): it confirms nothing
         # Marks come back in order; anything still ahead of this one was played as well.
         while self._pending:
-            pending, item, ms = self._pending.popleft()
+            pending, item, ms, played_at = self._pending.popleft()
             item.played_ms = max(item.played_ms, ms)
             if pending == name:
+                if now is not None and self.play_end is not None:
+                    self._trips.append(max(0.0, now - played_at))
+                    self.lag_s = min(self._trips) / 2
                 return True
         return False
 
@@ -113,20 +134,35 @@ class Playout:
         item = self.current
         return 0 if item is None else item.sent_ms - item.played_ms
 
-    def on_clear(self) -> TruncatePoint | None:
+    def heard_ms(self, now: float | None = None) -> int:
+        """What the caller has heard of the current item: by the clock when ``now`` is given,
+        never less than the marks confirmed, never more than was sent."""
+        item = self.current
+        if item is None:
+            return 0
+        heard = item.played_ms
+        if now is not None and self.play_end is not None:
+            backlog_ms = max(0.0, self.play_end + self.lag_s - now) * 1000
+            heard = max(heard, round(item.sent_ms - backlog_ms))
+        return min(heard, item.sent_ms)
+
+    def on_clear(self, now: float | None = None) -> TruncatePoint | None:
         """We sent ``clear``: pending marks are void. Returns where to truncate the current item.
 
-        The cut is what the caller heard by marks, never more than what was received
+        The cut is what the caller heard (``heard_ms``), never more than what was received
         (bytes / 8): the service rejects a truncate beyond the audio it has.
         """
-        self._discarded.update(name for name, _, _ in self._pending)
+        self._discarded.update(pending[0] for pending in self._pending)
         self._pending.clear()
+        heard = self.heard_ms(now)
+        if self.play_end is not None and now is not None:
+            self.play_end = now  # Twilio's buffer is empty now
         item = self.current
         if item is not None:
             item.marked_bytes = item.received_bytes  # the unmarked tail was cleared too
-        if item is None or item.played_ms >= item.sent_ms:
+        if item is None or heard >= item.sent_ms:
             return None  # nothing unheard: the item stands as it is
-        return TruncatePoint(item.item_id, min(item.played_ms, item.sent_ms))
+        return TruncatePoint(item.item_id, heard)
 
     def played_all(self, item_id: str) -> bool:
         """Has the caller heard every ms of ``item_id`` that was sent?"""
