@@ -74,14 +74,16 @@ def test_barge_in_clears_first_then_truncates_to_heard_audio() -> None:
     acts = c.on_openai({"type": "input_audio_buffer.speech_started", "audio_start_ms": 900}, 1.25)
     assert isinstance(acts[0], ToTwilio) and twilio_out(acts[:1]) == [{"event": "clear", "streamSid": "MZ1"}]
     # interrupt_response is on: the service cancels itself, so no response.cancel from us.
-    assert openai_out(acts) == [{"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 100}]
-    assert c.record.barge_ins[0].heard_ms == 100
+    # Heard by the playout clock: 300 ms sent at 1.0, a 50 ms way out (the mark's round trip
+    # 1.1 -> 1.2 halved), so at 1.25 the caller has heard 200 ms (the mark confirmed 100).
+    assert openai_out(acts) == [{"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 200}]
+    assert c.record.barge_ins[0].heard_ms == 200
 
 
 def test_barge_in_sends_cancel_when_the_service_does_not() -> None:
     c = core(interrupt_response=False)
     agent_speaks(c)
-    acts = c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.25)
+    acts = c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.0)  # nothing played yet
     assert [e["type"] for e in openai_out(acts)] == ["response.cancel", "conversation.item.delete"]
 
 
@@ -120,7 +122,8 @@ def test_two_barge_ins_in_one_response_truncate_monotonically() -> None:
     marks = agent_speaks(c)
     c.on_twilio(tw.Mark(marks[0]), 1.1)
     first = openai_out(c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.2))
-    assert first[-1] == {"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 100}
+    # By the playout clock (300 ms from 1.0, the mark's echo on time): 200 ms heard at 1.2.
+    assert first[-1] == {"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 200}
     # A second speech_started in the same response, nothing new played: nothing more to cut.
     second = c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.4)
     assert "conversation.item.truncate" not in [e["type"] for e in openai_out(second)]
