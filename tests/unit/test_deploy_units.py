@@ -28,11 +28,11 @@ def test_a_key_press_cancels_the_active_response_even_with_interrupt_response_on
     assert core.spec.turn_detection.interrupt_response  # the default: the service cancels on *speech*
     core.on_openai({"type": "response.created", "response": {"id": "r1"}}, 1.0)
     core.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "response_id": "r1", "delta": "A" * 1600}, 1.1)
-    actions = _dtmf(core, "9", 1.5)  # not on the menu: the agent is stopped, then told so
+    actions = _dtmf(core, "9", 1.1)  # not on the menu: the agent is stopped, then told so
     sent = [a for a in actions if isinstance(a, (ToOpenAI, ToTwilio))]
     kinds = [orjson.loads(a.text)["event"] if isinstance(a, ToTwilio) else orjson.loads(a.text)["type"] for a in sent]
-    # Barge-in order: clear (what the caller hears) first, cancel, then truncate (delete: no
-    # mark confirmed any audio heard); the follow-up response.create waits for the cancelled
+    # Barge-in order: clear (what the caller hears) first, cancel, then truncate (delete: the
+    # key came as the audio went out, so none of it was heard); the follow-up response.create waits for the cancelled
     # response's done (the gate queues it).
     assert kinds[:3] == ["clear", "response.cancel", "conversation.item.delete"], kinds
     assert "response.create" not in kinds

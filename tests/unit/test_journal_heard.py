@@ -11,6 +11,7 @@ from llc.core.call import CallCore
 from llc.core.dialect import GA
 from llc.core.journal import heard_text
 from llc.core.session import SessionSpec
+from llc.core.turns import TurnPolicy
 from llc.core import frames as tw
 from llc.kit.sim.audio import speech_like
 
@@ -20,7 +21,8 @@ REPLY = "We open at nine tomorrow morning and close at five in the afternoon."
 
 
 def live_core() -> CallCore:
-    core = CallCore(GA, SessionSpec())
+    # A mark per 100 ms delta (the default is 500 ms): the tests confirm playout mark by mark.
+    core = CallCore(GA, SessionSpec(), policy=TurnPolicy(mark_every_ms=100))
     core.on_twilio(START, 0.0)
     core.on_openai_open()
     core.on_openai({"type": "session.updated"}, 0.2)
@@ -53,9 +55,9 @@ def test_transcript_before_the_barge_in_still_marks_the_line_interrupted_with_he
     transcript_done(core, "item_a", "resp_a", 1.1)  # the transcript comes while the audio still plays
     line = core.record.transcript[-1]
     assert (line.interrupted, line.generated_ms) == (False, 4000)
-    for name in marks[:10]:  # Twilio confirms 1,000 ms played, then the caller talks over the rest
+    for name in marks[:10]:  # Twilio confirms 1,000 ms played as the caller talks over the rest
         core.on_twilio(tw.Mark(name), 2.0)
-    core.on_openai({"type": "input_audio_buffer.speech_started"}, 2.1)
+    core.on_openai({"type": "input_audio_buffer.speech_started"}, 2.0)  # the clock agrees: 1.0 s
     [barge] = core.record.barge_ins
     assert (barge.item_id, barge.heard_ms) == ("item_a", 1000)
     assert line.interrupted and (line.heard_ms, line.generated_ms) == (1000, 4000)
@@ -70,7 +72,7 @@ def test_transcript_after_the_barge_in_finds_the_cut_waiting_and_counts_muted_au
     marks = speak(core, "item_b", "resp_b", 20, 1.0)
     for name in marks[:5]:
         core.on_twilio(tw.Mark(name), 1.5)
-    core.on_openai({"type": "input_audio_buffer.speech_started"}, 1.6)
+    core.on_openai({"type": "input_audio_buffer.speech_started"}, 1.5)  # 500 ms heard, by marks and clock
     # The service had not finished: 20 more deltas arrive after the cut and are never played.
     for _ in range(20):
         assert core.on_openai({"type": "response.output_audio.delta", "item_id": "item_b", "response_id": "resp_b",
@@ -93,6 +95,17 @@ def test_a_line_heard_to_the_end_is_not_interrupted_and_gets_its_heard_ms_at_the
     line = core.record.transcript[-1]
     assert not core.record.barge_ins
     assert (line.interrupted, line.heard_ms, line.generated_ms, line.heard_text) == (False, 1000, 1000, None)
+
+
+def test_a_call_ending_mid_reply_records_what_the_clock_says_was_heard() -> None:
+    core = live_core()
+    marks = speak(core, "item_d", "resp_d", 20, 1.0)  # 2 s of reply, all sent at 1.0
+    transcript_done(core, "item_d", "resp_d", 1.1)
+    for name in marks[:5]:  # Twilio confirms 500 ms, on time: the way out is measured as 0
+        core.on_twilio(tw.Mark(name), 1.5)
+    core.end(2.2)  # the caller hangs up 1.2 s into the reply
+    line = core.record.transcript[-1]
+    assert (line.interrupted, line.heard_ms, line.generated_ms) == (False, 1200, 2000)
 
 
 def test_turn_waterfall_vad_wait_is_the_caller_audio_since_the_last_loud_frame() -> None:

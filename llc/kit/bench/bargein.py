@@ -29,6 +29,7 @@ from llc.kit.bench.server_proc import ENGINES, start_server
 from llc.kit.bench.stats import percentile
 from llc.kit.sim.audio import BYTES_PER_MS
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
+from llc.kit.sim import fake_openai_shapes as shapes
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
 
 LONG_REPLY = (
@@ -89,7 +90,13 @@ async def _loop_lag(samples: list[float], period: float = 0.01) -> None:
 
 async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, engine: str = "fast",
                     source: str | None = None) -> dict[str, object]:
-    fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=ttfb_ms, end_of_turn_silence_ms=300, replies=[LONG_REPLY]))
+    config = FakeOpenAIConfig(ttfb_ms=ttfb_ms, end_of_turn_silence_ms=300, replies=[LONG_REPLY])
+    # The voices synthesised up front (a session's n-th reply uses voice n): one takes ~0.2 s
+    # of this process's CPU, and a stall mid-call lets a caller's playout clock catch up in a
+    # burst, which reads as a bad truncate.
+    for seed in range(min(shapes.VOICES, barge_ins + 1)):
+        shapes.speech_chunks(LONG_REPLY, seed, config.chunk_ms)
+    fake = FakeOpenAI(config)
     results: list[CallResult | None] = [None] * calls
     callers: list[_ClockedCaller | None] = [None] * calls
     lag: list[float] = []
