@@ -393,9 +393,9 @@ class CallCore:
         self.journal.caller_said(event, now)
         return []
 
-    def end(self) -> None:
+    def end(self, now: float | None = None) -> None:
         self.phase = "ended"
-        self.journal.finish(self.playout)
+        self.journal.finish(self.playout, now)
         # e.g. a transfer: Twilio ends the stream mid-tool.
         self.tools.abandon("the call ended while the tool ran", forget=False)
 

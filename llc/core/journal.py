@@ -157,13 +157,18 @@ class Journal:
             line.generated_ms = max(line.generated_ms or 0, self._generated_ms(tp.item_id, playout) or 0)
             self._cut(line, tp.audio_end_ms)
 
-    def finish(self, playout: Playout) -> None:
-        """The call ended: lines not cut were heard as far as the marks confirmed."""
+    def finish(self, playout: Playout, now: float | None = None) -> None:
+        """The call ended: lines not cut were heard as far as the marks confirmed, and the one
+        still playing as far as the playout clock says (marks are 500 ms apart)."""
+        current = playout.current
         for item_id, line in self._lines.items():
             if line.interrupted:
                 continue
             item = playout.items.get(item_id)
-            line.heard_ms = item.played_ms if item is not None else line.generated_ms
+            if item is None:
+                line.heard_ms = line.generated_ms
+            else:
+                line.heard_ms = playout.heard_ms(now) if item is current else item.played_ms
 
     # ---- helpers --------------------------------------------------------------------------
 

@@ -1,24 +1,24 @@
-"""What the caller has actually heard, per assistant audio item, from Twilio marks. Pure.
+"""What the caller has actually heard, per assistant audio item: a playout clock checked by marks. Pure.
 
-A ``mark`` follows the forwarded audio once at least ``mark_every_ms`` of it has gone out
-unmarked, and once more at the end of each item. Twilio echoes a mark when the audio before
-it has been played, so the last echoed mark of an item tells how many ms the caller heard.
-Why not a mark per delta: at the service's ~100 ms deltas that is the same thing, but a
-service (or simulator) sending 20 ms deltas would double the Twilio frames both ways for
-precision the truncate does not need. ``mark_every_ms = 0`` marks every delta.
+Twilio plays what it was sent in real time, from when it arrived. So the audio sent but not yet
+played is a backlog that ends at ``play_end`` (each delta starts at the later of now and the
+previous end), and what the caller heard of the current item is what was sent minus that
+backlog. Audio reaches Twilio a one-way trip after it was sent: a confirmed mark shows the
+round trip (its echo arrives that long after the clock said its audio ended), and half the
+shortest of the last few is taken as the way out (the shortest, so one echo held up on the
+way back does not pull every later cut short). The cut is what the clock says was heard,
+never less than the marks confirmed, never more than was sent.
+
+Marks still matter, just not for precision: a ``mark`` follows the forwarded audio once at
+least ``mark_every_ms`` of it has gone out unmarked, and once more at the end of each item.
+Their echoes calibrate the way out, bound the cut from below, and tell when the caller has
+heard an item to its end (``speaking``, hang-up after the goodbye). Why 500 ms and not 100:
+a mark echo is one Twilio message in ten at 100 ms with 20 ms frames, and the clock already
+gives the cut to a few ms (marks alone left it 40-80 ms short). ``mark_every_ms = 0`` marks
+every delta.
 
 After a ``clear`` Twilio returns every pending mark at once: those marks mean "discarded",
 not "played", so they are remembered and ignored when they come back.
-
-Marks alone put the cut up to ``mark_every_ms`` plus the echo's way back behind what the
-caller heard (measured: 80 ms at p50). So the truncate also uses a playout clock, when the
-shell gives the time: Twilio plays what it was sent in real time, from when it arrived, so
-the audio sent but not yet played is the backlog that ends at ``play_end`` (each delta
-starts at the later of now and the previous end). Audio reaches Twilio a one-way trip after
-it was sent; a confirmed mark shows the round trip (its echo arrives that long after the
-clock said its audio ended), and half of the shortest of the last few is taken as the way
-out (the shortest: one echo held up on the way back must not pull every later cut short). The cut is what the
-clock says was heard, never less than the marks confirmed, never more than was sent.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 
 BYTES_PER_MS = 8  # PCMU at 8 kHz
-MARK_EVERY_MS = 100  # the default of [turn_policy] mark_every_ms
+MARK_EVERY_MS = 500  # the default of [turn_policy] mark_every_ms
 ROUND_TRIPS_KEPT = 8  # mark round trips the clock's lag is the shortest of
 
 

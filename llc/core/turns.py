@@ -102,7 +102,7 @@ class TurnPolicy:
     filler_instructions: str = "In a few words, tell the caller you are still checking and will be right back."
     tool_timeout_s: float = 10.0  # then the model gets an error output and the call goes on
     hangup_grace_s: float = 15.0  # end_call hangs up by mark; this bounds a goodbye that never plays
-    mark_every_ms: int = MARK_EVERY_MS  # truncate precision vs Twilio frames (0: a mark per delta)
+    mark_every_ms: int = MARK_EVERY_MS  # the clock's calibration vs Twilio frames (0: a mark per delta)
 
     def first_turn_detection(self, base: TurnDetection) -> TurnDetection:
         return _with_eagerness(base, self.first_eagerness)

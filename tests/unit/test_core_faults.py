@@ -185,8 +185,8 @@ def _marks(actions: list) -> list[str]:
 
 def test_marks_of_a_lost_session_never_confirm_the_new_sessions_audio() -> None:
     core = started()
-    delta = {"type": "response.output_audio.delta", "item_id": "old", "response_id": "r1", "delta": "A" * 1068}
-    old_marks = _marks(core.on_openai(delta, 1.0))  # 100 ms: one mark, still queued at Twilio
+    delta = {"type": "response.output_audio.delta", "item_id": "old", "response_id": "r1", "delta": "A" * 5336}
+    old_marks = _marks(core.on_openai(delta, 1.0))  # 500 ms: one mark, still queued at Twilio
     core.on_openai_closed(1011, "upstream failure")
     live(core)
     new = _marks(core.on_openai({**delta, "item_id": "new", "response_id": "r2"}, 2.0))

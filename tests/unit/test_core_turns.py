@@ -14,6 +14,8 @@ START = tw.Start("MZ1", "CA1", "AC1", {})
 
 
 def core(interrupt_response: bool = True, **policy: object) -> CallCore:
+    # A mark per 100 ms delta (the default is 500 ms): these tests name which marks were heard.
+    policy.setdefault("mark_every_ms", 100)
     spec = SessionSpec(turn_detection=TurnDetection(interrupt_response=interrupt_response))
     c = CallCore(GA, spec, policy=TurnPolicy(**policy), tool_schemas=BUILTIN.schemas())  # type: ignore[arg-type]
     c.on_twilio(START, 0.0)

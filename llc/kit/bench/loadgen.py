@@ -47,7 +47,7 @@ OPENAI_DELTA = (b'{"type":"response.output_audio.delta","event_id":"ev","respons
 # middle of a mark period (so the server knows audio is still playing) and then starts a new item,
 # as the service does once the caller's turn is answered: nothing in flight is lost.
 SPEECH_STARTED = b'{"type":"input_audio_buffer.speech_started","event_id":"ev","audio_start_ms":0,"item_id":"user"}'
-BARGE_AT_FRAME = 3  # of every 5 deltas (100 ms, the server's mark period): never on a mark boundary
+BARGE_AT_FRAME = 3  # of every 5 deltas: never on a mark boundary (marks are 100 or 500 ms apart)
 _TAG = struct.Struct("<I")  # a caller's payload carries its index after the stamp: the fake OpenAI pairs them
 
 
