@@ -100,10 +100,14 @@ class Playout:
         self._pending.append((name, item, item.sent_ms, self.play_end or 0.0))
         return name
 
-    @property
-    def next_mark(self) -> int:
-        """The number the next mark would get (a successor Playout continues from here)."""
-        return self._seq + 1
+    def successor(self, mark_every_ms: int) -> Playout:
+        """A fresh Playout for a new session: mark names keep counting (a late echo of the old
+        audio never confirms the new), and the clock carries on, because Twilio plays what is
+        still queued of the old session's audio before any of the new."""
+        nxt = Playout(mark_every_ms, first_mark=self._seq + 1)
+        nxt.play_end, nxt.lag_s = self.play_end, self.lag_s
+        nxt._trips.extend(self._trips)
+        return nxt
 
     def on_mark(self, name: str, now: float | None = None) -> bool:
         """Twilio echoed ``name``; returns False for marks unknown or discarded by a clear."""

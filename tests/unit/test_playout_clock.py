@@ -69,3 +69,14 @@ def test_one_late_echo_does_not_pull_later_cuts_short() -> None:
     assert pl.on_mark(marks[0], now=0.12)  # clock: 0.10, a 20 ms round trip
     assert pl.on_mark(marks[1], now=0.60)  # clock: 0.20, held up 400 ms on the way back
     assert pl.lag_s == approx(0.01)
+
+
+def test_a_new_sessions_audio_plays_after_what_the_old_one_left_queued() -> None:
+    old = Playout(mark_every_ms=100)
+    _, mark = old.on_audio("old", 100 * MS, now=0.0)
+    old.on_audio("old", 900 * MS, now=0.0)  # 1 s queued at Twilio when the session is lost
+    assert mark is not None and old.on_mark(mark, now=0.12)  # a 20 ms round trip
+    new = old.successor(100)
+    _, first = new.on_audio("new", 1000 * MS, now=0.5)  # plays from 1.0, after the old audio
+    assert first is not None and first != mark  # names keep counting
+    assert new.heard_ms(now=1.3) == 290  # 1.3 - 1.0 - the 10 ms way out; a fresh clock would say 800
