@@ -621,7 +621,7 @@ class CallBridge:
 
     def _end(self, reason: str, detail: str = "") -> None:
         self._set_end(reason, detail)
-        self.core.end(self._now())
+        self.core.end(self.liveness.twilio_seen)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 

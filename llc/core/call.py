@@ -393,9 +393,11 @@ class CallCore:
         self.journal.caller_said(event, now)
         return []
 
-    def end(self, now: float | None = None) -> None:
+    def end(self, twilio_seen: float | None = None) -> None:
+        """The call is over. ``twilio_seen``: when Twilio's last message arrived; what had
+        played by then is what the caller heard."""
         self.phase = "ended"
-        self.journal.finish(self.playout, now)
+        self.journal.finish(self.playout, twilio_seen)
         # e.g. a transfer: Twilio ends the stream mid-tool.
         self.tools.abandon("the call ended while the tool ran", forget=False)
 
@@ -439,6 +441,7 @@ class CallCore:
         log = Log("error", "OpenAI is gone for good: apologising and hanging up", {"detail": detail})
         if not self.stream_sid:
             return [log, EndCall(*ending)]
+        self.playout.on_clear()  # the marks the clear returns confirm nothing
         return [log, ToTwilio(tw.clear(self.stream_sid)), PlayApology(faults.APOLOGY_MARK),
                 Timer("apology_done", self.apology_s + faults.APOLOGY_GRACE_S)]
 

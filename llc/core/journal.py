@@ -157,9 +157,10 @@ class Journal:
             line.generated_ms = max(line.generated_ms or 0, self._generated_ms(tp.item_id, playout) or 0)
             self._cut(line, tp.audio_end_ms)
 
-    def finish(self, playout: Playout, now: float | None = None) -> None:
+    def finish(self, playout: Playout, twilio_seen: float | None = None) -> None:
         """The call ended: lines not cut were heard as far as the marks confirmed, and the one
-        still playing as far as the playout clock says (marks are 500 ms apart)."""
+        still playing as far as the playout clock says (marks are 500 ms apart) when Twilio was
+        last heard from (its ``stop``; for a leg gone quiet, its last frame)."""
         current = playout.current
         for item_id, line in self._lines.items():
             if line.interrupted:
@@ -168,7 +169,7 @@ class Journal:
             if item is None:
                 line.heard_ms = line.generated_ms
             else:
-                line.heard_ms = playout.heard_ms(now) if item is current else item.played_ms
+                line.heard_ms = playout.heard_before(twilio_seen) if item is current else item.played_ms
 
     # ---- helpers --------------------------------------------------------------------------
 

@@ -3,11 +3,14 @@
 Twilio plays what it was sent in real time, from when it arrived. So the audio sent but not yet
 played is a backlog that ends at ``play_end`` (each delta starts at the later of now and the
 previous end), and what the caller heard of the current item is what was sent minus that
-backlog. Audio reaches Twilio a one-way trip after it was sent: a confirmed mark shows the
-round trip (its echo arrives that long after the clock said its audio ended), and half the
-shortest of the last few is taken as the way out (the shortest, so one echo held up on the
-way back does not pull every later cut short). The cut is what the clock says was heard,
-never less than the marks confirmed, never more than was sent.
+backlog. The audio reaches Twilio a one-way trip after it leaves, and so does a ``clear``:
+the two cancel, so the cut on barge-in is the sent audio minus the backlog at the moment the
+clear leaves. What Twilio tells us (a mark echo, ``stop``) left it a one-way trip before it
+arrived, so what had played when it left is the clock a whole round trip earlier
+(``heard_before``). The round trip is learned from the marks: an echo arrives that long after
+the clock said its audio ended; the shortest of the last few is kept, so one echo held up on
+the way back does not shift every later figure. Either way the result is never less than the
+marks confirmed, never more than was sent.
 
 Marks still matter, just not for precision: a ``mark`` follows the forwarded audio once at
 least ``mark_every_ms`` of it has gone out unmarked, and once more at the end of each item.
@@ -58,7 +61,7 @@ class Playout:
         # (mark name, item, ms at mark, when the clock says the audio before it has played)
         self._pending: deque[tuple[str, ItemAudio, int, float]] = deque()
         self.play_end: float | None = None  # when the audio sent so far will have played (None: no clock)
-        self.lag_s = 0.0  # the way out to Twilio: half the shortest recent mark round trip beyond the clock
+        self.trip_s = 0.0  # to Twilio and back: the shortest recent mark round trip beyond the clock
         self._trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
         self._discarded: set[str] = set()
         self._seq = first_mark - 1
@@ -70,17 +73,17 @@ class Playout:
         Before: the tail of the previous item, when another item starts. After: when at least
         ``mark_every_ms`` of this item has gone out since its last mark. ``now`` runs the clock.
         """
-        if now is not None:
-            end = self.play_end
-            self.play_end = (now if end is None or end < now else end) + n_bytes / (BYTES_PER_MS * 1000)
         before = None
         current = self.current
         if current is None or current.item_id != item_id:
-            before = self.flush()
+            before = self.flush()  # before the clock moves: the tail ends where the old audio did
             item = self.items.get(item_id)
             if item is None:
                 item = self.items[item_id] = ItemAudio(item_id)
             self.current = current = item
+        if now is not None:
+            end = self.play_end
+            self.play_end = (now if end is None or end < now else end) + n_bytes / (BYTES_PER_MS * 1000)
         current.received_bytes += n_bytes
         if current.received_bytes - current.marked_bytes >= self._mark_every_bytes:
             return before, self._mark(current)
@@ -105,7 +108,7 @@ class Playout:
         audio never confirms the new), and the clock carries on, because Twilio plays what is
         still queued of the old session's audio before any of the new."""
         nxt = Playout(mark_every_ms, first_mark=self._seq + 1)
-        nxt.play_end, nxt.lag_s = self.play_end, self.lag_s
+        nxt.play_end, nxt.trip_s = self.play_end, self.trip_s
         nxt._trips.extend(self._trips)
         return nxt
 
@@ -123,7 +126,7 @@ class Playout:
             if pending == name:
                 if now is not None and self.play_end is not None:
                     self._trips.append(max(0.0, now - played_at))
-                    self.lag_s = min(self._trips) / 2
+                    self.trip_s = min(self._trips)
                 return True
         return False
 
@@ -138,33 +141,44 @@ class Playout:
         item = self.current
         return 0 if item is None else item.sent_ms - item.played_ms
 
-    def heard_ms(self, now: float | None = None) -> int:
-        """What the caller has heard of the current item: by the clock when ``now`` is given,
-        never less than the marks confirmed, never more than was sent."""
+    def heard_ms(self, at: float | None = None) -> int:
+        """What the caller has heard of the current item when a message sent at ``at`` reaches
+        Twilio (by the clock, when ``at`` is given): never less than the marks confirmed, never
+        more than was sent."""
         item = self.current
         if item is None:
             return 0
         heard = item.played_ms
-        if now is not None and self.play_end is not None:
-            backlog_ms = max(0.0, self.play_end + self.lag_s - now) * 1000
+        if at is not None and self.play_end is not None:
+            backlog_ms = max(0.0, self.play_end - at) * 1000
             heard = max(heard, round(item.sent_ms - backlog_ms))
         return min(heard, item.sent_ms)
 
+    def heard_before(self, seen: float | None) -> int:
+        """What the caller had heard of the current item when Twilio sent the message that
+        arrived at ``seen`` (a ``stop``, the last frame before it went quiet)."""
+        return self.heard_ms(None if seen is None else seen - self.trip_s)
+
     def on_clear(self, now: float | None = None) -> TruncatePoint | None:
-        """We sent ``clear``: pending marks are void. Returns where to truncate the current item.
+        """We sent ``clear``: pending marks are void, nothing more of the current item will play.
+        Returns where to truncate it.
 
         The cut is what the caller heard (``heard_ms``), never more than what was received
-        (bytes / 8): the service rejects a truncate beyond the audio it has.
+        (bytes / 8): the service rejects a truncate beyond the audio it has. The item keeps that
+        as played, for the record, and stops being current.
         """
         self._discarded.update(pending[0] for pending in self._pending)
         self._pending.clear()
+        item = self.current
         heard = self.heard_ms(now)
         if self.play_end is not None and now is not None:
             self.play_end = now  # Twilio's buffer is empty now
-        item = self.current
-        if item is not None:
-            item.marked_bytes = item.received_bytes  # the unmarked tail was cleared too
-        if item is None or heard >= item.sent_ms:
+        self.current = None
+        if item is None:
+            return None
+        item.marked_bytes = item.received_bytes  # the unmarked tail was cleared too
+        item.played_ms = max(item.played_ms, heard)
+        if heard >= item.sent_ms:
             return None  # nothing unheard: the item stands as it is
         return TruncatePoint(item.item_id, heard)
 

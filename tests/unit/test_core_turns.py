@@ -76,10 +76,10 @@ def test_barge_in_clears_first_then_truncates_to_heard_audio() -> None:
     acts = c.on_openai({"type": "input_audio_buffer.speech_started", "audio_start_ms": 900}, 1.25)
     assert isinstance(acts[0], ToTwilio) and twilio_out(acts[:1]) == [{"event": "clear", "streamSid": "MZ1"}]
     # interrupt_response is on: the service cancels itself, so no response.cancel from us.
-    # Heard by the playout clock: 300 ms sent at 1.0, a 50 ms way out (the mark's round trip
-    # 1.1 -> 1.2 halved), so at 1.25 the caller has heard 200 ms (the mark confirmed 100).
-    assert openai_out(acts) == [{"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 200}]
-    assert c.record.barge_ins[0].heard_ms == 200
+    # Heard by the playout clock: 300 ms sent at 1.0; the clear leaves at 1.25 and reaches
+    # Twilio as late as the audio did, so the caller heard 250 ms (the mark confirmed 100).
+    assert openai_out(acts) == [{"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 250}]
+    assert c.record.barge_ins[0].heard_ms == 250
 
 
 def test_barge_in_sends_cancel_when_the_service_does_not() -> None:
@@ -113,7 +113,7 @@ def test_deltas_after_clear_are_dropped_and_stale_marks_ignored() -> None:
     assert late == []
     for m in marks:  # Twilio returns the pending marks after the clear
         c.on_twilio(tw.Mark(m), 1.22)
-    assert c.playout.items["i1"].played_ms == 0
+    assert c.playout.items["i1"].played_ms == 200  # the clock at the clear, not the 300 ms they claim
     # The next response is heard normally.
     c.on_openai({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}}, 1.3)
     assert agent_speaks(c, "r2", "i2", 1)

@@ -108,6 +108,38 @@ def test_a_call_ending_mid_reply_records_what_the_clock_says_was_heard() -> None
     assert (line.interrupted, line.heard_ms, line.generated_ms) == (False, 1200, 2000)
 
 
+def test_a_barge_in_after_the_clock_says_all_played_keeps_the_line_heard() -> None:
+    core = live_core()
+    speak(core, "item_e", "resp_e", 4, 1.0)  # 400 ms, played by 1.4; no mark echoed yet
+    acts = core.on_openai({"type": "input_audio_buffer.speech_started"}, 1.45)
+    assert not [a for a in acts if "conversation.item" in str(getattr(a, "text", ""))]  # nothing left to cut
+    transcript_done(core, "item_e", "resp_e", 1.5)
+    line = core.record.transcript[-1]
+    assert (line.heard_ms, line.generated_ms) == (400, 400)  # not 0: the clear returned the marks
+
+
+def test_marks_returned_by_the_apologys_clear_confirm_nothing() -> None:
+    core = live_core()
+    marks = speak(core, "item_f", "resp_f", 20, 1.0)
+    transcript_done(core, "item_f", "resp_f", 1.1)
+    core.on_reconnect_failed("OpenAI is gone")  # clear, then the apology clip
+    for name in marks:  # Twilio hands every pending mark back at once after the clear
+        assert core.on_twilio(tw.Mark(name), 1.32) == []
+    core.end(3.5)
+    line = core.record.transcript[-1]
+    assert line.heard_ms == 0  # what marks confirmed before the clear; not all 2000 ms
+
+
+def test_the_heard_ms_at_the_end_is_as_of_twilios_last_message() -> None:
+    core = live_core()
+    marks = speak(core, "item_g", "resp_g", 40, 1.0)  # 4 s of reply
+    transcript_done(core, "item_g", "resp_g", 1.1)
+    core.on_twilio(tw.Mark(marks[4]), 1.54)  # 500 ms played by 1.50: a 40 ms round trip
+    core.end(twilio_seen=1.54)  # then Twilio went quiet; the watchdog ends the call seconds later
+    line = core.record.transcript[-1]
+    assert line.heard_ms == 500  # what had played when that last message left Twilio
+
+
 def test_turn_waterfall_vad_wait_is_the_caller_audio_since_the_last_loud_frame() -> None:
     core = live_core()
     loud, quiet = base64.b64encode(speech_like(20)).decode(), base64.b64encode(b"\xff" * 160).decode()

@@ -51,7 +51,7 @@ def state(core: CallCore) -> tuple[Any, ...]:
     return (core.record.frames_from_twilio, core.record.frames_to_twilio, core.record.bad_frames,
             list(core._pending), core.journal.awaiting_first_audio,
             [(i.item_id, i.received_bytes, i.marked_bytes, i.played_ms) for i in pl.items.values()],
-            [(p[0], p[1].item_id, p[2], p[3]) for p in pl._pending], pl.play_end, pl.lag_s,
+            [(p[0], p[1].item_id, p[2], p[3]) for p in pl._pending], pl.play_end, pl.trip_s,
             sorted(core.audio.muted_items))
 
 
