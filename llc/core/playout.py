@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 BYTES_PER_MS = 8  # PCMU at 8 kHz
 MARK_EVERY_MS = 500  # the default of [turn_policy] mark_every_ms
-ROUND_TRIPS_KEPT = 8  # mark round trips the clock's lag is the shortest of
+ROUND_TRIPS_KEPT = 8  # mark round trips trip_s is the shortest of
 
 
 @dataclass
