@@ -16,14 +16,14 @@ from llc.core import frames as tw
 
 
 class AgentAudio:
-    def __init__(self, mark_every_ms: int, playout: Playout | None = None) -> None:
-        self.playout = Playout(mark_every_ms) if playout is None else playout
+    def __init__(self, playout: Playout) -> None:
+        self.playout = playout
         self.muted_items: set[str] = set()
         self.muted_responses: set[str] = set()
 
     def renewed(self, mark_every_ms: int) -> "AgentAudio":
         """A fresh start (a new session, a new policy): see ``Playout.successor``."""
-        return AgentAudio(mark_every_ms, self.playout.successor(mark_every_ms))
+        return AgentAudio(self.playout.successor(mark_every_ms))
 
     def is_muted(self, item_id: str, response_id: object) -> bool:
         """Audio of an interrupted response still in flight: never after the clear."""

@@ -79,7 +79,7 @@ class CallCore:
         self.record = record or CallRecord()
         self.stream_sid = ""
         self.params: dict[str, str] = {}
-        self.audio = AgentAudio(self.policy.mark_every_ms)
+        self.audio = AgentAudio(Playout(self.policy.mark_every_ms))
         self.gate = ResponseGate()
         self.switch = SwitchState(self.policy)
         self._pending: deque[str] = deque(maxlen=MAX_PENDING_FRAMES)

@@ -15,7 +15,6 @@ from functools import partial
 from llc.call.bridge import CallBridge, CallDeps
 from llc.call.planner import StreamPlanner
 from llc.call.recording import recordings_from
-from llc.ticker import Ticker
 from llc.call.tracker import CallTracker
 from llc.config import Settings
 from llc.core.dialect import dialect
@@ -29,6 +28,7 @@ from llc.openai.connect import connect_openai
 from llc.openai.prewarm import WarmRegistry
 from llc.outbound.dialer import Dialer
 from llc.profile import Profile
+from llc.ticker import Ticker
 from llc.store import Store, open_store
 from llc.store.pending import PendingRecords
 from llc.tools.modes import ALL_TOOLS

@@ -221,6 +221,10 @@ class FastWebSocket:
         if not data:
             self._eof_seen = True
             return False
+        return self._took(data)
+
+    def _took(self, data: bytes) -> bool:
+        """Bytes the hub's read got, into the message queue; False when a task must take over."""
         if self._take(data):
             self._owed = True  # answered by the task's next _fill
             return False
@@ -303,7 +307,6 @@ class FastWebSocket:
                 continue
             self._drained = len(data) < RECV_BYTES
             return data
-
 
     async def _fill(self) -> None:
         """Read once from the socket and turn the bytes into messages; answer pings/closes."""

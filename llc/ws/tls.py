@@ -93,13 +93,7 @@ class TLSWebSocket(FastWebSocket):
         except ssl.SSLError as exc:
             raise TransportClosed(1006, f"TLS error: {exc}") from None
 
-    def read_nowait(self) -> bool:
-        data = self._recv_nowait()
-        if data is None:
-            return self._aborted is None
-        if not data:
-            self._eof_seen = True
-            return False
+    def _took(self, data: bytes) -> bool:
         try:
             plain = self._tls.open(data)
         except ssl.SSLError as exc:

@@ -20,7 +20,7 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
-    pongs: int  # pongs received so far: the answer to ping(), counted by the reader
+    pongs: int  # pongs received so far: the answers to ping_nowait(), counted by the engine
     backlogged: bool  # a send_nowait left bytes the kernel did not take: ``flush()`` must send them
 
     async def receive_text(self) -> str | bytes:
@@ -34,7 +34,6 @@ class Transport(Protocol):
 
     def send_nowait(self, texts: Sequence[str | bytes]) -> bool:
         """Send without waiting; False (nothing sent) when that would wait: use send_texts then."""
-
 
     async def flush(self) -> None:
         """Send what send_nowait left behind (bounded); raises TransportClosed."""

@@ -53,9 +53,8 @@ _TAG = struct.Struct("<I")  # a caller's payload carries its index after the sta
 
 def stamped_payload(seq: int, tag: int | None = None) -> bytes:
     """160 bytes of mu-law whose first 12 carry (send time, seq), then ``tag``; base64-encoded."""
-    if tag is None:
-        return base64.b64encode(_STAMP.pack(time.perf_counter_ns(), seq) + _FILL)
-    return base64.b64encode(_STAMP.pack(time.perf_counter_ns(), seq) + _TAG.pack(tag) + _FILL[_TAG.size:])
+    rest = _FILL if tag is None else _TAG.pack(tag) + _FILL[_TAG.size:]
+    return base64.b64encode(_STAMP.pack(time.perf_counter_ns(), seq) + rest)
 
 
 def _payload_head(msg: bytes, key: bytes, chars: int) -> bytes | None:
@@ -290,7 +289,7 @@ class LoadGen:
                 self._send(s, encode_frame(OP_TEXT, OPENAI_DELTA % (s.item, s.item, stamped_payload(s.seq)), client=False))
                 s.seq += 1
                 s.item_frames += 1
-                if barging and s.peer is not None and s.item_frames % 5 == BARGE_AT_FRAME:
+                if barging and s.item_frames % 5 == BARGE_AT_FRAME:
                     self._maybe_barge(s)
         for e in self.echoes:
             if e.slot == slot and e.state == "open":
@@ -298,10 +297,12 @@ class LoadGen:
                 e.seq += 1
 
     def _maybe_barge(self, s: Conn) -> None:
+        if s.peer is None:  # not paired with its caller yet
+            return
         now = time.perf_counter()
         if not s.next_barge:  # first time: spread the sessions' barge-ins over the period
             s.next_barge = now + self.barge_every_s * (s.index % SLOTS + 1) / SLOTS
-        if now < s.next_barge or s.peer is None:
+        if now < s.next_barge:
             return
         s.next_barge = now + self.barge_every_s
         s.peer.barge_sent_ns = time.perf_counter_ns()
