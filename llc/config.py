@@ -223,7 +223,7 @@ def load_settings(
         value = _convert(var, raw, problems)
         if value is not None:
             values[var.field] = value
-    settings = Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]  # every value was converted to its field's type by _convert
     _check(settings, problems)
     if require_keys:
         _serve_checks(settings, problems)

@@ -237,7 +237,7 @@ class Settings:
         return tuple(networks)
 
     def with_overrides(self, **changes: object) -> "Settings":
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # each change's type is the field's: a typo or wrong type raises in replace
 
 
 def stream_url_for(public_url: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import ProcessCollector
 
-from llc.core.record import CallRecord
+from llc.core.record import CallRecord, EndReason
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)  # CPU, memory, open fds, start time of this process
@@ -26,7 +26,7 @@ CALLS = Counter(
     "llc_calls", "Finished calls by outcome (the record's end_reason) and direction.",
     ["outcome", "direction"], registry=REGISTRY,
 )
-# The seed's target is ~800 ms voice-to-voice; buckets are dense around it.
+# The target is about 800 ms voice-to-voice; buckets are dense around it.
 VOICE_TO_VOICE = Histogram(
     "llc_voice_to_voice_seconds",
     "Per turn, server side: caller speech stopped (VAD) to the first agent audio sent to Twilio.",
@@ -49,11 +49,7 @@ FRAMES = Counter(
 # forged stream's direction, an error code), and each new value would be a new time series.
 # Anything outside the set is counted as OTHER.
 OTHER = "other"
-OUTCOMES = frozenset({
-    "caller_hangup", "twilio_closed", "agent_hangup", "max_call_length", "bad_frames", "stream_refused",
-    "server_drain", "internal_error", "openai_connect_failed", "openai_session_rejected", "openai_closed",
-    "openai_lost", "openai_unreachable", "no_start", "twilio_silent", "unknown",
-})
+OUTCOMES = frozenset({reason.value for reason in EndReason} | {"unknown"})  # "unknown": no reason recorded
 DIRECTIONS = frozenset({"inbound", "outbound", "unknown"})
 # The Realtime service's error codes this server knows how to react to or that operators watch for.
 OPENAI_ERROR_CODES = frozenset({
@@ -78,7 +74,7 @@ for _direction in ("to_openai", "to_twilio"):
 
 def record_call(record: CallRecord) -> None:
     """Fold a finished call into the metrics. Called once per call, from the media route's finally."""
-    CALLS.labels(outcome=closed(record.end_reason, OUTCOMES), direction=closed(record.direction, DIRECTIONS)).inc()
+    CALLS.labels(outcome=closed(record.end_reason or "", OUTCOMES), direction=closed(record.direction, DIRECTIONS)).inc()
     for turn in record.turns:
         if turn.ms is not None:
             VOICE_TO_VOICE.observe(turn.ms / 1000)

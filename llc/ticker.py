@@ -72,3 +72,14 @@ class Ticker:
             yield
         finally:
             del slot[key]
+
+
+async def watch(tick: Callable[[float], None], ticker: Ticker | None, every_s: float) -> None:
+    """Run ``tick(now)`` every ``every_s`` until cancelled: by the server's ticker when it runs,
+    else (a call run on its own) by this task itself."""
+    if ticker is not None and ticker.running:
+        with ticker.watching(tick):
+            await trio.sleep_forever()
+    while True:
+        await trio.sleep(every_s)
+        tick(trio.current_time())

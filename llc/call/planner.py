@@ -12,8 +12,8 @@ from functools import partial
 
 import trio
 
-from llc.call.plan import CallPlan
-from llc.core.record import CallRecord
+from llc.call.plan import CallPlan, Finished
+from llc.core.refusal import Refusal
 from llc.core.ticket import TICKET_PARAM, TicketBook
 from llc.modes.runtime import ScenarioRouter
 from llc.openai.prewarm import WarmRegistry
@@ -27,31 +27,28 @@ class StreamPlanner:
         self.admission = admission  # LLC_STREAM_ADMISSION: off lets a stream in without a ticket
         self.from_number = from_number or ""
 
-    async def plan(self, record: CallRecord, params: dict[str, str], t0: float) -> CallPlan | str:
-        admitted = self.tickets.admit(params.get(TICKET_PARAM), record.call_sid, trio.current_time(),
-                                      enforce=self.admission)
+    async def plan(self, call_sid: str, params: dict[str, str]) -> CallPlan | Refusal:
+        admitted = self.tickets.admit(params.get(TICKET_PARAM), call_sid, trio.current_time(), enforce=self.admission)
         if admitted.refusal is not None:
             return admitted.refusal
-        outbound = self.dialer.calls.get(record.call_sid)
+        outbound = self.dialer.calls.get(call_sid)
         customer = None
         if outbound is not None:
             scenario, spec = outbound.scenario, outbound.spec
-            record.from_number, record.to_number = self.from_number, outbound.to
+            caller, called = self.from_number, outbound.to
         else:
-            inbound = await self.router.inbound_for(record.call_sid, params)
+            inbound = await self.router.inbound_for(call_sid, params)
             scenario, spec, customer = inbound.scenario, inbound.spec, inbound.customer
-            record.from_number, record.to_number = inbound.caller, inbound.called
-        record.scenario = scenario.name
+            caller, called = inbound.caller, inbound.called
         profile = scenario.profile(self.router.profile)
-        mode = self.router.mode(scenario, profile, record, customer, t0)
+        mode = self.router.mode(scenario, profile, call_sid, caller, called, customer)
         warm = partial(self.warm.claim, admitted.warm) if admitted.warm else None
-        return CallPlan(spec, profile.turn_policy, profile.greeting or None, mode, warm)
+        return CallPlan(spec, profile.turn_policy, profile.greeting or None, mode, warm,
+                        scenario=scenario.name, caller=caller, called=called)
 
-    def finish(self, record: CallRecord, admitted: bool) -> None:
-        """The call is over: free its stream slot; outbound: copy Twilio's statuses and AnsweredBy."""
+    def finish(self, call_sid: str, admitted: bool) -> Finished | None:
+        """The call is over: free its stream slot; outbound: Twilio's statuses and AnsweredBy."""
         if admitted:
-            self.tickets.release(record.call_sid)
-        call = self.dialer.calls.get(record.call_sid)
-        if call is not None:
-            record.statuses = list(call.statuses)
-            record.answered_by = record.answered_by or call.answered_by
+            self.tickets.release(call_sid)
+        call = self.dialer.calls.get(call_sid)
+        return Finished(list(call.statuses), call.answered_by) if call is not None else None

@@ -23,7 +23,7 @@ import time
 import uuid
 import wave
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from llc.log import get_logger
 
@@ -171,7 +171,7 @@ class CallRecorder:
         if len(self._batch) >= BATCH:
             self._hand_off()
 
-    def agent(self, texts: list[str]) -> None:
+    def agent(self, texts: Sequence[str | bytes]) -> None:
         """Frames on their way to the caller: media, marks, clear."""
         self._batch.extend((AGENT, t) for t in texts)
         if len(self._batch) >= BATCH:

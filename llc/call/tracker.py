@@ -31,6 +31,10 @@ class CallTracker:
         if bridge.plan is not None:  # a refused or never-started stream has no call to remember
             self.records.append(bridge.record)
 
+    def find_active(self, call_sid: str) -> CallBridge | None:
+        """The call in progress with this CallSid (for what Twilio tells about it mid-call)."""
+        return next((b for b in self.active if b.record.call_sid == call_sid), None) if call_sid else None
+
     def find_record(self, call_sid: str) -> CallRecord | None:
         """The call's record, live or recently finished."""
         for bridge in self.active:

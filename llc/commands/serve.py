@@ -23,8 +23,7 @@ log = get_logger("serve")
 
 
 def run(args: argparse.Namespace) -> int:
-    from llc.web.app import serve
-    from llc.web.server import build_server
+    from llc.app import build_server, serve
 
     settings = load_settings(require_keys=True)
     if args.port is not None:

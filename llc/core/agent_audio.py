@@ -8,11 +8,11 @@ interrupted response: its deltas still in flight are never played after the clea
 
 from __future__ import annotations
 
+from llc.core import twilio_frames as tw
 from llc.core.actions import Action, ToTwilio
 from llc.core.bargein import BargeIn, on_speech_started
 from llc.core.playout import Playout
 from llc.core.turns import ResponseGate
-from llc.core import frames as tw
 
 
 class AgentAudio:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from llc.core import twilio_frames as tw
 from llc.core.actions import Action, ToOpenAI, ToTwilio
 from llc.core.playout import Playout, TruncatePoint
 from llc.core.turns import ResponseGate
-from llc.core import frames as tw
 
 
 @dataclass

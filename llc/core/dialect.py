@@ -1,10 +1,11 @@
 """The two OpenAI Realtime session shapes as dialect objects. Pure data, no I/O.
 
-"flat" is the old beta shape the seed documents (and compatible gateways still speak);
-"ga" is what the live service accepts today. Everything that differs between them lives
-here and nowhere else: the ``session.update`` payloads, the connect headers, the server's
-event names, the text-only response, and the plain-words hint when a session is rejected.
-Callers hold a ``Dialect`` and never branch on the shape themselves.
+"flat" is the old beta shape (``modalities``, ``g711_ulaw``; compatible gateways still speak
+it); "ga" is what the live service accepts today. What the client sends differently lives here
+and nowhere else: the ``session.update`` payloads, the connect headers, the text-only
+response, and the plain-words hint when a session is rejected. (The server's event names of
+both shapes are read by ``llc.core.openai_events``.) Callers hold a ``Dialect`` and never
+branch on the shape themselves.
 """
 
 from __future__ import annotations
@@ -16,27 +17,9 @@ from llc.core.session import SessionSpec, TurnDetection
 Shape = Literal["ga", "flat"]
 SHAPES: tuple[Shape, ...] = ("ga", "flat")
 
-# The live service names some server events differently per shape; the core speaks GA names.
-_FLAT_TO_GA: dict[str, str] = {
-    "response.audio.delta": "response.output_audio.delta",
-    "response.audio.done": "response.output_audio.done",
-    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
-    "response.audio_transcript.done": "response.output_audio_transcript.done",
-    "response.text.delta": "response.output_text.delta",
-    "response.text.done": "response.output_text.done",
-    "conversation.item.created": "conversation.item.added",
-}
 # Error codes that mean "this endpoint speaks the other shape".
 SHAPE_ERRORS = frozenset({"beta_api_shape_disabled", "missing_required_parameter", "unknown_parameter",
                           "invalid_type", "invalid_value"})
-
-
-def canonical_event(event_type: str) -> str:
-    """A server event type of either shape, by its GA name (unknown names pass through).
-
-    Shape-independent on purpose: a gateway that mixes names is still understood.
-    """
-    return _FLAT_TO_GA.get(event_type, event_type)
 
 
 class Dialect:
@@ -82,14 +65,13 @@ class Dialect:
     def connect_headers(self, api_key: str) -> list[tuple[str, str]]:
         return [("Authorization", f"Bearer {api_key}")]
 
-    def hint(self, error: dict[str, Any]) -> str:
-        """Plain words for an ``error`` that arrives before the session was accepted."""
-        code = error.get("code") or ""
+    def hint(self, code: str, param: str | None = None) -> str:
+        """Plain words for an ``error`` (its ``code`` and ``param``) that arrives before the session was accepted."""
         if code == "beta_api_shape_disabled":
             return "this endpoint has switched off the old beta (flat) session shape; set OPENAI_API_SHAPE=ga"
         if code in SHAPE_ERRORS:
             return (
-                f"OpenAI rejected the session config ({code} {error.get('param') or ''}): the session shape "
+                f"OpenAI rejected the session config ({code} {param or ''}): the session shape "
                 f"is probably wrong for this endpoint; OPENAI_API_SHAPE is {self.shape!r}, try OPENAI_API_SHAPE={self.other}"
             )
         return f"OpenAI sent an error before accepting the session: check OPENAI_API_SHAPE (now {self.shape!r}) and the key"
@@ -130,7 +112,7 @@ class _Flat(Dialect):
     _modalities_key = "modalities"
 
     def _session(self, spec: SessionSpec) -> dict[str, Any]:
-        # Key for key the seed's "CORRECT" block, then the optional parts.
+        # Key for key the flat shape as the beta documented it, then the optional parts.
         session: dict[str, Any] = {
             "modalities": ["text", "audio"],
             "voice": spec.voice,

@@ -1,9 +1,11 @@
-"""What a call's record says about its turns, kept as the events arrive. Pure.
+"""A call's record, written as the call goes: the record's one writer. Pure.
 
 The caller's and the agent's transcript lines, the latency of each turn (caller speech
-stopped → first agent audio sent, with the VAD's wait and llc's relay beside it) and each
-barge-in with what was heard. The call core decides; the journal only writes down, so what the
-record claims has one author.
+stopped → first agent audio sent, with the VAD's wait and llc's relay beside it), each
+barge-in with what was heard, key presses, routes, tool calls, and how the call ended. The
+call core decides; the journal only writes down, so what the record claims has one author.
+The shell and the outer layers never write the record: they hand values to the call (the
+plan's numbers, the warm session's path, the AMD answer), which hands them here.
 
 What the caller heard: an agent line is cut by a barge-in on its audio item *whatever the
 order* of the two events. The real service sends a reply faster than real time, so its
@@ -14,38 +16,39 @@ barge-in finds the cut waiting for it.
 
 from __future__ import annotations
 
-import binascii
-from collections import deque
-from typing import Any
+from binascii import Error as Base64Error
+from binascii import a2b_base64
 
+from llc.core.levers import Routed
 from llc.core.playout import BYTES_PER_MS, Playout, TruncatePoint
-from llc.core.record import BargeInRecord, CallRecord, TranscriptLine, TurnLatency
+from llc.core.record import BargeInRecord, CallRecord, EndReason, ToolCallRecord, TranscriptLine, TurnLatency
 
 FRAME_MS = 20  # Twilio media frames carry 20 ms of caller audio
-RECENT_FRAMES = 250  # the caller's last 5 s, looked back through once per turn for where speech ended
+RECENT_FRAMES = 250  # how far back (5 s) a turn's end is looked for: further back, the wait is unknown
 LOUD = 1000  # |sample| on the 16-bit scale above which a frame counts as speech (phone-line hiss is far below)
 LOUD_SAMPLES = 8  # ... when at least this many of its samples are
 
 
-def _loud_table() -> bytes:
-    """mu-law byte -> 1 when its magnitude is over LOUD: a frame's loudness by translate + count."""
-    table = bytearray(256)
+def _quiet_codes() -> bytes:
+    """The mu-law bytes whose magnitude is at most LOUD: deleted, what is left is the loud samples."""
+    quiet = bytearray()
     for code in range(256):
         u = ~code & 0xFF
         magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84
-        table[code] = 1 if magnitude > LOUD else 0
-    return bytes(table)
+        if magnitude <= LOUD:
+            quiet.append(code)
+    return bytes(quiet)
 
 
-LOUD_TABLE = _loud_table()
+QUIET_CODES = _quiet_codes()
 
 
 def is_loud(payload: str) -> bool:
     try:
-        audio = binascii.a2b_base64(payload)
-    except (binascii.Error, ValueError):
+        audio = a2b_base64(payload)
+    except (Base64Error, ValueError):
         return False
-    return audio.translate(LOUD_TABLE).count(1) >= LOUD_SAMPLES
+    return len(audio.translate(None, QUIET_CODES)) >= LOUD_SAMPLES
 
 
 def heard_text(text: str, heard_ms: int, generated_ms: int | None) -> str:
@@ -72,10 +75,82 @@ class Journal:
         self._lines: dict[str, TranscriptLine] = {}  # agent lines by audio item
         self._cuts: dict[str, int] = {}  # item -> ms heard, for barge-ins whose line has not come yet
         self._muted_bytes: dict[str, int] = {}  # audio the service generated after the cut (never played)
-        # The caller's latest payloads, as received (a reference each, nothing decoded per frame):
-        # when the service says the turn ended, the frames since the last loud one tell how long
-        # its turn detection waited after the caller fell silent.
-        self.recent_caller: deque[str] = deque(maxlen=RECENT_FRAMES)
+        # Caller frames since the last loud one (RECENT_FRAMES: none that recent): when the
+        # service says the turn ended, they tell how long its turn detection waited after the
+        # caller fell silent. A count, not the frames: a call's memory stays small.
+        self._quiet_frames = RECENT_FRAMES
+
+    # ---- the call: who, what, how it ended ------------------------------------------------
+
+    def started(self, stream_sid: str, call_sid: str, params: dict[str, str]) -> None:
+        """Twilio's ``start``: the stream, the call, and what its TwiML said (direction, scenario)."""
+        rec = self.record
+        rec.stream_sid, rec.call_sid = stream_sid, call_sid
+        rec.direction = params.get("direction", rec.direction)
+        rec.scenario = params.get("scenario", rec.scenario)
+
+    def planned(self, scenario: str, caller: str, called: str) -> None:
+        """The call's plan: the scenario it runs and its numbers (caller ID, number called)."""
+        rec = self.record
+        rec.scenario = scenario or rec.scenario
+        rec.from_number, rec.to_number = caller, called
+
+    def session_path(self, path: str) -> None:
+        """How the OpenAI session was obtained: a claimed warm one (prewarm, pre-accept)."""
+        self.record.path = path
+
+    def answered_by(self, answered_by: str) -> None:
+        """Twilio's answering-machine detection said who answered (outbound with AMD)."""
+        self.record.answered_by = answered_by
+
+    def outbound(self, statuses: list[dict[str, str]], answered_by: str) -> None:
+        """An outbound call's Twilio statuses, and AMD's answer if none came during the call."""
+        self.record.statuses = list(statuses)
+        self.record.answered_by = self.record.answered_by or answered_by
+
+    def ended(self, reason: EndReason, detail: str, playout: Playout, twilio_seen: float | None) -> None:
+        self.record.end_reason, self.record.end_detail = reason, detail
+        self.finish(playout, twilio_seen)
+
+    def closed(self, ended_at: float, audio_path: str) -> None:
+        """The call's sockets are closed (wall clock) and its audio, if recorded, written."""
+        self.record.ended_at, self.record.audio_path = ended_at, audio_path
+
+    # ---- frames, errors, sessions ----------------------------------------------------------
+
+    def caller_frame(self, payload: str) -> None:
+        """A caller media frame (nearly every frame of a call: kept cheap)."""
+        self.record.frames_from_twilio += 1
+        if is_loud(payload):
+            self._quiet_frames = 0
+        elif self._quiet_frames < RECENT_FRAMES:
+            self._quiet_frames += 1
+
+    def agent_frame(self, now: float) -> None:
+        """Agent audio went to the caller: the turn waiting for its first audio has it now."""
+        self.record.frames_to_twilio += 1
+        if self.awaiting_first_audio is not None:
+            self.first_audio(now)
+
+    def bad_frame(self) -> int:
+        """An unusable Twilio frame; returns how many the call has had."""
+        self.record.bad_frames += 1
+        return self.record.bad_frames
+
+    def openai_error(self, code: str) -> None:
+        errors = self.record.openai_errors
+        errors[code] = errors.get(code, 0) + 1
+
+    def tool_call(self, call: ToolCallRecord) -> None:
+        """A tool call started; its record is completed in place when it finishes."""
+        self.record.tool_calls.append(call)
+
+    def route(self, routed: Routed, now: float) -> None:
+        self.record.routes.append({"at": round(now - self.t0, 3), "via": routed.via, "choice": routed.choice,
+                                   "action": routed.action, "target": routed.target})
+
+    def scenario_switched(self, name: str) -> None:
+        self.record.scenario = f"{self.record.scenario}>{name}"
 
     # ---- turns --------------------------------------------------------------------------
 
@@ -90,27 +165,26 @@ class Journal:
         self.awaiting_first_audio.first_audio_at = now - self.t0
         self.awaiting_first_audio = None
 
-    def session_renewed(self) -> None:
-        """A new OpenAI session: no reply of the old one will sound."""
+    @staticmethod
+    def relayed(turn: TurnLatency, relay_ms: float) -> None:
+        """What llc took to write the turn's first audio frame after its delta arrived (the shell times it)."""
+        turn.relay_ms = relay_ms
+
+    def session_renewed(self, note: str) -> None:
+        """A new OpenAI session (``note``: why): no reply of the old one will sound."""
         self.awaiting_first_audio = None
+        self.record.reconnects.append(note)
 
     def _quiet_ms(self) -> float | None:
         """Caller audio since their last loud frame (frames come at real-time pace); None when
         nothing in the last RECENT_FRAMES was loud (an estimate either way: it is labelled so)."""
-        quiet = 0
-        for payload in reversed(self.recent_caller):
-            if is_loud(payload):
-                return float(quiet * FRAME_MS)
-            quiet += 1
-        return None
+        return None if self._quiet_frames >= RECENT_FRAMES else float(self._quiet_frames * FRAME_MS)
 
     # ---- what was said, and what was heard ------------------------------------------------
 
-    def agent_said(self, event: dict[str, Any], now: float, interrupted: bool, playout: Playout | None = None) -> None:
-        text = event.get("transcript")
-        if not isinstance(text, str) or not text:
+    def agent_said(self, item_id: str, text: str, now: float, interrupted: bool, playout: Playout | None = None) -> None:
+        if not text:
             return
-        item_id = str(event.get("item_id") or "")
         line = TranscriptLine("agent", text, round(now - self.t0, 3), interrupted, item_id=item_id)
         line.generated_ms = self._generated_ms(item_id, playout)
         self.record.transcript.append(line)
@@ -123,9 +197,8 @@ class Journal:
             item = playout.items.get(item_id) if playout is not None else None
             self._cut(line, item.played_ms if item is not None else 0)
 
-    def caller_said(self, event: dict[str, Any], now: float) -> None:
-        text = event.get("transcript")
-        if isinstance(text, str) and text.strip():
+    def caller_said(self, text: str, now: float) -> None:
+        if text.strip():
             self.record.transcript.append(TranscriptLine("caller", text.strip(), round(now - self.t0, 3)))
 
     def key_pressed(self, digit: str, now: float) -> None:

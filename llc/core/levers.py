@@ -8,10 +8,20 @@ comparing lists of levers, and the call's state has one owner.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol, TypeAlias
 
 from llc.core.session import SessionSpec
 from llc.core.turns import TurnPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """An IVR decision, for the record: how the caller chose, what, and where it led."""
+
+    via: str  # "dtmf" | "speech"
+    choice: str
+    action: str  # the option's action, "none" when the choice matched nothing
+    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +53,10 @@ class SwitchSession:
     policy: TurnPolicy
 
 
-Lever = Union[Interrupt, RunLocalTool, TellModel, SwitchSession]
+Lever: TypeAlias = Routed | Interrupt | RunLocalTool | TellModel | SwitchSession
 
 
 class KeyHandler(Protocol):
     """A call's mode as the core sees it: key presses in, levers out."""
 
-    def on_dtmf(self, digit: str, now: float) -> list[Lever]: ...
+    def on_dtmf(self, digit: str) -> list[Lever]: ...

@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
+
+
+class EndReason(StrEnum):
+    """Why a call ended: the record's ``end_reason`` and the ``outcome`` label of ``llc_calls``."""
+
+    CALLER_HANGUP = "caller_hangup"  # Twilio's ``stop``: the caller (or Twilio) ended the call
+    TWILIO_CLOSED = "twilio_closed"  # the media socket closed without a ``stop``
+    AGENT_HANGUP = "agent_hangup"  # end_call: after the goodbye was heard (or its grace ran out)
+    MAX_CALL_LENGTH = "max_call_length"  # LLC_MAX_CALL_S
+    BAD_FRAMES = "bad_frames"  # too many unusable frames from Twilio
+    STREAM_REFUSED = "stream_refused"  # no valid ticket: the stream was closed with 1008
+    SERVER_DRAIN = "server_drain"  # still running when the drain's deadline came
+    SERVER_DIED = "server_died"  # found open at the next start: the process was killed
+    INTERNAL_ERROR = "internal_error"  # a bug ended this call (and only this call)
+    OPENAI_SESSION_REJECTED = "openai_session_rejected"  # the session config was refused at start
+    OPENAI_CLOSED = "openai_closed"  # OpenAI closed the session during the goodbye
+    OPENAI_LOST = "openai_lost"  # the session was lost mid-call and could not be replaced
+    OPENAI_UNREACHABLE = "openai_unreachable"  # no usable session at call start
+    NO_START = "no_start"  # the media socket never sent ``start``
+    TWILIO_SILENT = "twilio_silent"  # the media leg went quiet: a dead leg
 
 
 @dataclass
@@ -72,7 +93,7 @@ class CallRecord:
     to_number: str = ""  # the number called: picks the inbound scenario
     started_at: float = 0.0  # wall clock
     ended_at: float | None = None
-    end_reason: str = ""
+    end_reason: EndReason | None = None  # None while the call runs
     end_detail: str = ""
     transcript: list[TranscriptLine] = field(default_factory=list)
     turns: list[TurnLatency] = field(default_factory=list)
@@ -92,6 +113,7 @@ class CallRecord:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["end_reason"] = str(self.end_reason or "")
         data["turns"] = [{"speech_stopped_at": t.speech_stopped_at, "ms": t.ms, "first_audio_at": t.first_audio_at,
                           "vad_wait_ms": t.vad_wait_ms, "relay_ms": t.relay_ms} for t in self.turns]
         return data

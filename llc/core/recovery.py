@@ -10,6 +10,7 @@ call's state and asks it what comes next.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from llc.core import faults
 
@@ -22,9 +23,8 @@ class SessionRecovery:
     renewals: int = 0
     expired: bool = False  # session_expired seen: the coming close is the 60-minute cap
     resume: str | None = None  # the summary the replacement session gets, until it is live
-    ending: tuple[str, str] | None = None  # (reason, detail) while the apology plays
 
-    def next_session(self, code: int | None, reason: str) -> tuple[str, str] | None:
+    def next_session(self, code: int | None, reason: str) -> tuple[Literal["dropped", "session_expired"], str] | None:
         """``(why, note)`` for a replacement session after a close, or None when none is left."""
         if self.expired or reason == "session_expired":
             if self.renewals >= self.max_renewals:

@@ -7,12 +7,15 @@ interrupt. How each shape spells it on the wire is ``llc.core.dialect``'s busine
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
+
+Eagerness: TypeAlias = Literal["low", "medium", "high", "auto"]
+
 
 @dataclass(frozen=True)
 class TurnDetection:
     type: Literal["semantic_vad", "server_vad"] = "semantic_vad"
-    eagerness: Literal["low", "medium", "high", "auto"] = "high"
+    eagerness: Eagerness = "high"
     create_response: bool = True
     interrupt_response: bool = True
 

@@ -13,6 +13,8 @@ import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from llc.core.refusal import Refusal, RefusalReason
+
 # The wire name predates the ticket naming the warm session too; Twilio echoes it in ``start``.
 TICKET_PARAM = "stream_token"
 # Unused tickets kept at most (oldest dropped first): a flood of webhooks cannot grow memory.
@@ -31,7 +33,7 @@ class Ticket:
 class Admission:
     """What a stream's ticket said: ``refusal`` None admits it; ``warm`` names its warm session."""
 
-    refusal: str | None
+    refusal: Refusal | None
     warm: str | None = None
 
 
@@ -96,7 +98,8 @@ class TicketBook:
         refuses, but a valid ticket still names its warm session."""
         reason = self._check(token, call_sid, now)
         if reason is None:
-            ticket = self._tickets.pop(token)  # type: ignore[arg-type]
+            assert token is not None  # _check refuses a stream without one
+            ticket = self._tickets.pop(token)
             self._live.add(call_sid)
             return Admission(None, ticket.warm)
         if not enforce:
@@ -104,21 +107,22 @@ class TicketBook:
         self.refused += 1
         return Admission(reason)
 
-    def _check(self, token: str | None, call_sid: str, now: float) -> str | None:
+    def _check(self, token: str | None, call_sid: str, now: float) -> Refusal | None:
         if not token:
-            return f"no {TICKET_PARAM} parameter: the stream did not come from TwiML this server answered"
+            return Refusal(RefusalReason.NO_TICKET,
+                           f"no {TICKET_PARAM} parameter: the stream did not come from TwiML this server answered")
         if not call_sid:
-            return "the start frame has no callSid"
+            return Refusal(RefusalReason.NO_CALL_SID, "the start frame has no callSid")
         ticket = self._tickets.get(token)
         if ticket is None:
-            return "unknown or already used stream token"
+            return Refusal(RefusalReason.UNKNOWN_TICKET, "unknown or already used stream token")
         if now > ticket.expires:
             del self._tickets[token]
-            return "stream token expired"
+            return Refusal(RefusalReason.TICKET_EXPIRED, "stream token expired")
         if ticket.call_sid is not None and ticket.call_sid != call_sid:
-            return "stream token belongs to another call"
+            return Refusal(RefusalReason.ANOTHER_CALLS_TICKET, "stream token belongs to another call")
         if call_sid in self._live:
-            return "this call already has a media stream"
+            return Refusal(RefusalReason.STREAM_EXISTS, "this call already has a media stream")
         return None
 
     def release(self, call_sid: str) -> None:

@@ -7,12 +7,13 @@ so a call that ends mid-tool still says which tool was running and why it has no
 
 from __future__ import annotations
 
-from llc.core.record import CallRecord, ToolCallRecord
+from llc.core.journal import Journal
+from llc.core.record import ToolCallRecord
 
 
 class ToolCalls:
-    def __init__(self, record: CallRecord) -> None:
-        self.record = record
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
         self._running: dict[str, ToolCallRecord] = {}
         self._local: set[str] = set()
 
@@ -27,11 +28,11 @@ class ToolCalls:
         self._running[call_id] = rec
         if local:
             self._local.add(call_id)
-        self.record.tool_calls.append(rec)
+        self.journal.tool_call(rec)
         return rec
 
     def next_local_id(self) -> str:
-        return f"local_{len(self.record.tool_calls) + 1}"
+        return f"local_{len(self.journal.record.tool_calls) + 1}"
 
     def finish(self, call_id: str, output: str, error: str | None, at: float) -> tuple[ToolCallRecord, bool] | None:
         """The finished call's record and whether it was local; None when it is not running."""

@@ -14,9 +14,9 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llc.core.playout import MARK_EVERY_MS
 from llc.core.dialect import Dialect
-from llc.core.session import SessionSpec, TurnDetection
+from llc.core.playout import MARK_EVERY_MS
+from llc.core.session import Eagerness, SessionSpec, TurnDetection
 
 
 class ResponseGate:
@@ -93,8 +93,8 @@ class ResponseGate:
 
 @dataclass(frozen=True)
 class TurnPolicy:
-    first_eagerness: str = "high"
-    later_eagerness: str = "medium"
+    first_eagerness: Eagerness = "high"
+    later_eagerness: Eagerness = "medium"
     switch_after_responses: int = 1  # 0 disables the switch
     lean_tools: tuple[str, ...] = ("end_call",)
     full_tools: tuple[str, ...] = ("end_call", "transfer_call")
@@ -111,8 +111,8 @@ class TurnPolicy:
         return _with_eagerness(base, self.later_eagerness)
 
 
-def _with_eagerness(td: TurnDetection, eagerness: str) -> TurnDetection:
-    return TurnDetection(td.type, eagerness, td.create_response, td.interrupt_response)  # type: ignore[arg-type]
+def _with_eagerness(td: TurnDetection, eagerness: Eagerness) -> TurnDetection:
+    return TurnDetection(td.type, eagerness, td.create_response, td.interrupt_response)
 
 
 @dataclass

@@ -1,24 +1,33 @@
-"""A warm session's decisions while nobody is on the line yet (prewarm, later pre-accept). Pure.
+"""A warm session's decisions while nobody is on the line yet (prewarm, pre-accept). Pure.
 
-The seed's pre-warm: open the socket, ``session.update``, wait for ``session.updated``, then
-prime inference with a text-only ``response.create`` whose output is thrown away, all while
-the phone rings. The priming response is out of band (``conversation: "none"``) so it leaves
-nothing in the conversation the callee's first turn would be answered against, and it asks
-for a handful of tokens so it is over long before anyone says "hello".
+Opened while the phone rings: connect, ``session.update``, wait for ``session.updated``, then
+prime inference with a text-only ``response.create`` whose output is thrown away, so the
+first real reply does not pay for a cold inference path. The priming response is out of band
+(``conversation: "none"``) so it leaves nothing in the conversation the callee's first turn
+would be answered against, and it asks for a handful of tokens so it is over long before
+anyone says "hello".
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
-import orjson
-
-from llc.core.dialect import Dialect, canonical_event
+from llc.core import openai_events as oa
+from llc.core.actions import Log, SessionAction, ToOpenAI, json_text
+from llc.core.dialect import Dialect
 from llc.core.session import SessionSpec
-from llc.core.actions import Action, Log, ToOpenAI
 
 PRIMING_INSTRUCTIONS = "Reply with the single word: ready."
 PRIMING_MAX_TOKENS = 16
+
+
+class WarmPhase(Enum):
+    CONNECTING = "connecting"
+    CONFIGURING = "configuring"  # session.update sent
+    PRIMING = "priming"  # configured (usable); the priming response runs
+    READY = "ready"  # configured and primed
+    FAILED = "failed"  # ``reason`` says why
 
 
 def priming_response(dialect: Dialect) -> dict[str, Any]:
@@ -30,13 +39,13 @@ def priming_response(dialect: Dialect) -> dict[str, Any]:
 
 
 class WarmCore:
-    """``phase``: connecting → configuring → priming → ready, or failed (``reason`` says why)."""
+    """``phase``: CONNECTING → CONFIGURING → PRIMING → READY, or FAILED (``reason`` says why)."""
 
     def __init__(self, dialect: Dialect, spec: SessionSpec, *, prime: bool = True) -> None:
         self.dialect = dialect
         self.spec = spec
         self.prime = prime
-        self.phase = "connecting"
+        self.phase = WarmPhase.CONNECTING
         self.reason = ""
         self.audio_deltas = 0  # must stay 0: a warm session never speaks
         self.priming_id: str | None = None  # the priming response, once the service named it
@@ -44,55 +53,55 @@ class WarmCore:
     @property
     def priming_in_flight(self) -> str | None:
         """A priming response still running: its id, "?" before the service named it; else None."""
-        return (self.priming_id or "?") if self.phase == "priming" else None
+        return (self.priming_id or "?") if self.phase is WarmPhase.PRIMING else None
 
     @property
     def settled(self) -> bool:
         """Usable or failed. A session is usable once configured (``session.updated``): the
         priming response may still be in flight; the call treats it as out of band."""
-        return self.phase in ("priming", "ready", "failed")
+        return self.phase in (WarmPhase.PRIMING, WarmPhase.READY, WarmPhase.FAILED)
 
-    def on_open(self) -> list[Action]:
-        self.phase = "configuring"
-        return [ToOpenAI(orjson.dumps(self.dialect.session_update(self.spec)).decode())]
+    def on_open(self) -> list[SessionAction]:
+        self.phase = WarmPhase.CONFIGURING
+        return [ToOpenAI(json_text(self.dialect.session_update(self.spec)))]
 
-    def on_text(self, text: str | bytes) -> list[Action]:
+    def on_text(self, text: str | bytes) -> list[SessionAction]:
         try:
-            event = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [Log("warning", "OpenAI sent a frame that is not JSON to a warm session; ignored")]
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            return []
+            event = oa.parse(text)
+        except oa.EventError as exc:
+            return [Log("warning", f"OpenAI sent {exc} to a warm session; ignored")]
         return self.on_event(event)
 
-    def on_event(self, event: dict[str, Any]) -> list[Action]:
-        kind = canonical_event(event["type"])
-        if kind == "error":
-            return self._on_error(event.get("error") if isinstance(event.get("error"), dict) else {})
-        if kind == "response.output_audio.delta":
-            self.audio_deltas += 1
-        if kind == "session.updated" and self.phase == "configuring":
-            if not self.prime:
-                self.phase = "ready"
-                return [Log("debug", "warm session configured")]
-            self.phase = "priming"
-            return [ToOpenAI(orjson.dumps(priming_response(self.dialect)).decode())]
-        if kind == "response.created" and self.phase == "priming":
-            response = event.get("response")
-            self.priming_id = str(response.get("id") or "") or None if isinstance(response, dict) else None
-        if kind == "response.done" and self.phase == "priming":
-            self.phase = "ready"
-            return [Log("debug", "warm session configured and primed")]
+    def on_event(self, event: oa.OpenAIEvent) -> list[SessionAction]:
+        phase = self.phase
+        match event:
+            case oa.ServiceError():
+                return self._on_error(event)
+            case oa.AudioDelta():
+                self.audio_deltas += 1
+            case oa.SessionUpdated() if phase is WarmPhase.CONFIGURING:
+                if not self.prime:
+                    self.phase = WarmPhase.READY
+                    return [Log("debug", "warm session configured")]
+                self.phase = WarmPhase.PRIMING
+                return [ToOpenAI(json_text(priming_response(self.dialect)))]
+            case oa.ResponseCreated(response_id) if phase is WarmPhase.PRIMING:
+                self.priming_id = response_id or None
+            case oa.ResponseDone() if phase is WarmPhase.PRIMING:
+                self.phase = WarmPhase.READY
+                return [Log("debug", "warm session configured and primed")]
+            case _:
+                pass  # nothing else matters to a session without a caller
         return []
 
-    def _on_error(self, error: dict[str, Any]) -> list[Action]:
-        code = str(error.get("code") or error.get("type") or "unknown")
-        fields = {"code": code, "param": error.get("param"), "openai_message": error.get("message")}
-        if self.phase == "configuring":
-            self.phase, self.reason = "failed", self.dialect.hint(error)
+    def _on_error(self, error: oa.ServiceError) -> list[SessionAction]:
+        code = error.name
+        fields: dict[str, object] = {"code": code, "param": error.param, "openai_message": error.message}
+        if self.phase is WarmPhase.CONFIGURING:
+            self.phase, self.reason = WarmPhase.FAILED, self.dialect.hint(error.code, error.param)
             return [Log("error", self.reason, fields)]
-        if self.phase == "priming":
+        if self.phase is WarmPhase.PRIMING:
             # The session is configured; a failed warm-up costs a little latency, not the call.
-            self.phase = "ready"
+            self.phase = WarmPhase.READY
             return [Log("warning", f"inference priming failed ({code}); the warm session is still usable", fields)]
         return [Log("warning", f"OpenAI error {code} on a warm session", fields)]

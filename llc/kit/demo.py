@@ -17,13 +17,13 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from llc.config import Settings
+from llc.core.dialect import Shape
 from llc.core.record import CallRecord, TranscriptLine
 from llc.core.timeline import waterfalls
 from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
-from llc.web.app import serve
-from llc.web.server import Server, build_server
+from llc.app import Server, build_server, serve
 
 CALLER_LINES = ["Hello?", "Hi, what time do you open tomorrow?"]
 AGENT_LINES = [
@@ -118,11 +118,11 @@ class LiveView:
             self.progress("\r" + " " * 60 + "\r")
 
 
-async def run_demo(shape: str = "ga", ttfb_ms: int = 300, silence_ms: int = 400, log_level: str = "WARNING",
+async def run_demo(shape: Shape = "ga", ttfb_ms: int = 300, silence_ms: int = 400, log_level: str = "WARNING",
                    db_url: str = ":memory:", watch: Watch | None = None) -> DemoResult:
     fake = FakeOpenAI(
         FakeOpenAIConfig(
-            shape=shape,  # type: ignore[arg-type]
+            shape=shape,
             ttfb_ms=ttfb_ms,
             end_of_turn_silence_ms=silence_ms,
             replies=list(AGENT_LINES),
@@ -132,7 +132,7 @@ async def run_demo(shape: str = "ga", ttfb_ms: int = 300, silence_ms: int = 400,
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await nursery.start(fake.serve)
-            settings = Settings(port=0, openai_realtime_url=fake.url, openai_api_shape=shape, log_level=log_level, db_url=db_url)  # type: ignore[arg-type]
+            settings = Settings(port=0, openai_realtime_url=fake.url, openai_api_shape=shape, log_level=log_level, db_url=db_url)
             state = build_server(settings, load_profile(settings.profile_path))
             binds = await nursery.start(serve, state)
             if watch is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
 from llc.kit.sim.fake_caller import parse_twiml
 from llc.kit.sim.stall_proxy import StallProxy
@@ -92,13 +92,13 @@ async def _openai_stall(report: FaultReport, proxy: StallProxy) -> None:
     conn.cut()
 
 
-async def _wait_closed(ws: object, bound: float) -> float | None:
+async def _wait_closed(ws: WebSocketConnection, bound: float) -> float | None:
     """Seconds until the server closed the socket, or None when it did not within ``bound``."""
     started = trio.current_time()
     with trio.move_on_after(bound):
         try:
             while True:
-                await ws.get_message()  # type: ignore[attr-defined]
+                await ws.get_message()
         except ConnectionClosed:
             return trio.current_time() - started
     return None

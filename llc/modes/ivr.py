@@ -106,5 +106,5 @@ def parse_menu(raw: Any, where: str, scenario_names: set[str]) -> IvrMenu:
             raise ProfileError(f"{at}: transfer {target!r} must be an E.164 number like \"+15551234567\"")
         if action == "scenario" and target not in scenario_names:
             raise ProfileError(f"{at}: scenario {target!r} is not defined; known: {', '.join(sorted(scenario_names))}")
-        options.append(IvrOption(key, label.strip(), action, target))  # type: ignore[arg-type]
+        options.append(IvrOption(key, label.strip(), action, target))  # type: ignore[arg-type]  # action is "transfer", "scenario" or "hint": picked above
     return IvrMenu(tuple(options))

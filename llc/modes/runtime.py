@@ -15,8 +15,7 @@ from typing import Any
 import orjson
 import trio
 
-from llc.core.levers import Interrupt, Lever, RunLocalTool, SwitchSession, TellModel
-from llc.core.record import CallRecord
+from llc.core.levers import Interrupt, Lever, Routed, RunLocalTool, SwitchSession, TellModel
 from llc.core.session import SessionSpec
 from llc.log import get_logger
 from llc.modes.ivr import Decision
@@ -50,13 +49,14 @@ class ModeCall:
     """One call's scenario: what its tools reach (store, caller, customer) and how keys route.
 
     It never holds the call: key presses and spoken choices come in, levers go out
-    (``CallCore.on_levers`` turns them into actions). Routes go into the call's record.
+    (``CallCore.on_levers`` turns them into actions; a ``Routed`` lever puts the decision in
+    the call's record).
     """
 
     scenario: Scenario
     scenarios: ScenarioSet
     base: Profile
-    record: CallRecord
+    call_sid: str
     store: Store
     default_voice: str
     tool_schemas: dict[str, dict[str, Any]]
@@ -64,26 +64,20 @@ class ModeCall:
     called: str = ""
     customer: dict[str, Any] | None = None
     transfer_allow: tuple[str, ...] = ()
-    t0: float = 0.0  # the call's start on the clock ``now`` is given in
 
-    @property
-    def call_sid(self) -> str:
-        return self.record.call_sid
-
-    def _route(self, decision: Decision, now: float) -> None:
+    @staticmethod
+    def _routed(decision: Decision) -> Routed:
         o = decision.option
-        self.record.routes.append({
-            "at": round(now - self.t0, 3), "via": decision.via, "choice": decision.choice,
-            "action": o.action if o else "none", "target": o.target if o and o.action != "hint" else (o.label if o else "")})
+        return Routed(decision.via, decision.choice, o.action if o else "none",
+                      o.target if o and o.action != "hint" else (o.label if o else ""))
 
-    def on_dtmf(self, digit: str, now: float) -> list[Lever]:
+    def on_dtmf(self, digit: str) -> list[Lever]:
         """A key press on an IVR menu: stop the agent, then transfer / switch / hint."""
         menu = self.scenario.menu
         if menu is None:
             return []
         decision = menu.decide(digit, "dtmf")
-        self._route(decision, now)
-        levers: list[Lever] = [Interrupt()]
+        levers: list[Lever] = [self._routed(decision), Interrupt()]
         o = decision.option
         if o is not None and o.action == "transfer":
             return levers + [RunLocalTool("transfer_call", orjson.dumps({"number": o.target}).decode())]
@@ -91,24 +85,23 @@ class ModeCall:
             levers += self.switch_to(o.target)
         return levers + [TellModel(decision.hint)]
 
-    def on_spoken_choice(self, choice: str, now: float) -> tuple[Decision, list[Lever]]:
-        """``route_call`` from the model: the decision, and a session switch if one is due."""
+    def on_spoken_choice(self, choice: str) -> tuple[Decision, list[Lever]]:
+        """``route_call`` from the model: the decision, and the levers that record it and, when
+        one is due, switch the session."""
         menu = self.scenario.menu
         if menu is None:
             return Decision(None, choice, "speech"), []
         decision = menu.decide(choice, "speech")
-        self._route(decision, now)
         o = decision.option
         if o is not None and o.action == "scenario":
-            return decision, self.switch_to(o.target)
-        return decision, []
+            return decision, [self._routed(decision), *self.switch_to(o.target)]
+        return decision, [self._routed(decision)]
 
     def switch_to(self, name: str) -> list[Lever]:
         """Same call, same session: the other scenario's prompt, tools and allow-list."""
         scenario = self.scenarios.scenarios[name]
         profile, spec = scenario_spec(scenario, self.base, self.default_voice, self.tool_schemas, self.customer)
         self.scenario, self.transfer_allow = scenario, profile.transfer_allow
-        self.record.scenario = f"{self.record.scenario}>{name}"
         return [SwitchSession(name, spec, profile.turn_policy)]
 
 
@@ -151,10 +144,9 @@ class ScenarioRouter:
             plan = await self.plan_inbound("", params.get("caller", ""), params.get("called", ""))
         return plan
 
-    def mode(self, scenario: Scenario, profile: Profile, record: CallRecord, customer: dict[str, Any] | None,
-             t0: float) -> ModeCall:
+    def mode(self, scenario: Scenario, profile: Profile, call_sid: str, caller: str, called: str,
+             customer: dict[str, Any] | None) -> ModeCall:
         """The call's mode in ``scenario`` (``profile``: its overlay of the base profile, already
         built by the caller): what its tools reach and how its keys route."""
-        return ModeCall(scenario, self.scenarios, self.profile, record, self.store, self.default_voice,
-                        self.tool_schemas, record.from_number, record.to_number, customer,
-                        profile.transfer_allow, t0)
+        return ModeCall(scenario, self.scenarios, self.profile, call_sid, self.store, self.default_voice,
+                        self.tool_schemas, caller, called, customer, profile.transfer_allow)

@@ -16,20 +16,21 @@ import logging
 import math
 import secrets
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from enum import Enum
 
 import trio
 
-from llc.ws.transport import Transport, TransportClosed
-from llc.config import Settings
-from llc.core.actions import Action, Log, ToOpenAI
 from llc import metrics
-from llc.core.session import SessionSpec
-from llc.core.warm import WarmCore
+from llc.config import Settings
 from llc.core.dialect import dialect
+from llc.core.session import SessionSpec
+from llc.core.warm import WarmCore, WarmPhase
 from llc.log import get_logger
 from llc.openai.connect import OpenAIConnectError, connect_openai
+from llc.runner import ActionRunner
+from llc.ws.transport import Transport, TransportClosed
 
 log = get_logger("prewarm")
 
@@ -43,6 +44,13 @@ RECENT_ENDED_CALLS = 1000
 Connector = Callable[[Settings], Awaitable[Transport]]
 
 
+class EntryState(Enum):
+    WARMING = "warming"  # connecting, configuring, priming (within LLC_PREWARM_TIMEOUT_S)
+    READY = "ready"  # usable: waiting for its stream (within its hold)
+    CLAIMED = "claimed"  # handed to its call, which owns the socket from now on
+    FAILED = "failed"  # closed; ``reason`` says why
+
+
 @dataclass(eq=False)  # identity: entries live in a set
 class _Entry:
     key: str
@@ -51,7 +59,7 @@ class _Entry:
     created: float
     ready_by: float
     call_sid: str | None = None
-    state: str = "warming"  # warming | ready | claimed | failed
+    state: EntryState = EntryState.WARMING
     reason: str = ""
     transport: Transport | None = None
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
@@ -62,6 +70,10 @@ class _Entry:
     timings: dict[str, float] = field(default_factory=dict)  # seconds after creation
     hold_s: float = HOLD_S  # a ready session waits at most this long for its stream
     fault: bool = False  # OpenAI failed it (not a call that ended or a server stopping)
+    runner: ActionRunner = field(init=False)  # carries out its core's actions (the calls' runner, no call)
+
+    def __post_init__(self) -> None:
+        self.runner = ActionRunner(log, log_fields=lambda: {"call_sid": self.call_sid})
 
 
 @dataclass
@@ -144,7 +156,7 @@ class WarmRegistry:
     def discard(self, key: str, reason: str) -> None:
         """Close an unclaimed session now (never one already handed to a call)."""
         entry = self._entries.pop(key, None)
-        if entry is None or entry.state == "claimed":
+        if entry is None or entry.state is EntryState.CLAIMED:
             return
         entry.reason = entry.reason or reason
         self.stats["discarded"] += 1
@@ -182,8 +194,8 @@ class WarmRegistry:
             return session
         finally:
             if not handed:  # not ready, dropped, or the call went away while waiting
-                if entry.state == "claimed":
-                    entry.state = "failed"
+                if entry.state is EntryState.CLAIMED:
+                    entry.state = EntryState.FAILED
                 entry.scope.cancel()
 
     async def _hand_over(self, entry: _Entry) -> WarmSession | None:
@@ -192,16 +204,16 @@ class WarmRegistry:
             log.info("stream started before the warm session was usable; waiting for it")
             with trio.move_on_at(entry.ready_by):
                 await entry.settled.wait()
-        if entry.state != "ready":
+        if entry.state is not EntryState.READY:
             entry.reason = entry.reason or f"not ready within LLC_PREWARM_TIMEOUT_S={self.settings.prewarm_timeout_s:g} s"
             log.warning("warm session unusable (%s); connecting cold", entry.reason, extra={"path": "cold"})
             return None
-        entry.state = "claimed"
+        entry.state = EntryState.CLAIMED
         entry.scope.deadline = math.inf  # from now on the call decides how long it lives
         entry.watch_scope.cancel()
         with trio.move_on_after(HANDOVER_TIMEOUT_S):
             await entry.watch_done.wait()
-        if entry.state != "claimed" or entry.transport is None:
+        if entry.state is not EntryState.CLAIMED or entry.transport is None:
             log.warning("warm session dropped during handover (%s); connecting cold", entry.reason, extra={"path": "cold"})
             return None
         self.stats["claimed"] += 1
@@ -216,17 +228,17 @@ class WarmRegistry:
             with entry.scope:
                 try:
                     await self._warm(entry)
-                    if entry.state == "ready":
+                    if entry.state is EntryState.READY:
                         await self._watch(entry)
-                    if entry.state == "claimed":
+                    if entry.state is EntryState.CLAIMED:
                         await entry.released.wait()
                 finally:
-                    if entry.state != "claimed" and entry.transport is not None:
+                    if entry.state is not EntryState.CLAIMED and entry.transport is not None:
                         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
                             await entry.transport.close()
         finally:
-            if entry.state != "claimed":
-                entry.state = "failed"
+            if entry.state is not EntryState.CLAIMED:
+                entry.state = EntryState.FAILED
                 entry.reason = entry.reason or ("timed out waiting for the call" if entry.scope.cancelled_caught
                                                 else "server shutting down")
                 self.stats["failed"] += 1
@@ -239,11 +251,11 @@ class WarmRegistry:
             # A failed warm session costs the call latency: worth a warning, not a line among many.
             log.log(logging.WARNING if entry.fault else logging.INFO,
                     "warm session closed", extra={
-                "purpose": entry.purpose, "outcome": entry.state, "reason": entry.reason,
+                "purpose": entry.purpose, "outcome": entry.state.value, "reason": entry.reason,
                 "call_sid": entry.call_sid, "seconds": round(trio.current_time() - entry.created, 3)})
 
     def _fail(self, entry: _Entry, reason: str) -> None:
-        entry.state, entry.reason, entry.fault = "failed", entry.reason or reason, True
+        entry.state, entry.reason, entry.fault = EntryState.FAILED, entry.reason or reason, True
         entry.settled.set()
 
     async def _warm(self, entry: _Entry) -> None:
@@ -254,21 +266,22 @@ class WarmRegistry:
                 entry.transport = await self.connector(self.settings)
             except OpenAIConnectError as exc:
                 return self._fail(entry, str(exc))
+            entry.runner.openai = entry.transport
             entry.timings["connected"] = trio.current_time() - entry.created
-            await self._execute(entry, core.on_open())
+            await entry.runner.execute(core.on_open())
             while not core.settled:
                 try:
                     text = await entry.transport.receive_text()
                 except TransportClosed as exc:
                     return self._fail(entry, f"OpenAI closed the warm session (code {exc.code}) {exc.reason}".strip())
-                await self._execute(entry, core.on_text(text))
+                await entry.runner.execute(core.on_text(text))
         if timer.cancelled_caught:
             return self._fail(entry, f"not ready within LLC_PREWARM_TIMEOUT_S={self.settings.prewarm_timeout_s:g} s")
-        if core.phase == "failed":
+        if core.phase is WarmPhase.FAILED:
             return self._fail(entry, core.reason)
         entry.timings["ready"] = trio.current_time() - entry.created
         entry.scope.deadline = min(entry.scope.deadline, trio.current_time() + entry.hold_s)  # held from ready
-        entry.state = "ready"
+        entry.state = EntryState.READY
         self.stats["ready"] += 1
         entry.settled.set()
         log.info("warm session ready", extra={"purpose": entry.purpose, "call_sid": entry.call_sid,
@@ -283,20 +296,11 @@ class WarmRegistry:
                     try:
                         text = await entry.transport.receive_text()
                     except TransportClosed as exc:
-                        entry.state, entry.fault = "failed", True
+                        entry.state, entry.fault = EntryState.FAILED, True
                         entry.reason = f"dropped by OpenAI while ringing (code {exc.code})"
                         log.warning("warm session %s; the call will connect cold", entry.reason)
                         return
-                    await self._execute(entry, entry.core.on_text(text))
+                    await entry.runner.execute(entry.core.on_text(text))
         finally:
             entry.watch_done.set()
 
-    async def _execute(self, entry: _Entry, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, ToOpenAI) and entry.transport is not None:
-                try:
-                    await entry.transport.send_text(action.text)
-                except TransportClosed:
-                    pass  # the reader sees the close
-            elif isinstance(action, Log):
-                getattr(log, action.level)(action.msg, extra={**action.fields, "call_sid": entry.call_sid})

@@ -204,10 +204,11 @@ async def _session_test(conn: Transport, wire: Dialect, spec: SessionSpec | None
                     return _pass(name, f"session.updated in {ms:.0f} ms with OPENAI_API_SHAPE={wire.shape}")
                 elif kind == "error":
                     error = event.get("error") or {}
-                    # The seed: an error after session.created means the wrong shape. The live
-                    # service rejects the beta header even before session.created.
-                    if created or error.get("code") in SHAPE_ERRORS:
-                        return _fail(name, f"wrong session shape: {error.get('code')}: {wire.hint(error)}",
+                    code = str(error.get("code") or "")
+                    # An error after session.created means the wrong shape. The live service
+                    # rejects the beta header even before session.created.
+                    if created or code in SHAPE_ERRORS:
+                        return _fail(name, f"wrong session shape: {error.get('code')}: {wire.hint(code, error.get('param'))}",
                                      f"set OPENAI_API_SHAPE={wire.other}")
                     return _fail(name, f"error before session.created: {error.get('code')} {error.get('message')}",
                                  "check OPENAI_API_KEY and OPENAI_MODEL")

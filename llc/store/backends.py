@@ -212,7 +212,7 @@ class PostgresBackend(Backend):
 
     def query(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._connection() as conn, conn.cursor() as cur:
-            cur.execute(query.replace("?", "%s"), tuple(params))  # type: ignore[arg-type]
+            cur.execute(query.replace("?", "%s"), tuple(params))
             return _rows(cur)
 
     def columns(self, table: str) -> set[str]:

@@ -23,14 +23,14 @@ from typing import Any, Callable, TypeVar
 import orjson
 import trio
 
-from llc.core.record import CallRecord
+from llc.core.record import CallRecord, EndReason
 import llc.store.sql as sql
 from llc.store.backends import POOL_SIZE, Backend, StoreError, open_backend
 
 T = TypeVar("T")
 DEFAULT_DB = "llc.db"
 DEFAULT_TIMEOUT_S = 3.0
-SERVER_DIED = "server_died"
+SERVER_DIED = EndReason.SERVER_DIED.value
 
 
 def default_instance() -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import llc.store.sql as sql
 from llc.store.backends import Backend
 
-CUSTOMERS = [
+CUSTOMERS: list[tuple[str, str, str, str, str, float]] = [
     ("C001", "Ann Lee", "+15550100001", "ann@example.com", "plus", 0.0),
     ("C002", "Bob Ortiz", "+15550100011", "bob@example.com", "basic", 42.5),
     ("C003", "Chen Wu", "+15550100012", "chen@example.com", "plus", 0.0),
 ]
-ORDERS = [
+ORDERS: list[tuple[str, str, str, str, str, str]] = [
     ("A1001", "C001", "Blender Pro 500", "shipped", "2025-03-03", "2025-03-07"),
     ("A1002", "C001", "Spare jug", "processing", "2025-03-05", "2025-03-12"),
     ("B2001", "C002", "Espresso machine", "delivered", "2025-02-20", "2025-02-24"),
@@ -19,8 +19,8 @@ ORDERS = [
 
 
 def seed_rows(backend: Backend) -> dict[str, int]:
-    for row in CUSTOMERS:
-        backend.query(sql.UPSERT_CUSTOMER, row)
-    for row in ORDERS:
-        backend.query(sql.UPSERT_ORDER, row)
+    for customer in CUSTOMERS:
+        backend.query(sql.UPSERT_CUSTOMER, customer)
+    for order in ORDERS:
+        backend.query(sql.UPSERT_ORDER, order)
     return {"customers": len(CUSTOMERS), "orders": len(ORDERS)}

@@ -25,14 +25,15 @@ async def route_call(ctx: ToolContext, choice: str) -> dict[str, Any]:
     mode = ctx.mode
     if mode is None or mode.scenario.menu is None:
         return NO_SCENARIO
-    decision, levers = mode.on_spoken_choice(choice, ctx.now())
+    options = mode.scenario.menu.options
+    decision, levers = mode.on_spoken_choice(choice)
+    await ctx.apply(levers)  # the route goes into the record whatever it was (a switch too, when due)
     option = decision.option
     if option is None:
-        labels = ", ".join(o.label for o in mode.scenario.menu.options)
+        labels = ", ".join(o.label for o in options)
         return {"ok": False, "error": f"{choice!r} is not on the menu; the choices are: {labels}"}
     if option.action == "transfer":
         return await transfer_call(ctx, option.target)
-    await ctx.apply(levers)
     if option.action == "scenario":
         return {"ok": True, "connected_to": option.label, "next": "You now have a new role; greet the caller in it."}
     return {"ok": True, "next": option.target}

@@ -2,7 +2,7 @@
 
 Twilio signs every webhook with ``X-Twilio-Signature`` = HMAC-SHA1(auth token, full URL +
 sorted POST parameters), and the media-stream WebSocket upgrade with the same HMAC over the
-``wss://`` URL alone (protocol notes). Behind a reverse proxy the server sees its local
+``wss://`` URL alone. Behind a reverse proxy the server sees its local
 address, so the URL checked is rebuilt from LLC_PUBLIC_URL (the address Twilio was given), never
 from the Host header the proxy forwarded. Pure functions: no I/O, tested with plain data.
 """
@@ -13,6 +13,8 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator
 
+from llc.core.refusal import Refusal, RefusalReason
+
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
@@ -22,7 +24,7 @@ def signed_url(public_base: str, path: str, query: str = "") -> str:
     return f"{url}?{query}" if query else url
 
 
-def signature_refusal(auth_token: str, url: str, params: Any, signature: str | None) -> str | None:
+def signature_refusal(auth_token: str, url: str, params: Any, signature: str | None) -> Refusal | None:
     """None when ``signature`` is Twilio's for ``url`` and ``params``; else why it is refused.
 
     ``params`` is the POST form (a dict or a MultiDict), ``{}`` for a WebSocket upgrade.
@@ -30,7 +32,8 @@ def signature_refusal(auth_token: str, url: str, params: Any, signature: str | N
     default port, as Twilio's own signing is inconsistent about it.
     """
     if not signature:
-        return f"no {SIGNATURE_HEADER} header"
+        return Refusal(RefusalReason.NO_SIGNATURE, f"no {SIGNATURE_HEADER} header")
     if not RequestValidator(auth_token).validate(url, params, signature):
-        return f"{SIGNATURE_HEADER} does not match {url} (is LLC_PUBLIC_URL the address Twilio calls?)"
+        return Refusal(RefusalReason.BAD_SIGNATURE,
+                       f"{SIGNATURE_HEADER} does not match {url} (is LLC_PUBLIC_URL the address Twilio calls?)")
     return None

@@ -18,6 +18,7 @@ from quart_trio import QuartTrio
 
 from llc import metrics
 from llc.config import LOOPBACK_HOSTS, Settings
+from llc.core.refusal import Refusal
 from llc.log import get_logger
 from llc.web import debug
 from llc.web.console import console_blueprint
@@ -27,7 +28,7 @@ from llc.web.server import Server
 log = get_logger("web.admin")
 
 
-def admin_refusal(settings: Settings, authorization: str | None) -> str | None:
+def admin_refusal(settings: Settings, authorization: str | None) -> Refusal | None:
     """None when the admin listener may answer: bound to loopback, or the API bearer token given."""
     if settings.admin_host in LOOPBACK_HOSTS:
         return None

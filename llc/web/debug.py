@@ -13,7 +13,8 @@ def task_count() -> int:
     def walk(task: trio.lowlevel.Task) -> int:
         return 1 + sum(walk(child) for nursery in task.child_nurseries for child in nursery.child_tasks)
 
-    return walk(trio.lowlevel.current_root_task())
+    root = trio.lowlevel.current_root_task()
+    return walk(root) if root is not None else 0
 
 
 def register(app: Quart) -> None:

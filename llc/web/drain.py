@@ -14,6 +14,7 @@ import signal
 
 import trio
 
+from llc.core.record import EndReason
 from llc.log import get_logger
 from llc.twilio.twiml import say_and_dial, say_and_hangup
 from llc.web.server import Server
@@ -50,7 +51,7 @@ async def drain(server: Server, timeout_s: float, hurry: trio.Event | None = Non
         await _wait_idle(server, hurry)
     left = list(server.active)
     for bridge in left:
-        bridge.end("server_drain", f"still active when the drain ended (LLC_DRAIN_TIMEOUT_S={timeout_s:g})")
+        bridge.end(EndReason.SERVER_DRAIN, f"still active when the drain ended (LLC_DRAIN_TIMEOUT_S={timeout_s:g})")
     # A callee who answers after this would reach a server that has gone: cancel the ringing.
     cancelled: list[str] = []
     with trio.move_on_after(SETTLE_S):

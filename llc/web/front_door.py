@@ -74,7 +74,8 @@ async def serve_front_door(
         if is_media_upgrade(await _first_bytes(stream.socket)):
             await handle_media_connection(server, stream)
         else:
-            await TCPServer(asgi, config, context, ConnectionState(lifespan_state.copy()), stream)
+            # Hypercorn annotates the stream as TLS only; it reads any trio Stream (its own plain path does).
+            await TCPServer(asgi, config, context, ConnectionState(lifespan_state.copy()), stream)  # type: ignore[arg-type]
 
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)

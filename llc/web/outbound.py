@@ -8,6 +8,7 @@ import logging
 import trio
 from quart import Quart, Response, jsonify, request
 
+from llc.core.refusal import Refusal
 from llc.log import get_logger
 from llc.outbound.dialer import AMD_PATH, STATUS_PATH, CallRequestError, parse_call_request
 from llc.twilio.rest import TwilioError
@@ -25,17 +26,17 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
-def authorized(server: Server, header: str | None) -> str | None:
-    """None when the bearer token matches LLC_API_TOKEN (constant-time), else the reason to refuse."""
+def api_refusal(server: Server, header: str | None) -> Refusal | None:
+    """Why the API refuses this ``Authorization`` header; None when it carries LLC_API_TOKEN."""
     return bearer_refusal(server.settings.api_token, header)
 
 
 def register(app: Quart, server: Server) -> None:
     @app.post("/calls")
     async def place_call() -> Response:
-        if (refusal := authorized(server, request.headers.get("Authorization"))) is not None:
+        if (refusal := api_refusal(server, request.headers.get("Authorization"))) is not None:
             log.warning("POST /calls refused: %s", refusal)
-            return _error(401, refusal)
+            return _error(401, refusal.text)
         if server.draining:  # this instance is going away: a retry reaches another one, or this one restarted
             response = _error(503, "the server is draining (restarting or stopping); retry later")
             response.headers["Retry-After"] = str(max(1, math.ceil(server.settings.drain_timeout_s)))
@@ -67,8 +68,8 @@ def register(app: Quart, server: Server) -> None:
 
     @app.get("/calls/<call_sid>")
     async def call_status(call_sid: str) -> Response:
-        if (refusal := authorized(server, request.headers.get("Authorization"))) is not None:
-            return _error(401, refusal)
+        if (refusal := api_refusal(server, request.headers.get("Authorization"))) is not None:
+            return _error(401, refusal.text)
         call = server.dialer.calls.get(call_sid)
         if call is None:
             return _error(404, f"no outbound call {call_sid} on this server")
@@ -85,9 +86,9 @@ def register(app: Quart, server: Server) -> None:
     @twilio_signed(server)
     async def twilio_amd() -> Response:
         form = (await request.form).to_dict()
-        record = server.find_record(form.get("CallSid", ""))
-        if record is not None:
-            record.answered_by = form.get("AnsweredBy", "")
+        call = server.calls.find_active(form.get("CallSid", ""))
+        if call is not None:  # the call's record says who answered, from now on
+            call.answered_by(form.get("AnsweredBy", ""))
         try:
             await server.dialer.on_amd(form)
         except TwilioError as exc:

@@ -32,7 +32,7 @@ class TrustedProxies:
         self.networks = networks
         self.fixed = ProxyFixMiddleware(app, mode="legacy", trusted_hops=1)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(self, scope: Any, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         client = scope.get("client")
         if scope.get("type") in ("http", "websocket") and client and is_trusted(client[0], self.networks):
             await self.fixed(scope, receive, send)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hmac
 from functools import wraps
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar, cast
 
 import trio
 from quart import Response, request
 
 from llc.config import LOOPBACK_HOSTS, Settings, stream_url_for
+from llc.core.refusal import Refusal, RefusalReason
 from llc.log import get_logger
 from llc.twilio.signature import SIGNATURE_HEADER, signature_refusal, signed_url
 from llc.web.server import Server
@@ -61,19 +62,22 @@ def signed_bases(server: Server) -> list[str]:
     return list(dict.fromkeys(base.rstrip("/") for base in bases if base))
 
 
-def first_match(auth_token: str, urls: list[str], params: Any, signature: str | None) -> str | None:
+def first_match(auth_token: str, urls: list[str], params: Any, signature: str | None) -> Refusal | None:
     """None when the signature matches one of ``urls``; else the refusal for the first."""
     refusals = [signature_refusal(auth_token, url, params, signature) for url in urls]
     return None if None in refusals else refusals[0]
 
 
-async def webhook_refusal(server: Server) -> str | None:
+NO_PUBLIC_URL = Refusal(RefusalReason.NO_PUBLIC_URL, "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt")
+
+
+async def webhook_refusal(server: Server) -> Refusal | None:
     """None when the current request is signed by Twilio (or checking is off)."""
     if not signatures_checked(server.settings):
         return None
     bases = signed_bases(server)
     if not bases:
-        return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
+        return NO_PUBLIC_URL
     form = await request.form
     query = request.query_string.decode("latin-1")
     assert server.settings.twilio_auth_token is not None
@@ -94,7 +98,7 @@ def twilio_signed(server: Server) -> Callable[[F], F]:
                 return Response(f"forbidden: {refusal}\n", status=403)
             return await handler(*args, **kwargs)
 
-        return checked  # type: ignore[return-value]
+        return cast(F, checked)  # functools.wraps keeps the handler's signature
 
     return decorate
 
@@ -102,7 +106,7 @@ def twilio_signed(server: Server) -> Callable[[F], F]:
 # ---- the media-stream upgrade ---------------------------------------------------------
 
 
-def upgrade_refusal(server: Server, path: str, headers: Mapping[str, str]) -> str | None:
+def upgrade_refusal(server: Server, path: str, headers: Mapping[str, str]) -> Refusal | None:
     """Judge a media-stream upgrade: None to accept, else why it is closed with 1008.
 
     ``path`` is the request target (path and query); ``headers`` any mapping whose lookup of
@@ -112,7 +116,7 @@ def upgrade_refusal(server: Server, path: str, headers: Mapping[str, str]) -> st
         return None
     bases = signed_bases(server)
     if not bases:
-        return "LLC_PUBLIC_URL is not set: the signed URL cannot be rebuilt"
+        return NO_PUBLIC_URL
     _, _, query = path.partition("?")
     urls = [f"{stream_url_for(base)}?{query}" if query else stream_url_for(base) for base in bases]
     signature = headers.get(SIGNATURE_HEADER) or headers.get(SIGNATURE_HEADER.lower())
@@ -141,14 +145,14 @@ def at_capacity(server: Server) -> bool:
 # ---- the API --------------------------------------------------------------------------
 
 
-def bearer_refusal(expected: str | None, header: str | None) -> str | None:
+def bearer_refusal(expected: str | None, header: str | None) -> Refusal | None:
     """None when ``Authorization: Bearer <expected>`` (compared in constant time)."""
     if not expected:
-        return "LLC_API_TOKEN is not set on the server: set it to enable the API"
+        return Refusal(RefusalReason.API_TOKEN_UNSET, "LLC_API_TOKEN is not set on the server: set it to enable the API")
     scheme, _, given = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not given:
-        return "send Authorization: Bearer <LLC_API_TOKEN>"
+        return Refusal(RefusalReason.NO_BEARER, "send Authorization: Bearer <LLC_API_TOKEN>")
     if not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        return "wrong API token"
+        return Refusal(RefusalReason.WRONG_TOKEN, "wrong API token")
     return None
 

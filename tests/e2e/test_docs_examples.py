@@ -34,8 +34,7 @@ from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import FakeTwilio
 from llc.kit.sim.fake_twilio_numbers import FakeNumber, FakeTwilioNumbers
 from llc.profile import load_profile
-from llc.web.app import serve
-from llc.web.server import build_server
+from llc.app import build_server, serve
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

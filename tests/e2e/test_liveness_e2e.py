@@ -11,6 +11,7 @@ import httpx
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from llc.core.phase import Phase
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from tests.helpers.stack import Stack, StackFactory
 from tests.helpers.twilio_raw import call_tasks, first_event, media_frame, start_frame, stop_frame
@@ -22,7 +23,7 @@ REPLIES = ["Yes, from ten to four.", "Monday we open at nine."]
 async def live_session(stack: Stack) -> None:
     """Until the call's OpenAI session is live (session.updated reached the server)."""
     with trio.fail_after(5):
-        while not any(b.core.phase == "live" for b in stack.state.active):
+        while not any(b.core.phase is Phase.LIVE for b in stack.state.active):
             await trio.sleep(0.01)
 
 

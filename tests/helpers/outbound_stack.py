@@ -12,8 +12,7 @@ from llc.config import Settings
 from llc.profile import load_profile
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio, FakeTwilioConfig
-from llc.web.app import serve
-from llc.web.server import Server, build_server
+from llc.app import Server, build_server, serve
 
 API_TOKEN = "test-api-token"
 FROM = "+15550009999"

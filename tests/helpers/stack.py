@@ -14,8 +14,7 @@ from llc.profile import Profile, load_profile
 from llc.tools.registry import ToolRegistry
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.stall_proxy import StallProxy
-from llc.web.app import serve
-from llc.web.server import Server, build_server
+from llc.app import Server, build_server, serve
 
 
 @dataclass

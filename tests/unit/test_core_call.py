@@ -2,11 +2,14 @@
 
 import orjson
 
+from llc.core.phase import Phase
 from llc.core.actions import ConnectOpenAI, EndCall, Log, ToOpenAI, ToTwilio
 from llc.core.call import MAX_BAD_FRAMES, MAX_PENDING_FRAMES, CallCore
 from llc.core.dialect import FLAT, GA
 from llc.core.session import SessionSpec
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
+from llc.core import openai_events as oa
+from llc.core.record import EndReason
 
 START = tw.Start("MZ1", "CA1", "AC1", {"direction": "outbound", "scenario": "csr"})
 
@@ -19,8 +22,8 @@ def live_core(greeting: str | None = None) -> CallCore:
     core = CallCore(GA, SessionSpec(), greeting=greeting)
     assert core.on_twilio(START, 0.0) == [ConnectOpenAI()]
     core.on_openai_open()
-    core.on_openai({"type": "session.created"}, 0.1)
-    core.on_openai({"type": "session.updated"}, 0.2)
+    core.on_openai(oa.SessionCreated(), 0.1)
+    core.on_openai(oa.SessionUpdated(), 0.2)
     return core
 
 
@@ -37,11 +40,11 @@ def test_audio_passes_through_untouched_both_ways() -> None:
     core = live_core()
     [append] = core.on_twilio(tw.Media("AAEC/w=="), 1.0)
     assert orjson.loads(append.text) == {"type": "input_audio_buffer.append", "audio": "AAEC/w=="}
-    [out] = core.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "delta": "f39+fQ=="}, 1.1)
+    [out] = core.on_openai(oa.from_json({"type": "response.output_audio.delta", "item_id": "i1", "delta": "f39+fQ=="}), 1.1)
     assert isinstance(out, ToTwilio)
     assert orjson.loads(out.text) == {"event": "media", "streamSid": "MZ1", "media": {"payload": "f39+fQ=="}}
     # 5 bytes are under mark_every_ms: the mark comes when the item's audio is done.
-    [mark] = core.on_openai({"type": "response.output_audio.done", "item_id": "i1"}, 1.2)
+    [mark] = core.on_openai(oa.from_json({"type": "response.output_audio.done", "item_id": "i1"}), 1.2)
     assert isinstance(mark, ToTwilio)
     assert orjson.loads(mark.text) == {"event": "mark", "streamSid": "MZ1", "mark": {"name": "m1"}}
 
@@ -51,10 +54,10 @@ def test_small_deltas_get_a_mark_every_500_ms_and_one_at_the_end() -> None:
     frames = []
     for _ in range(27):  # 27 deltas of 20 ms: 160 bytes = 216 base64 characters each
         frames += [orjson.loads(a.text)["event"] for a in core.on_openai(
-            {"type": "response.output_audio.delta", "item_id": "i1", "response_id": "r1", "delta": "A" * 214 + "=="}, 1.0)]
+            oa.AudioDelta("i1", "r1", "A" * 214 + "=="), 1.0)]
     assert frames == ["media"] * 25 + ["mark"] + ["media"] * 2
     # No audio.done (a response that ended early): response.done marks the tail instead.
-    done = core.on_openai({"type": "response.done", "response": {"id": "r1"}}, 1.2)
+    done = core.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r1"}}), 1.2)
     assert [orjson.loads(a.text)["event"] for a in done if isinstance(a, ToTwilio)] == ["mark"]
     assert core.playout.speaking and core.playout.unplayed_ms == 540
 
@@ -63,10 +66,10 @@ def test_flat_event_names_are_understood() -> None:
     core = CallCore(FLAT, SessionSpec())
     core.on_twilio(START, 0.0)
     core.on_openai_open()
-    core.on_openai({"type": "session.updated"}, 0.1)
-    [out] = core.on_openai({"type": "response.audio.delta", "delta": "AA=="}, 0.2)
+    core.on_openai(oa.SessionUpdated(), 0.1)
+    [out] = core.on_openai(oa.from_json({"type": "response.audio.delta", "delta": "AA=="}), 0.2)
     assert isinstance(out, ToTwilio) and '"media"' in out.text
-    core.on_openai({"type": "response.audio_transcript.done", "transcript": "Hello"}, 0.3)
+    core.on_openai(oa.from_json({"type": "response.audio_transcript.done", "transcript": "Hello"}), 0.3)
     assert [t.text for t in core.record.transcript] == ["Hello"]
 
 
@@ -76,9 +79,9 @@ def test_caller_audio_before_session_accepted_is_held_then_flushed_in_order() ->
     core.on_openai_open()
     for i in range(3):
         assert core.on_twilio(tw.Media(f"p{i}"), 0.01 * i) == []
-    actions = core.on_openai({"type": "session.updated"}, 0.5)
+    actions = core.on_openai(oa.SessionUpdated(), 0.5)
     assert [e["audio"] for e in sent(actions)] == ["p0", "p1", "p2"]
-    assert core.phase == "live"
+    assert core.phase is Phase.LIVE
 
 
 def test_pending_audio_is_bounded() -> None:
@@ -87,7 +90,7 @@ def test_pending_audio_is_bounded() -> None:
     for i in range(MAX_PENDING_FRAMES + 10):
         core.on_twilio(tw.Media(str(i)), 0.0)
     core.on_openai_open()
-    audio = [e["audio"] for e in sent(core.on_openai({"type": "session.updated"}, 1.0))]
+    audio = [e["audio"] for e in sent(core.on_openai(oa.SessionUpdated(), 1.0))]
     assert len(audio) == MAX_PENDING_FRAMES and audio[-1] == str(MAX_PENDING_FRAMES + 9)
 
 
@@ -95,31 +98,29 @@ def test_caller_first_by_default_sends_nothing_on_session_updated() -> None:
     core = CallCore(GA, SessionSpec())
     core.on_twilio(START, 0.0)
     core.on_openai_open()
-    assert sent(core.on_openai({"type": "session.updated"}, 0.2)) == []
+    assert sent(core.on_openai(oa.SessionUpdated(), 0.2)) == []
 
 
 def test_greeting_is_a_user_item_plus_response_create_on_session_updated_only() -> None:
     core = CallCore(GA, SessionSpec(), greeting="Greet the caller.")
     core.on_twilio(START, 0.0)
     core.on_openai_open()
-    assert sent(core.on_openai({"type": "session.created"}, 0.1)) == []
-    events = sent(core.on_openai({"type": "session.updated"}, 0.2))
+    assert sent(core.on_openai(oa.SessionCreated(), 0.1)) == []
+    events = sent(core.on_openai(oa.SessionUpdated(), 0.2))
     assert [e["type"] for e in events] == ["conversation.item.create", "response.create"]
     assert events[0]["item"]["role"] == "user"
     assert events[0]["item"]["content"] == [{"type": "input_text", "text": "Greet the caller."}]
     assert "response" not in events[1]  # not response.create with instructions
     # A later session.updated (e.g. a tool switch) must not greet again.
-    assert sent(core.on_openai({"type": "session.updated"}, 3.0)) == []
+    assert sent(core.on_openai(oa.SessionUpdated(), 3.0)) == []
 
 
 def test_error_after_session_created_ends_call_with_shape_hint() -> None:
     core = CallCore(FLAT, SessionSpec())
     core.on_twilio(START, 0.0)
     core.on_openai_open()
-    core.on_openai({"type": "session.created"}, 0.1)
-    actions = core.on_openai(
-        {"type": "error", "error": {"type": "invalid_request_error", "code": "unknown_parameter", "param": "session.modalities"}}, 0.2
-    )
+    core.on_openai(oa.SessionCreated(), 0.1)
+    actions = core.on_openai(oa.ServiceError("unknown_parameter", "invalid_request_error", None, "session.modalities", None), 0.2)
     log, end = actions
     assert isinstance(log, Log) and log.level == "error" and "OPENAI_API_SHAPE=ga" in log.msg
     assert isinstance(end, EndCall) and end.reason == "openai_session_rejected"
@@ -128,14 +129,14 @@ def test_error_after_session_created_ends_call_with_shape_hint() -> None:
 
 def test_error_mid_call_is_logged_not_fatal() -> None:
     core = live_core()
-    [log] = core.on_openai({"type": "error", "error": {"code": "response_cancel_not_active", "message": "x"}}, 2.0)
+    [log] = core.on_openai(oa.from_json({"type": "error", "error": {"code": "response_cancel_not_active", "message": "x"}}), 2.0)
     assert isinstance(log, Log) and log.level == "warning"
 
 
 def test_hangup_ends_the_call_and_a_late_openai_close_is_ignored() -> None:
     core = live_core()
     assert core.on_twilio(tw.Stop("CA1"), 3.0) == [EndCall("caller_hangup")]
-    core.end()  # the shell ends the call on EndCall; a late OpenAI close changes nothing
+    core.end(EndReason.AGENT_HANGUP)  # the shell ends the call on EndCall; a late OpenAI close changes nothing
     assert core.on_openai_closed(1000, "") == []
 
 
@@ -156,11 +157,11 @@ def test_too_many_bad_frames_end_the_call() -> None:
 
 def test_turn_latency_and_transcript() -> None:
     core = live_core()
-    core.on_openai({"type": "conversation.item.input_audio_transcription.completed", "transcript": " Hello? "}, 1.0)
-    core.on_openai({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900}, 1.0)
-    core.on_openai({"type": "response.output_audio.delta", "delta": "AA=="}, 1.35)
-    core.on_openai({"type": "response.output_audio.delta", "delta": "AA=="}, 1.5)
-    core.on_openai({"type": "response.output_audio_transcript.done", "transcript": "Hi there"}, 2.0)
+    core.on_openai(oa.from_json({"type": "conversation.item.input_audio_transcription.completed", "transcript": " Hello? "}), 1.0)
+    core.on_openai(oa.from_json({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900}), 1.0)
+    core.on_openai(oa.from_json({"type": "response.output_audio.delta", "delta": "AA=="}), 1.35)
+    core.on_openai(oa.from_json({"type": "response.output_audio.delta", "delta": "AA=="}), 1.5)
+    core.on_openai(oa.from_json({"type": "response.output_audio_transcript.done", "transcript": "Hi there"}), 2.0)
     assert [t.ms for t in core.record.turns] == [350.0]
     assert [(t.role, t.text) for t in core.record.transcript] == [("caller", "Hello?"), ("agent", "Hi there")]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from llc.core.phase import Phase
 from llc.core import faults
 from llc.core.actions import EndCall, PlayApology, ReconnectOpenAI, Timer, ToOpenAI, ToTwilio
 from llc.core.ticket import TicketBook
@@ -14,8 +15,11 @@ from llc.core.ratelimit import TokenBucket
 from llc.core.record import TranscriptLine
 from llc.core.session import SessionSpec
 from llc.core.turns import TurnPolicy
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
 from llc.twilio.signature import signature_refusal, signed_url
+from llc.core import openai_events as oa
+from llc.core.actions import Deadline
+from llc.core.refusal import Refusal, RefusalReason
 from twilio.request_validator import RequestValidator
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
@@ -23,8 +27,8 @@ START = tw.Start("MZ1", "CA1", "AC1", {})
 
 def live(core: CallCore) -> CallCore:
     core.on_openai_open()
-    core.on_openai({"type": "session.updated"}, 0.2)
-    assert core.phase == "live"
+    core.on_openai(oa.SessionUpdated(), 0.2)
+    assert core.phase is Phase.LIVE
     return core
 
 
@@ -40,15 +44,17 @@ def sent(actions: list) -> list[dict]:
 
 def test_a_drop_reconnects_once_with_the_same_session_and_a_summary() -> None:
     core = started()
-    core.on_openai({"type": "conversation.item.input_audio_transcription.completed", "transcript": "Do you open Sunday?"}, 1.0)
-    core.on_openai({"type": "response.output_audio_transcript.done", "transcript": "Yes, from ten."}, 2.0)
-    first_update = sent(CallCore(GA, SessionSpec(instructions="Be brief.")).on_openai_open())[0]
+    core.on_openai(oa.from_json({"type": "conversation.item.input_audio_transcription.completed", "transcript": "Do you open Sunday?"}), 1.0)
+    core.on_openai(oa.from_json({"type": "response.output_audio_transcript.done", "transcript": "Yes, from ten."}), 2.0)
+    fresh = CallCore(GA, SessionSpec(instructions="Be brief."))
+    fresh.on_twilio(START, 0.0)
+    first_update = sent(fresh.on_openai_open())[0]
     actions = core.on_openai_closed(1011, "upstream failure")
     assert ReconnectOpenAI("dropped") in actions and core.record.reconnects == ["dropped (code 1011)"]
     # Caller audio during the gap is held and flushed after the summary, in order.
     assert core.on_twilio(tw.Media("AAAA"), 2.5) == []
     assert sent(core.on_openai_open()) == [first_update]
-    out = sent(core.on_openai({"type": "session.updated"}, 3.0))
+    out = sent(core.on_openai(oa.SessionUpdated(), 3.0))
     assert out[0]["item"]["role"] == "system"
     summary = out[0]["item"]["content"][0]["text"]
     assert "Caller: Do you open Sunday?" in summary and "You: Yes, from ten." in summary
@@ -62,7 +68,7 @@ def test_a_second_drop_plays_the_apology_then_hangs_up_on_its_mark() -> None:
     live(core)
     actions = core.on_openai_closed(1006, "")
     assert actions[1] == ToTwilio(tw.clear("MZ1")) and PlayApology(faults.APOLOGY_MARK) in actions
-    assert Timer("apology_done", 1.2 + faults.APOLOGY_GRACE_S) in actions
+    assert Timer(Deadline.APOLOGY_DONE, 1.2 + faults.APOLOGY_GRACE_S) in actions
     assert core.on_openai_closed(1006, "") == []  # said once
     [end] = core.on_twilio(tw.Mark(faults.APOLOGY_MARK), 5.0)
     assert end.reason == "openai_lost" and "1006" in end.detail
@@ -71,7 +77,7 @@ def test_a_second_drop_plays_the_apology_then_hangs_up_on_its_mark() -> None:
 def test_apology_ends_by_timer_when_the_mark_never_comes() -> None:
     core = started()
     core.on_reconnect_failed("reconnect failed: refused")
-    [end] = core.on_timer("apology_done", 9.0)
+    [end] = core.on_timer(Deadline.APOLOGY_DONE, 9.0)
     assert end == EndCall("openai_lost", "reconnect failed: refused")
 
 
@@ -79,29 +85,29 @@ def test_a_rejected_replacement_session_means_the_apology() -> None:
     core = started()
     core.on_openai_closed(1011, "")
     core.on_openai_open()
-    actions = core.on_openai({"type": "error", "error": {"code": "invalid_value", "message": "x"}}, 1.0)
+    actions = core.on_openai(oa.from_json({"type": "error", "error": {"code": "invalid_value", "message": "x"}}), 1.0)
     assert PlayApology(faults.APOLOGY_MARK) in actions
 
 
 def test_session_expired_renews_every_time_and_keeps_the_switched_config() -> None:
     policy = TurnPolicy()
     core = started(policy=policy)
-    core.on_openai({"type": "response.created", "response": {"id": "r1"}}, 1.0)
-    core.on_openai({"type": "response.done", "response": {"id": "r1"}}, 1.5)  # first turn: the switch
+    core.on_openai(oa.from_json({"type": "response.created", "response": {"id": "r1"}}), 1.0)
+    core.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r1"}}), 1.5)  # first turn: the switch
     for n in (1, 2, 3):
-        core.on_openai({"type": "error", "error": {"code": "session_expired", "message": "60 minutes"}}, 2.0)
+        core.on_openai(oa.from_json({"type": "error", "error": {"code": "session_expired", "message": "60 minutes"}}), 2.0)
         assert ReconnectOpenAI("session_expired") in core.on_openai_closed(1001, "")
         [update] = sent(core.on_openai_open())
         eagerness = update["session"]["audio"]["input"]["turn_detection"].get("eagerness")
         assert eagerness == policy.later_eagerness
-        core.on_openai({"type": "session.updated"}, 3.0)
+        core.on_openai(oa.SessionUpdated(), 3.0)
         assert len(core.record.reconnects) == n
     assert ReconnectOpenAI("dropped") in core.on_openai_closed(1011, "")  # a drop still has its one reconnect
 
 
 def test_tools_of_a_lost_session_are_dropped_not_answered_into_the_new_one() -> None:
     core = started()
-    core.on_openai({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "lookup", "arguments": "{}"}, 1.0)
+    core.on_openai(oa.from_json({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "lookup", "arguments": "{}"}), 1.0)
     core.on_openai_closed(1011, "")
     live(core)
     assert core.on_tool_result("c1", "late", 2.0) == []
@@ -110,8 +116,8 @@ def test_tools_of_a_lost_session_are_dropped_not_answered_into_the_new_one() -> 
 
 def test_max_call_length_is_a_timer_that_ends_the_call() -> None:
     core = CallCore(GA, SessionSpec(), max_call_s=600)
-    assert Timer("max_call_length", 600) in core.on_twilio(START, 0.0)
-    [end] = core.on_timer("max_call_length", 600.0)
+    assert Timer(Deadline.MAX_CALL_LENGTH, 600) in core.on_twilio(START, 0.0)
+    [end] = core.on_timer(Deadline.MAX_CALL_LENGTH, 600.0)
     assert end.reason == "max_call_length" and "600" in end.detail
 
 
@@ -127,12 +133,12 @@ def test_summary_is_short_and_says_nothing_was_said_when_empty() -> None:
 def test_admission_token_is_one_time_bound_and_expiring() -> None:
     book = TicketBook(ttl_s=60)
     token = book.issue(0.0, "CA1")
-    assert book.admit(token, "CA2", 1.0).refusal == "stream token belongs to another call"
+    assert book.admit(token, "CA2", 1.0).refusal == Refusal(RefusalReason.ANOTHER_CALLS_TICKET, "stream token belongs to another call")
     assert book.admit(token, "CA1", 1.0).refusal is None
-    assert book.admit(token, "CA1", 1.0).refusal == "unknown or already used stream token"
+    assert book.admit(token, "CA1", 1.0).refusal == Refusal(RefusalReason.UNKNOWN_TICKET, "unknown or already used stream token")
     assert book.admit(None, "CA1", 1.0).refusal is not None and book.admit("guess", "CA1", 1.0).refusal is not None
     late = book.issue(0.0, "CA3")
-    assert book.admit(late, "CA3", 61.0).refusal == "stream token expired"
+    assert book.admit(late, "CA3", 61.0).refusal == Refusal(RefusalReason.TICKET_EXPIRED, "stream token expired")
     assert book.refused == 5
 
 
@@ -140,7 +146,7 @@ def test_a_second_stream_for_a_live_call_is_refused_until_the_first_ends() -> No
     book = TicketBook(ttl_s=60)
     first, second, third = (book.issue(0.0, "CA1") for _ in range(3))
     assert book.admit(first, "CA1", 1.0).refusal is None
-    assert book.admit(second, "CA1", 1.0).refusal == "this call already has a media stream"
+    assert book.admit(second, "CA1", 1.0).refusal == Refusal(RefusalReason.STREAM_EXISTS, "this call already has a media stream")
     book.release("CA1")
     assert book.admit(third, "CA1", 2.0).refusal is None
 
@@ -173,7 +179,7 @@ def test_signature_is_checked_against_the_public_url_not_the_local_one() -> None
     assert signature_refusal(token, public, form, good) is None
     assert signature_refusal(token, "http://127.0.0.1:8080/twiml?scenario=csr", form, good) is not None
     assert signature_refusal(token, public, {**form, "From": "+1999"}, good) is not None  # tampered
-    assert signature_refusal(token, public, form, None) == "no X-Twilio-Signature header"
+    assert signature_refusal(token, public, form, None) == Refusal(RefusalReason.NO_SIGNATURE, "no X-Twilio-Signature header")
     ws = "wss://voice.example.com/media"
     assert signature_refusal(token, ws, {}, RequestValidator(token).compute_signature(ws, {})) is None
 
@@ -185,11 +191,11 @@ def _marks(actions: list) -> list[str]:
 
 def test_marks_of_a_lost_session_never_confirm_the_new_sessions_audio() -> None:
     core = started()
-    delta = {"type": "response.output_audio.delta", "item_id": "old", "response_id": "r1", "delta": "A" * 5336}
+    delta = oa.AudioDelta("old", "r1", "A" * 5336)
     old_marks = _marks(core.on_openai(delta, 1.0))  # 500 ms: one mark, still queued at Twilio
     core.on_openai_closed(1011, "upstream failure")
     live(core)
-    new = _marks(core.on_openai({**delta, "item_id": "new", "response_id": "r2"}, 2.0))
+    new = _marks(core.on_openai(oa.AudioDelta("new", "r2", delta.delta), 2.0))
     assert old_marks and new and set(old_marks).isdisjoint(new)  # names keep counting across sessions
     # The old audio's mark echoes late: it must not count the new item as heard.
     assert core.on_twilio(tw.Mark(old_marks[0]), 2.1) == []
@@ -202,9 +208,9 @@ def test_a_tool_finishing_after_openai_is_gone_for_good_sends_nothing() -> None:
     core = started()
     core.on_openai_closed(1011, "")
     live(core)
-    core.on_openai({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "end_call", "arguments": "{}"}, 1.0)
+    core.on_openai(oa.from_json({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "end_call", "arguments": "{}"}), 1.0)
     core.on_openai_closed(1011, "")
-    assert core.phase == "apology"
+    assert core.phase is Phase.APOLOGY
     assert core.on_tool_result("c1", '{"ok": true}', 2.0) == []
     assert core.record.tool_calls[-1].error == "the OpenAI session was lost before the tool finished"
 

@@ -1,7 +1,8 @@
 """Session config for both shapes, compared as exact JSON."""
 
 from llc.core import session as s
-from llc.core.dialect import canonical_event, dialect
+from llc.core.dialect import dialect
+from llc.core.openai_events import canonical_event
 
 
 def test_flat_shape_is_the_seed_block_exactly() -> None:
@@ -91,7 +92,7 @@ def test_text_only_priming_per_shape() -> None:
 
 
 def test_shape_hints_name_the_setting() -> None:
-    assert "OPENAI_API_SHAPE=ga" in dialect("flat").hint({"code": "beta_api_shape_disabled"})
-    hint = dialect("flat").hint({"code": "unknown_parameter", "param": "session.modalities"})
+    assert "OPENAI_API_SHAPE=ga" in dialect("flat").hint("beta_api_shape_disabled")
+    hint = dialect("flat").hint("unknown_parameter", "session.modalities")
     assert "OPENAI_API_SHAPE=ga" in hint and "session.modalities" in hint
-    assert "OPENAI_API_SHAPE=flat" in dialect("ga").hint({"code": "missing_required_parameter", "param": "session.type"})
+    assert "OPENAI_API_SHAPE=flat" in dialect("ga").hint("missing_required_parameter", "session.type")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from llc.core.ticket import TICKET_PARAM, TicketBook
 from llc.kit.sim.fake_caller import parse_twiml
 from llc.twilio.stream_twiml import StreamTwiml
+from llc.core.refusal import Refusal, RefusalReason
 
 
 def test_the_ticket_names_the_warm_session_of_its_own_call_only() -> None:
@@ -35,4 +36,4 @@ def test_one_twiml_builder_gives_each_call_one_ticket_parameter() -> None:
     assert params == {"direction": "outbound", TICKET_PARAM: ticket}
     assert book.outstanding(1.0) == 1 and book.warm_of(ticket) == "w9"
     book.bind(ticket, "CA7")  # the dial returned its CallSid
-    assert book.admit(ticket, "CA8", 1.0).refusal == "stream token belongs to another call"
+    assert book.admit(ticket, "CA8", 1.0).refusal == Refusal(RefusalReason.ANOTHER_CALLS_TICKET, "stream token belongs to another call")

@@ -8,7 +8,9 @@ from llc.core.dialect import GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.core.turns import ResponseGate, TurnPolicy
 from llc.tools.builtin import BUILTIN
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
+from llc.core import openai_events as oa
+from llc.core.actions import Deadline, ToolFiller
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
 
@@ -20,7 +22,7 @@ def core(interrupt_response: bool = True, **policy: object) -> CallCore:
     c = CallCore(GA, spec, policy=TurnPolicy(**policy), tool_schemas=BUILTIN.schemas())  # type: ignore[arg-type]
     c.on_twilio(START, 0.0)
     c.on_openai_open()
-    c.on_openai({"type": "session.updated"}, 0.1)
+    c.on_openai(oa.SessionUpdated(), 0.1)
     return c
 
 
@@ -33,11 +35,11 @@ def twilio_out(actions: list) -> list[dict]:
 
 
 def agent_speaks(c: CallCore, response: str = "r1", item: str = "i1", chunks: int = 3) -> list[str]:
-    c.on_openai({"type": "response.created", "response": {"id": response}}, 1.0)
+    c.on_openai(oa.from_json({"type": "response.created", "response": {"id": response}}), 1.0)
     marks = []
     for _ in range(chunks):
-        acts = c.on_openai({"type": "response.output_audio.delta", "response_id": response, "item_id": item,
-                            "delta": "A" * 1068}, 1.0)  # 1068 base64 chars = 801 bytes = 100 ms
+        acts = c.on_openai(oa.from_json({"type": "response.output_audio.delta", "response_id": response, "item_id": item,
+                            "delta": "A" * 1068}), 1.0)  # 1068 base64 chars = 801 bytes = 100 ms
         marks.append(twilio_out(acts)[1]["mark"]["name"])
     return marks
 
@@ -73,7 +75,7 @@ def test_barge_in_clears_first_then_truncates_to_heard_audio() -> None:
     c = core()
     marks = agent_speaks(c)
     c.on_twilio(tw.Mark(marks[0]), 1.2)
-    acts = c.on_openai({"type": "input_audio_buffer.speech_started", "audio_start_ms": 900}, 1.25)
+    acts = c.on_openai(oa.from_json({"type": "input_audio_buffer.speech_started", "audio_start_ms": 900}), 1.25)
     assert isinstance(acts[0], ToTwilio) and twilio_out(acts[:1]) == [{"event": "clear", "streamSid": "MZ1"}]
     # interrupt_response is on: the service cancels itself, so no response.cancel from us.
     # Heard by the playout clock: 300 ms sent at 1.0; the clear leaves at 1.25 and reaches
@@ -85,15 +87,15 @@ def test_barge_in_clears_first_then_truncates_to_heard_audio() -> None:
 def test_barge_in_sends_cancel_when_the_service_does_not() -> None:
     c = core(interrupt_response=False)
     agent_speaks(c)
-    acts = c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.0)  # nothing played yet
+    acts = c.on_openai(oa.SpeechStarted(), 1.0)  # nothing played yet
     assert [e["type"] for e in openai_out(acts)] == ["response.cancel", "conversation.item.delete"]
 
 
 def test_no_cancel_when_no_response_in_flight() -> None:
     c = core(interrupt_response=False)
     marks = agent_speaks(c)
-    c.on_openai({"type": "response.done", "response": {"id": "r1", "status": "completed"}}, 1.1)
-    acts = c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.2)
+    c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r1", "status": "completed"}}), 1.1)
+    acts = c.on_openai(oa.SpeechStarted(), 1.2)
     assert "response.cancel" not in [e["type"] for e in openai_out(acts)]  # never response_cancel_not_active
     assert twilio_out(acts)[0]["event"] == "clear"
     assert marks
@@ -101,21 +103,21 @@ def test_no_cancel_when_no_response_in_flight() -> None:
 
 def test_speech_while_agent_silent_is_an_ordinary_turn() -> None:
     c = core()
-    assert c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.0) == []
+    assert c.on_openai(oa.SpeechStarted(), 1.0) == []
     assert c.record.barge_ins == []
 
 
 def test_deltas_after_clear_are_dropped_and_stale_marks_ignored() -> None:
     c = core()
     marks = agent_speaks(c)
-    c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.2)
-    late = c.on_openai({"type": "response.output_audio.delta", "response_id": "r1", "item_id": "i1", "delta": "AAAA"}, 1.21)
+    c.on_openai(oa.SpeechStarted(), 1.2)
+    late = c.on_openai(oa.from_json({"type": "response.output_audio.delta", "response_id": "r1", "item_id": "i1", "delta": "AAAA"}), 1.21)
     assert late == []
     for m in marks:  # Twilio returns the pending marks after the clear
         c.on_twilio(tw.Mark(m), 1.22)
     assert c.playout.items["i1"].played_ms == 200  # the clock at the clear, not the 300 ms they claim
     # The next response is heard normally.
-    c.on_openai({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}}, 1.3)
+    c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}}), 1.3)
     assert agent_speaks(c, "r2", "i2", 1)
 
 
@@ -123,52 +125,52 @@ def test_two_barge_ins_in_one_response_truncate_monotonically() -> None:
     c = core(interrupt_response=False)
     marks = agent_speaks(c)
     c.on_twilio(tw.Mark(marks[0]), 1.1)
-    first = openai_out(c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.2))
+    first = openai_out(c.on_openai(oa.SpeechStarted(), 1.2))
     # By the playout clock (300 ms from 1.0, the mark's echo on time): 200 ms heard at 1.2.
     assert first[-1] == {"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 200}
     # A second speech_started in the same response, nothing new played: nothing more to cut.
-    second = c.on_openai({"type": "input_audio_buffer.speech_started"}, 1.4)
+    second = c.on_openai(oa.SpeechStarted(), 1.4)
     assert "conversation.item.truncate" not in [e["type"] for e in openai_out(second)]
 
 
 def test_switch_happens_once_after_first_turn() -> None:
     c = core()
-    first_tools = [t["name"] for t in c.spec.tools]
-    assert first_tools == ["end_call"] and c.spec.turn_detection.eagerness == "high"
+    first_tools = [t["name"] for t in c.talk.spec.tools]
+    assert first_tools == ["end_call"] and c.talk.spec.turn_detection.eagerness == "high"
     agent_speaks(c)
-    acts = c.on_openai({"type": "response.done", "response": {"id": "r1"}}, 2.0)
+    acts = c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r1"}}), 2.0)
     [update] = openai_out(acts)
     assert update["session"]["audio"]["input"]["turn_detection"]["eagerness"] == "medium"
     assert [t["name"] for t in update["session"]["tools"]] == ["end_call", "transfer_call"]
     agent_speaks(c, "r2", "i2", 1)
-    assert openai_out(c.on_openai({"type": "response.done", "response": {"id": "r2"}}, 3.0)) == []
+    assert openai_out(c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r2"}}), 3.0)) == []
 
 
 def test_tool_call_runs_then_output_and_response_queued_behind_active() -> None:
     c = core(tool_filler_after_ms=1000)
-    c.on_openai({"type": "response.created", "response": {"id": "r1"}}, 1.0)
-    acts = c.on_openai({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "lookup",
-                        "arguments": '{"q": 1}'}, 1.0)
-    assert RunTool("c1", "lookup", '{"q": 1}') in acts and Timer("filler:c1", 1.0) in acts
+    c.on_openai(oa.from_json({"type": "response.created", "response": {"id": "r1"}}), 1.0)
+    acts = c.on_openai(oa.from_json({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "lookup",
+                        "arguments": '{"q": 1}'}), 1.0)
+    assert RunTool("c1", "lookup", '{"q": 1}') in acts and Timer(ToolFiller("c1"), 1.0) in acts
     # The function-call response is still active: output goes now, response.create waits.
     out = openai_out(c.on_tool_result("c1", '{"ok": true}', 1.5))
     assert out == [{"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c1", "output": '{"ok": true}'}}]
-    assert strip(openai_out(c.on_openai({"type": "response.done", "response": {"id": "r1"}}, 1.6)))[-1] == {"type": "response.create"}
+    assert strip(openai_out(c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r1"}}), 1.6)))[-1] == {"type": "response.create"}
     assert c.record.tool_calls[0].output == '{"ok": true}' and c.record.tool_calls[0].ms == 500.0
 
 
 def test_slow_tool_gets_a_filler_only_when_the_agent_is_silent() -> None:
     c = core()
-    c.on_openai({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "lookup", "arguments": "{}"}, 1.0)
-    [filler] = openai_out(c.on_timer("filler:c1", 2.5))
+    c.on_openai(oa.from_json({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "lookup", "arguments": "{}"}), 1.0)
+    [filler] = openai_out(c.on_timer(ToolFiller("c1"), 2.5))
     assert filler["type"] == "response.create" and "checking" in filler["response"]["instructions"]
     c.on_tool_result("c1", "{}", 3.0)
-    assert c.on_timer("filler:c1", 4.0) == []  # finished tools get no filler
+    assert c.on_timer(ToolFiller("c1"), 4.0) == []  # finished tools get no filler
 
 
 def test_tool_error_is_told_to_the_model_and_logged() -> None:
     c = core()
-    c.on_openai({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "x", "arguments": "{}"}, 1.0)
+    c.on_openai(oa.from_json({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "x", "arguments": "{}"}), 1.0)
     acts = c.on_tool_result("c1", '{"error": "boom"}', 1.1, error="boom")
     assert any(isinstance(a, Log) and a.level == "warning" for a in acts)
     assert c.record.tool_calls[0].error == "boom"
@@ -176,9 +178,9 @@ def test_tool_error_is_told_to_the_model_and_logged() -> None:
 
 def test_end_call_hangs_up_only_after_the_goodbye_is_heard() -> None:
     c = core()
-    assert c.request_hangup() == [Timer("hangup_grace", 15.0)]
+    assert c.request_hangup() == [Timer(Deadline.HANGUP_GRACE, 15.0)]
     marks = agent_speaks(c, "bye", "ib", 2)
-    assert c.on_openai({"type": "response.done", "response": {"id": "bye"}}, 2.0)[-1:] != [EndCall("agent_hangup", "end_call: goodbye played")]
+    assert c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "bye"}}), 2.0)[-1:] != [EndCall("agent_hangup", "end_call: goodbye played")]
     assert c.on_twilio(tw.Mark(marks[0]), 2.1) == []
     assert c.on_twilio(tw.Mark(marks[1]), 2.2) == [EndCall("agent_hangup", "end_call: goodbye played")]
 
@@ -186,30 +188,30 @@ def test_end_call_hangs_up_only_after_the_goodbye_is_heard() -> None:
 def test_end_call_waits_for_the_tail_mark_of_a_goodbye_in_small_deltas() -> None:
     c = core()  # marks every 100 ms: a 140 ms goodbye in 20 ms deltas leaves a 40 ms unmarked tail
     c.request_hangup()
-    c.on_openai({"type": "response.created", "response": {"id": "bye"}}, 2.0)
+    c.on_openai(oa.from_json({"type": "response.created", "response": {"id": "bye"}}), 2.0)
     marks = []
     for _ in range(7):
-        acts = c.on_openai({"type": "response.output_audio.delta", "response_id": "bye", "item_id": "ib",
-                            "delta": "A" * 214 + "=="}, 2.0)  # 160 bytes = 20 ms
+        acts = c.on_openai(oa.from_json({"type": "response.output_audio.delta", "response_id": "bye", "item_id": "ib",
+                            "delta": "A" * 214 + "=="}), 2.0)  # 160 bytes = 20 ms
         marks += [m["mark"]["name"] for m in twilio_out(acts) if m["event"] == "mark"]
     assert len(marks) == 1
-    marks += [m["mark"]["name"] for m in twilio_out(c.on_openai({"type": "response.output_audio.done", "item_id": "ib"}, 2.1))]
-    assert c.on_openai({"type": "response.done", "response": {"id": "bye"}}, 2.2)[-1:] != [EndCall("agent_hangup", "end_call: goodbye played")]
+    marks += [m["mark"]["name"] for m in twilio_out(c.on_openai(oa.from_json({"type": "response.output_audio.done", "item_id": "ib"}), 2.1))]
+    assert c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "bye"}}), 2.2)[-1:] != [EndCall("agent_hangup", "end_call: goodbye played")]
     assert c.on_twilio(tw.Mark(marks[0]), 2.3) == []  # 100 of 140 ms heard: not yet
     assert c.on_twilio(tw.Mark(marks[1]), 2.4) == [EndCall("agent_hangup", "end_call: goodbye played")]
 
 
 def test_a_scenarios_mark_interval_applies_from_the_first_delta() -> None:
     c = core()
-    c.on_plan(c.spec, TurnPolicy(mark_every_ms=0), None)  # the call's plan sets the scenario's policy
-    acts = c.on_openai({"type": "response.output_audio.delta", "item_id": "i1", "delta": "A" * 214 + "=="}, 1.0)
+    c.on_plan(c.talk.spec, TurnPolicy(mark_every_ms=0), None)  # the call's plan sets the scenario's policy
+    acts = c.on_openai(oa.from_json({"type": "response.output_audio.delta", "item_id": "i1", "delta": "A" * 214 + "=="}), 1.0)
     assert [m["event"] for m in twilio_out(acts)] == ["media", "mark"]
 
 
 def test_hangup_grace_bounds_a_goodbye_that_never_plays() -> None:
     c = core()
     c.request_hangup()
-    [end] = c.on_timer("hangup_grace", 20.0)
+    [end] = c.on_timer(Deadline.HANGUP_GRACE, 20.0)
     assert isinstance(end, EndCall) and end.reason == "agent_hangup"
 
 
@@ -217,5 +219,5 @@ def test_greeting_response_goes_through_the_gate() -> None:
     c = CallCore(GA, SessionSpec(), greeting="Hello")
     c.on_twilio(START, 0.0)
     c.on_openai_open()
-    c.on_openai({"type": "session.updated"}, 0.1)
-    assert c.gate.busy
+    c.on_openai(oa.SessionUpdated(), 0.1)
+    assert c.talk.gate.busy

@@ -6,12 +6,14 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llc.core.actions import EndCall, ToOpenAI, ToTwilio
+from llc.core.phase import Phase
+from llc.core.actions import Deadline, EndCall, ToolFiller, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
 from llc.core.dialect import GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.tools.builtin import BUILTIN
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
+from llc.core import openai_events as oa
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
@@ -64,7 +66,8 @@ steps = st.lists(
         openai_events.map(lambda e: ("openai", e)),
         twilio_events.map(lambda e: ("twilio", e)),
         st.sampled_from(["c1", "c2"]).map(lambda c: ("tool", c)),
-        st.sampled_from(["filler:c1", "filler:c2", "hangup_grace", "apology_done"]).map(lambda k: ("timer", k)),
+        st.sampled_from([ToolFiller("c1"), ToolFiller("c2"), Deadline.HANGUP_GRACE, Deadline.APOLOGY_DONE,
+                         Deadline.PRIMING_GRACE]).map(lambda k: ("timer", k)),
         # OpenAI faults: the socket closes (a drop or the 60-minute cap), a new one opens.
         st.sampled_from([1011, 1001, 1006]).map(lambda c: ("closed", c)),
         st.just(("reopen", None)),
@@ -80,23 +83,23 @@ def test_core_invariants_under_random_event_orders(sequence: list, interrupt_res
     core = CallCore(GA, spec, tool_schemas=BUILTIN.schemas())
     core.on_twilio(tw.Start("MZ1", "CA1"), 0.0)
     core.on_openai_open()
-    core.on_openai({"type": "session.updated"}, 0.0)
+    core.on_openai(oa.SessionUpdated(), 0.0)
     muted: set[str] = set()
     disconnected = False  # between a close and the next open nothing may be sent to OpenAI
     for n, (source, event) in enumerate(sequence):
         now = n * 0.02
         if source == "closed":
             actions = core.on_openai_closed(event, "session_expired" if event == 1001 else "")
-            disconnected = disconnected or core.phase in ("connecting", "apology")
+            disconnected = disconnected or core.phase in (Phase.CONNECTING, Phase.APOLOGY)
         elif source == "reopen":
             actions = []
-            if core.phase == "connecting":
+            if core.phase is Phase.CONNECTING:
                 disconnected = False
-                actions = core.on_openai_open() + core.on_openai({"type": "session.updated"}, now)
+                actions = core.on_openai_open() + core.on_openai(oa.SessionUpdated(), now)
         elif disconnected and source == "openai":
             continue  # a closed socket delivers nothing
         elif source == "openai":
-            actions = core.on_openai(event, now)
+            actions = core.on_openai(oa.from_json(event), now)
         elif source == "twilio":
             actions = core.on_twilio(event, now)
         elif source == "tool":
@@ -123,4 +126,4 @@ def test_core_invariants_under_random_event_orders(sequence: list, interrupt_res
             else:
                 assert not isinstance(action, EndCall) or action.reason in ("agent_hangup", "openai_closed", "openai_lost")
         if cleared:
-            muted |= core.audio.muted_items
+            muted |= core.talk.audio.muted_items

@@ -12,8 +12,10 @@ from llc.core.dialect import GA
 from llc.core.journal import heard_text
 from llc.core.session import SessionSpec
 from llc.core.turns import TurnPolicy
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
 from llc.kit.sim.audio import speech_like
+from llc.core import openai_events as oa
+from llc.core.record import EndReason
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
 DELTA_100MS = "A" * 1068 + "=="  # 800 bytes of audio: 100 ms at 8 kHz mu-law
@@ -25,28 +27,28 @@ def live_core() -> CallCore:
     core = CallCore(GA, SessionSpec(), policy=TurnPolicy(mark_every_ms=100))
     core.on_twilio(START, 0.0)
     core.on_openai_open()
-    core.on_openai({"type": "session.updated"}, 0.2)
+    core.on_openai(oa.SessionUpdated(), 0.2)
     return core
 
 
 def speak(core: CallCore, item: str, response: str, deltas: int, now: float) -> list[str]:
     """The service sends ``deltas`` x 100 ms of audio for ``item``; returns the marks llc sent."""
-    core.on_openai({"type": "response.created", "response": {"id": response}}, now)
+    core.on_openai(oa.from_json({"type": "response.created", "response": {"id": response}}), now)
     marks = []
     for _ in range(deltas):
-        for a in core.on_openai({"type": "response.output_audio.delta", "item_id": item, "response_id": response,
-                                 "delta": DELTA_100MS}, now):
+        for a in core.on_openai(oa.from_json({"type": "response.output_audio.delta", "item_id": item, "response_id": response,
+                                 "delta": DELTA_100MS}), now):
             frame = orjson.loads(a.text) if isinstance(a, ToTwilio) else {}
             if frame.get("event") == "mark":
                 marks.append(frame["mark"]["name"])
-    for a in core.on_openai({"type": "response.output_audio.done", "item_id": item, "response_id": response}, now):
+    for a in core.on_openai(oa.from_json({"type": "response.output_audio.done", "item_id": item, "response_id": response}), now):
         marks.append(orjson.loads(a.text)["mark"]["name"])
     return marks
 
 
 def transcript_done(core: CallCore, item: str, response: str, now: float) -> None:
-    core.on_openai({"type": "response.output_audio_transcript.done", "item_id": item, "response_id": response,
-                    "transcript": REPLY}, now)
+    core.on_openai(oa.from_json({"type": "response.output_audio_transcript.done", "item_id": item, "response_id": response,
+                    "transcript": REPLY}), now)
 
 
 def test_transcript_before_the_barge_in_still_marks_the_line_interrupted_with_heard_ms() -> None:
@@ -57,7 +59,7 @@ def test_transcript_before_the_barge_in_still_marks_the_line_interrupted_with_he
     assert (line.interrupted, line.generated_ms) == (False, 4000)
     for name in marks[:10]:  # Twilio confirms 1,000 ms played as the caller talks over the rest
         core.on_twilio(tw.Mark(name), 2.0)
-    core.on_openai({"type": "input_audio_buffer.speech_started"}, 2.0)  # the clock agrees: 1.0 s
+    core.on_openai(oa.SpeechStarted(), 2.0)  # the clock agrees: 1.0 s
     [barge] = core.record.barge_ins
     assert (barge.item_id, barge.heard_ms) == ("item_a", 1000)
     assert line.interrupted and (line.heard_ms, line.generated_ms) == (1000, 4000)
@@ -72,11 +74,11 @@ def test_transcript_after_the_barge_in_finds_the_cut_waiting_and_counts_muted_au
     marks = speak(core, "item_b", "resp_b", 20, 1.0)
     for name in marks[:5]:
         core.on_twilio(tw.Mark(name), 1.5)
-    core.on_openai({"type": "input_audio_buffer.speech_started"}, 1.5)  # 500 ms heard, by marks and clock
+    core.on_openai(oa.SpeechStarted(), 1.5)  # 500 ms heard, by marks and clock
     # The service had not finished: 20 more deltas arrive after the cut and are never played.
     for _ in range(20):
-        assert core.on_openai({"type": "response.output_audio.delta", "item_id": "item_b", "response_id": "resp_b",
-                               "delta": DELTA_100MS}, 1.7) == []
+        assert core.on_openai(oa.from_json({"type": "response.output_audio.delta", "item_id": "item_b", "response_id": "resp_b",
+                               "delta": DELTA_100MS}), 1.7) == []
     transcript_done(core, "item_b", "resp_b", 1.8)
     line = core.record.transcript[-1]
     assert line.interrupted and (line.heard_ms, line.generated_ms) == (500, 4000)
@@ -89,9 +91,9 @@ def test_a_line_heard_to_the_end_is_not_interrupted_and_gets_its_heard_ms_at_the
     transcript_done(core, "item_c", "resp_c", 1.1)
     for name in marks:
         core.on_twilio(tw.Mark(name), 2.5)
-    core.on_openai({"type": "response.done", "response": {"id": "resp_c"}}, 2.5)
-    core.on_openai({"type": "input_audio_buffer.speech_started"}, 3.0)  # the caller's next turn: no barge-in
-    core.end()
+    core.on_openai(oa.from_json({"type": "response.done", "response": {"id": "resp_c"}}), 2.5)
+    core.on_openai(oa.SpeechStarted(), 3.0)  # the caller's next turn: no barge-in
+    core.end(EndReason.CALLER_HANGUP)
     line = core.record.transcript[-1]
     assert not core.record.barge_ins
     assert (line.interrupted, line.heard_ms, line.generated_ms, line.heard_text) == (False, 1000, 1000, None)
@@ -103,7 +105,7 @@ def test_a_call_ending_mid_reply_records_what_the_clock_says_was_heard() -> None
     transcript_done(core, "item_d", "resp_d", 1.1)
     for name in marks[:5]:  # Twilio confirms 500 ms, on time: the way out is measured as 0
         core.on_twilio(tw.Mark(name), 1.5)
-    core.end(2.2)  # the caller hangs up 1.2 s into the reply
+    core.end(EndReason.CALLER_HANGUP, twilio_seen=2.2)  # the caller hangs up 1.2 s into the reply
     line = core.record.transcript[-1]
     assert (line.interrupted, line.heard_ms, line.generated_ms) == (False, 1200, 2000)
 
@@ -111,7 +113,7 @@ def test_a_call_ending_mid_reply_records_what_the_clock_says_was_heard() -> None
 def test_a_barge_in_after_the_clock_says_all_played_keeps_the_line_heard() -> None:
     core = live_core()
     speak(core, "item_e", "resp_e", 4, 1.0)  # 400 ms, played by 1.4; no mark echoed yet
-    acts = core.on_openai({"type": "input_audio_buffer.speech_started"}, 1.45)
+    acts = core.on_openai(oa.SpeechStarted(), 1.45)
     assert not [a for a in acts if "conversation.item" in str(getattr(a, "text", ""))]  # nothing left to cut
     transcript_done(core, "item_e", "resp_e", 1.5)
     line = core.record.transcript[-1]
@@ -125,7 +127,7 @@ def test_marks_returned_by_the_apologys_clear_confirm_nothing() -> None:
     core.on_reconnect_failed("OpenAI is gone")  # clear, then the apology clip
     for name in marks:  # Twilio hands every pending mark back at once after the clear
         assert core.on_twilio(tw.Mark(name), 1.32) == []
-    core.end(3.5)
+    core.end(EndReason.CALLER_HANGUP, twilio_seen=3.5)
     line = core.record.transcript[-1]
     assert line.heard_ms == 0  # what marks confirmed before the clear; not all 2000 ms
 
@@ -135,7 +137,7 @@ def test_the_heard_ms_at_the_end_is_as_of_twilios_last_message() -> None:
     marks = speak(core, "item_g", "resp_g", 40, 1.0)  # 4 s of reply
     transcript_done(core, "item_g", "resp_g", 1.1)
     core.on_twilio(tw.Mark(marks[4]), 1.54)  # 500 ms played by 1.50: a 40 ms round trip
-    core.end(twilio_seen=1.54)  # then Twilio went quiet; the watchdog ends the call seconds later
+    core.end(EndReason.TWILIO_SILENT, twilio_seen=1.54)  # then Twilio went quiet; the watchdog ends the call seconds later
     line = core.record.transcript[-1]
     assert line.heard_ms == 500  # what had played when that last message left Twilio
 
@@ -145,13 +147,13 @@ def test_turn_waterfall_vad_wait_is_the_caller_audio_since_the_last_loud_frame()
     loud, quiet = base64.b64encode(speech_like(20)).decode(), base64.b64encode(b"\xff" * 160).decode()
     for payload in [loud] * 30 + [quiet] * 25:  # 0.6 s of speech, then 0.5 s of silence
         core.on_twilio(tw.Media(payload), 1.0)
-    core.on_openai({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1100}, 1.0)
-    core.on_openai({"type": "response.output_audio.delta", "item_id": "i", "response_id": "r", "delta": DELTA_100MS}, 1.4)
+    core.on_openai(oa.from_json({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1100}), 1.0)
+    core.on_openai(oa.from_json({"type": "response.output_audio.delta", "item_id": "i", "response_id": "r", "delta": DELTA_100MS}), 1.4)
     [turn] = core.record.turns
     assert turn.vad_wait_ms == 500.0 and turn.ms == 400.0
     for payload in [quiet] * 300:  # nothing loud in the frames kept: the record does not guess
         core.on_twilio(tw.Media(payload), 2.0)
-    core.on_openai({"type": "input_audio_buffer.speech_stopped"}, 2.0)
+    core.on_openai(oa.SpeechStopped(), 2.0)
     assert core.record.turns[-1].vad_wait_ms is None
 
 

@@ -1,7 +1,7 @@
 """The media fast lanes of the call core give exactly what the full parse gives, for any input.
 
 Media frames skip the event objects and the dispatch (``tw.inbound_payload`` for Twilio's
-``media``, ``_AUDIO_DELTAS`` for OpenAI's audio deltas, in ``core/call.py``). Each case runs one
+``media``, ``AUDIO_DELTAS`` for OpenAI's audio deltas, in ``core/call.py``). Each case runs one
 call core with the lanes and a twin with them switched off (the full parse only), feeds both
 the same bytes and compares every action and the state the media path touches. Inputs are
 real-shaped frames varied in every way that could matter (field order, extra and missing
@@ -21,12 +21,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llc.core import call as call_module
 from llc.core.actions import Action, ConnectOpenAI
 from llc.core.call import CallCore
 from llc.core.dialect import GA
 from llc.core.session import SessionSpec
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
+from llc.core import openai_events as oa
 
 SID = "MZ0123456789abcdef"
 
@@ -34,7 +34,7 @@ SID = "MZ0123456789abcdef"
 @contextmanager
 def full_parse_only() -> Iterator[None]:
     with mock.patch.object(tw, "inbound_payload", lambda frame: None), \
-            mock.patch.object(call_module, "_AUDIO_DELTAS", ()):
+            mock.patch.object(oa, "AUDIO_DELTAS", ()):
         yield
 
 
@@ -42,7 +42,7 @@ def live_core(stream_sid: str = SID) -> CallCore:
     core = CallCore(GA, SessionSpec())
     assert core.on_twilio(tw.Start(stream_sid, "CA1"), 0.0) == [ConnectOpenAI()]
     core.on_openai_open()
-    core.on_openai({"type": "session.updated"}, 0.1)
+    core.on_openai(oa.SessionUpdated(), 0.1)
     return core
 
 
@@ -52,7 +52,7 @@ def state(core: CallCore) -> tuple[Any, ...]:
             list(core._pending), core.journal.awaiting_first_audio,
             [(i.item_id, i.received_bytes, i.marked_bytes, i.played_ms) for i in pl.items.values()],
             [(p[0], p[1].item_id, p[2], p[3]) for p in pl._pending], pl.play_end, pl.trip_s,
-            sorted(core.audio.muted_items))
+            sorted(core.talk.audio.muted_items))
 
 
 def both(feed: list[tuple[str, bytes]], stream_sid: str = SID) -> tuple[list[list[Action]], list[list[Action]]]:
@@ -215,9 +215,9 @@ def test_twilios_and_the_services_audio_frames_take_the_lanes() -> None:
         with mock.patch.object(tw, "from_json", side_effect=AssertionError("the lane was not taken")):
             [append] = live_core().on_twilio_text(frame, 1.0)
         assert orjson.loads(append.text) == {"type": "input_audio_buffer.append", "audio": payload}
-    for kind in call_module._AUDIO_DELTAS:
+    for kind in oa.AUDIO_DELTAS:
         core = live_core()
-        with mock.patch.object(call_module, "canonical_event", side_effect=AssertionError("the lane was not taken")):
+        with mock.patch.object(oa, "from_json", side_effect=AssertionError("the lane was not taken")):
             [media] = core.on_openai_text(real_delta(payload, kind), 1.0)
         assert orjson.loads(media.text) == {"event": "media", "streamSid": SID, "media": {"payload": payload}}
         assert core.record.frames_to_twilio == 1 and core.playout.items["item_C1z"].received_bytes == 160

@@ -17,7 +17,8 @@ from llc.tools.modes import ALL_TOOLS
 from llc.profile import ProfileError, load_profile
 from llc.store import open_store
 from llc.tools.builtin import transfer_call
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
+from llc.core import openai_events as oa
 
 BASE = load_profile()
 
@@ -79,9 +80,9 @@ def _ivr_call() -> tuple[CallCore, ModeCall]:
     core.on_twilio(tw.parse(orjson.dumps({"event": "start", "start": {
         "streamSid": "MZ1", "callSid": "CA1", "customParameters": {}}}).decode()), 0.0)
     core.on_openai_open()
-    core.on_openai({"type": "session.updated", "session": {}}, 0.1)
-    mode = ModeCall(sset.scenarios["ivr"], sset, BASE, core.record, open_store(":memory:"), "cedar", ALL_TOOLS.schemas())
-    core.on_plan(core.spec, core.policy, None, mode)
+    core.on_openai(oa.from_json({"type": "session.updated", "session": {}}), 0.1)
+    mode = ModeCall(sset.scenarios["ivr"], sset, BASE, "CA1", open_store(":memory:"), "cedar", ALL_TOOLS.schemas())
+    core.on_plan(core.talk.spec, core.talk.policy, None, mode)
     return core, mode
 
 
@@ -110,7 +111,7 @@ def test_dtmf_switches_scenario_in_the_same_session() -> None:
     assert "Acme Appliances front desk" not in update["instructions"] and "receptionist" in update["instructions"]
     assert [t["name"] for t in update["tools"]] == ["end_call", "take_message"]
     assert "voice" not in update["audio"]["output"]  # a voice change mid-call is refused by the service
-    assert mode.scenario.name == "receptionist" and mode.on_dtmf("1", 2.0) == []  # no menu: keys route nowhere
+    assert mode.scenario.name == "receptionist" and mode.on_dtmf("1") == []  # no menu: keys route nowhere
     assert core.record.scenario.endswith(">receptionist")
 
 

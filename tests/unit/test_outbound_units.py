@@ -10,11 +10,12 @@ from llc.core.actions import Log, ToOpenAI
 from llc.core.outbound import TemplateError, amd_outcome, render
 from llc.core.session import SessionSpec
 from llc.core.dialect import dialect
-from llc.core.warm import WarmCore, priming_response
+from llc.core.warm import WarmCore, WarmPhase, priming_response
 from llc.outbound.dialer import CallRequestError, parse_call_request
 from llc.modes.scenario import load_scenario_set, parse_scenario_file
 from llc.profile import Profile, ProfileError
 from llc.twilio.rest import TwilioRest
+from llc.core import openai_events as oa
 
 
 @pytest.mark.parametrize("shape, modalities, tokens", [("ga", "output_modalities", "max_output_tokens"),
@@ -23,35 +24,35 @@ def test_warm_core_configures_then_primes_text_only(shape: str, modalities: str,
     core = WarmCore(dialect(shape), SessionSpec())  # type: ignore[arg-type]
     [update] = core.on_open()
     assert isinstance(update, ToOpenAI) and orjson.loads(update.text)["type"] == "session.update"
-    [prime] = core.on_event({"type": "session.updated"})
+    [prime] = core.on_event(oa.from_json({"type": "session.updated"}))
     body = orjson.loads(prime.text)["response"]  # type: ignore[union-attr]
     assert body[modalities] == ["text"] and body["conversation"] == "none" and body[tokens] == 16
-    # Usable at once: the call claims it with the priming response still in flight (issue 14).
-    assert core.phase == "priming" and core.settled
-    core.on_event({"type": "response.done"})
-    assert core.phase == "ready" and core.settled
+    # Usable at once: the call claims it with the priming response still in flight.
+    assert core.phase is WarmPhase.PRIMING and core.settled
+    core.on_event(oa.from_json({"type": "response.done"}))
+    assert core.phase is WarmPhase.READY and core.settled
 
 
 def test_warm_core_error_while_configuring_fails_with_the_fix() -> None:
     core = WarmCore(dialect("flat"), SessionSpec())
     core.on_open()
-    [log] = core.on_event({"type": "error", "error": {"code": "beta_api_shape_disabled"}})
-    assert isinstance(log, Log) and core.phase == "failed" and "OPENAI_API_SHAPE=ga" in core.reason
+    [log] = core.on_event(oa.from_json({"type": "error", "error": {"code": "beta_api_shape_disabled"}}))
+    assert isinstance(log, Log) and core.phase is WarmPhase.FAILED and "OPENAI_API_SHAPE=ga" in core.reason
 
 
 def test_warm_core_priming_failure_keeps_the_session() -> None:
     core = WarmCore(dialect("ga"), SessionSpec())
     core.on_open()
-    core.on_event({"type": "session.updated"})
-    core.on_event({"type": "error", "error": {"code": "server_error"}})
-    assert core.phase == "ready"
+    core.on_event(oa.from_json({"type": "session.updated"}))
+    core.on_event(oa.from_json({"type": "error", "error": {"code": "server_error"}}))
+    assert core.phase is WarmPhase.READY
 
 
 def test_warm_core_without_priming_is_ready_on_session_updated() -> None:
     core = WarmCore(dialect("ga"), SessionSpec(), prime=False)
     core.on_open()
-    assert core.on_event({"type": "session.updated"})[0] == Log("debug", "warm session configured")
-    assert core.phase == "ready"
+    assert core.on_event(oa.from_json({"type": "session.updated"}))[0] == Log("debug", "warm session configured")
+    assert core.phase is WarmPhase.READY
 
 
 def test_priming_response_is_out_of_band() -> None:

@@ -8,7 +8,7 @@ import wave
 from pathlib import Path
 
 from llc.call.recording import Recordings, stereo_pcm16
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
 
 
 def caller_frame(byte: int) -> str:

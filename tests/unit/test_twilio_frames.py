@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from llc.core import frames as tw
+from llc.core import twilio_frames as tw
 
 START = {
     "event": "start",

@@ -19,6 +19,7 @@ Calls start staggered so the fake's sessions map to calls by order (checked, not
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import statistics
 from dataclasses import dataclass
 from functools import partial
@@ -46,12 +47,12 @@ class _ClockedCaller(FakeCaller):
     the previous reply was cleared or played out), so heard = played since the anchor.
     """
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.heard_at_clear_ms: list[float] = []
 
     def _handle(self, raw: str | bytes) -> list[str]:
-        if (b'"event":"clear"' if isinstance(raw, bytes) else '"event":"clear"') in raw:
+        if (b'"event":"clear"' in raw) if isinstance(raw, bytes) else ('"event":"clear"' in raw):
             reply = self._reply
             played = self._playout.played_bytes - (reply.anchor_played if reply is not None else 0)
             self.heard_at_clear_ms.append(played / BYTES_PER_MS)
@@ -134,7 +135,7 @@ async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, eng
             accuracy += [t["audio_end_ms"] - heard for t, heard in zip(session.truncates, caller.heard_at_clear_ms)]
         else:
             mismatched += 1
-    server = [s.server_ms for s in samples if s.server_ms is not None]
+    server_ms = [s.server_ms for s in samples if s.server_ms is not None]
     onset = [s.onset_ms for s in samples if s.onset_ms is not None]
     heard = [float(s.heard_after_onset_ms) for s in samples]
     return {
@@ -144,7 +145,7 @@ async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, eng
         "openai_errors": sum(len(s.errors_sent) for s in fake.sessions),
         "truncates_accepted": sum(len(s.truncates) for s in fake.sessions),
         "deletes_accepted": sum(len(s.deletes) for s in fake.sessions),
-        "server_ms": _summary(server),
+        "server_ms": _summary(server_ms),
         "onset_ms": _summary(onset),
         "heard_after_onset_ms": _summary(heard),
         "truncate_minus_heard_ms": _summary(accuracy),
@@ -171,7 +172,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def render(r: dict[str, object]) -> str:
     def row(name: str, key: str) -> str:
         s = r[key] or {}
-        return f"  {name:<38}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}{s.get('max', '-'):>9}"  # type: ignore[union-attr]
+        assert isinstance(s, dict)
+        return f"  {name:<38}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}{s.get('max', '-'):>9}"
 
     return "\n".join([
         f"llc bench bargein: {r['barge_ins']} barge-ins measured (of {r['expected']}), "

@@ -14,6 +14,8 @@ import argparse
 import base64
 import os
 import time
+from llc.core import openai_events as oa
+from llc.core.call import CallCore
 
 PAYLOAD = base64.b64encode(os.urandom(160))  # 20 ms of mu-law, as both sides send it
 # Twilio's and the service's shapes, as the relay bench's load generator sends them.
@@ -23,16 +25,15 @@ OPENAI_DELTA = (b'{"type":"response.output_audio.delta","event_id":"ev","respons
                 b'"item_id":"item","output_index":0,"content_index":0,"delta":"%s"}')
 
 
-def _live_core() -> object:
-    from llc.core import frames as tw
-    from llc.core.call import CallCore
+def _live_core() -> CallCore:
+    from llc.core import twilio_frames as tw
     from llc.core.dialect import GA
     from llc.core.session import SessionSpec
 
     core = CallCore(GA, SessionSpec())
     core.on_twilio(tw.Start("MZbench000001", "CAbench"), 0.0)
     core.on_openai_open()
-    core.on_openai({"type": "session.updated"}, 0.0)
+    core.on_openai(oa.SessionUpdated(), 0.0)
     return core
 
 
@@ -41,7 +42,7 @@ def time_frames(frames: int, repeat: int) -> dict[str, float]:
     core = _live_core()
     twilio = [TWILIO_MEDIA % (i + 2, i + 1, i * 20, PAYLOAD) for i in range(frames)]
     delta = OPENAI_DELTA % PAYLOAD
-    on_twilio, on_openai = core.on_twilio_text, core.on_openai_text  # type: ignore[attr-defined]
+    on_twilio, on_openai = core.on_twilio_text, core.on_openai_text
     best = {"twilio_media_us": float("inf"), "openai_delta_us": float("inf")}
     for _ in range(repeat):
         t0 = time.process_time()

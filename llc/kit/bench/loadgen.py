@@ -75,7 +75,7 @@ def read_tag(msg: bytes, key: bytes) -> int | None:
 def read_stamp(msg: bytes, key: bytes) -> tuple[int, int] | None:
     """(sent_ns, seq) from the base64 string after ``key`` in a JSON message, without parsing it."""
     head = _payload_head(msg, key, _STAMP_B64)
-    return None if head is None else _STAMP.unpack(head)  # type: ignore[return-value]
+    return None if head is None else _STAMP.unpack(head)
 
 
 def encode_frame(opcode: int, payload: bytes, *, client: bool) -> bytes:

@@ -22,8 +22,7 @@ from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import Behaviour, FakeTwilio, FakeTwilioConfig
-from llc.web.app import serve
-from llc.web.server import Server, build_server
+from llc.app import Server, build_server, serve
 
 TOKEN = "bench-token"
 MODES = ("prewarm", "cold")

@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("text", "INFO" if args.verbose else "WARNING")
     db_url = _db_url(args)
     tty = sys.stdout.isatty()
-    view = LiveView(print, tty=tty, progress=lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+    def progress(text: str) -> None:  # a line rewritten in place, on a terminal
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    view = LiveView(print, tty=tty, progress=progress)
     if args.scenario:
         from llc.kit.sim.modes import run_mode
 
@@ -64,8 +68,7 @@ def _serve_console(db_url: str, port: int, sid: str) -> int:
     """Keep a server up on the demo's database, for its console, until Ctrl-C."""
     from llc.config import Settings
     from llc.profile import load_profile
-    from llc.web.app import serve
-    from llc.web.server import build_server
+    from llc.app import build_server, serve
 
     # OpenAI stays on a loopback address nothing answers: this server is for looking, not calling.
     # The console lives on the admin listener: --console-port is its port; the public one is free.

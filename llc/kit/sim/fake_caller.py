@@ -123,6 +123,9 @@ def parse_twiml(twiml: str) -> tuple[str, dict[str, str]]:
 class FakeCaller:
     """One scripted phone call against a server, through webhook and Media Stream."""
 
+    _ended_by: str | None  # why the call ended (None while it runs); set by _reset
+    _scope: trio.CancelScope  # the running call's scope; set by _reset
+
     def __init__(
         self,
         base_url: str,
@@ -212,7 +215,7 @@ class FakeCaller:
         self._send_lock = trio.Lock()  # FIFO: sequence numbers go out in order
         self._stalled = False  # a "stall" fault: the media clock sends nothing
         self._stopped = False
-        self._ended_by: str | None = None
+        self._ended_by = None
         self._remote_stop = False
         self._scope = trio.CancelScope()
         self._close_code: int | None = None

@@ -391,7 +391,7 @@ class _Connection:
             script = self.cfg.tool_calls.get(self.turns)
             self.turns += 1
             kind, what = ("tool", script) if script else ("audio", self._next_reply())
-        resp = _Response(new_id("resp"), kind, t0, oob)  # type: ignore[arg-type]
+        resp = _Response(new_id("resp"), kind, t0, oob)  # type: ignore[arg-type]  # kind is "tool" or "audio", from the branches above
         self.active = resp
         self._emit("response.created", response=self._response_obj(resp, "in_progress"))
         self._emit("rate_limits.updated", rate_limits=shapes.RATE_LIMITS)
@@ -601,7 +601,7 @@ class FakeOpenAI:
         (``code``); ``stall`` holds every outgoing event until ``resume``.
         """
         for conn in list(self._open):
-            conn.inject(fault, **options)  # type: ignore[arg-type]
+            conn.inject(fault, **options)  # type: ignore[arg-type]  # the fault's own keyword arguments, as inject documents them
         return len(self._open)
 
     def drop_open_sessions(self, code: int = 1011, reason: str = "upstream failure") -> int:

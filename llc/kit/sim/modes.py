@@ -20,8 +20,7 @@ from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio
-from llc.web.app import serve
-from llc.web.server import Server, build_server
+from llc.app import Server, build_server, serve
 
 SALES = "+15550102001"
 

@@ -1,5 +1,7 @@
 """Twilio Media Streams frames: parse what Twilio sends, build what it accepts. Pure, no I/O.
 
+The twin of ``llc.core.openai_events`` for the other leg.
+
 Parsing is strict about what the call logic relies on (event name, stream ids, payload type)
 and lenient about the rest, so a new field from Twilio never breaks a call.
 """
@@ -132,8 +134,8 @@ def from_json(frame: Any) -> TwilioEvent:
     if event == "dtmf":
         return Dtmf(_str(_obj(frame, "dtmf"), "digit", "dtmf"))
     if event == "stop":
-        stop = frame.get("stop") if isinstance(frame.get("stop"), dict) else {}
-        return Stop(str(stop.get("callSid", "")))
+        stop = frame.get("stop")
+        return Stop(str(stop.get("callSid", "")) if isinstance(stop, dict) else "")
     raise FrameError(f"unknown event {event!r}")
 
 
