@@ -142,8 +142,17 @@ class Journal:
         errors[code] = errors.get(code, 0) + 1
 
     def tool_call(self, call: ToolCallRecord) -> None:
-        """A tool call started; its record is completed in place when it finishes."""
+        """A tool call started (``tool_finished`` completes it in place)."""
         self.record.tool_calls.append(call)
+
+    @staticmethod
+    def tool_finished(call: ToolCallRecord, output: str, error: str | None, ms: float) -> None:
+        call.output, call.error, call.ms = output, error, ms
+
+    @staticmethod
+    def tool_abandoned(call: ToolCallRecord, reason: str) -> None:
+        """The call ended (or lost its session) while the tool ran: why it has no result."""
+        call.error = call.error or reason
 
     def route(self, routed: Routed, now: float) -> None:
         self.record.routes.append({"at": round(now - self.t0, 3), "via": routed.via, "choice": routed.choice,

@@ -39,7 +39,7 @@ class ToolCalls:
         rec = self._running.pop(call_id, None)
         if rec is None:
             return None
-        rec.output, rec.error, rec.ms = output, error, round((at - rec.started_at) * 1000, 1)
+        self.journal.tool_finished(rec, output, error, round((at - rec.started_at) * 1000, 1))
         local = call_id in self._local
         self._local.discard(call_id)
         return rec, local
@@ -47,7 +47,7 @@ class ToolCalls:
     def abandon(self, reason: str, *, forget: bool) -> None:
         """Record why the running tools have no result; ``forget``: their results are ignored too."""
         for rec in self._running.values():
-            rec.error = rec.error or reason
+            self.journal.tool_abandoned(rec, reason)
         if forget:
             self._running.clear()
             self._local.clear()

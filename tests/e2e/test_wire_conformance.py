@@ -22,6 +22,7 @@ import pydantic
 import trio
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
+from llc.core import openai_events as oa
 from llc.kit.demo import run_demo
 from llc.kit.sim import wire_log
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
@@ -83,6 +84,46 @@ def violations(adapter: pydantic.TypeAdapter[Any], frame: str | bytes) -> list[s
     if model.type in ("session.created", "session.updated"):
         extra -= SERVICE_SESSION_FIELDS
     return [f"{path}: not declared" for path in sorted(extra)]
+
+
+def read_as_sdk(model: Any) -> oa.OpenAIEvent | None:
+    """What the SDK's model of a server event says, in our typed events (None: one we do not type).
+
+    The fields come from the SDK's own attribute names, so a field our parser reads under the
+    wrong name, or a type it misreads, shows up as a disagreement with ``oa.parse``.
+    """
+    kind = model.type
+    if kind == "response.output_audio.delta":
+        return oa.AudioDelta(model.item_id, model.response_id, model.delta)
+    if kind in ("response.created", "response.done"):
+        r = model.response
+        out_of_band = "conversation_id" in r.model_fields_set and r.conversation_id is None
+        return (oa.ResponseCreated if kind == "response.created" else oa.ResponseDone)(r.id or "", out_of_band)
+    if kind == "response.function_call_arguments.done":
+        return oa.FunctionCall(model.call_id, model.name or "", model.arguments)
+    if kind == "response.output_audio_transcript.done":
+        return oa.AgentTranscript(model.item_id, model.response_id, model.transcript)
+    if kind == "conversation.item.input_audio_transcription.completed":
+        return oa.CallerTranscript(model.transcript)
+    if kind == "error":
+        e = model.error
+        return oa.ServiceError(e.code or "", e.type or "", e.message, e.param, e.event_id)
+    simple = {"session.created": oa.SessionCreated(), "session.updated": oa.SessionUpdated(),
+              "response.output_audio.done": oa.AudioDone(), "input_audio_buffer.speech_started": oa.SpeechStarted(),
+              "input_audio_buffer.speech_stopped": oa.SpeechStopped()}
+    return simple.get(kind)
+
+
+def disagreements(log: wire_log.WireLog) -> Counter[str]:
+    """Server events whose typed reading (``llc.core.openai_events``) differs from the SDK's, by type."""
+    bad = Counter[str]()
+    for session in (s for s in log.sessions if s.shape == "ga"):
+        for frame in session.sent:
+            sdk = read_as_sdk(SERVER.validate_json(frame))
+            ours = oa.parse(frame)
+            if sdk is not None and ours != sdk or sdk is None and not isinstance(ours, oa.Unknown):
+                bad[f"{event_type(frame)}: ours {ours!r}, the SDK's {sdk!r}"] += 1
+    return bad
 
 
 def check(log: wire_log.WireLog) -> tuple[Counter[str], Counter[str], Counter[str]]:
@@ -151,6 +192,11 @@ async def test_every_event_on_the_wire_conforms_to_the_sdk(start_stack: Any) -> 
     for reason, n in bad.most_common():
         print(f"  {n:5d}  {reason}")
     assert not bad, f"{bad.total()} non-conforming events:\n" + "\n".join(f"{n:5d}  {r}" for r, n in bad.most_common())
+    # What the core acts on: every server event, read by our typed parse, says what the SDK says.
+    misread = Counter[str]()
+    for name in runs:
+        misread.update(disagreements(logs[name]))
+    assert not misread, "\n".join(f"{n:5d}  {r}" for r, n in misread.most_common())
 
 
 def test_the_check_is_strict() -> None:
