@@ -6,7 +6,7 @@ import string
 from typing import Literal, Mapping
 
 # Statuses after which the callee will never be on the line: a warm session waiting for them
-# is closed at once (protocol notes: queued, ringing, in-progress, completed, busy, no-answer,
+# is closed at once (Twilio's call statuses: queued, ringing, in-progress, completed, busy, no-answer,
 # canceled, failed).
 NEVER_ANSWERED = frozenset({"busy", "no-answer", "failed", "canceled"})
 FINAL_STATUSES = NEVER_ANSWERED | {"completed"}

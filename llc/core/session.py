@@ -46,7 +46,7 @@ def connect_url(base_url: str, model: str) -> str:
 
 
 def user_message(text: str) -> dict[str, Any]:
-    """A user text item: the seed's greeting trigger (then ``response.create``)."""
+    """A user text item: how a greeting is triggered (then ``response.create``, on session.updated)."""
     return {
         "type": "conversation.item.create",
         "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},

@@ -4,7 +4,7 @@
 answers ``conversation_already_has_active_response``): requests made while one is active, or
 while our own create is still unanswered, wait in order for ``response.done``.
 
-``TurnPolicy`` holds the seed's levers: eager VAD and a lean tool set for the first turn (the
+``TurnPolicy`` holds the turn levers: eager VAD and a lean tool set for the first turn (the
 callee's "hello" must be answered fast and cheaply), then calmer VAD and the full tool set.
 """
 

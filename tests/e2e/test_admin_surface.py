@@ -1,4 +1,4 @@
-"""Issue 15 through the real server on loopback: the admin surface is not on PORT, signatures
+"""Deployment hardening through the real server on loopback: the admin surface is not on PORT, signatures
 match the URL Twilio was given (public or instance), final statuses free capacity, and the
 drain turns calls away only after the checks, waits for ringing calls and then cancels them."""
 

@@ -133,7 +133,7 @@ async def test_openai_unreachable_ends_call_with_a_fix(start_stack: StackFactory
     record = stack.state.records[-1]
     assert result.ended_by == "server_closed"
     assert record.end_reason == "openai_unreachable" and "OPENAI_REALTIME_URL" in record.end_detail
-    assert result.heard_audio_ms > 0  # the apology, not a silent hang-up (issue 17)
+    assert result.heard_audio_ms > 0  # the apology, not a silent hang-up
 
 
 async def test_malformed_frames_are_ignored_and_neighbours_unaffected(start_stack: StackFactory, nursery: trio.Nursery) -> None:

@@ -1,4 +1,4 @@
-"""Network faults that stall instead of closing (issue 14), end to end through the server.
+"""Network faults that stall instead of closing, end to end through the server.
 
 Each test reproduces a fault that left a zombie call on the old code: the assertions are the
 bounds the fix promises (a hang-up acted on within about a second, a dead leg noticed within
@@ -192,7 +192,7 @@ async def test_slow_priming_never_makes_the_caller_wait(start_stack: StackFactor
 
 
 async def test_openai_unreachable_at_start_one_wait_then_the_apology(start_stack: StackFactory) -> None:
-    """Issue 17's dead air: an endpoint that accepts TCP and never answers. One bounded wait
+    """Dead air at call start: an endpoint that accepts TCP and never answers. One bounded wait
     (warm and cold together), then the caller hears the apology and the call ends with why."""
     listener = trio.socket.socket()
     await listener.bind(("127.0.0.1", 0))
@@ -213,7 +213,7 @@ async def test_openai_unreachable_at_start_one_wait_then_the_apology(start_stack
 
 
 async def test_openai_unreachable_with_a_fallback_number_hands_the_call_to_a_person(nursery: trio.Nursery) -> None:
-    """Issue 17: "the caller hears the apology (or is dialled to the fallback number when one is
+    """OpenAI unreachable at call start: "the caller hears the apology (or is dialled to the fallback number when one is
     set)". Twilio's REST API redirects the live call to a <Dial>; the record says why."""
     from tests.helpers.outbound_stack import start_outbound
 

@@ -69,7 +69,7 @@ async def test_call_during_database_outage_is_kept_then_written(start_stack: Sta
 
 async def test_postgres_restarts_between_and_during_calls_and_no_record_is_lost(
         start_stack: StackFactory, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """Issue 14 item 5, through the server: after a PostgreSQL restart every save failed with
+    """Through the server: after a PostgreSQL restart every save failed with
     `the connection is closed` until llc restarted. Now the next call's record is written
     straight away; one that ends while PostgreSQL is down waits in the pending file and is
     written after the next call once it is back."""

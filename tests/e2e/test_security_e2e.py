@@ -98,7 +98,7 @@ async def test_stream_with_unknown_reused_or_foreign_token_is_refused(start_stac
         assert await stream("CA2", stack.stream_token("CA2")) == 1008  # ...a second stream for it is not
     await stack.wait_records(1)
     assert await stream("CA2", token) == 1008  # and its token, replayed after use, is spent
-    # Issue 15: a refused stream under the real call's CallSid rewrites nothing of its record.
+    # A refused stream under the real call's CallSid rewrites nothing of its record.
     stored = await stack.state.store.get_call("CA2")
     assert stored is not None and stored["end_reason"] != "stream_refused" and len(stack.state.records) == 1
     assert call_tasks() == [] and stack.state.active_calls == 0

@@ -32,7 +32,7 @@ async def test_missing_record_and_no_tool_calls_are_failures(tmp_path: Path) -> 
 
 async def test_short_soak_with_faults_reaches_every_designed_outcome(tmp_path: Path) -> None:
     """`llc soak --faults`: a silent Twilio leg and a socket without start each end within their
-    bound, no call is left active, nothing leaks, no record is lost (issue 14)."""
+    bound, no call is left active, nothing leaks, no record is lost."""
     report = await soak(3, 14, 5, tmp_path / "soak.csv", faults_every_s=3)
     assert report.faults is not None and report.failures == [], report.failures
     assert report.faults.injected["twilio_silent"] >= 1 and report.faults.injected["no_start"] >= 1

@@ -59,7 +59,7 @@ async def bounded_save(store: Store, record: CallRecord, bound_s: float) -> floa
 
 
 async def test_a_callers_bound_holds_when_sqlite_is_locked(sqlite_locked: str) -> None:
-    """Issue 14 item 6: `move_on_after(0.5)` around a save returned after the database's own wait
+    """`move_on_after(0.5)` around a save returned after the database's own wait
     (5 s busy timeout on main); the thread is now abandoned at the caller's bound."""
     store = open_store(sqlite_locked)
     await store.open()
@@ -140,7 +140,7 @@ async def test_several_operations_run_at_once(db_url: str) -> None:
 
 
 async def test_the_next_save_after_a_postgres_restart_succeeds(pg_url: str) -> None:
-    """Issue 14 item 5: one connection for life, `the connection is closed` after a restart until
+    """Before: one connection for life, `the connection is closed` after a restart until
     llc restarts. The pool finds the dead connections and reconnects."""
     ctl = control(pg_url)
     if ctl is None:
@@ -308,7 +308,7 @@ async def test_two_first_operations_at_once_open_one_backend(tmp_path: Path) -> 
 
 async def test_the_twiml_caller_lookup_is_bounded_and_the_call_goes_on(pg_url: str,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
-    """Issue 14 item 6: the CSR caller lookup on /twiml had no bound (Twilio's webhook gave up
+    """The CSR caller lookup on /twiml had no bound (Twilio's webhook gave up
     first). Now: about 1.5 s, then the caller is unknown and the call is answered."""
     store = open_store(pg_url, timeout_s=10.0)  # the store's own bound alone would be too late
     await store.open()

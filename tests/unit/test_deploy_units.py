@@ -1,4 +1,4 @@
-"""Issue 15's pure parts: key presses cancel the reply, metric labels from closed sets, tickets
+"""Deployment hardening, the pure parts: key presses cancel the reply, metric labels from closed sets, tickets
 freed by Twilio's final status, signatures against either URL Twilio was given, trusted proxies."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.unit.test_modes_units import _dtmf, _ivr_call
 LLC = Path(__file__).resolve().parents[2] / "llc"
 
 
-# ---- item 6: a key press stops the agent's reply ----------------------------------------
+# ---- a key press stops the agent's reply ----------------------------------------
 
 
 def test_a_key_press_cancels_the_active_response_even_with_interrupt_response_on() -> None:
@@ -41,7 +41,7 @@ def test_a_key_press_cancels_the_active_response_even_with_interrupt_response_on
     assert "response.create" in [orjson.loads(a.text)["type"] for a in done if isinstance(a, ToOpenAI)]
 
 
-# ---- item 3 (metrics): every label value from a closed set -------------------------------
+# ---- metrics: every label value from a closed set -------------------------------
 
 
 def _labels(name: str) -> set[tuple[tuple[str, str], ...]]:
@@ -75,7 +75,7 @@ def test_the_outcome_labels_are_the_end_reasons_and_each_is_given_somewhere() ->
     assert _end_reasons_given() == {r.name for r in EndReason}
 
 
-# ---- item 4: a ticket is freed by Twilio's final status ------------------------------------
+# ---- a ticket is freed by Twilio's final status ------------------------------------
 
 
 def test_final_status_frees_the_ticket_even_when_it_beats_the_bind() -> None:
@@ -96,7 +96,7 @@ def test_final_status_frees_the_ticket_even_when_it_beats_the_bind() -> None:
     assert book.admitted == 0
 
 
-# ---- item 1: signatures against the URL Twilio was given --------------------------------
+# ---- signatures against the URL Twilio was given --------------------------------
 
 
 class _FakeServer:
@@ -121,7 +121,7 @@ def test_signed_bases_are_the_public_and_the_instance_url() -> None:
     assert first_match("tok", urls, {"CallSid": "CA2"}, sig) is not None
 
 
-# ---- item 2: forwarded headers only from configured proxies ------------------------------
+# ---- forwarded headers only from configured proxies ------------------------------
 
 
 def test_trusted_proxies_are_parsed_and_bad_entries_named() -> None:

@@ -19,7 +19,7 @@ def sids(path: Path) -> list[str]:
 
 
 async def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
-    """Issue 14 item 7: a process killed mid-append leaves `{"call_sid`; the next record was
+    """A process killed mid-append leaves `{"call_sid`; the next record was
     glued to it (`{"call_sid{"call_sid":"CA2",…}`) and both were unreadable for ever."""
     path = tmp_path / "pending.jsonl"
     path.write_bytes(b'{"call_sid":"CA1","transcript":[]}\n{"call_sid')
