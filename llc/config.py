@@ -120,7 +120,7 @@ def _check(s: Settings, problems: list[str]) -> None:
     if s.twilio_from_number is not None and not is_e164(s.twilio_from_number):
         problems.append(f"TWILIO_FROM_NUMBER={s.twilio_from_number!r} must be {E164_HINT}")
     if s.prewarm_timeout_s <= 0:
-        problems.append(f"LLC_PREWARM_TIMEOUT_S must be above 0 (the seed uses {_DEFAULTS.prewarm_timeout_s:g})")
+        problems.append(f"LLC_PREWARM_TIMEOUT_S must be above 0 (the default is {_DEFAULTS.prewarm_timeout_s:g})")
     if s.max_calls < 1:
         problems.append(f"LLC_MAX_CALLS must be at least 1 (the default is {_DEFAULTS.max_calls})")
     if s.max_call_s < 0 or s.calls_per_minute < 0:

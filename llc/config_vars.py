@@ -115,7 +115,7 @@ class Settings:
                                 "ping the OpenAI socket this often during a call (0 = never)")
     openai_pong_timeout_s: float = _var("LLC_OPENAI_PONG_TIMEOUT_S", "openai", float, 3.0,
                                         "no pong within this: the OpenAI leg is dead (one reconnect, else the apology)")
-    # The seed: a warm session not ready by then is dropped and the call connects cold.
+    # A warm session not ready by then is dropped and the call connects cold.
     prewarm_timeout_s: float = _var("LLC_PREWARM_TIMEOUT_S", "openai", float, 10.0,
                                     "outbound: a warm session not ready by then is dropped; the call connects cold")
     preaccept: bool = _var("LLC_PREACCEPT", "openai", bool, True, "inbound: start the OpenAI session on the webhook")
@@ -142,7 +142,7 @@ class Settings:
                                 "a started call that receives nothing from Twilio this long ends (dead leg)")
     start_timeout_s: float = _var("LLC_START_TIMEOUT_S", "calls", float, 5.0,
                                   "a media socket that sends no `start` within this is closed")
-    # Issue 17: a caller whose agent cannot be reached goes to a person instead of the apology.
+    # A caller whose agent cannot be reached goes to a person instead of the apology.
     fallback_number: str | None = _var("LLC_FALLBACK_NUMBER", "calls", str, None,
                                        "when OpenAI cannot be reached at call start, the call is dialled here "
                                        "(E.164) instead of hearing the apology", unset="the apology, then a hang-up")

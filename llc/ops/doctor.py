@@ -1,4 +1,4 @@
-"""`llc doctor`: the seed's debugging checklist, automated. Infrastructure first, behaviour later.
+"""`llc doctor`: the debugging checklist, automated. Infrastructure first, behaviour later.
 
 Each check returns PASS or FAIL with the fix (SKIP when it cannot be checked here, with why):
 server process up (/healthz on PORT, else on the port the pid file's process listens on),

@@ -1,4 +1,4 @@
-"""Who listens on a TCP port: the seed's `lsof -i :PORT`, without needing lsof.
+"""Who listens on a TCP port: what `lsof -i :PORT` tells, without needing lsof.
 
 Linux: listening sockets come from /proc/net/tcp and /proc/net/tcp6 (state 0A), and their
 owners from the socket inodes in /proc/<pid>/fd. Only processes of this user are visible

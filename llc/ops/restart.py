@@ -1,6 +1,6 @@
-"""The seed's restart procedure as a tool: stop → kill orphaned listeners on PORT → start → /healthz.
+"""The safe restart as a tool: stop → kill orphaned listeners on PORT → start → /healthz.
 
-"A bare restart can leave a stale listener holding the port": after the supervisor's stop,
+A bare restart can leave a stale listener holding the port: after the supervisor's stop,
 whatever still LISTENS on PORT is an orphan. Orphaned llc servers are signalled (SIGTERM,
 then SIGKILL after a grace period), each one named before it is touched; a process that is
 not llc (someone's `python3 -m http.server`) is named and left alone unless ``--force`` says

@@ -1,8 +1,9 @@
 """Snapshots of the tuned profile: save, list, diff against the live profile, restore.
 
-The seed kept a known-good copy of the file most affected by tuning and restored it by hand.
-Here that file is the profile TOML. The *live profile* is the file `llc serve` reads, by the one
-rule in ``llc.profile.live_profile_path``: LLC_PROFILE when set, else ``./profile.toml`` when it
+A known-good copy of the file most affected by tuning is kept, so a tuning that went wrong is
+undone by restoring it rather than by piling patches. Here that file is the profile TOML. The
+*live profile* is the file `llc serve` reads, by the one rule in
+``llc.profile.live_profile_path``: LLC_PROFILE when set, else ``./profile.toml`` when it
 exists, else the bundled default (saving then creates ``profile.toml`` from that default, so
 there is a file to tune, and from then on `llc serve` started in this folder uses it).
 

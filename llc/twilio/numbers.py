@@ -1,7 +1,8 @@
 """Asking Twilio's REST API what each phone number's voice webhook is (for `llc doctor`).
 
-The seed's rule: check the webhook with the Twilio API, not local config files. The official
-client is synchronous; callers in Trio run it in ``trio.to_thread.run_sync``.
+The webhook is checked with the Twilio API, not local config files: only Twilio knows where it
+really points. The official client is synchronous; callers in Trio run it in
+``trio.to_thread.run_sync``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The inbound voice webhook's answer: pick the scenario, start pre-accept, return the TwiML.
 
-Pre-accept (the seed's pattern): on ``POST /twiml`` the OpenAI session is opened and
-configured at once in the warm-session registry (server nursery), while Twilio is still
-fetching our TwiML and opening the stream; the stream claims it through its ticket, which
-names the warm session. Not ready in time → the call connects cold; the stream never comes
-→ the session is closed after LLC_PREACCEPT_HOLD_S.
+Pre-accept: on ``POST /twiml`` the OpenAI session is opened and configured at once in the
+warm-session registry (server nursery), while Twilio is still fetching our TwiML and opening
+the stream; the stream claims it through its ticket, which names the warm session. Not ready
+in time → the call connects cold; the stream never comes → the session is closed after
+LLC_PREACCEPT_HOLD_S.
 """
 
 from __future__ import annotations

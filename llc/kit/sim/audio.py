@@ -1,8 +1,8 @@
 """Synthetic G.711 mu-law audio for the simulator: speech-like bursts, silence, an energy VAD.
 
-The product never decodes audio (the seed's "direct passthrough"); only the simulator does,
-so that the fake OpenAI can hear when the fake caller talks. Pure Python, table driven:
-``audioop`` is deprecated and numpy is not worth a dependency for 8 kHz mono.
+The product never decodes audio (its mu-law payloads pass straight through); only the
+simulator does, so that the fake OpenAI can hear when the fake caller talks. Pure Python, table
+driven: ``audioop`` is deprecated and numpy is not worth a dependency for 8 kHz mono.
 """
 
 from __future__ import annotations

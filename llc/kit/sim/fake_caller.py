@@ -6,7 +6,7 @@ Media Stream and then behaves like the real thing: a 20 ms frame every 20 ms whe
 or not anyone speaks, agent audio played out in real time, ``mark`` frames echoed only
 once the audio before them has played, ``clear`` honoured at once. A script of caller
 turns (speech, DTMF, barge-in) drives it, and every timing the latency work cares about
-is recorded in a :class:`CallResult`. Frame shapes follow /work/shared/protocol-notes.md.
+is recorded in a :class:`CallResult`. Frame shapes follow Twilio's Media Streams documentation.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A fake OpenAI Realtime WebSocket server for offline tests, the demo and benchmarks.
 
 It is as strict as the live service about the two API shapes ("ga" and the older "flat" beta
-shape, see /work/shared/protocol-notes.md), so a product that passes against it does not
+shape, see docs/02-session-config.md), so a product that passes against it does not
 meet its first ``unknown_parameter`` on a real call. It hears the caller with an energy VAD
 over the mu-law it is sent, answers with synthetic speech after a configurable time to first
 byte, bursts audio ahead of real time like the real service, and records what it saw in a

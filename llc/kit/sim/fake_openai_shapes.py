@@ -3,7 +3,7 @@
 Kept apart from the socket code so the strictness rules can be read (and tested) on their own.
 The live GA service answers a session in the other shape with ``missing_required_parameter``
 (``session.type``) or ``unknown_parameter``; older "flat" gateways reject GA keys the same way
-(see /work/shared/protocol-notes.md). Messages follow OpenAI's wording so product log lines
+(docs/02-session-config.md, "Wrong shape"). Messages follow OpenAI's wording so product log lines
 read the same against the fake as against the real service.
 """
 
