@@ -2,7 +2,7 @@
 
 Edge and region (TWILIO_EDGE / TWILIO_REGION) apply to the real API host only. The client
 rewrites every host name it is given once either is set (``127.0.0.1`` would become
-``127.dublin.ie1.0.1``, protocol notes), so with TWILIO_API_URL pointing anywhere else (the
+``127.dublin.ie1.0.1``), so with TWILIO_API_URL pointing anywhere else (the
 simulator) both are switched off, even when the client found them in the environment.
 """
 

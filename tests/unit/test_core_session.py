@@ -5,7 +5,7 @@ from llc.core.dialect import dialect
 from llc.core.openai_events import canonical_event
 
 
-def test_flat_shape_is_the_seed_block_exactly() -> None:
+def test_flat_shape_is_the_documented_beta_block_exactly() -> None:
     assert dialect("flat").session_update(s.SessionSpec(voice="cedar")) == {
         "type": "session.update",
         "session": {
