@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Sequence
 
 from llc.commands import COMMANDS
 from llc.config import ConfigError

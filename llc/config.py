@@ -14,8 +14,8 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -26,8 +26,8 @@ from llc.config_vars import (
     ENV,
     ENV_FILE,
     LOOPBACK_HOSTS,
-    RENAMED,
     REMOVED,
+    RENAMED,
     SECTIONS,
     TWILIO_EDGES,
     VARS,
@@ -105,7 +105,7 @@ def _check(s: Settings, problems: list[str]) -> None:
         elif parts.query or parts.fragment:
             problems.append(f"{env_name} must not carry a query string: Twilio's <Stream> URL takes none")
     try:
-        s.trusted_networks
+        _ = s.trusted_networks  # parsed here so a bad entry fails at start-up, not on the first request
     except ValueError as exc:
         problems.append(str(exc))
     if s.preaccept_hold_s <= 0:

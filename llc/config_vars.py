@@ -102,7 +102,8 @@ class Settings:
                                     "Realtime endpoint (the simulator in tests)")
     openai_model: str = _var("OPENAI_MODEL", "openai", str, "gpt-realtime-1.5",
                              "model (`gpt-realtime-mini` is cheaper)")
-    openai_api_shape: Shape = _var("OPENAI_API_SHAPE", "openai", str, "ga", "Realtime session shape", choices=SHAPES)
+    openai_api_shape: Shape = _var("OPENAI_API_SHAPE", "openai", str, "ga", "Realtime session shape",  # noqa: RUF009  a field()
+                                   choices=SHAPES)
     openai_voice: str = _var("OPENAI_VOICE", "openai", str, "cedar", "voice when the profile names none")
     # One wait at call start, warm or cold (not two in a row): then the caller hears the apology.
     openai_connect_timeout_s: float = _var("OPENAI_CONNECT_TIMEOUT_S", "openai", float, 5.0,
@@ -224,7 +225,7 @@ class Settings:
         return self.port + 1 if self.port else 0
 
     @property
-    def trusted_networks(self) -> "tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]":
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """LLC_TRUSTED_PROXIES as networks; ValueError names the entry that is not an address."""
         networks = []
         for entry in (self.trusted_proxies or "").split(","):
@@ -236,7 +237,7 @@ class Settings:
                                      "list the proxy's addresses like LLC_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8") from None
         return tuple(networks)
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]  # each change's type is the field's: a typo or wrong type raises in replace
 
 

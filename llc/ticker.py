@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import trio
 
@@ -57,7 +57,7 @@ class Ticker:
                         continue
                     try:
                         context.run(tick, now)
-                    except Exception:  # a bug in one call's tick: said, and no other call's affected
+                    except Exception:  # noqa: BLE001  a bug in one call's tick: said, and no other call's affected
                         context.run(log.exception, "a call's watchdog tick failed")
         finally:
             self.running = False

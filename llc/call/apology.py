@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
 
 FRAME_BYTES = 160
 MAX_CLIP_BYTES = 8000 * 15  # 15 s: an apology, not a message
@@ -20,7 +21,7 @@ MAX_CLIP_BYTES = 8000 * 15  # 15 s: an apology, not a message
 @lru_cache(maxsize=4)
 def apology_payloads(path: str | None = None) -> tuple[str, ...]:
     """The clip as base64 media payloads, read once."""
-    data = (open(path, "rb").read() if path else files("llc.assets").joinpath("apology.ulaw").read_bytes())[:MAX_CLIP_BYTES]
+    data = (Path(path).read_bytes() if path else files("llc.assets").joinpath("apology.ulaw").read_bytes())[:MAX_CLIP_BYTES]
     return tuple(base64.b64encode(data[i:i + FRAME_BYTES]).decode() for i in range(0, len(data), FRAME_BYTES))
 
 

@@ -24,7 +24,6 @@ from llc.call.deps import CallDeps
 from llc.call.openai_leg import OpenAILeg
 from llc.call.plan import CallPlan, CallPlanner
 from llc.call.record_writer import RecordWriter
-from llc.runner import ActionRunner
 from llc.call.tool_context import CallToolContext
 from llc.call.tools import run_tool
 from llc.core import twilio_frames as tw
@@ -36,6 +35,7 @@ from llc.core.refusal import Refusal
 from llc.core.session import SessionSpec
 from llc.log import bind_call, get_logger
 from llc.modes.runtime import ModeCall
+from llc.runner import ActionRunner
 from llc.ticker import watch
 from llc.ws.transport import Transport, TransportClosed
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llc.call.recording import Recordings
 from llc.core.dialect import Dialect
@@ -24,7 +24,7 @@ class CallDeps:
     max_frame_bytes: int
     max_call_s: float = 0.0  # 0: no limit
     apology_clip: str | None = None  # None: the bundled chime
-    liveness: LivenessPolicy = LivenessPolicy()
+    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
     openai_wait_s: float = 5.0  # the one wait for a usable OpenAI session at call start
     warm_wait_s: float = 1.0  # then a cold connect starts beside a warm session not yet usable
     fallback_number: str | None = None  # LLC_FALLBACK_NUMBER: OpenAI unreachable at start -> a person

@@ -19,7 +19,6 @@ from llc import metrics
 from llc.call.deps import CallDeps
 from llc.call.plan import CallPlan
 from llc.call.race import FirstSession, close_quietly
-from llc.runner import ActionRunner
 from llc.core.actions import ReconnectOpenAI
 from llc.core.call import CallCore
 from llc.core.journal import Journal
@@ -29,6 +28,7 @@ from llc.core.record import EndReason, TurnLatency
 from llc.log import get_logger
 from llc.openai.connect import OpenAIConnectError
 from llc.openai.prewarm import WarmSession
+from llc.runner import ActionRunner
 from llc.twilio.twiml import say_and_dial
 from llc.ws.transport import Transport, TransportClosed
 
@@ -114,7 +114,7 @@ class OpenAILeg:
         try:
             with trio.fail_after(FALLBACK_REDIRECT_S):
                 await self.deps.call_control.redirect(call_sid, say_and_dial(FALLBACK_MESSAGE, number))
-        except Exception as exc:  # TwilioError, a timeout, the network: the apology instead
+        except Exception as exc:  # noqa: BLE001  TwilioError, a timeout, the network: the apology instead
             if core.phase is Phase.HANDING_OFF:
                 core.life.hand_off_failed()
             log.error("OpenAI could not be reached and the call could not be handed to LLC_FALLBACK_NUMBER (%s); "

@@ -22,8 +22,8 @@ import threading
 import time
 import uuid
 import wave
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from llc.log import get_logger
 
@@ -93,7 +93,9 @@ class _Tracks:
     def __init__(self, directory: Path) -> None:
         stem = directory / f".rec-{uuid.uuid4().hex}"
         self.left_path, self.right_path = stem.with_suffix(".left"), stem.with_suffix(".right")
-        self.left, self.right = open(self.left_path, "wb"), open(self.right_path, "wb")
+        # Open for the call's whole life (closed in write_wav / discard), so not a with-block.
+        self.left = open(self.left_path, "wb")  # noqa: SIM115
+        self.right = open(self.right_path, "wb")  # noqa: SIM115
         self.now = 0  # samples of caller audio so far: the caller's "now"
         self.agent_end = 0  # where the agent's queued audio ends
         self.flushed = 0  # right-channel samples already in the file
@@ -159,7 +161,7 @@ class _Tracks:
 class CallRecorder:
     """What the relay holds for one call: a list of frame texts, handed off in batches."""
 
-    def __init__(self, recordings: "Recordings") -> None:
+    def __init__(self, recordings: Recordings) -> None:
         self._recordings = recordings
         self._tracks: _Tracks | None = None  # created by the writer on the first batch
         self._batch: list[tuple[int, str | bytes]] = []

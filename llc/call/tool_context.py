@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import trio
 
-from llc.runner import ActionRunner
 from llc.core.call import CallCore
 from llc.core.levers import Lever
 from llc.modes.runtime import ModeCall
+from llc.runner import ActionRunner
 from llc.twilio.control import TwilioCallControl
 
 

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None:
         settings = settings.with_overrides(port=args.port)
     supervisor = detect(settings, args.supervisor)
-    out = lambda line: print(line, flush=True)  # noqa: E731 - a line at a time, as it happens
+    out = lambda line: print(line, flush=True)
     if args.dry_run:
         return dry_run(settings, supervisor, out, force=args.force)
     return restart(settings, supervisor, out, health_timeout_s=args.timeout, force=args.force)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import trio
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from llc.config import Settings, load_settings
@@ -17,7 +16,7 @@ UNSET_NOTE = ("note: LLC_PROFILE is not set, so `llc serve` reads {path} from th
               "(a service's WorkingDirectory); set LLC_PROFILE={absolute} to pin it.")
 
 
-def _where(live: "Live") -> str:
+def _where(live: Live) -> str:
     return str(live.path) if live.exists else f"the bundled default (no {live.path}, LLC_PROFILE unset)"
 
 

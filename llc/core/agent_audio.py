@@ -21,7 +21,7 @@ class AgentAudio:
         self.muted_items: set[str] = set()
         self.muted_responses: set[str] = set()
 
-    def renewed(self, mark_every_ms: int) -> "AgentAudio":
+    def renewed(self, mark_every_ms: int) -> AgentAudio:
         """A fresh start (a new session, a new policy): see ``Playout.successor``."""
         return AgentAudio(self.playout.successor(mark_every_ms))
 

@@ -7,7 +7,8 @@ session is told what was said so far, so the caller notices a pause, not a stran
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from llc.core.record import TranscriptLine
 

@@ -16,8 +16,9 @@ event object. ``AudioDelta`` is built from the same function, so the two cannot 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeAlias
+from typing import Any, TypeAlias
 
 import orjson
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import string
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 # Statuses after which the callee will never be on the line: a warm session waiting for them
 # is closed at once (Twilio's call statuses: queued, ringing, in-progress, completed, busy, no-answer,

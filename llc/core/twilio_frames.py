@@ -9,7 +9,7 @@ and lenient about the rest, so a new field from Twilio never breaks a call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import orjson
 
@@ -53,7 +53,7 @@ class Stop:
     call_sid: str = ""
 
 
-TwilioEvent = Union[Connected, Start, Media, Mark, Dtmf, Stop]
+TwilioEvent: TypeAlias = Connected | Start | Media | Mark | Dtmf | Stop
 
 
 def _obj(frame: dict[str, Any], key: str) -> dict[str, Any]:

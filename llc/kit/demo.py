@@ -11,19 +11,20 @@ console read; ``llc demo --console`` keeps a server up afterwards to look at it.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import trio
 
+from llc.app import Server, build_server, serve
 from llc.config import Settings
 from llc.core.dialect import Shape
 from llc.core.record import CallRecord, TranscriptLine
 from llc.core.timeline import waterfalls
-from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
-from llc.app import Server, build_server, serve
+from llc.profile import load_profile
 
 CALLER_LINES = ["Hello?", "Hi, what time do you open tomorrow?"]
 AGENT_LINES = [

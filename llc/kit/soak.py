@@ -94,12 +94,11 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
             report.faults = FaultReport()
         server = sp.start_server("fast", openai_url, extra_env={"LLC_DB_URL": str(db)})
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                async with trio.open_nursery() as run:
-                    if proxy is not None and report.faults is not None:
-                        run.start_soon(inject_faults, report.faults, server.http_url, proxy, faults_every_s,
-                                       trio.current_time() + seconds)
-                    await _run(report, nursery, server, client, rng, calls, seconds, sample_s, csv_path)
+            async with httpx.AsyncClient(timeout=5) as client, trio.open_nursery() as run:
+                if proxy is not None and report.faults is not None:
+                    run.start_soon(inject_faults, report.faults, server.http_url, proxy, faults_every_s,
+                                   trio.current_time() + seconds)
+                await _run(report, nursery, server, client, rng, calls, seconds, sample_s, csv_path)
         finally:
             server.stop()
             nursery.cancel_scope.cancel()

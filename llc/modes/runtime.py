@@ -122,7 +122,7 @@ class ScenarioRouter:
             with trio.move_on_after(CALLER_LOOKUP_TIMEOUT_S) as lookup:
                 try:
                     customer = await self.store.customer_by_phone(caller)
-                except Exception as exc:  # a database outage must not stop the call being answered
+                except Exception as exc:  # noqa: BLE001  a database outage must not stop the call being answered
                     log.error("caller lookup failed; the call goes on with the caller unknown: %s. Check the "
                               "database (LLC_DB_URL)", exc, extra={"call_sid": call_sid})
             if lookup.cancelled_caught:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import string
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from llc.config import is_e164
 from llc.core.outbound import OnMachine, render

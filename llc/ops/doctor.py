@@ -26,7 +26,7 @@ from llc.core.session import SessionSpec
 from llc.ops.health import fetch_health
 from llc.ops.logs import recent_errors
 from llc.ops.pidfile import pid_alive, read_pid
-from llc.ops.ports import listener_pids, listening_ports, listeners, server_ports
+from llc.ops.ports import listener_pids, listeners, listening_ports, server_ports
 from llc.profile import ProfileError, live_profile_path, load_profile
 from llc.ws.transport import Transport, TransportClosed
 
@@ -139,7 +139,7 @@ def check_twilio(settings: Settings) -> list[Check]:
     expected = settings.public_url.rstrip("/") + "/twiml"
     try:
         numbers = list_webhooks(settings)
-    except Exception as exc:  # TwilioException, or requests' connection errors
+    except Exception as exc:  # noqa: BLE001  TwilioException, or requests' connection errors
         status = _http_status(exc)
         if status is None:
             return [_fail(name, f"cannot reach {settings.twilio_api_url}: {type(exc).__name__} {exc}"[:300],

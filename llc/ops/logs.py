@@ -67,7 +67,7 @@ def _journald(unit: str, window_s: float) -> LogScan | None:
         return None
     cmd = ["journalctl", "--user", "-u", unit, "-p", "err", "--since", f"-{int(window_s)}s", "-o", "cat", "-q", "--no-pager"]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=15)
+        done = subprocess.run(cmd, capture_output=True, timeout=15, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:

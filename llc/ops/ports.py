@@ -132,7 +132,8 @@ def _listeners_lsof(port: int) -> list[Listener]:
     lsof = shutil.which("lsof")
     if lsof is None:
         raise RuntimeError("cannot list port owners here: no /proc/net/tcp and no lsof; install lsof")
-    done = subprocess.run([lsof, "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"], capture_output=True, text=True, timeout=10)
+    done = subprocess.run([lsof, "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"], capture_output=True, text=True, timeout=10,
+                          check=False)  # lsof exits 1 when nothing listens: that is an answer, not an error
     pids = sorted({int(p) for p in done.stdout.split() if p.isdigit()})
     return [Listener(pid, f"*:{port}") for pid in pids]
 
@@ -148,6 +149,6 @@ def listener_pids(found: list[Listener]) -> set[int]:
     return {entry.pid for entry in found if entry.pid is not None}
 
 
-def server_ports(settings: "Settings") -> list[tuple[str, int]]:
+def server_ports(settings: Settings) -> list[tuple[str, int]]:
     """The ports `llc serve` listens on, by setting: PORT (HTTP and the media stream share it)."""
     return [("PORT", settings.port)]

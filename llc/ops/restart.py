@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from llc.config import Settings
 from llc.ops.health import wait_healthy

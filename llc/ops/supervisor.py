@@ -14,8 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from llc.config import Settings
 from llc.ops.pidfile import pid_alive, read_pid
@@ -38,7 +39,7 @@ class Supervisor(Protocol):
     def start(self, out: Out) -> None: ...
 
 
-def _run(cmd: list[str], runner: Runner, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+def _run(cmd: list[str], runner: Runner, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     done = runner(cmd, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise SupervisorError(f"`{' '.join(cmd)}` failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import trio
 
@@ -18,9 +19,9 @@ from llc.config import E164_HINT, Settings, is_e164
 from llc.core.outbound import FINAL_STATUSES, TemplateError, amd_outcome
 from llc.core.session import SessionSpec
 from llc.log import get_logger
-from llc.openai.prewarm import WarmRegistry
 from llc.modes.scenario import Scenario
 from llc.modes.spec import scenario_spec
+from llc.openai.prewarm import WarmRegistry
 from llc.profile import Profile
 from llc.twilio.rest import TwilioError, TwilioRest
 from llc.twilio.stream_twiml import StreamTwiml

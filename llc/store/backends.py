@@ -20,13 +20,14 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
-import llc.store.sql as sql
 from llc.log import get_logger
+from llc.store import sql
 
 log = get_logger("store")
 
@@ -230,7 +231,7 @@ def open_backend(url: str, timeout_s: float = 3.0) -> Backend:
         return PostgresBackend(url, timeout_s)
     if url.startswith("sqlite://"):
         path = url[len("sqlite://"):]
-        path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db, sqlite:////abs/path.db
+        path = path.removeprefix("/")  # sqlite:///rel.db, sqlite:////abs/path.db
         return SqliteBackend(path or ":memory:", timeout_s)
     if "://" in url:
         raise StoreError(f"LLC_DB_URL={url!r}: use a file path, sqlite:///path.db or postgresql://user@host/db")

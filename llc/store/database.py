@@ -17,14 +17,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import trio
 
 from llc.core.record import CallRecord, EndReason
-import llc.store.sql as sql
+from llc.store import sql
 from llc.store.backends import POOL_SIZE, Backend, StoreError, open_backend
 
 T = TypeVar("T")

@@ -29,7 +29,7 @@ class DurableRecords:
         with trio.move_on_after(self.write_timeout_s):
             try:
                 await self.store.save_call(record)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  any failure of the store is said, and the record kept
                 return str(exc) or type(exc).__name__
             return ""
         return f"the write took over {self.write_timeout_s:g} s"
@@ -63,7 +63,7 @@ class DurableRecords:
         """At start-up, after the pending replay: close the records a killed run of this instance left open."""
         try:
             closed = await self.store.close_orphans()
-        except Exception as exc:  # the database is down: the next start closes them
+        except Exception as exc:  # noqa: BLE001  the database is down: the next start closes them
             log.warning("could not close the calls a previous run left open (%s); the next start will", exc)
             return
         for sid in closed:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 import trio
@@ -142,7 +143,7 @@ class PendingRecords:
                 except StoreError:  # the database did not answer in time: it is still down
                     left.append(raw)
                     reachable = False
-                except Exception:  # this record failed; the next may not
+                except Exception:  # noqa: BLE001  this record failed; the next may not
                     left.append(raw)
             if unreadable:
                 await trio.to_thread.run_sync(self._quarantine, unreadable)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import llc.store.sql as sql
+from llc.store import sql
 from llc.store.backends import Backend
 
 CUSTOMERS: list[tuple[str, str, str, str, str, float]] = [

@@ -9,7 +9,6 @@ from twilio.twiml.voice_response import VoiceResponse
 from llc.config import is_e164
 from llc.tools.registry import ToolContext, ToolRegistry
 
-
 BUILTIN = ToolRegistry()
 
 

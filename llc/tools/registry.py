@@ -7,8 +7,9 @@ the ``function_call_output``. Raising is fine: the runner turns it into an error
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from llc.core.levers import Lever
 from llc.modes.runtime import ModeCall

@@ -9,7 +9,7 @@ LLC_PREACCEPT_HOLD_S.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import trio
 

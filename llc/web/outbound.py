@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import logging
+import math
 
 import trio
 from quart import Quart, Response, jsonify, request

@@ -9,7 +9,8 @@ they are read only when the peer is a configured proxy, and then by Hypercorn's 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypercorn.middleware import ProxyFixMiddleware
 

@@ -6,8 +6,9 @@ bearer token of the API, and the call limits. (A stream's ticket is checked when
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
-from typing import Any, Awaitable, Callable, Mapping, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import trio
 from quart import Response, request

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from llc.cli import main
 from llc.kit.bench import relay
 from llc.kit.bench import server_proc as sp
-from llc.cli import main
 
 
 def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:

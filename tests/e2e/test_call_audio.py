@@ -8,10 +8,11 @@ get wrong. The recording's right channel must then hold what the caller heard, n
 from __future__ import annotations
 
 import array
-import subprocess
 import sys
 import wave
 from pathlib import Path
+
+import trio
 
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from tests.helpers.stack import StackFactory
@@ -66,11 +67,13 @@ async def test_barge_in_after_the_transcript_is_recorded_as_heard_and_the_wav_is
     # `llc calls audio SID` exports it from the stored record.
     assert (await stack.wait_stored(record.call_sid))["audio_path"] == record.audio_path
     out = tmp_path / "call.wav"
-    done = subprocess.run([sys.executable, "-m", "llc.cli", "calls", "audio", record.call_sid, "--out", str(out),
-                           "--db", stack.state.settings.db_url], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
+    with trio.fail_after(60):
+        done = await trio.run_process([sys.executable, "-m", "llc.cli", "calls", "audio", record.call_sid, "--out",
+                                       str(out), "--db", stack.state.settings.db_url],
+                                      capture_stdout=True, capture_stderr=True, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
     assert out.read_bytes() == Path(record.audio_path).read_bytes()
-    assert str(out) in done.stdout
+    assert str(out) in done.stdout.decode()
 
 
 async def test_recording_is_off_by_default(start_stack: StackFactory) -> None:

@@ -32,10 +32,10 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         raise RuntimeError(f"{CHROMIUM} or {CHROMEDRIVER} is missing: .ci/run installs chromium and chromium-driver")
     pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
 
-from selenium import webdriver  # noqa: E402  (the test extra)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def start_browser(profile: str) -> Any:

@@ -18,8 +18,8 @@ import sqlite3
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -79,7 +79,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path, t
 
 
 @pytest.fixture
-def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["trustme.CA"]:
+def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[trustme.CA]:
     """The test CA, trusted by this process's TLS clients (httpx, trio-websocket) through SSL_CERT_FILE."""
     authority = trustme.CA()
     pem = tmp_path / "ca.pem"
@@ -88,7 +88,14 @@ def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["trustme.CA"
     yield authority
 
 
-async def test_two_instances_behind_nginx(nursery: trio.Nursery, tmp_path: Path, ca: "trustme.CA") -> None:
+def _start_nginx(tmp_path: Path, conf: Path) -> subprocess.Popen[bytes]:
+    """nginx in the foreground of its own prefix; what it says on stderr goes to nginx.out."""
+    with open(tmp_path / "nginx.out", "wb") as out:  # the child keeps its own copy of the file
+        return subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
+                                stdout=subprocess.DEVNULL, stderr=out, stdin=subprocess.DEVNULL)
+
+
+async def test_two_instances_behind_nginx(nursery: trio.Nursery, tmp_path: Path, ca: trustme.CA) -> None:
     oai = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=50, end_of_turn_silence_ms=200, replies=["Hi, it's Sam."]))
     await nursery.start(oai.serve)
     twilio = FakeTwilio(FakeTwilioConfig(ring_ms=0, default=Behaviour(answer_ms=300)))
@@ -118,9 +125,7 @@ async def test_two_instances_behind_nginx(nursery: trio.Nursery, tmp_path: Path,
                             TWILIO_API_URL=twilio.url, TWILIO_FROM_NUMBER=FROM, LLC_DRAIN_TIMEOUT_S="1")
             procs.append(start_serve(env, home / "serve.log"))
         conf = _render(tmp_path, tls_port, ports, cert, key)
-        nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
-                                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nginx.out", "wb"),
-                                 stdin=subprocess.DEVNULL)
+        nginx = _start_nginx(tmp_path, conf)
         procs.append(nginx)
         _wait_port(tls_port, nginx, "nginx", tmp_path / "nginx.out")
         for (name, port), proc in zip(ports.items(), procs):

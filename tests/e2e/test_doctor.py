@@ -13,8 +13,8 @@ import pytest
 import trio
 
 from llc.config import Settings
-from llc.ops.doctor import Check, render, run_checks
 from llc.kit.sim.fake_twilio_numbers import FakeNumber, FakeTwilioNumbers
+from llc.ops.doctor import Check, render, run_checks
 from tests.helpers.stack import StackFactory
 
 PUBLIC = "https://voice.example.test"

@@ -10,10 +10,10 @@ import orjson
 import trio
 from trio_websocket import open_websocket_url
 
+from llc.kit.bench.server_proc import free_port
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.web.drain import drain
-from llc.kit.bench.server_proc import free_port
 from tests.helpers.ops_procs import serve_env, start_serve, stop_pid
 from tests.helpers.stack import StackFactory
 from tests.helpers.twilio_raw import start_frame

@@ -8,7 +8,6 @@ admitted and as each turn ends; at start-up, records a dead process left open ar
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -51,9 +50,11 @@ async def test_kill_9_mid_call_then_restart_lists_the_call_with_its_turns(nurser
         await trio.to_thread.run_sync(proc.wait)
         proc = start_serve(env, tmp_path / "serve.log")
         await trio.to_thread.run_sync(wait_healthz, port)
-        listed = subprocess.run([sys.executable, "-m", "llc.cli", "calls"], env=env, capture_output=True,
-                                text=True, timeout=30)
-        assert caller.call_sid in listed.stdout and "server_died" in listed.stdout, listed.stdout + listed.stderr
+        with trio.fail_after(30):
+            done = await trio.run_process([sys.executable, "-m", "llc.cli", "calls"], env=env, capture_stdout=True,
+                                          capture_stderr=True, check=False)
+        listed, errors = done.stdout.decode(), done.stderr.decode()
+        assert caller.call_sid in listed and "server_died" in listed, listed + errors
         store = open_store(db)
         try:
             record = await store.get_call(caller.call_sid)

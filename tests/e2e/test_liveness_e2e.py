@@ -14,7 +14,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from llc.core.phase import Phase
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from tests.helpers.stack import Stack, StackFactory
-from tests.helpers.twilio_raw import call_tasks, first_event, media_frame, start_frame, stop_frame
+from tests.helpers.twilio_raw import call_tasks, media_frame, start_frame, stop_frame
 
 LINES = ["Are you open on Sunday?", "And on Monday?"]
 REPLIES = ["Yes, from ten to four.", "Monday we open at nine."]

@@ -42,7 +42,7 @@ async def test_metrics_parse_and_move_after_a_call(start_stack: StackFactory) ->
     record = stack.state.records[-1]
 
     assert result.ended_by == "caller_hangup"
-    calls = ("llc_calls_total", dict(outcome="caller_hangup", direction="inbound"))
+    calls = ("llc_calls_total", {"outcome": "caller_hangup", "direction": "inbound"})
     assert value(after, calls[0], **calls[1]) == value(before, calls[0], **calls[1]) + 1
     turns = value(after, "llc_voice_to_voice_seconds_count") - value(before, "llc_voice_to_voice_seconds_count")
     assert turns == len(record.turns) == 1
@@ -58,9 +58,9 @@ async def test_openai_errors_are_counted_by_code(start_stack: StackFactory) -> N
     await FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn("Hello?")], max_call_s=5)).run()
     await stack.wait_records(1)
     after = await scrape(stack.admin_url)
-    key = dict(code="beta_api_shape_disabled")
+    key = {"code": "beta_api_shape_disabled"}
     assert value(after, "llc_openai_errors_total", **key) == value(before, "llc_openai_errors_total", **key) + 1
-    outcome = dict(outcome="openai_session_rejected", direction="inbound")
+    outcome = {"outcome": "openai_session_rejected", "direction": "inbound"}
     assert value(after, "llc_calls_total", **outcome) == value(before, "llc_calls_total", **outcome) + 1
 
 

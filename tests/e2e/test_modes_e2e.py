@@ -56,7 +56,7 @@ async def test_ivr_dtmf_switches_to_receptionist_who_takes_a_message(db_url: str
     assert rec["routes"][0]["target"] == "receptionist"
     [message] = run.messages
     assert (message["name"], message["scenario"], message["caller_id"]) == ("Eve", "receptionist", "+15550100041")
-    assert ("take_message", '{"ok":true,"message_id":%d}' % message["id"]) in tools(rec)
+    assert ("take_message", f'{{"ok":true,"message_id":{message["id"]}}}') in tools(rec)
 
 
 async def test_ivr_dtmf_transfer_key() -> None:
@@ -65,7 +65,7 @@ async def test_ivr_dtmf_transfer_key() -> None:
     run = await run_mode("ivr", script=script)
     assert run.twilio_call.dialed == [SALES]
     [tool] = run.record["tool_calls"]
-    assert tool["name"] == "transfer_call" and tool["arguments"] == '{"number":"%s"}' % SALES
+    assert tool["name"] == "transfer_call" and tool["arguments"] == f'{{"number":"{SALES}"}}'
     assert '"ok":true' in (tool["output"] or "") or tool["error"] == ENDED
 
 

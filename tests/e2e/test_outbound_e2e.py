@@ -5,7 +5,6 @@ from __future__ import annotations
 import trio
 
 from llc import metrics
-
 from llc.kit.sim.fake_twilio import Behaviour, FakeTwilioConfig
 from tests.helpers.outbound_stack import start_outbound
 
@@ -187,8 +186,8 @@ async def test_amd_machine_leaves_voicemail_or_hangs_up_human_talks(nursery: tri
 
     vm = calls[voicemail]
     assert vm.form["MachineDetection"] == "DetectMessageEnd" and vm.form["AsyncAmd"] == "true"
-    assert vm.said == ["Hello Ann, this is a reminder of your appointment on Friday at 3 pm. "
-                       "Please call us back if you need to reschedule. Goodbye."]
+    assert vm.said == [("Hello Ann, this is a reminder of your appointment on Friday at 3 pm. "
+                        "Please call us back if you need to reschedule. Goodbye.")]
     assert dialer[voicemail].amd_outcome == "voicemail"
 
     hu = calls[hangup]

@@ -9,8 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -40,11 +40,11 @@ def pm2_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     home = tmp_path / "pm2"
     monkeypatch.setenv("PM2_HOME", str(home))
     yield pm2, home
-    subprocess.run([pm2, "kill"], capture_output=True, timeout=60, env={**os.environ, "PM2_HOME": str(home)})
+    subprocess.run([pm2, "kill"], capture_output=True, timeout=60, env={**os.environ, "PM2_HOME": str(home)}, check=False)
 
 
 def _apps(pm2: str) -> dict[str, dict]:
-    done = subprocess.run([pm2, "jlist"], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([pm2, "jlist"], capture_output=True, text=True, timeout=30, check=False)
     return {app["name"]: app for app in json.loads(done.stdout or "[]")}
 
 
@@ -63,7 +63,7 @@ def test_restart_under_a_real_pm2(pm2_home: tuple[str, Path], tmp_path: Path, mo
     for name in [n for n in os.environ if n.startswith(("LLC_", "OPENAI_", "TWILIO_")) and n not in env]:
         monkeypatch.delenv(name)
     started = subprocess.run([pm2, "start", str(tmp_path / "ops" / "ecosystem.config.js")],
-                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
     assert started.returncode == 0, started.stderr
     first = wait_healthz(port, 20)
     assert _apps(pm2)[APP]["pid"] == first["pid"]
@@ -86,7 +86,7 @@ def test_restart_under_a_real_pm2(pm2_home: tuple[str, Path], tmp_path: Path, mo
             time.sleep(0.05)
         assert not Path(f"/proc/{first['pid']}").exists()
     finally:
-        subprocess.run([pm2, "delete", APP], capture_output=True, timeout=60)
+        subprocess.run([pm2, "delete", APP], capture_output=True, timeout=60, check=False)
         stop_pid(wait_healthz_or_none(port), 2)
 
 
@@ -106,6 +106,6 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     unit = unit.replace("%h/llc-phone", str(ROOT))
     path = tmp_path / "llc-phone.service"
     path.write_text(unit)
-    done = subprocess.run([verify, "verify", "--man=no", str(path)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([verify, "verify", "--man=no", str(path)], capture_output=True, text=True, timeout=60, check=False)
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "llc-phone.service" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from llc.config import load_settings
+from llc.kit.bench.server_proc import free_port
 from llc.ops.restart import dry_run, is_llc_server, restart
 from llc.ops.supervisor import PidFile
-from llc.kit.bench.server_proc import free_port
 from tests.helpers.ops_procs import serve_env, start_serve, stop_pid, stop_pidfile, wait_healthz
 
 STRAY = "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\nprint('ready', flush=True)\ntime.sleep(120)\n"
@@ -112,7 +112,7 @@ def test_port_that_stays_taken_fails_clearly(deploy) -> None:
     stray = stray_listener(port)
     started.append(stray)
     lines: list[str] = []
-    ignore = lambda pid, sig: None  # noqa: E731 - a listener the signals cannot remove (another user's)
+    ignore = lambda pid, sig: None
     rc = restart(settings, PidFile(settings, env=env), lines.append, kill=ignore, port_free_timeout_s=0.3, orphan_grace_s=0.3,
                  force=True)
     out = "\n".join(lines)
@@ -132,10 +132,10 @@ def test_llc_restart_command_registered() -> None:
 
 def test_serve_on_a_taken_port_names_the_holder_and_the_dry_run(deploy) -> None:
     """It pointed straight at `llc restart`, which would have killed whatever held the port."""
-    tmp_path, port, env, settings, started = deploy
+    _tmp_path, port, env, _settings, started = deploy
     stray = stray_listener(port)
     started.append(stray)
-    done = subprocess.run([sys.executable, "-m", "llc.cli", "serve"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "llc.cli", "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"pid {stray.pid}" in done.stderr and "time.sleep(120)" in done.stderr
     assert "llc restart --dry-run" in done.stderr and stray.poll() is None

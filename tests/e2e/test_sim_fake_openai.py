@@ -37,8 +37,8 @@ GREETING = {"type": "message", "role": "user", "content": [{"type": "input_text"
 
 def fast(**overrides: Any) -> FakeOpenAIConfig:
     """Small waits so the whole file runs in a few seconds."""
-    base: dict[str, Any] = dict(ttfb_ms=60, end_of_turn_silence_ms=100, realtime_factor=20.0,
-                                replies=["Hi there.", "Second line here."])
+    base: dict[str, Any] = {"ttfb_ms": 60, "end_of_turn_silence_ms": 100, "realtime_factor": 20.0,
+                            "replies": ["Hi there.", "Second line here."]}
     return FakeOpenAIConfig(**{**base, **overrides})
 
 

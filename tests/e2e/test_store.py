@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 
 from llc.core.record import CallRecord, ToolCallRecord, TranscriptLine
 from llc.store import Store, StoreError, open_store
@@ -54,7 +55,7 @@ async def test_database_calls_run_off_the_trio_loop(tmp_path: Path) -> None:
     async def ticker() -> None:
         nonlocal ticks
         while True:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             ticks += 1
 
     async with trio.open_nursery() as nursery:

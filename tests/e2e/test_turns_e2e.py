@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import trio
 
 from llc import metrics
-from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.kit.sim.fake_openai import ToolCallScript
+from llc.profile import load_profile
 from llc.tools.modes import ALL_TOOLS
 from llc.tools.registry import ToolRegistry
 from tests.helpers.stack import StackFactory
@@ -159,7 +160,7 @@ async def test_transfer_refuses_numbers_off_the_allow_list() -> None:
 
     class Ctx:
         call_sid, params, transfer_allow = "CA1", {}, ("+15550001111",)
-        redirected: list[str] = []
+        redirected: ClassVar[list[str]] = []
 
         async def hang_up_after_goodbye(self) -> None: ...
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Union, get_args
+from typing import Annotated, Any, get_args
 
 import orjson
 import pydantic
@@ -41,7 +41,7 @@ def discriminated(union: Any) -> pydantic.TypeAdapter[Any]:
     not read; without a real discriminator an event would be tried against every member.
     """
     members = get_args(get_args(union)[0])
-    return pydantic.TypeAdapter(Annotated[Union[members], pydantic.Field(discriminator="type")])  # type: ignore[valid-type]
+    return pydantic.TypeAdapter(Annotated[members, pydantic.Field(discriminator="type")])  # type: ignore[valid-type]
 
 
 CLIENT = discriminated(RealtimeClientEvent)

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import trio
 
+from llc.app import Server, build_server, serve
 from llc.config import Settings
-from llc.profile import load_profile
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio, FakeTwilioConfig
-from llc.app import Server, build_server, serve
+from llc.profile import load_profile
 
 API_TOKEN = "test-api-token"
 FROM = "+15550009999"

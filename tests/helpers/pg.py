@@ -53,7 +53,7 @@ class PgControl:
         """The postmaster and its children (the backends serving each connection)."""
         data = Path(self.pg_ctl[self.pg_ctl.index("-D") + 1])
         main = int((data / "postmaster.pid").read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True, timeout=5).stdout.split()
+        children = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True, timeout=5, check=False).stdout.split()
         return [main, *map(int, children)]
 
     def freeze(self) -> list[int]:
@@ -133,7 +133,7 @@ def throwaway_server() -> Iterator[tuple[str | None, str]]:
         yield url, ""
     finally:
         del _CONTROLS[url]
-        subprocess.run([*ctl.pg_ctl, "-m", "immediate", "-w", "-t", "10", "stop"], capture_output=True, timeout=20)
+        subprocess.run([*ctl.pg_ctl, "-m", "immediate", "-w", "-t", "10", "stop"], capture_output=True, timeout=20, check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import trio
 
+from llc.app import Server, build_server, serve
 from llc.config import Settings
-from llc.profile import Profile, load_profile
-from llc.tools.registry import ToolRegistry
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.stall_proxy import StallProxy
-from llc.app import Server, build_server, serve
+from llc.profile import Profile, load_profile
+from llc.tools.registry import ToolRegistry
 
 
 @dataclass

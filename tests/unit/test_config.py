@@ -89,8 +89,8 @@ def test_bad_values_name_the_variable_and_the_fix() -> None:
         load_settings(env, os.devnull)
     assert err.value.problems == [  # in the order of the definition
         "LLC_PREACCEPT='sometimes' is not on or off; set LLC_PREACCEPT=on or LLC_PREACCEPT=off",
-        "TWILIO_EDGE='mars' is not one of ashburn, umatilla, dublin, frankfurt, singapore, tokyo, sao-paulo or sydney; "
-        "pick one or unset TWILIO_EDGE",
+        ("TWILIO_EDGE='mars' is not one of ashburn, umatilla, dublin, frankfurt, singapore, tokyo, sao-paulo or sydney; "
+         "pick one or unset TWILIO_EDGE"),
         "LLC_MAX_CALLS='many' is not a whole number; set it like LLC_MAX_CALLS=100",
         "LLC_MAX_CALL_S='1h' is not a number; set it like LLC_MAX_CALL_S=3600",
         "LLC_LOG_FORMAT='xml' is not one of auto, json or text; set LLC_LOG_FORMAT=auto",

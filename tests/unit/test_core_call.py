@@ -2,14 +2,14 @@
 
 import orjson
 
-from llc.core.phase import Phase
+from llc.core import openai_events as oa
+from llc.core import twilio_frames as tw
 from llc.core.actions import ConnectOpenAI, EndCall, Log, ToOpenAI, ToTwilio
 from llc.core.call import MAX_BAD_FRAMES, MAX_PENDING_FRAMES, CallCore
 from llc.core.dialect import FLAT, GA
-from llc.core.session import SessionSpec
-from llc.core import twilio_frames as tw
-from llc.core import openai_events as oa
+from llc.core.phase import Phase
 from llc.core.record import EndReason
+from llc.core.session import SessionSpec
 
 START = tw.Start("MZ1", "CA1", "AC1", {"direction": "outbound", "scenario": "csr"})
 

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from twilio.request_validator import RequestValidator
 
-from llc.core.phase import Phase
 from llc.core import faults
-from llc.core.actions import EndCall, PlayApology, ReconnectOpenAI, Timer, ToOpenAI, ToTwilio
-from llc.core.ticket import TicketBook
+from llc.core import openai_events as oa
+from llc.core import twilio_frames as tw
+from llc.core.actions import Deadline, EndCall, PlayApology, ReconnectOpenAI, Timer, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
 from llc.core.dialect import GA
+from llc.core.phase import Phase
 from llc.core.ratelimit import TokenBucket
 from llc.core.record import TranscriptLine
-from llc.core.session import SessionSpec
-from llc.core.turns import TurnPolicy
-from llc.core import twilio_frames as tw
-from llc.twilio.signature import signature_refusal, signed_url
-from llc.core import openai_events as oa
-from llc.core.actions import Deadline
 from llc.core.refusal import Refusal, RefusalReason
-from twilio.request_validator import RequestValidator
+from llc.core.session import SessionSpec
+from llc.core.ticket import TicketBook
+from llc.core.turns import TurnPolicy
+from llc.twilio.signature import signature_refusal, signed_url
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from llc.core.refusal import Refusal, RefusalReason
 from llc.core.ticket import TICKET_PARAM, TicketBook
 from llc.kit.sim.fake_caller import parse_twiml
 from llc.twilio.stream_twiml import StreamTwiml
-from llc.core.refusal import Refusal, RefusalReason
 
 
 def test_the_ticket_names_the_warm_session_of_its_own_call_only() -> None:

@@ -2,15 +2,14 @@
 
 import orjson
 
-from llc.core.actions import EndCall, Log, RunTool, Timer, ToOpenAI, ToTwilio
+from llc.core import openai_events as oa
+from llc.core import twilio_frames as tw
+from llc.core.actions import Deadline, EndCall, Log, RunTool, Timer, ToolFiller, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
 from llc.core.dialect import GA
 from llc.core.session import SessionSpec, TurnDetection
 from llc.core.turns import ResponseGate, TurnPolicy
 from llc.tools.builtin import BUILTIN
-from llc.core import twilio_frames as tw
-from llc.core import openai_events as oa
-from llc.core.actions import Deadline, ToolFiller
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
 

@@ -29,8 +29,8 @@ def test_live_view_prints_each_new_line_and_turn_once_and_a_progress_line_while_
     record.transcript.append(TranscriptLine("agent", "Hi there, how can I help?", 1.6, True, "i1", 2000, 500, "Hi there…"))
     view.poll(server, 1.7)
     view.poll(server, 1.8)
-    assert out[2:] == ["    1.60s  agent   Hi there, how can I help?\n"
-                       "                  (cut by the caller: heard 500 of 2000 ms, about: 'Hi there…')"]
+    assert out[2:] == [("    1.60s  agent   Hi there, how can I help?\n"
+                        "                  (cut by the caller: heard 500 of 2000 ms, about: 'Hi there…')")]
 
 
 def test_ivr_summary_quotes_keys_shows_a_transfer_as_handed_over_and_no_empty_latency_line() -> None:

@@ -11,11 +11,11 @@ import pytest
 
 from llc import metrics
 from llc.config import Settings
+from llc.core import openai_events as oa
 from llc.core.actions import ToOpenAI, ToTwilio
 from llc.core.record import CallRecord, EndReason
 from llc.core.ticket import TicketBook
 from llc.twilio.signature import signature_refusal
-from llc.core import openai_events as oa
 from tests.unit.test_modes_units import _dtmf, _ivr_call
 
 LLC = Path(__file__).resolve().parents[2] / "llc"
@@ -132,7 +132,7 @@ def test_trusted_proxies_are_parsed_and_bad_entries_named() -> None:
     assert not is_trusted("192.168.1.1", nets) and not is_trusted("not-an-ip", nets) and not is_trusted(None, nets)
     assert Settings().trusted_networks == ()
     with pytest.raises(ValueError, match="LLC_TRUSTED_PROXIES entry 'nginx'"):
-        Settings(trusted_proxies="127.0.0.1,nginx").trusted_networks
+        _ = Settings(trusted_proxies="127.0.0.1,nginx").trusted_networks
 
 
 async def test_forwarded_headers_are_applied_only_for_a_trusted_peer() -> None:

@@ -6,14 +6,14 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llc.core.phase import Phase
+from llc.core import openai_events as oa
+from llc.core import twilio_frames as tw
 from llc.core.actions import Deadline, EndCall, ToolFiller, ToOpenAI, ToTwilio
 from llc.core.call import CallCore
 from llc.core.dialect import GA
+from llc.core.phase import Phase
 from llc.core.session import SessionSpec, TurnDetection
 from llc.tools.builtin import BUILTIN
-from llc.core import twilio_frames as tw
-from llc.core import openai_events as oa
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),

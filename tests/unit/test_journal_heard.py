@@ -6,16 +6,16 @@ import base64
 
 import orjson
 
+from llc.core import openai_events as oa
+from llc.core import twilio_frames as tw
 from llc.core.actions import ToTwilio
 from llc.core.call import CallCore
 from llc.core.dialect import GA
 from llc.core.journal import heard_text
+from llc.core.record import EndReason
 from llc.core.session import SessionSpec
 from llc.core.turns import TurnPolicy
-from llc.core import twilio_frames as tw
 from llc.kit.sim.audio import speech_like
-from llc.core import openai_events as oa
-from llc.core.record import EndReason
 
 START = tw.Start("MZ1", "CA1", "AC1", {})
 DELTA_100MS = "A" * 1068 + "=="  # 800 bytes of audio: 100 ms at 8 kHz mu-law

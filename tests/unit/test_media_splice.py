@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llc.core import openai_events as oa
+from llc.core import twilio_frames as tw
 from llc.core.actions import Action, ConnectOpenAI
 from llc.core.call import CallCore
 from llc.core.dialect import GA
 from llc.core.session import SessionSpec
-from llc.core import twilio_frames as tw
-from llc.core import openai_events as oa
 
 SID = "MZ0123456789abcdef"
 
@@ -195,15 +196,16 @@ def test_any_bytes_give_identical_actions(data: bytes, leg: str) -> None:
 
 # ---- the lanes are taken for the frames that matter ------------------------------------------
 
+# The frames are spelled out byte for byte, as the services send them (so %-templates, not JSON).
 def real_twilio_media(payload: str, sid_first: bool) -> bytes:
-    media = '"media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"%s"}' % payload
-    sid = '"streamSid":"%s"' % SID
+    media = '"media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"%s"}' % payload  # noqa: UP031
+    sid = '"streamSid":"%s"' % SID  # noqa: UP031
     body = f"{sid},{media}" if sid_first else f"{media},{sid}"
-    return ('{"event":"media","sequenceNumber":"4",%s}' % body).encode()
+    return ('{"event":"media","sequenceNumber":"4",%s}' % body).encode()  # noqa: UP031
 
 
 def real_delta(delta: str, kind: str = "response.output_audio.delta") -> bytes:
-    return ('{"type":"%s","event_id":"event_C1x","response_id":"resp_C1y","item_id":"item_C1z",'
+    return ('{"type":"%s","event_id":"event_C1x","response_id":"resp_C1y","item_id":"item_C1z",'  # noqa: UP031
             '"output_index":0,"content_index":0,"delta":"%s"}' % (kind, delta)).encode()
 
 

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
 
 import orjson
 import pytest
 
 from llc.config import load_settings
+from llc.core import openai_events as oa
+from llc.core import twilio_frames as tw
 from llc.core.actions import RunTool, ToOpenAI
 from llc.core.call import CallCore
 from llc.core.dialect import GA
 from llc.core.session import SessionSpec
 from llc.modes.runtime import ModeCall
 from llc.modes.scenario import load_scenario_set, parse_scenario_file
-from llc.tools.modes import ALL_TOOLS
 from llc.profile import ProfileError, load_profile
 from llc.store import open_store
 from llc.tools.builtin import transfer_call
-from llc.core import twilio_frames as tw
-from llc.core import openai_events as oa
+from llc.tools.modes import ALL_TOOLS
 
 BASE = load_profile()
 
@@ -123,7 +124,7 @@ def test_dtmf_is_ignored_outside_a_menu_and_before_the_session() -> None:
 class _Ctx:
     call_sid, params = "CA1", {}
     transfer_allow = ("+15550102001",)
-    redirected: list[str] = []
+    redirected: ClassVar[list[str]] = []
 
     async def redirect(self, twiml: str) -> None:
         self.redirected.append(twiml)

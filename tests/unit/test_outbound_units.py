@@ -6,16 +6,16 @@ import orjson
 import pytest
 
 from llc.config import ConfigError, Settings, load_settings
+from llc.core import openai_events as oa
 from llc.core.actions import Log, ToOpenAI
+from llc.core.dialect import dialect
 from llc.core.outbound import TemplateError, amd_outcome, render
 from llc.core.session import SessionSpec
-from llc.core.dialect import dialect
 from llc.core.warm import WarmCore, WarmPhase, priming_response
-from llc.outbound.dialer import CallRequestError, parse_call_request
 from llc.modes.scenario import load_scenario_set, parse_scenario_file
+from llc.outbound.dialer import CallRequestError, parse_call_request
 from llc.profile import Profile, ProfileError
 from llc.twilio.rest import TwilioRest
-from llc.core import openai_events as oa
 
 
 @pytest.mark.parametrize("shape, modalities, tokens", [("ga", "output_modalities", "max_output_tokens"),

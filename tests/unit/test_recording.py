@@ -42,7 +42,7 @@ def test_agent_audio_queues_behind_now_and_a_clear_cuts_what_was_not_played(tmp_
     path = rec.close("CA1")
     assert path == str(tmp_path / "CA1.wav") and recordings.drain(5)
     left, right = read(path)
-    one = lambda byte: stereo_pcm16(bytes([byte]), bytes([byte]))[:2]  # noqa: E731  one sample's PCM
+    one = lambda byte: stereo_pcm16(bytes([byte]), bytes([byte]))[:2]
     silence, caller, reply, next_reply = one(0xFF), one(0x10), one(0x20), one(0x30)
     assert left == caller * 1760 + silence * 160  # 11 frames of 160 samples, padded to the agent's end
     # Heard: 100 ms of the first reply from where it arrived; the cut 200 ms are not in the file.

@@ -8,7 +8,19 @@ from collections.abc import Sequence
 import pytest
 import trio
 
-from llc.core.actions import Action, ConnectOpenAI, Deadline, EndCall, Log, PlayApology, RunTool, Timer, TimerKey, ToOpenAI, ToTwilio
+from llc.core.actions import (
+    Action,
+    ConnectOpenAI,
+    Deadline,
+    EndCall,
+    Log,
+    PlayApology,
+    RunTool,
+    Timer,
+    TimerKey,
+    ToOpenAI,
+    ToTwilio,
+)
 from llc.core.record import EndReason
 from llc.runner import TWILIO_SEND_FAILED, ActionRunner, NotACall
 from llc.ws.transport import TransportClosed

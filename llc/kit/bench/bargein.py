@@ -19,18 +19,18 @@ Calls start staggered so the fake's sessions map to calls by order (checked, not
 from __future__ import annotations
 
 import argparse
-from typing import Any
 import statistics
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import trio
 
 from llc.kit.bench.server_proc import ENGINES, start_server
 from llc.kit.bench.stats import percentile
+from llc.kit.sim import fake_openai_shapes as shapes
 from llc.kit.sim.audio import BYTES_PER_MS
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
-from llc.kit.sim import fake_openai_shapes as shapes
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, SessionLog
 
 LONG_REPLY = (
@@ -176,8 +176,8 @@ def render(r: dict[str, object]) -> str:
         return f"  {name:<38}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}{s.get('max', '-'):>9}"
 
     return "\n".join([
-        f"llc bench bargein: {r['barge_ins']} barge-ins measured (of {r['expected']}), "
-        f"OpenAI errors {r['openai_errors']}, truncates accepted {r['truncates_accepted']}, deletes {r['deletes_accepted']}",
+        (f"llc bench bargein: {r['barge_ins']} barge-ins measured (of {r['expected']}), "
+         f"OpenAI errors {r['openai_errors']}, truncates accepted {r['truncates_accepted']}, deletes {r['deletes_accepted']}"),
         f"  {'':<38}{'p50':>9}{'p99':>9}{'max':>9}",
         row("speech_started -> clear at caller (ms)", "server_ms"),
         row("caller onset -> clear at caller (ms)", "onset_ms"),

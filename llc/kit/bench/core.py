@@ -14,6 +14,7 @@ import argparse
 import base64
 import os
 import time
+
 from llc.core import openai_events as oa
 from llc.core.call import CallCore
 

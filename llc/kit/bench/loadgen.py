@@ -25,8 +25,8 @@ import selectors
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import urlsplit
 
 import orjson
@@ -162,7 +162,7 @@ class Conn:
     out_of_order: int = 0
     live: bool = False  # openai: session.updated sent; caller: start sent
     stream_sid: bytes = b""
-    peer: "Conn | None" = None  # openai: the caller whose audio it gets (barge-ins only)
+    peer: Conn | None = None  # openai: the caller whose audio it gets (barge-ins only)
     item: int = 0  # openai: the agent item its deltas belong to; a new one after each barge-in
     item_frames: int = 0
     next_barge: float = 0.0
@@ -418,7 +418,7 @@ class LoadGen:
 
     def _start_call(self, c: Conn) -> None:
         c.stream_sid = b"MZbench%06d" % c.index
-        call_sid = "CAbench%06d" % c.index
+        call_sid = f"CAbench{c.index:06d}"
         self._send(c, encode_frame(OP_TEXT, b'{"event":"connected","protocol":"Call","version":"1.0.0"}', client=True))
         start = orjson.dumps({
             "event": "start", "sequenceNumber": "1", "streamSid": c.stream_sid.decode(),

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
-from llc.kit.bench.stats import percentile
+from llc.app import Server, build_server, serve
 from llc.config import Settings
-from llc.log import setup_logging
-from llc.profile import load_profile
+from llc.kit.bench.stats import percentile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.kit.sim.fake_twilio import Behaviour, FakeTwilio, FakeTwilioConfig
-from llc.app import Server, build_server, serve
+from llc.log import setup_logging
+from llc.profile import load_profile
 
 TOKEN = "bench-token"
 MODES = ("prewarm", "cold")
@@ -59,7 +59,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Samples]:
     fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=args.ttfb_ms, end_of_turn_silence_ms=args.silence_ms,
                                        connect_delay_ms=args.connect_ms, session_updated_delay_ms=args.setup_ms,
                                        replies=["Hi, this is Sam from the clinic."], user_transcripts=["Hello?"]))
-    script = lambda: CallerScript(turns=[CallerTurn("Hello?")], max_call_s=20)  # noqa: E731
+    script = lambda: CallerScript(turns=[CallerTurn("Hello?")], max_call_s=20)
     twilio = FakeTwilio(FakeTwilioConfig(ring_ms=100, default=Behaviour(answer_ms=args.answer_ms), script=script))
     samples = {mode: Samples() for mode in MODES}
     with trio.fail_after(args.calls * 20 + 60):

@@ -37,10 +37,10 @@ class Dist:
     n: int
 
     @classmethod
-    def of(cls, us: list[float]) -> "Dist":
+    def of(cls, us: list[float]) -> Dist:
         return cls(percentile(us, 50) / 1000, percentile(us, 99) / 1000, (max(us) if us else float("nan")) / 1000, len(us))
 
-    def minus(self, floor: "Dist") -> "Dist":
+    def minus(self, floor: Dist) -> Dist:
         return Dist(self.p50 - floor.p50, self.p99 - floor.p99, self.max - floor.max, self.n)
 
 
@@ -153,13 +153,13 @@ def render(results: list[RelayResult]) -> str:
             f"  {'loopback echo (floor)':24}{r.echo.p50:9.3f}{r.echo.p99:9.3f}{r.echo.max:9.3f}   {r.echo.n} round trips",
             f"  {'added -> OpenAI':24}{a_in.p50:9.3f}{a_in.p99:9.3f}{'':9}   through-server minus echo",
             f"  {'added -> Twilio':24}{a_out.p50:9.3f}{a_out.p99:9.3f}",
-            *([f"  {'barge-in -> clear':24}{r.bargein.p50:9.3f}{r.bargein.p99:9.3f}{r.bargein.max:9.3f}   "
-                f"{r.barges[1]} of {r.barges[0]} barge-ins cleared (speech_started sent -> clear at the caller)"]
+            *([(f"  {'barge-in -> clear':24}{r.bargein.p50:9.3f}{r.bargein.p99:9.3f}{r.bargein.max:9.3f}   "
+                 f"{r.barges[1]} of {r.barges[0]} barge-ins cleared (speech_started sent -> clear at the caller)")]
               if r.bargein is not None else []),
-            f"  server CPU {r.cpu_ms_per_call_s:.2f} ms per call-second; RSS {r.rss_kib / 1024:.1f} MiB "
-            f"({r.rss_base_kib / 1024:.1f} idle, {r.kib_per_call:.0f} KiB per call)",
-            f"  frames lost: {r.lost_to_openai} to OpenAI, {r.lost_to_twilio} to Twilio; out of order: {r.out_of_order}; "
-            f"marks echoed {r.marks_echoed / max(r.calls * r.seconds, 1e-9):.1f} per call-second",
+            (f"  server CPU {r.cpu_ms_per_call_s:.2f} ms per call-second; RSS {r.rss_kib / 1024:.1f} MiB "
+             f"({r.rss_base_kib / 1024:.1f} idle, {r.kib_per_call:.0f} KiB per call)"),
+            (f"  frames lost: {r.lost_to_openai} to OpenAI, {r.lost_to_twilio} to Twilio; out of order: {r.out_of_order}; "
+             f"marks echoed {r.marks_echoed / max(r.calls * r.seconds, 1e-9):.1f} per call-second"),
             f"  load generator: {r.loadgen_cpu_share * 100:.0f}% of a core, {r.late_ticks} late ticks"
             + ("  (saturated: numbers measure the generator too)" if r.loadgen_cpu_share > 0.9 or r.late_ticks > 50 else ""),
         ]

@@ -145,7 +145,8 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
         env["LLC_RECORDINGS_DIR"] = scratch
     if source is not None:  # `python -m` puts the working directory first on sys.path
         env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
-    log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)
+    # The server's log, kept open for as long as the server runs (closed by stop()).
+    log = tempfile.NamedTemporaryFile(prefix=f"llc-bench-{engine}-", suffix=".log", delete=False)  # noqa: SIM115
     module = "llc.kit.bench.reference_relay" if engine == REFERENCE else "llc.cli"
     proc = subprocess.Popen([sys.executable, "-m", module] + ([] if engine == REFERENCE else ["serve"]),
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=source)

@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve_console(db_url: str, port: int, sid: str) -> int:
     """Keep a server up on the demo's database, for its console, until Ctrl-C."""
+    from llc.app import build_server, serve
     from llc.config import Settings
     from llc.profile import load_profile
-    from llc.app import build_server, serve
 
     # OpenAI stays on a loopback address nothing answers: this server is for looking, not calling.
     # The console lives on the admin listener: --console-port is its port; the public one is free.

@@ -26,8 +26,8 @@ import trio
 import trio_websocket
 from twilio.request_validator import RequestValidator
 
-from llc.kit.sim.malformed import malformed_frame
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_MS, frames, silence, speech_like, speech_ms_for_text
+from llc.kit.sim.malformed import malformed_frame
 from llc.kit.sim.playout_clock import Playout
 
 FRAME_S = FRAME_MS / 1000

@@ -28,9 +28,10 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from llc.core.dialect import Shape
-from llc.kit.sim import fake_openai_shapes as shapes, wire_log
-from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
+from llc.kit.sim import fake_openai_shapes as shapes
+from llc.kit.sim import wire_log
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
+from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
 PRIMING_TEXT = "Ready."  # what a text-only ("inference priming") response says
@@ -188,7 +189,7 @@ class _Connection:
                 self.wire.received.append(message)
             try:
                 self._dispatch(message)
-            except Exception as exc:  # a bug here must not take the connection down silently
+            except Exception as exc:  # noqa: BLE001  a bug here must not take the connection down silently
                 self._error((None, f"The server had an error processing your request: {exc!r}", None),
                             kind="server_error")
 

@@ -122,7 +122,7 @@ NUM = _type(int, float, want="a number")
 BOOL = _type(bool, want="a boolean")
 
 
-def ANY(v: Any, path: str) -> ApiError | None:  # noqa: N802 - reads like the other checks
+def ANY(v: Any, path: str) -> ApiError | None:
     return None
 
 
@@ -299,8 +299,8 @@ DEFAULT_TRANSCRIPTS = ["Hi, I'd like to book a table for two.", "Tomorrow at sev
 RATE_LIMITS = [{"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5}]
 BETA_DISABLED: ApiError = (
     "beta_api_shape_disabled",
-    "The Realtime beta interface (header 'OpenAI-Beta: realtime=v1') has been turned off. Connect "
-    "without that header and send a GA session with session.type = 'realtime'.", None)
+    ("The Realtime beta interface (header 'OpenAI-Beta: realtime=v1') has been turned off. Connect "
+     "without that header and send a GA session with session.type = 'realtime'."), None)
 SESSION_EXPIRED: ApiError = ("session_expired", "Your session hit the maximum duration of 60 minutes.", None)
 CANCEL_NOT_ACTIVE: ApiError = ("response_cancel_not_active", "Cancellation failed: no active response found.",
                                None)
@@ -321,13 +321,13 @@ def not_found(item_id: Any, param: str = "item_id") -> ApiError:
 
 
 def commit_empty(ms: float) -> ApiError:
-    return ("input_audio_buffer_commit_empty", "Error committing input audio buffer: buffer too small. "
-            f"Expected at least 100ms of audio, but buffer only has {ms:.2f}ms of audio.", None)
+    return ("input_audio_buffer_commit_empty", ("Error committing input audio buffer: buffer too small. "
+            f"Expected at least 100ms of audio, but buffer only has {ms:.2f}ms of audio."), None)
 
 
 def already_active(response_id: str) -> ApiError:
-    return ("conversation_already_has_active_response", "Conversation already has an active response in "
-            f"progress: {response_id}. Wait until the response is finished before creating a new one.", None)
+    return ("conversation_already_has_active_response", ("Conversation already has an active response in "
+            f"progress: {response_id}. Wait until the response is finished before creating a new one."), None)
 
 
 def message_item(role: str, content: list[dict[str, Any]], item_id: str | None = None,
@@ -381,8 +381,8 @@ def check_truncate(item: dict[str, Any], index: Any, end: Any, have_ms: int) -> 
     if not isinstance(end, int) or isinstance(end, bool):
         return bad_type(end, "audio_end_ms", "an integer")
     if end <= 0:
-        return ("invalid_value", f"Invalid 'audio_end_ms': {end}. It must be greater than 0; delete the "
-                "item instead.", "audio_end_ms")
+        return ("invalid_value", (f"Invalid 'audio_end_ms': {end}. It must be greater than 0; delete the "
+                "item instead."), "audio_end_ms")
     if end > have_ms:
         return ("invalid_value", f"Audio content of {have_ms}ms is already shorter than {end}ms", "audio_end_ms")
     return None
@@ -512,8 +512,8 @@ def parse_event(message: str | bytes) -> tuple[dict[str, Any], ApiError | None]:
     try:
         event = orjson.loads(message)
     except orjson.JSONDecodeError:
-        return {}, ("invalid_json", "We could not parse the JSON body of your request. (HINT: send every "
-                    "event as a JSON object in a text frame.)", None)
+        return {}, ("invalid_json", ("We could not parse the JSON body of your request. (HINT: send every "
+                    "event as a JSON object in a text frame.)"), None)
     if not isinstance(event, dict):
         return {}, bad_type(event, "event", "an object")
     etype = event.get("type")

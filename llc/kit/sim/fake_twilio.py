@@ -15,10 +15,11 @@ from __future__ import annotations
 import email.utils
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import trio
@@ -84,7 +85,7 @@ class FakeCall:
     def resource(self, base: str) -> dict[str, Any]:
         return {"sid": self.sid, "account_sid": self.form["account_sid"], "to": self.to, "from": self.from_,
                 "status": self.status, "direction": "outbound-api", "api_version": "2010-04-01",
-                "date_created": email.utils.format_datetime(datetime.now(timezone.utc)),
+                "date_created": email.utils.format_datetime(datetime.now(UTC)),
                 "uri": f"/2010-04-01/Accounts/{self.form['account_sid']}/Calls/{self.sid}.json"}
 
 
@@ -259,7 +260,7 @@ class FakeTwilio:
         await self._post(http, call, call.form["StatusCallback"], {
             "CallSid": call.sid, "AccountSid": self.config.account_sid, "From": call.from_, "To": call.to,
             "CallStatus": status, "Direction": "outbound-api", "ApiVersion": "2010-04-01",
-            "Timestamp": email.utils.format_datetime(datetime.now(timezone.utc)),
+            "Timestamp": email.utils.format_datetime(datetime.now(UTC)),
             "CallbackSource": "call-progress-events", "SequenceNumber": str(len(call.callbacks)), **extra})
 
     async def _post(self, http: httpx.AsyncClient, call: FakeCall, url: str, params: dict[str, str]) -> None:

@@ -10,17 +10,18 @@ llc/kit/demo.py) and the tests use it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import trio
 
+from llc.app import Server, build_server, serve
 from llc.config import Settings
-from llc.profile import load_profile
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.kit.sim.fake_twilio import FakeCall, FakeTwilio
-from llc.app import Server, build_server, serve
+from llc.profile import load_profile
 
 SALES = "+15550102001"
 
