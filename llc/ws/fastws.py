@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import random
 import socket
+import typing
 from collections import deque
-from typing import Callable, Sequence
+from typing import Sequence
 
 import trio
 from websockets.frames import Frame, Opcode
@@ -32,6 +33,9 @@ except ImportError:  # no C extension on this platform: the pure-Python one is c
     from websockets.utils import apply_mask
 
 from llc.ws.transport import TransportClosed
+
+if typing.TYPE_CHECKING:
+    from llc.ws.hub import Parking
 
 RECV_BYTES = 65536
 # How long close() waits for the peer's close frame (callers bound it too), and how long a
@@ -90,13 +94,12 @@ class FastWebSocket:
         # The protocol saw bytes whose answer (pong, close) has not been sent yet.
         self._owed = bool(leftover) and self._take(leftover)
         # The hub's path (read_nowait / send_nowait, llc.ws.hub): the rest of a write the kernel
-        # took only part of (flush() sends it; every later write waits behind it), an end of
-        # stream seen there (the task's next read returns it), and how to take the socket back
-        # from the hub before it closes (an epoll set must never hold a closed fd).
+        # took only part of (flush() sends it; every later write waits behind it), and an end of
+        # stream seen there (the task's next read returns it).
         self._backlog: memoryview | None = None
         self.backlogged = False  # _backlog is not None, as a field: read per message by the bridge
         self._eof_seen = False
-        self.hub_release: Callable[[], None] | None = None
+        self._parking: Parking | None = None  # the hub holding this socket, while parked
 
     # ---- Transport --------------------------------------------------------------------
 
@@ -202,7 +205,10 @@ class FastWebSocket:
         self._closed = True
         self._shutdown()
 
-    # ---- the hub's path: no waiting, no task switch (llc.ws.hub) ---------------------------
+    # ---- the hub's seam: no waiting, no task switch (llc.ws.hub) ---------------------------
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
 
     def parkable(self) -> bool:
         """True when the hub may read this socket: open, and nothing read that a task must handle."""
@@ -222,6 +228,24 @@ class FastWebSocket:
             self._eof_seen = True
             return False
         return self._took(data)
+
+    def message_nowait(self) -> bytes | None:
+        """The next whole data message; None when the queue is empty or its head needs a task."""
+        frames = self._frames
+        if frames:
+            head = frames[0]
+            if isinstance(head, bytes):
+                frames.popleft()
+                return head
+        return None
+
+    def attach_parking(self, parking: Parking) -> None:
+        """A hub parked this socket: ``parking.release()`` is called before the fd closes."""
+        self._parking = parking
+
+    def detach_parking(self) -> None:
+        """The hub let go of this socket (handed back to its task)."""
+        self._parking = None
 
     def _took(self, data: bytes) -> bool:
         """Bytes the hub's read got, into the message queue; False when a task must take over."""
@@ -287,9 +311,9 @@ class FastWebSocket:
             await self._write(())
 
     def _unpark(self) -> None:
-        release = self.hub_release
-        if release is not None:
-            release()
+        parking, self._parking = self._parking, None
+        if parking is not None:
+            parking.release()
 
     # ---- bytes in and out -------------------------------------------------------------
 
