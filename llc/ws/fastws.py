@@ -7,7 +7,7 @@ task, no channel and no lock on the common path: a frame is read with one non-bl
 ``send``. Only a partial write (a full kernel buffer) takes the slow path under a FIFO lock.
 
 Both legs use it: ``llc.ws.handshake.connect()`` opens the OpenAI leg (``ws://`` on a raw
-socket, ``wss://`` with TLS on memory buffers, ``llc.ws.tls``), ``llc.ws.handshake.accept()``
+socket, ``wss://`` with a TLS layer on memory buffers, ``llc.ws.tls``), ``llc.ws.handshake.accept()``
 upgrades a Twilio media socket. Between messages the media hub (``llc.ws.hub``) reads the
 socket (``read_nowait``) and the bridge writes it (``send_nowait``); a task takes over for
 anything else. Messages come back as ``bytes`` (orjson parses bytes directly).
@@ -36,6 +36,7 @@ from llc.ws.transport import TransportClosed
 
 if typing.TYPE_CHECKING:
     from llc.ws.hub import Parking
+    from llc.ws.tls import MemoryTLS
 
 RECV_BYTES = 65536
 # How long close() waits for the peer's close frame (callers bound it too), and how long a
@@ -66,11 +67,17 @@ class HandshakeFailed(Exception):
 
 
 class FastWebSocket:
-    """One WebSocket (either side) over a non-blocking stdlib socket. Implements Transport."""
+    """One WebSocket (either side) over a non-blocking stdlib socket. Implements Transport.
 
-    def __init__(self, sock: socket.socket, proto: Protocol, leftover: bytes = b"") -> None:
+    ``tls``: for ``wss://``, what is written is sealed and what is read opened through it.
+    ``leftover``: frame bytes (plaintext) read with the handshake.
+    """
+
+    def __init__(self, sock: socket.socket, proto: Protocol, leftover: bytes = b"", *,
+                 tls: MemoryTLS | None = None) -> None:
         self._sock = sock  # non-blocking
         self._proto = proto
+        self._tls = tls
         # Messages ready for receive_text: bytes (cut here) or websockets Frames (anything else).
         self._frames: deque[bytes | Frame] = deque()
         self._buf = b""  # received bytes not yet a whole frame
@@ -192,7 +199,8 @@ class FastWebSocket:
         if not self._free_to_send():
             return False
         self._proto.send_ping(os.urandom(4))
-        self._send_now(self._seal(b"".join(self._proto.data_to_send())))
+        data = b"".join(self._proto.data_to_send())
+        self._send_now(self._tls.seal(data) if self._tls is not None else data)
         return True
 
     def abort(self, reason: str) -> None:
@@ -224,6 +232,8 @@ class FastWebSocket:
         data = self._recv_nowait()
         if data is None:
             return self._aborted is None  # nothing yet, or the socket failed (aborted, with why)
+        if self._tls is not None:
+            return self._took_tls(data)
         if not data:
             self._eof_seen = True
             return False
@@ -254,6 +264,23 @@ class FastWebSocket:
             return False
         return True
 
+    def _took_tls(self, raw: bytes) -> bool:
+        """What the hub's read got over TLS (b"": the socket's end); False when a task must take over."""
+        tls = self._tls
+        assert tls is not None
+        try:
+            plain = tls.open(raw)
+        except TransportClosed as exc:
+            self.abort(exc.reason)
+            return False
+        if plain and self._take(plain) or tls.pending:
+            self._owed = True  # the task's next _fill answers (the protocol, or TLS itself)
+            return False
+        if tls.eof:
+            self._eof_seen = True
+            return False
+        return True
+
     def _recv_nowait(self) -> bytes | None:
         """What the kernel has (b"": the end), or None: nothing yet, or a failure (then aborted)."""
         try:
@@ -263,10 +290,6 @@ class FastWebSocket:
         except OSError as exc:
             self.abort(f"socket error: {exc}")
             return None
-
-    def _seal(self, data: bytes) -> bytes:
-        """Bytes for the wire (TLSWebSocket encrypts them here)."""
-        return data
 
     def send_nowait(self, texts: Sequence[str | bytes]) -> bool:
         """Text frames out in one non-blocking write; False (nothing sent) while a write is under way.
@@ -280,9 +303,10 @@ class FastWebSocket:
         frame = self._frame
         if len(texts) == 1:  # most writes: one frame
             t = texts[0]
-            self._send_now(self._seal(frame(t.encode() if isinstance(t, str) else t)))
+            data = frame(t.encode() if isinstance(t, str) else t)
         else:
-            self._send_now(self._seal(b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])))
+            data = b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])
+        self._send_now(self._tls.seal(data) if self._tls is not None else data)
         return True
 
     def _free_to_send(self) -> bool:
@@ -318,8 +342,20 @@ class FastWebSocket:
     # ---- bytes in and out -------------------------------------------------------------
 
     async def _recv_some(self) -> bytes:
-        if self._eof_seen:
-            return b""
+        """Plaintext from the socket (b"": the end); over TLS, what TLS owes goes out on the way."""
+        tls = self._tls
+        while not self._eof_seen and (tls is None or not tls.eof):
+            raw = await self._recv_raw()
+            if tls is None:
+                return raw
+            data = tls.open(raw)  # TransportClosed when TLS fails
+            if tls.pending:
+                await self._write(())
+            if data or not raw:
+                return data
+        return b""
+
+    async def _recv_raw(self) -> bytes:
         sock = self._sock
         if self._drained:
             await trio.lowlevel.wait_readable(sock)
@@ -435,7 +471,9 @@ class FastWebSocket:
 
     async def _write(self, chunks: Sequence[bytes]) -> None:
         eof = _EOF in chunks
-        data = self._seal(b"".join(chunks) if len(chunks) != 1 else chunks[0])
+        data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        if self._tls is not None:
+            data = self._tls.seal(data)  # sealed in the order written; the send lock keeps that order
         if data and self._backlog is None and not self._send_lock.locked():
             self._send_now(data)  # the common case: all of it goes now, or the rest is a backlog
             data = b""

@@ -20,7 +20,7 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from llc.ws.fastws import FastWebSocket, HandshakeFailed, recv_raw, send_raw
-from llc.ws.tls import TLSWebSocket, MemoryTLS
+from llc.ws.tls import MemoryTLS
 from llc.ws.transport import TransportClosed
 
 # An upgrade request/response head longer than this is refused (Twilio's and OpenAI's are < 2 KiB).
@@ -93,10 +93,10 @@ async def connect(
         if wsuri.secure:
             tls = MemoryTLS(ssl_context or ssl.create_default_context(), wsuri.host)
             await tls.handshake(sock)
-            await send_raw(sock, memoryview(tls.seal(b"".join(proto.data_to_send()))))
+            await tls.send(sock, b"".join(proto.data_to_send()))
             events, leftover = await _handshake_events(partial(tls.receive, sock), proto)
             _check_response(proto, events)  # a refusal (401/429/5xx) closes the socket too
-            return TLSWebSocket(sock, tls, proto, leftover)
+            return FastWebSocket(sock, proto, leftover, tls=tls)
         sock.sendall(b"".join(proto.data_to_send()))  # a few hundred bytes into an empty buffer
         events, leftover = await _handshake_events(partial(recv_raw, sock), proto)
         _check_response(proto, events)
