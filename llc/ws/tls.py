@@ -12,8 +12,9 @@ from __future__ import annotations
 import socket
 import ssl
 
-from llc.ws.fastws import RECV_BYTES, HandshakeFailed, recv_raw, send_raw
+from llc.ws.fastws import HandshakeFailed
 from llc.ws.transport import TransportClosed
+from llc.ws.wire import RECV_BYTES, recv_raw, send_raw
 
 
 class MemoryTLS:

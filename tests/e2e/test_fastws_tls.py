@@ -16,6 +16,7 @@ from websockets.uri import parse_uri
 
 from llc.ws import handshake
 from llc.ws.fastws import FastWebSocket
+from llc.ws.state import ABORTED, ENDED, OPEN
 from llc.ws.tls import MemoryTLS
 from llc.ws.transport import TransportClosed
 
@@ -139,3 +140,22 @@ async def test_the_tls_layer_is_composed_on_the_hubs_path() -> None:
     assert bytes(b ^ wire[2 + i % 4] for i, b in enumerate(wire[6:])) == b"up"
     ws.abort("test over")
     await trio.aclose_forcefully(server)
+
+
+@pytest.mark.parametrize("end", ["close_notify", "forged record"])
+async def test_the_end_of_tls_ends_the_stream_and_a_forged_record_aborts(end: str) -> None:
+    ws, server = await _tls_pair()
+    if end == "close_notify":
+        await server.aclose()  # TLS's own end, then the socket's
+    else:  # an application-data record that does not decrypt
+        await server.transport_stream.send_all(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+    assert await _read_until(ws, lambda: ws.state is not OPEN) is False  # handed back to the task
+    with pytest.raises(TransportClosed) as info:
+        await ws.receive_text()
+    if end == "close_notify":
+        assert ws.state is ENDED and info.value.code == 1006
+        await ws.close()
+    else:
+        assert ws.state is ABORTED and info.value.reason.startswith("TLS error")
+        await trio.aclose_forcefully(server)
+    assert ws.fileno() == -1
