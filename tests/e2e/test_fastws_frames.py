@@ -52,7 +52,7 @@ def client_wire(*frames: Frame) -> bytes:
 
 def take_in_chunks(ws: fastws.FastWebSocket, wire: bytes, cuts: list[int]) -> None:
     last = 0
-    for cut in sorted(set(c for c in cuts if 0 < c < len(wire))) + [len(wire)]:
+    for cut in sorted({c for c in cuts if 0 < c < len(wire)}) + [len(wire)]:
         ws._take(wire[last:cut])
         last = cut
 
