@@ -6,51 +6,40 @@ task, no channel and no lock on the common path: a frame is read with one non-bl
 ``recv`` (waiting in Trio only when the kernel has nothing) and written with one non-blocking
 ``send``. Only a partial write (a full kernel buffer) takes the slow path under a FIFO lock.
 
-Both legs use it: ``llc.ws.handshake.connect()`` opens the OpenAI leg (``ws://`` on a raw
-socket, ``wss://`` with TLS on memory buffers, ``llc.ws.tls``), ``llc.ws.handshake.accept()``
-upgrades a Twilio media socket. Between messages the media hub (``llc.ws.hub``) reads the
-socket (``read_nowait``) and the bridge writes it (``send_nowait``); a task takes over for
-anything else. Messages come back as ``bytes`` (orjson parses bytes directly).
+Both legs use it (``llc.ws.handshake``: ``wss://`` adds a TLS layer, ``llc.ws.tls``). Between
+messages the media hub (``llc.ws.hub``) reads the socket through its public seam and the
+bridge writes it (``send_nowait``); a task takes over for anything else. The lifecycle is one
+state (``llc.ws.state``); received bytes become messages in ``llc.ws.inbox``.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import socket
-from collections import deque
-from typing import Callable, Sequence
+import typing
+from collections.abc import Sequence
+from contextlib import suppress
 
 import trio
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import Protocol, Side, State
+from websockets.protocol import Protocol, Side
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # no C extension on this platform: the pure-Python one is correct, slower
-    from websockets.utils import apply_mask
-
+from llc.ws.inbox import Inbox
+from llc.ws.state import ABORTED, CLOSED, CLOSING, LIVE, OPEN, moved, opened, synced
 from llc.ws.transport import TransportClosed
+from llc.ws.wire import RECV_BYTES, TextFramer, recv_raw, send_raw
 
-RECV_BYTES = 65536
+if typing.TYPE_CHECKING:
+    from llc.ws.hub import Parking
+    from llc.ws.state import ConnectionState
+    from llc.ws.tls import MemoryTLS
+
 # How long close() waits for the peer's close frame (callers bound it too), and how long a
 # connection the engine failed (1002, 1009) waits for it before the TCP socket is closed.
 CLOSE_WAIT_S = 1.0
 # A write that cannot finish within this (the kernel buffer stays full: the peer stopped
 # reading) fails the connection. Half the frame may be out, so the socket cannot be reused.
 SEND_STALL_S = 1.0
-_EOF = b""  # what websockets' data_to_send() yields for "half-close the socket now"
-
-
-def _text_heads(mask_bit: int) -> tuple[tuple[bytes, ...], bytes, bytes]:
-    """Headers of a final text frame: by length below 126, and the 16/64-bit length prefixes."""
-    return (tuple(bytes((0x81, mask_bit | n)) for n in range(126)),
-            bytes((0x81, mask_bit | 126)), bytes((0x81, mask_bit | 127)))
-
-
-_SERVER_HEADS = _text_heads(0)
-_CLIENT_HEADS = _text_heads(0x80)
 
 
 class HandshakeFailed(Exception):
@@ -62,73 +51,66 @@ class HandshakeFailed(Exception):
 
 
 class FastWebSocket:
-    """One WebSocket (either side) over a non-blocking stdlib socket. Implements Transport."""
+    """One WebSocket (either side) over a non-blocking stdlib socket. Implements Transport.
 
-    def __init__(self, sock: socket.socket, proto: Protocol, leftover: bytes = b"") -> None:
+    ``tls``: for ``wss://``, what is written is sealed and what is read opened through it.
+    ``leftover``: frame bytes (plaintext) read with the handshake.
+    """
+
+    def __init__(self, sock: socket.socket, proto: Protocol, leftover: bytes = b"", *,
+                 tls: MemoryTLS | None = None, request: Request | None = None) -> None:
+        self._state = opened(proto.state)
         self._sock = sock  # non-blocking
         self._proto = proto
-        # Messages ready for receive_text: bytes (cut here) or websockets Frames (anything else).
-        self._frames: deque[bytes | Frame] = deque()
-        self._buf = b""  # received bytes not yet a whole frame
-        self._refused = False  # the protocol failed the connection on a frame: it gets every byte
-        self._fragments: list[bytes] = []
+        self._tls = tls
+        self._cut: TransportClosed | None = None  # ABORTED: why it was cut
+        self._in = Inbox(proto)  # received bytes to messages, and what the protocol owes back
+        self._frames = self._in.frames  # its message queue, read per message by the hub
         self._send_lock = trio.StrictFIFOLock()
-        self._reading = False
-        self._closed = False
-        self._aborted: TransportClosed | None = None  # why abort() cut the connection
-        self._close_by: float | None = None  # closing: when the peer's close stops being waited for
-        self.send_stall_s = SEND_STALL_S
-        self.pongs = 0  # pongs received: liveness for the pings ping_nowait() sent
-        # True when the last recv emptied the kernel buffer: the next read waits for readiness
-        # first instead of paying a recv() that fails with EAGAIN (one syscall per frame).
-        self._drained = False
-        client = proto.side is Side.CLIENT
-        self._mask_bit = 0 if client else 0x80  # what the peer's frames must carry (RFC 6455 5.1)
-        self._mask_rng = random.Random(os.urandom(16)) if client else None
-        self._heads = _CLIENT_HEADS if client else _SERVER_HEADS
-        self.request: Request | None = None  # server side: the upgrade request (path, headers)
-        # The protocol saw bytes whose answer (pong, close) has not been sent yet.
-        self._owed = bool(leftover) and self._take(leftover)
-        # The hub's path (read_nowait / send_nowait, llc.ws.hub): the rest of a write the kernel
-        # took only part of (flush() sends it; every later write waits behind it), an end of
-        # stream seen there (the task's next read returns it), and how to take the socket back
-        # from the hub before it closes (an epoll set must never hold a closed fd).
+        # The rest of a write the kernel took only part of: flush() sends it, every later write waits behind it.
         self._backlog: memoryview | None = None
-        self.backlogged = False  # _backlog is not None, as a field: read per message by the bridge
-        self._eof_seen = False
-        self.hub_release: Callable[[], None] | None = None
+        self._close_by: float | None = None  # CLOSING: when the wait for the peer's close ends
+        # A task waits to read: close() must not wait on the fd too (Trio lets one task wait per fd).
+        self._reader_active = False
+        # The last recv emptied the kernel buffer: the next read waits for readiness first
+        # instead of paying a recv() that fails with EAGAIN (one syscall per frame).
+        self._kernel_emptied = False
+        self._parking: Parking | None = None  # the hub holding this socket, while parked
+        self.send_stall_s = SEND_STALL_S
+        self.request = request  # server side: the upgrade request (path, headers)
+        self._frame = TextFramer(proto.side is Side.CLIENT).frame
+        if leftover:
+            self._take(leftover)
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def pongs(self) -> int:
+        """Pongs received: liveness for the pings ping_nowait() sent."""
+        return self._in.pongs
+
+    @property
+    def backlogged(self) -> bool:
+        """A send_nowait left bytes the kernel did not take: ``flush()`` must send them."""
+        return self._backlog is not None
 
     # ---- Transport --------------------------------------------------------------------
 
     async def receive_text(self) -> bytes:
-        if self._owed:  # the hub read frames that are owed an answer (a pong): it goes out first
-            await self._fill()
-        frames = self._frames
-        if frames:
+        inbox = self._in
+        if self._owes():  # the hub's read left an answer owed (a pong, the EOF): it goes out first
+            await self._send_owed()
+        if inbox.frames:
             # A message already buffered: honour cancellation without a task switch. (When
             # nothing is buffered, the wait for the socket below is the checkpoint.)
             await trio.lowlevel.checkpoint_if_cancelled()
         while True:
-            while frames:
-                frame = frames.popleft()
-                if type(frame) is bytes:
-                    return frame
-                op = frame.opcode  # type: ignore[union-attr]
-                if op is Opcode.TEXT or op is Opcode.BINARY:
-                    if frame.fin:  # type: ignore[union-attr]
-                        return frame.data  # type: ignore[union-attr]
-                    self._fragments = [frame.data]  # type: ignore[union-attr]
-                elif op is Opcode.CONT:
-                    self._fragments.append(frame.data)  # type: ignore[union-attr]
-                    if frame.fin:  # type: ignore[union-attr]
-                        data, self._fragments = b"".join(self._fragments), []
-                        return data
-                elif op is Opcode.CLOSE:
-                    raise self._closed_exc()
-                elif op is Opcode.PONG:
-                    self.pongs += 1
-                # PING is answered by the protocol (flushed in _fill).
-            if self._proto.state is State.CLOSED or self._aborted is not None:
+            message = inbox.message()
+            if message is not None:
+                return message
+            if self._state is not OPEN and self._state is not CLOSING:
                 raise self._closed_exc()
             await self._fill()
 
@@ -136,113 +118,57 @@ class FastWebSocket:
         await self.send_texts((text,))
 
     async def send_texts(self, texts: Sequence[str | bytes]) -> None:
-        """Text frames in one write: a media frame and its mark cost one syscall.
-
-        Frames are built here, unfragmented: websockets' send_text() does the same plus an
-        extension pass and a getrandom() syscall per mask, a tenth of the relay's CPU. Its
-        state machine is unaffected (it only tracks fragmented sends).
-        """
+        """Text frames in one write: a media frame and its mark cost one syscall. (Built here,
+        unfragmented, by ``llc.ws.wire``: the protocol tracks only fragmented sends.)"""
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._proto.state is not State.OPEN or self._aborted is not None:
+        if self._state is not OPEN:
             raise self._closed_exc()
         frame = self._frame
         await self._write([frame(t.encode() if isinstance(t, str) else t) for t in texts])
 
-    def _frame(self, data: bytes) -> bytes:
-        n = len(data)
-        short, head16, head64 = self._heads
-        if n < 126:
-            head = short[n]
-        elif n < 65536:
-            head = head16 + n.to_bytes(2, "big")
-        else:
-            head = head64 + n.to_bytes(8, "big")
-        if self._mask_rng is None:  # server side: frames go unmasked
-            return head + data
-        # Client frames are masked (RFC 6455 5.3). The key guards browsers against proxy cache
-        # poisoning; a per-socket PRNG seeded from os.urandom is ample for a server-side client.
-        mask = self._mask_rng.getrandbits(32).to_bytes(4, "little")
-        return head + mask + apply_mask(data, mask)
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        if self._closed:
+        if self._state not in LIVE:
             return
-        self._closed = True
         self._unpark()
-        proto = self._proto
         try:
-            if proto.state is State.OPEN:
-                proto.send_close(code, reason)
-                await self._write(proto.data_to_send())
-            if not self._reading:  # a reader in progress will see the close itself
+            if self._state is OPEN:
+                self._proto.send_close(code, reason)
+                self._in.collect()
+                self._sync()
+            if self._owes():
+                await self._send_owed()
+            if not self._reader_active:  # a reader in progress will see the close itself
                 with trio.move_on_after(CLOSE_WAIT_S):
-                    while proto.state is not State.CLOSED:
+                    while self._state is CLOSING:
                         await self._fill()
         except (TransportClosed, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer is gone already: nothing left to say
         finally:
-            self._shutdown()
+            if self._state is OPEN:  # the protocol refused the close code (raised to the caller)
+                self.abort(f"close({code}) failed")
+            self._let_go(CLOSED)
 
     def ping_nowait(self) -> bool:
         """A ping out without a wait; the reader counts the pong (``pongs``). False (nothing
         sent) while a write is under way; a backlog is left as by send_nowait. Raises TransportClosed."""
-        if not self._free_to_send():
+        if self._state is not OPEN:
+            raise self._closed_exc()
+        if self._backlog is not None or self._send_lock.locked():  # it would overtake that write
             return False
         self._proto.send_ping(os.urandom(4))
-        self._send_now(self._seal(b"".join(self._proto.data_to_send())))
+        data = b"".join(self._proto.data_to_send())
+        self._send_now(self._tls.seal(data) if self._tls is not None else data)
         return True
 
     def abort(self, reason: str) -> None:
-        """Cut a dead connection now (no close handshake: the peer is not listening).
+        """Cut the connection now, in any state (no close handshake: the peer is not listening).
 
-        Every task waiting on the socket wakes with TransportClosed(1006, ``reason``).
+        Every task waiting on the socket wakes with TransportClosed(1006, ``reason``); a
+        socket already let go of is left as it is.
         """
-        if self._aborted is None:
-            self._aborted = TransportClosed(1006, reason)
-        self._closed = True
-        self._shutdown()
-
-    # ---- the hub's path: no waiting, no task switch (llc.ws.hub) ---------------------------
-
-    def parkable(self) -> bool:
-        """True when the hub may read this socket: open, and nothing read that a task must handle."""
-        return (not self._frames and not self._owed and not self._eof_seen and not self._closed
-                and self._aborted is None and self._proto.state is State.OPEN)
-
-    def read_nowait(self) -> bool:
-        """One non-blocking read into the message queue; False when a task must take over.
-
-        That is: the peer closed (the end is kept for the task's next read), the socket failed
-        (aborted, with the reason), or the protocol got a frame it must answer (a ping, a close).
-        """
-        data = self._recv_nowait()
-        if data is None:
-            return self._aborted is None  # nothing yet, or the socket failed (aborted, with why)
-        if not data:
-            self._eof_seen = True
-            return False
-        return self._took(data)
-
-    def _took(self, data: bytes) -> bool:
-        """Bytes the hub's read got, into the message queue; False when a task must take over."""
-        if self._take(data):
-            self._owed = True  # answered by the task's next _fill
-            return False
-        return True
-
-    def _recv_nowait(self) -> bytes | None:
-        """What the kernel has (b"": the end), or None: nothing yet, or a failure (then aborted)."""
-        try:
-            return self._sock.recv(RECV_BYTES)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            self.abort(f"socket error: {exc}")
-            return None
-
-    def _seal(self, data: bytes) -> bytes:
-        """Bytes for the wire (TLSWebSocket encrypts them here)."""
-        return data
+        if self._state in LIVE:
+            self._cut = TransportClosed(1006, reason)
+            self._let_go(ABORTED)
 
     def send_nowait(self, texts: Sequence[str | bytes]) -> bool:
         """Text frames out in one non-blocking write; False (nothing sent) while a write is under way.
@@ -251,187 +177,190 @@ class FastWebSocket:
         flush()`` (bounded by ``send_stall_s``); every later write waits behind it. Raises
         TransportClosed.
         """
-        if not self._free_to_send():
+        if self._state is not OPEN:
+            raise self._closed_exc()
+        if self._backlog is not None or self._send_lock.locked():  # it would overtake that write
             return False
         frame = self._frame
         if len(texts) == 1:  # most writes: one frame
             t = texts[0]
-            self._send_now(self._seal(frame(t.encode() if isinstance(t, str) else t)))
+            data = frame(t.encode() if isinstance(t, str) else t)
         else:
-            self._send_now(self._seal(b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])))
+            data = b"".join([frame(t.encode() if isinstance(t, str) else t) for t in texts])
+        self._send_now(self._tls.seal(data) if self._tls is not None else data)
         return True
-
-    def _free_to_send(self) -> bool:
-        """No write under way or waiting, so one may go out now. Raises TransportClosed."""
-        # _state: the protocol's own field (its property costs a call per frame; websockets is pinned)
-        if self._proto._state is not State.OPEN or self._aborted is not None:
-            raise self._closed_exc()
-        return self._backlog is None and not self._send_lock.locked()
-
-    def _send_now(self, data: bytes) -> None:
-        """One non-blocking send; what the kernel does not take waits in the backlog."""
-        try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            if self._aborted is not None:
-                raise self._closed_exc() from None
-            raise TransportClosed(1006, f"socket error: {exc}") from None
-        if sent != len(data):
-            self._backlog, self.backlogged = memoryview(data)[sent:], True
 
     async def flush(self) -> None:
         """Send what send_nowait left in the backlog (within ``send_stall_s``). Raises TransportClosed."""
         if self._backlog is not None:
             await self._write(())
 
+    # ---- the hub's seam: no waiting, no task switch (llc.ws.hub) ---------------------------
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def parkable(self) -> bool:
+        """True when the hub may read this socket: open, nothing queued or owed that a task must handle."""
+        # _owes() spelled out: the hub asks once per wake-up.
+        return (self._state is OPEN and not self._frames and not self._in.out
+                and (self._tls is None or not self._tls.pending))
+
+    def read_nowait(self) -> bool:
+        """One non-blocking read into the message queue; False when a task must take over: the
+        peer's end, a failure (aborted), a frame the protocol saw (a ping, a close, a fragment)."""
+        try:
+            raw = self._sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return True  # nothing yet
+        except OSError as exc:
+            self.abort(f"socket error: {exc}")
+            return False
+        if raw and self._tls is None:  # _take() spelled out: the hub's every read
+            if self._in.take(raw, self._state is OPEN):
+                self._sync()
+                return False
+            return True
+        return self._ingest(raw)
+
+    def message_nowait(self) -> bytes | None:
+        """The next whole data message; None when the queue is empty or its head needs a task."""
+        frames = self._frames
+        if frames:
+            head = frames[0]
+            if isinstance(head, bytes):
+                frames.popleft()
+                return head
+        return None
+
+    def attach_parking(self, parking: Parking) -> None:
+        """A hub parked this socket: ``parking.release()`` is called before the fd closes."""
+        self._parking = parking
+
+    def detach_parking(self) -> None:
+        """The hub let go of this socket (handed back to its task)."""
+        self._parking = None
+
     def _unpark(self) -> None:
-        release = self.hub_release
-        if release is not None:
-            release()
+        parking, self._parking = self._parking, None
+        if parking is not None:
+            parking.release()
 
-    # ---- bytes in and out -------------------------------------------------------------
-
-    async def _recv_some(self) -> bytes:
-        if self._eof_seen:
-            return b""
-        sock = self._sock
-        if self._drained:
-            await trio.lowlevel.wait_readable(sock)
-        while True:
-            try:
-                data = sock.recv(RECV_BYTES)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
-                continue
-            self._drained = len(data) < RECV_BYTES
-            return data
+    # ---- bytes in ---------------------------------------------------------------------
 
     async def _fill(self) -> None:
-        """Read once from the socket and turn the bytes into messages; answer pings/closes."""
-        proto = self._proto
-        if self._owed:  # frames the hub's path read are owed an answer (a pong, a close): send it first
-            self._owed = False
-            await self._write(proto.data_to_send())  # over TLS, also what TLS itself owes
-            return
-        self._reading = True
+        """Read once into the message queue, then send what that owes (a pong, a close, TLS's own)."""
+        if not self._owes():
+            self._ingest(await self._recv())
+            if self._state is ABORTED:  # TLS failed on what was read
+                raise self._closed_exc()
+        if self._owes():
+            await self._send_owed()
+
+    async def _recv(self) -> bytes:
+        """One read (b"": the peer's end); in CLOSING within the close wait. Raises TransportClosed."""
+        self._reader_active = True
         try:
-            if proto.state is State.CLOSING:
-                # We sent a close (or failed the connection on a bad frame): the peer's close
-                # is a courtesy, waited for within one bound from the first wait (a peer that
-                # keeps sending frames must not restart it), then the socket goes.
-                if self._close_by is None:
-                    self._close_by = trio.current_time() + CLOSE_WAIT_S
-                data = None
-                with trio.move_on_at(self._close_by):
-                    data = await self._recv_some()
-                if data is None:
-                    self.abort("the peer did not finish the close handshake")
-                    raise self._closed_exc()
-            else:
-                data = await self._recv_some()
-        except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
-            if self._aborted is not None:
-                raise self._closed_exc() from None
-            raise TransportClosed(1006, f"socket error: {exc}") from None
-        finally:
-            self._reading = False
-        if data:
-            if not self._take(data):
-                return  # only whole data frames: nothing for the protocol to answer
-        else:
-            proto.receive_eof()
-            self._frames.extend(proto.events_received())
-        out = proto.data_to_send()
-        if out:
-            await self._write(out)
-        if not data and not self._frames:
+            if self._state is not CLOSING:
+                return await self._recv_some()
+            # A close frame of ours is out: the peer's answer is a courtesy, waited for within
+            # one bound from the first wait (a peer that keeps sending must not restart it).
+            if self._close_by is None:
+                self._close_by = trio.current_time() + CLOSE_WAIT_S
+            with trio.move_on_at(self._close_by):
+                return await self._recv_some()
+            self.abort("the peer did not finish the close handshake")
             raise self._closed_exc()
+        except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            raise self._broken(exc) from None
+        finally:
+            self._reader_active = False
+
+    async def _recv_some(self) -> bytes:
+        if self._kernel_emptied:
+            await trio.lowlevel.wait_readable(self._sock)
+        data = await recv_raw(self._sock)
+        self._kernel_emptied = len(data) < RECV_BYTES
+        return data
+
+    def _ingest(self, raw: bytes) -> bool:
+        """Bytes read from the socket (b"": its end) into the queue; True when they gave only
+        whole data messages (nothing for a task: no frame the protocol saw, nothing owed)."""
+        tls = self._tls
+        if tls is None:
+            if raw:
+                return not self._take(raw)
+            self._end_of_stream()
+            return False
+        try:
+            plain = tls.open(raw)
+        except TransportClosed as exc:
+            self.abort(exc.reason)
+            return False
+        fed = bool(plain) and self._take(plain)
+        if tls.eof:  # close_notify or the socket's end: the stream's end either way
+            self._end_of_stream()
+            return False
+        return not fed and not tls.pending
 
     def _take(self, data: bytes) -> bool:
-        """Cut received bytes into frames; True when websockets' protocol saw some of them.
-
-        Why not hand everything to websockets: its generator-based parser was a sixth of the
-        relay's Python calls per frame. A whole, final, unfragmented text or binary frame with
-        the right mask bit (nearly every frame of a call) is cut here; anything else (control
-        frames, fragments, reserved bits, a wrong mask, an oversized length) goes to the
-        protocol as whole frames, so its parser always sits on a frame boundary and it keeps
-        doing every check and answer (pong, close, 1002/1009 failures) itself.
-        """
-        if self._refused:  # after a refused frame every byte is the protocol's (it discards them)
-            self._to_protocol(data)
+        """Received plaintext into the inbox; True when the protocol saw some of it (a task's, then)."""
+        if self._in.take(data, self._state is OPEN):
+            self._sync()
             return True
-        buf = self._buf + data if self._buf else data
-        proto, frames, mask_bit = self._proto, self._frames, self._mask_bit
-        limit = proto.max_message_size
-        fed = False
-        i, n = 0, len(buf)
-        while n - i >= 2:
-            b0, b1 = buf[i], buf[i + 1]
-            length, head = b1 & 0x7F, 2
-            if length == 126:
-                if n - i < 4:
-                    break
-                length, head = int.from_bytes(buf[i + 2 : i + 4], "big"), 4
-            elif length == 127:
-                if n - i < 10:
-                    break
-                length, head = int.from_bytes(buf[i + 2 : i + 10], "big"), 10
-            if limit is not None and length > limit:
-                # Let the protocol refuse it now (1009) instead of buffering it first.
-                self._to_protocol(buf[i:])
-                self._buf, self._refused = b"", True
-                return True
-            if b1 & 0x80:
-                head += 4
-            end = i + head + length
-            if end > n:
-                break
-            if (b0 == 0x81 or b0 == 0x82) and (b1 & 0x80) == mask_bit and proto.current_size is None \
-                    and proto._state is State.OPEN:
-                if mask_bit:
-                    frames.append(apply_mask(buf[i + head : end], buf[i + head - 4 : i + head]))
-                else:
-                    frames.append(buf[i + head : end])
-            elif b0 == 0x8A and length < 126 and (b1 & 0x80) == mask_bit and proto._state is State.OPEN:
-                # A whole pong (the answer to ping_nowait): counted here, nothing to answer, its
-                # payload unread; without this every pong handed the hub's socket back to its task.
-                self.pongs += 1
-            else:
-                self._to_protocol(buf[i:end])
-                fed = True
-            i = end
-        self._buf = buf[i:] if i < n else b""
-        return fed
+        return False
 
-    def _to_protocol(self, data: bytes) -> None:
-        self._proto.receive_data(data)
-        self._frames.extend(self._proto.events_received())
+    def _end_of_stream(self) -> None:
+        self._in.end()
+        self._sync()
+
+    def _sync(self) -> None:
+        """After every call into the protocol: the hot path asks only our own state."""
+        self._state = synced(self._state, self._proto.state)
+
+    def _owes(self) -> bool:
+        """The peer is owed bytes the protocol or TLS made (an answer, the EOF, a key update)."""
+        return bool(self._in.out) or (self._tls is not None and self._tls.pending)
+
+    # ---- bytes out --------------------------------------------------------------------
+
+    def _send_now(self, data: bytes) -> None:
+        """One non-blocking send of wire bytes; what the kernel does not take waits in the backlog."""
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise self._broken(exc) from None
+        if sent != len(data):
+            self._backlog = memoryview(data)[sent:]
+
+    async def _send_owed(self) -> None:
+        inbox = self._in
+        out, inbox.out = inbox.out, []
+        await self._write(out)  # over TLS, also what TLS itself owes
 
     async def _write(self, chunks: Sequence[bytes]) -> None:
-        eof = _EOF in chunks
-        data = self._seal(b"".join(chunks) if len(chunks) != 1 else chunks[0])
+        eof = b"" in chunks  # what websockets' data_to_send() yields for "half-close the socket now"
+        data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        if self._tls is not None:
+            data = self._tls.seal(data)  # sealed in the order written; the send lock keeps that order
         if data and self._backlog is None and not self._send_lock.locked():
             self._send_now(data)  # the common case: all of it goes now, or the rest is a backlog
             data = b""
         if data or self._backlog is not None:  # a partial write is finishing: queue behind it
             try:
                 async with self._send_lock:
-                    backlog, self._backlog, self.backlogged = self._backlog, None, False
+                    backlog, self._backlog = self._backlog, None
                     if backlog is not None:
                         await self._send_bounded(backlog)
                     if data:
                         await self._send_bounded(memoryview(data))
             except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
-                if self._aborted is not None:
-                    raise self._closed_exc() from None
-                raise TransportClosed(1006, f"socket error: {exc}") from None
+                raise self._broken(exc) from None
         if eof:
-            try:
+            with suppress(OSError):  # the peer went first: nothing left to half-close
                 self._sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     async def _send_bounded(self, view: memoryview) -> None:
         """The rest of a partial write, within ``send_stall_s``: a peer that stops reading is a
@@ -448,30 +377,21 @@ class FastWebSocket:
             return TransportClosed(rcvd.code, rcvd.reason)
         if sent is not None:  # we closed or failed it (1002, 1009): our code says why
             return TransportClosed(sent.code, sent.reason)
-        if self._aborted is not None:
-            return TransportClosed(self._aborted.code, self._aborted.reason)
+        if self._cut is not None:
+            return TransportClosed(self._cut.code, self._cut.reason)
         return TransportClosed(1006, "connection dropped without a close frame")
 
-    def _shutdown(self) -> None:
+    def _broken(self, exc: BaseException) -> TransportClosed:
+        """What a failed socket call means: the close's reason when we let go of the fd meanwhile."""
+        return self._closed_exc() if self._state not in LIVE else TransportClosed(1006, f"socket error: {exc}")
+
+    def _let_go(self, final: ConnectionState) -> None:
+        """Into ``final`` and the fd closed: out of the hub first (an epoll set must never hold
+        a closed fd), then every task waiting on the fd woken."""
+        if self._state not in LIVE:
+            return
+        self._state = moved(self._state, final)
         self._unpark()
-        try:
+        with suppress(RuntimeError):  # outside a Trio run: nobody can be waiting on the fd
             trio.lowlevel.notify_closing(self._sock)
-        except Exception:
-            pass
         self._sock.close()
-
-
-async def recv_raw(sock: socket.socket) -> bytes:
-    while True:
-        try:
-            return sock.recv(RECV_BYTES)
-        except BlockingIOError:
-            await trio.lowlevel.wait_readable(sock)
-
-
-async def send_raw(sock: socket.socket, view: memoryview) -> None:
-    while view:
-        try:
-            view = view[sock.send(view):]
-        except BlockingIOError:
-            await trio.lowlevel.wait_writable(sock)

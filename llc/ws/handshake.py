@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Awaitable, Callable, Sequence
 
 import trio
 from websockets.client import ClientProtocol
 from websockets.http11 import Request, Response
-from websockets.protocol import Protocol
+from websockets.protocol import Event, Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from llc.ws.fastws import FastWebSocket, HandshakeFailed, recv_raw, send_raw
-from llc.ws.tls import TLSWebSocket, MemoryTLS
-from llc.ws.transport import TransportClosed
+from llc.ws.fastws import FastWebSocket, HandshakeFailed
+from llc.ws.tls import MemoryTLS
+from llc.ws.wire import recv_raw, send_raw
 
 # An upgrade request/response head longer than this is refused (Twilio's and OpenAI's are < 2 KiB).
 MAX_HEAD_BYTES = 16384
@@ -34,7 +34,7 @@ def _raw_socket(stream: trio.SocketStream) -> socket.socket:
     return socket.socket(fileno=fd)
 
 
-async def _handshake_events(receive: Callable[[], Awaitable[bytes]], proto: Protocol) -> tuple[list[object], bytes]:
+async def _handshake_events(receive: Callable[[], Awaitable[bytes]], proto: Protocol) -> tuple[list[Event], bytes]:
     """Feed the upgrade request/response to the protocol; its events, and the bytes after it.
 
     Only the HTTP head goes to the protocol: frame bytes that arrived in the same read are
@@ -93,10 +93,10 @@ async def connect(
         if wsuri.secure:
             tls = MemoryTLS(ssl_context or ssl.create_default_context(), wsuri.host)
             await tls.handshake(sock)
-            await send_raw(sock, memoryview(tls.seal(b"".join(proto.data_to_send()))))
+            await tls.send(sock, b"".join(proto.data_to_send()))
             events, leftover = await _handshake_events(partial(tls.receive, sock), proto)
             _check_response(proto, events)  # a refusal (401/429/5xx) closes the socket too
-            return TLSWebSocket(sock, tls, proto, leftover)
+            return FastWebSocket(sock, proto, leftover, tls=tls)
         sock.sendall(b"".join(proto.data_to_send()))  # a few hundred bytes into an empty buffer
         events, leftover = await _handshake_events(partial(recv_raw, sock), proto)
         _check_response(proto, events)
@@ -106,7 +106,7 @@ async def connect(
     return FastWebSocket(sock, proto, leftover)
 
 
-def _check_response(proto: ClientProtocol, events: list[object]) -> None:
+def _check_response(proto: ClientProtocol, events: list[Event]) -> None:
     if proto.handshake_exc is not None:
         response = events[0] if events and isinstance(events[0], Response) else None
         status = response.status_code if response is not None else None
@@ -134,12 +134,11 @@ async def accept(
             else:
                 response = proto.accept(request)
             proto.send_response(response)
-            ws = FastWebSocket(sock, proto, leftover)
-            ws.request = request
-            await ws._write(proto.data_to_send())
+            # The engine takes over only an open connection; a refusal is written and closed here.
+            await send_raw(sock, memoryview(b"".join(proto.data_to_send())))
             if response.status_code == 101 and proto.handshake_exc is None:
-                return ws
-    except (HandshakeFailed, OSError, TransportClosed):
+                return FastWebSocket(sock, proto, leftover, request=request)
+    except (HandshakeFailed, OSError):
         pass
     except BaseException:  # cancelled mid-handshake: the detached socket is ours to close
         sock.close()

@@ -12,19 +12,23 @@ a control frame or the end of the stream, a failure, the socket being closed or 
 hub stopping. A call's cancellation unparks its legs at once (the abort hook below), so when a
 call's nursery exits nothing of it is left in the hub. Handlers run in the parking task's
 context (its log fields), and an exception in one is raised in that task, ending its call only.
+
+The hub sees a socket only through its public seam (``Parkable``): a socket being closed or
+aborted tells the hub first (``Parking.release``), so its fd leaves the epoll set before it is
+closed.
 """
 
 from __future__ import annotations
 
 import contextvars
 import select
-from typing import Callable
+import typing
+from collections.abc import Callable
 
 import outcome
 import trio
 
 from llc.log import get_logger
-from llc.ws.fastws import FastWebSocket
 from llc.ws.transport import Transport
 
 log = get_logger("hub")
@@ -32,16 +36,50 @@ log = get_logger("hub")
 MAX_EVENTS = 256  # per epoll_wait; more ready sockets are reported on the next pass (level-triggered)
 
 
-class _Parked:
-    __slots__ = ("ws", "fd", "on_message", "task", "context", "active")
+class Parking(typing.Protocol):
+    """What a parked socket is given: released before its fd is closed (an epoll set must never hold a closed fd)."""
 
-    def __init__(self, ws: FastWebSocket, on_message: Callable[[bytes], bool]) -> None:
+    def release(self) -> None:
+        """Take the socket out of the epoll set and wake its parked task (the fd is still open)."""
+
+
+@typing.runtime_checkable
+class Parkable(typing.Protocol):
+    """What the hub needs of a socket (the fast engine has it; a Transport without it is read by its task)."""
+
+    def fileno(self) -> int: ...
+
+    def parkable(self) -> bool:
+        """Open, with nothing read or owed that its task must handle."""
+
+    def read_nowait(self) -> bool:
+        """One non-blocking read; False when its task must take over."""
+
+    def message_nowait(self) -> bytes | None:
+        """The next whole data message; None when none is queued or the next needs the task."""
+
+    def attach_parking(self, parking: Parking) -> None:
+        """Call ``parking.release()`` before the fd closes."""
+
+    def detach_parking(self) -> None: ...
+
+
+class _Parked:
+    """One parked socket: its ``Parking``."""
+
+    __slots__ = ("active", "context", "fd", "hub", "on_message", "task", "ws")
+
+    def __init__(self, hub: Hub, ws: Parkable, on_message: Callable[[bytes], bool]) -> None:
+        self.hub = hub
         self.ws = ws
-        self.fd = ws._sock.fileno()
+        self.fd = ws.fileno()
         self.on_message = on_message
         self.task = trio.lowlevel.current_task()
         self.context = contextvars.copy_context()  # the parking task's log fields (call_sid, stream_sid)
         self.active = True
+
+    def release(self) -> None:
+        self.hub._hand_back(self)
 
 
 class Hub:
@@ -83,21 +121,21 @@ class Hub:
         ``on_message`` returns False when the message's actions could not all run at once (they
         wait for a task): the socket is handed back, and its reader reads on when they have run.
 
-        Returns True when handed back, False at once when the socket cannot be parked (not the
-        fast engine, something already read for the task, the hub not running): read it in the
+        Returns True when handed back, False at once when the socket cannot be parked (not
+        ``Parkable``, something already read for the task, the hub not running): read it in the
         task then.
         Raises what ``on_message`` raised.
         """
         ep = self._ep
-        if ep is None or not isinstance(ws, FastWebSocket) or not ws.parkable():
+        if ep is None or not isinstance(ws, Parkable) or not ws.parkable():
             return False
-        p = _Parked(ws, on_message)
+        p = _Parked(self, ws, on_message)
         try:
             ep.register(p.fd, select.EPOLLIN)
         except FileExistsError:  # a closed socket's number, reused: the kernel kept no entry for the old one
             ep.modify(p.fd, select.EPOLLIN)
         self._parked[p.fd] = p
-        ws.hub_release = lambda: self._hand_back(p)
+        ws.attach_parking(p)
 
         def abort(_: object) -> trio.lowlevel.Abort:
             self._release(p)  # cancelled (the call is ending): out of the epoll set now
@@ -109,25 +147,25 @@ class Hub:
     def _serve(self, p: _Parked) -> None:
         ws = p.ws
         try:
-            if not ws.read_nowait():
-                self._hand_back(p)
-                return
-            frames, on_message = ws._frames, p.on_message
-            while frames and p.active:
-                if type(frames[0]) is not bytes:  # a control frame or a fragment: the task's
-                    self._hand_back(p)
-                    return
-                if not on_message(frames.popleft()):  # type: ignore[arg-type]
-                    self._hand_back(p)  # its actions wait for a task: so does the rest of this socket
-                    return
-        except Exception as exc:  # a bug in a handler: raised in its own task, ends its call only
+            if ws.read_nowait():
+                on_message = p.on_message
+                while p.active:  # a handler may close or abort the socket: then it is released already
+                    msg = ws.message_nowait()
+                    if msg is None:
+                        if ws.parkable():
+                            return  # every message handled: it stays parked
+                        break  # a control frame or a fragment: the task's
+                    if not on_message(msg):
+                        break  # its actions wait for a task: so does the rest of this socket
+            self._hand_back(p)
+        except Exception as exc:  # noqa: BLE001  # a bug in a handler: raised in its own task, ends its call only
             self._hand_back(p, outcome.Error(exc))
 
     def _release(self, p: _Parked) -> bool:
         if not p.active:
             return False
         p.active = False
-        p.ws.hub_release = None
+        p.ws.detach_parking()
         if self._parked.get(p.fd) is p:
             del self._parked[p.fd]
             if self._ep is not None:

@@ -1,9 +1,10 @@
-"""``wss://`` on the fast engine: TLS on memory buffers, so the hub's path works over TLS too.
+"""``wss://`` on the fast engine: a TLS layer on memory buffers, so the hub's path works over TLS too.
 
 The real OpenAI endpoint is ``wss://``. Trio's SSLStream awaits every read and write, so a leg
 on it could neither be read by the hub (``llc.ws.hub``) nor written without a wait;
 ``ssl.SSLObject`` on two ``MemoryBIO`` buffers encrypts and decrypts without waiting, and only
-the socket waits, as for a plain leg.
+the socket waits, as for a plain leg. The engine (``llc.ws.fastws``) holds one as a layer: it
+opens what it reads and seals what it writes through it, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -11,40 +12,45 @@ from __future__ import annotations
 import socket
 import ssl
 
-from websockets.protocol import Protocol
-
-from llc.ws.fastws import RECV_BYTES, FastWebSocket, HandshakeFailed, recv_raw, send_raw
+from llc.ws.fastws import HandshakeFailed
 from llc.ws.transport import TransportClosed
+from llc.ws.wire import RECV_BYTES, recv_raw, send_raw
 
 
 class MemoryTLS:
     """TLS on memory buffers (``ssl.SSLObject``): ciphertext in, plaintext out, and back.
 
-    Why not Trio's SSLStream: its every read and write is awaited, so a ``wss://`` leg could
-    not be read by the hub (llc.ws.hub) or written without a wait. Here encrypting and
-    decrypting never wait; only the socket does, exactly as for a plain leg.
+    ``open`` and ``seal`` raise TransportClosed(1006) when TLS fails (a forged or broken
+    record): the connection cannot go on.
     """
 
     def __init__(self, context: ssl.SSLContext, host: str) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._obj = context.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
         self.eof = False  # the peer ended TLS (close_notify, or the socket's end)
+
+    @property
+    def pending(self) -> bool:
+        """TLS has bytes of its own for the peer (a handshake message, a key update)."""
+        return self._outgoing.pending > 0
 
     def open(self, raw: bytes) -> bytes:
         """Ciphertext in (b"": the socket's end), the plaintext it completes out (maybe b"")."""
         if raw:
-            self.incoming.write(raw)
-        elif not self.incoming.eof:
-            self.incoming.write_eof()
+            self._incoming.write(raw)
+        elif not self._incoming.eof:
+            self._incoming.write_eof()
         out: list[bytes] = []
         while not self.eof:
             try:
-                chunk = self.obj.read(RECV_BYTES)
+                chunk = self._obj.read(RECV_BYTES)
             except ssl.SSLWantReadError:
                 break
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 self.eof = True
                 break
+            except ssl.SSLError as exc:
+                raise TransportClosed(1006, f"TLS error: {exc}") from None
             if not chunk:
                 self.eof = True
                 break
@@ -54,65 +60,40 @@ class MemoryTLS:
     def seal(self, data: bytes) -> bytes:
         """Plaintext in, ciphertext out, with anything TLS itself must send (a key update)."""
         if data:
-            self.obj.write(data)
-        return self.outgoing.read()
+            try:
+                self._obj.write(data)
+            except ssl.SSLError as exc:
+                raise TransportClosed(1006, f"TLS error: {exc}") from None
+        return self._outgoing.read()
 
     async def handshake(self, sock: socket.socket) -> None:
         while True:
             try:
-                self.obj.do_handshake()
+                self._obj.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                await send_raw(sock, memoryview(self.outgoing.read()))
+                await send_raw(sock, memoryview(self._outgoing.read()))
             raw = await recv_raw(sock)
             if not raw:
                 raise HandshakeFailed("the peer closed the connection during the TLS handshake")
-            self.incoming.write(raw)
-        await send_raw(sock, memoryview(self.outgoing.read()))
+            self._incoming.write(raw)
+        await send_raw(sock, memoryview(self._outgoing.read()))
+
+    async def send(self, sock: socket.socket, data: bytes) -> None:
+        """Plaintext to the socket (during the upgrade). Raises HandshakeFailed or OSError."""
+        try:
+            sealed = self.seal(data)
+        except TransportClosed as exc:
+            raise HandshakeFailed(exc.reason) from None
+        await send_raw(sock, memoryview(sealed))
 
     async def receive(self, sock: socket.socket) -> bytes:
-        """Plaintext from the socket (during the upgrade); b"" at the end."""
+        """Plaintext from the socket (during the upgrade); b"" at the end. Raises HandshakeFailed or OSError."""
         while True:
             raw = await recv_raw(sock)
-            data = self.open(raw)
+            try:
+                data = self.open(raw)
+            except TransportClosed as exc:
+                raise HandshakeFailed(exc.reason) from None
             if data or not raw or self.eof:
                 return data
-
-
-class TLSWebSocket(FastWebSocket):
-    """The same engine over TLS, for ``wss://`` (the real OpenAI endpoint), the hub's path included."""
-
-    def __init__(self, sock: socket.socket, tls: MemoryTLS, proto: Protocol, leftover: bytes = b"") -> None:
-        self._tls = tls
-        super().__init__(sock, proto, leftover)
-
-    def _seal(self, data: bytes) -> bytes:
-        # Sealed in the order writes are asked for; the send lock keeps that order on the wire.
-        try:
-            return self._tls.seal(data)
-        except ssl.SSLError as exc:
-            raise TransportClosed(1006, f"TLS error: {exc}") from None
-
-    def _took(self, data: bytes) -> bool:
-        try:
-            plain = self._tls.open(data)
-        except ssl.SSLError as exc:
-            self.abort(f"TLS error: {exc}")
-            return False
-        if plain and self._take(plain) or self._tls.outgoing.pending:
-            self._owed = True  # the task's next _fill answers (the protocol, or TLS itself)
-            return False
-        if self._tls.eof:
-            self._eof_seen = True
-            return False
-        return True
-
-    async def _recv_some(self) -> bytes:
-        while not self._tls.eof:
-            raw = await super()._recv_some()
-            data = self._tls.open(raw)  # an ssl.SSLError is an OSError: the reader's socket error
-            if self._tls.outgoing.pending:
-                await self._write(())
-            if data or not raw:
-                return data
-        return b""

@@ -7,7 +7,8 @@ fake without a network.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 
 class TransportClosed(Exception):
@@ -20,8 +21,13 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
-    pongs: int  # pongs received so far: the answers to ping_nowait(), counted by the engine
-    backlogged: bool  # a send_nowait left bytes the kernel did not take: ``flush()`` must send them
+    @property
+    def pongs(self) -> int:
+        """Pongs received so far: the answers to ping_nowait(), counted by the engine."""
+
+    @property
+    def backlogged(self) -> bool:
+        """A send_nowait left bytes the kernel did not take: ``flush()`` must send them."""
 
     async def receive_text(self) -> str | bytes:
         """Next message; raises TransportClosed when the socket is gone."""

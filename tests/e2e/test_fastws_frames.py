@@ -52,14 +52,14 @@ def client_wire(*frames: Frame) -> bytes:
 
 def take_in_chunks(ws: fastws.FastWebSocket, wire: bytes, cuts: list[int]) -> None:
     last = 0
-    for cut in sorted(set(c for c in cuts if 0 < c < len(wire))) + [len(wire)]:
+    for cut in sorted({c for c in cuts if 0 < c < len(wire)}) + [len(wire)]:
         ws._take(wire[last:cut])
         last = cut
 
 
 async def messages(ws: fastws.FastWebSocket) -> list[bytes]:
     out = []
-    while ws._frames:
+    while ws._in.frames:
         out.append(await ws.receive_text())
     return out
 
@@ -74,7 +74,7 @@ def test_any_chunking_gives_the_same_messages(cuts: list[int]) -> None:
     ws, peer = server_ws()
     take_in_chunks(ws, wire, cuts)
     assert trio.run(messages, ws) == TEXTS
-    assert ws._buf == b"" and ws._proto.state is State.OPEN
+    assert ws._in._buf == b"" and ws._proto.state is State.OPEN
     peer.close()
 
 
@@ -127,7 +127,7 @@ async def test_a_data_frame_inside_a_fragmented_message_fails_the_connection() -
 async def test_unmasked_client_frame_fails_the_connection_with_1002() -> None:
     ws, peer = server_ws()
     ws._take(b"\x81\x05hello")  # a client must mask (RFC 6455 5.1)
-    assert not [f for f in ws._frames if type(f) is bytes]
+    assert not [f for f in ws._in.frames if type(f) is bytes]
     assert ws._proto.close_sent is not None and ws._proto.close_sent.code == 1002
     peer.close()
 
@@ -138,7 +138,7 @@ async def test_oversized_length_is_refused_before_it_is_buffered() -> None:
     ws._take(b"\x81\xff" + (2**31).to_bytes(8, "big") + b"mask")
     assert ws._proto.close_sent is not None and ws._proto.close_sent.code == 1009
     ws._take(b"more bytes of it")  # the rest is discarded by the protocol, not parsed
-    assert ws._buf == b"" and not [f for f in ws._frames if type(f) is bytes]
+    assert ws._in._buf == b"" and not [f for f in ws._in.frames if type(f) is bytes]
     peer.close()
 
 

@@ -9,16 +9,17 @@ its own reads handle, and that a parked socket never outlives its park in the ep
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 import pytest
 import trio
 from websockets.frames import Frame, Opcode
 
 from llc.ws.fastws import FastWebSocket
-from llc.ws.hub import Hub
+from llc.ws.hub import Hub, Parkable
+from llc.ws.hub import Parking as HubParking
 from llc.ws.transport import TransportClosed
 from tests.e2e.test_fastws_frames import client_wire, server_ws
 
@@ -35,7 +36,7 @@ async def parked_until_back(hub: Hub, ws: FastWebSocket, got: list[bytes], resul
 
     try:
         results.append(await hub.park(ws, on_message))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  # what park() raised is what the test looks at
         results.append(exc)
 
 
@@ -75,7 +76,7 @@ async def one_parked(keep: bool = True) -> AsyncIterator[Parking]:
             nursery.cancel_scope.cancel()
     finally:
         peer.close()
-        ws._sock.close()
+        ws.abort("test over")
 
 
 async def test_data_frames_from_many_sockets_reach_their_handlers_in_order_without_waking_the_task() -> None:
@@ -98,7 +99,7 @@ async def test_data_frames_from_many_sockets_reach_their_handlers_in_order_witho
     assert hub.parked == 0 and not hub.running
     for ws, peer in pairs:
         peer.close()
-        ws._sock.close()
+        ws.abort("test over")
 
 
 async def test_a_ping_is_handed_back_and_answered_by_the_task_read_then_the_socket_parks_again() -> None:
@@ -130,7 +131,7 @@ async def test_the_end_of_the_stream_is_handed_back_and_the_task_reads_it() -> N
 async def test_abort_while_parked_wakes_the_task_and_leaves_the_epoll_set_first() -> None:
     async with one_parked() as p:
         p.ws.abort("no pong within 3 s")  # the watchdog's cut, from another task
-        assert p.hub.parked == 0 and p.ws.hub_release is None
+        assert p.hub.parked == 0 and p.ws._parking is None
         await until(lambda: p.results, "handed back")
         with pytest.raises(TransportClosed) as info:
             await p.ws.receive_text()
@@ -142,8 +143,97 @@ async def test_abort_while_parked_wakes_the_task_and_leaves_the_epoll_set_first(
         peer2.sendall(text(b"still here"))
         await until(lambda: got == [b"still here"], "handled")
         assert p.hub.parked == 1
-    for s in (peer2, ws2._sock):
-        s.close()
+    peer2.close()
+    ws2.abort("test over")
+
+
+class SeamOnly:
+    """A fast socket seen only through the hub's seam: any other attribute is missing.
+
+    ``released``: right after each release by the socket, whether its fd was still open and
+    still in the hub's epoll set (it must have left the set, and not be closed yet).
+    """
+
+    def __init__(self, ws: FastWebSocket, hub: Hub) -> None:
+        self._ws, self._hub = ws, hub
+        self.released: list[tuple[bool, bool]] = []
+
+    def fileno(self) -> int:
+        return self._ws.fileno()
+
+    def parkable(self) -> bool:
+        return self._ws.parkable()
+
+    def read_nowait(self) -> bool:
+        return self._ws.read_nowait()
+
+    def message_nowait(self) -> bytes | None:
+        return self._ws.message_nowait()
+
+    def attach_parking(self, parking: HubParking) -> None:
+        seam = self
+
+        class Spy:
+            def release(self) -> None:
+                parking.release()
+                fd = seam.fileno()
+                seam.released.append((fd != -1, fd in in_epoll_set(seam._hub)))
+
+        self._ws.attach_parking(Spy())
+
+    def detach_parking(self) -> None:
+        self._ws.detach_parking()
+
+
+def in_epoll_set(hub: Hub) -> set[int]:
+    """The fds the kernel holds in the hub's epoll set (/proc/self/fdinfo of the epoll fd)."""
+    assert hub._ep is not None
+    with open(f"/proc/self/fdinfo/{hub._ep.fileno()}") as info:
+        return {int(line.split()[1]) for line in info if line.startswith("tfd:")}
+
+
+async def test_the_hub_reads_a_socket_through_its_public_seam_only() -> None:
+    ws, peer = server_ws()
+    async with trio.open_nursery() as nursery:
+        hub = Hub()
+        await nursery.start(hub.run)
+        seam = SeamOnly(ws, hub)
+        assert isinstance(seam, Parkable)
+        got: list[bytes] = []
+        results: list[object] = []
+        nursery.start_soon(parked_until_back, hub, seam, got, results)
+        await until(lambda: hub.parked == 1, "parked")
+        assert in_epoll_set(hub) == {ws.fileno()}
+        peer.sendall(text(b"one") + text(b"two"))
+        await until(lambda: len(got) == 2, "handled")
+        peer.sendall(client_wire(Frame(Opcode.PING, b"hi")))  # the protocol's: handed back
+        await until(lambda: results, "handed back")
+        assert got == [b"one", b"two"] and results == [True] and hub.parked == 0 and not in_epoll_set(hub)
+        nursery.cancel_scope.cancel()
+    peer.close()
+    ws.abort("test over")
+
+
+@pytest.mark.parametrize("how", ["close", "abort"])
+async def test_closing_a_parked_socket_takes_it_out_of_the_epoll_set_before_its_fd_closes(how: str) -> None:
+    ws, peer = server_ws()
+    async with trio.open_nursery() as nursery:
+        hub = Hub()
+        await nursery.start(hub.run)
+        seam = SeamOnly(ws, hub)
+        results: list[object] = []
+        nursery.start_soon(parked_until_back, hub, seam, [], results)
+        await until(lambda: hub.parked == 1, "parked")
+        fd = ws.fileno()
+        assert fd in in_epoll_set(hub)
+        peer.close()  # the peer is gone: close() does not wait for its close frame
+        with trio.fail_after(5):
+            await ws.close() if how == "close" else ws.abort("cut")
+        assert seam.released == [(True, False)]  # released while its fd was open, out of the set already
+        assert ws.fileno() == -1 and hub.parked == 0 and fd not in in_epoll_set(hub)
+        await until(lambda: results, "the parked task woken")
+        assert results == [True] and ws._parking is None
+        nursery.cancel_scope.cancel()
 
 
 async def test_cancelling_the_parked_task_takes_the_socket_out_of_the_hub() -> None:
@@ -156,14 +246,14 @@ async def test_cancelling_the_parked_task_takes_the_socket_out_of_the_hub() -> N
             call.start_soon(parked_until_back, hub, ws, got, [])
             await until(lambda: hub.parked == 1, "parked")
             call.cancel_scope.cancel()
-        assert hub.parked == 0 and ws.hub_release is None
+        assert hub.parked == 0 and ws._parking is None
         peer.sendall(text(b"after the call"))
         await trio.sleep(0.1)
         assert got == []  # nobody handles a finished call's frames
         nursery.cancel_scope.cancel()
     assert ws.parkable()  # nothing was read from it: its frame is still in the kernel
     peer.close()
-    ws._sock.close()
+    ws.abort("test over")
 
 
 async def test_a_failing_handler_raises_in_its_own_task_only() -> None:
@@ -191,8 +281,10 @@ async def test_a_failing_handler_raises_in_its_own_task_only() -> None:
         await until(lambda: results and got, "both handled")
         assert str(results[0]) == "a bug in the handler" and got == [b"fine"] and hub.parked == 1
         nursery.cancel_scope.cancel()
-    for s in (bad_peer, good_peer, bad._sock, good._sock):
-        s.close()
+    for peer in (bad_peer, good_peer):
+        peer.close()
+    for ws in (bad, good):
+        ws.abort("test over")
 
 
 async def test_a_handler_that_cannot_finish_gets_the_socket_handed_back_with_the_rest_unread() -> None:
@@ -218,7 +310,7 @@ async def test_a_stopping_hub_hands_every_socket_back_and_parks_no_more() -> Non
         assert results == [True]
         assert await hub.park(ws, lambda m: True) is False  # not running: the task reads itself
     peer.close()
-    ws._sock.close()
+    ws.abort("test over")
 
 
 async def test_a_partial_write_leaves_a_backlog_every_later_write_waits_behind() -> None:
@@ -246,7 +338,7 @@ async def test_a_partial_write_leaves_a_backlog_every_later_write_waits_behind()
     assert bytes(received[head:head + len(big)]) == big
     assert bytes(received[head + len(big):]) == b"\x81\x05after"
     peer.close()
-    ws._sock.close()
+    ws.abort("test over")
 
 
 async def test_a_wss_leg_is_read_by_the_hub_and_written_without_a_wait(nursery: trio.Nursery) -> None:

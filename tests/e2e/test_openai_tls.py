@@ -19,7 +19,7 @@ trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the 
 
 
 @pytest.fixture
-def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> "trustme.CA":
+def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> trustme.CA:
     """A throwaway CA the default trust store accepts (SSL_CERT_FILE), and a fresh process context."""
     authority = trustme.CA()
     pem = tmp_path / "ca.pem"
@@ -36,13 +36,13 @@ def _fresh_context() -> None:
         made.cache_clear()
 
 
-def _server_context(authority: "trustme.CA") -> ssl.SSLContext:
+def _server_context(authority: trustme.CA) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("127.0.0.1").configure_cert(ctx)
     return ctx
 
 
-async def test_one_tls_context_serves_every_connect(nursery: trio.Nursery, ca: "trustme.CA",
+async def test_one_tls_context_serves_every_connect(nursery: trio.Nursery, ca: trustme.CA,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     async def accept(request: WebSocketRequest) -> None:
         await request.accept()
@@ -63,7 +63,7 @@ async def test_one_tls_context_serves_every_connect(nursery: trio.Nursery, ca: "
     assert len(made) == 1  # made once (start-up makes it before the first call), never per connect
 
 
-async def _refusing_server(nursery: trio.Nursery, authority: "trustme.CA", status: int) -> int:
+async def _refusing_server(nursery: trio.Nursery, authority: trustme.CA, status: int) -> int:
     """A TLS server that answers every upgrade with ``status`` and closes its side."""
     ctx = _server_context(authority)
 
@@ -92,7 +92,7 @@ def _open_fds() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open descriptors in /proc")
-async def test_a_refused_tls_handshake_closes_its_socket(nursery: trio.Nursery, ca: "trustme.CA") -> None:
+async def test_a_refused_tls_handshake_closes_its_socket(nursery: trio.Nursery, ca: trustme.CA) -> None:
     settings = Settings(openai_realtime_url=f"wss://127.0.0.1:{await _refusing_server(nursery, ca, 401)}/v1/realtime",
                         openai_connect_timeout_s=5)
     gc.collect()
