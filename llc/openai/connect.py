@@ -10,8 +10,8 @@ import trio
 from llc.config import Settings
 from llc.core.dialect import dialect
 from llc.core.session import connect_url
-from llc.ws import fastws, handshake
-from llc.ws.transport import Transport
+from llc.ws import handshake
+from llc.ws.transport import HandshakeFailed, Transport
 
 # Audio deltas are small, but a session.updated echo with a long prompt and tools is not.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -50,7 +50,7 @@ async def connect_openai(settings: Settings) -> Transport:
             f"no answer from {settings.openai_realtime_url} within {settings.openai_connect_timeout_s:g} s; "
             "check the network path to OpenAI (status.openai.com) or raise OPENAI_CONNECT_TIMEOUT_S"
         ) from None
-    except fastws.HandshakeFailed as exc:
+    except HandshakeFailed as exc:
         if exc.status is not None:
             fix = "check OPENAI_API_KEY" if exc.status in (401, 403) else "check OPENAI_REALTIME_URL and OPENAI_MODEL"
             raise OpenAIConnectError(f"OpenAI refused the WebSocket with HTTP {exc.status}; {fix}") from None

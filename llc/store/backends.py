@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llc.log import get_logger
-from llc.store import sql
+from llc.store.sql import ADD_COLUMN, CALL_MIGRATIONS, POST_MIGRATION, SCHEMA, SERIAL
 
 log = get_logger("store")
 
@@ -49,15 +49,15 @@ class Backend:
         raise NotImplementedError
 
     def init_schema(self) -> None:
-        script = sql.SCHEMA.format(serial=sql.SERIAL[self.dialect])
+        script = SCHEMA.format(serial=SERIAL[self.dialect])
         for statement in filter(str.strip, script.split(";")):
             self.query(statement)
         # Databases made by an earlier version lack the newer columns of `calls`.
         have = self.columns("calls")
-        for name, decl in sql.CALL_MIGRATIONS:
+        for name, decl in CALL_MIGRATIONS:
             if name not in have:
-                self.query(sql.ADD_COLUMN[self.dialect].format(table="calls", name=name, decl=decl))
-        for statement in sql.POST_MIGRATION:
+                self.query(ADD_COLUMN[self.dialect].format(table="calls", name=name, decl=decl))
+        for statement in POST_MIGRATION:
             self.query(statement)
 
     def close(self) -> None:

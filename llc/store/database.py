@@ -25,8 +25,21 @@ import orjson
 import trio
 
 from llc.core.record import CallRecord, EndReason
-from llc.store import sql
 from llc.store.backends import POOL_SIZE, Backend, StoreError, open_backend
+from llc.store.sql import (
+    ADD_MESSAGE,
+    ADD_TICKET,
+    CALL_COLUMNS,
+    CLOSE_CALL,
+    CUSTOMER_BY_PHONE,
+    GET_CALL,
+    LIST_CALLS,
+    LIST_MESSAGES,
+    LIST_TICKETS,
+    OPEN_CALLS,
+    ORDERS_FOR,
+    UPSERT_CALL,
+)
 
 T = TypeVar("T")
 DEFAULT_DB = "llc.db"
@@ -107,8 +120,8 @@ class Store:
         """
         updated_at = float(data.get("updated_at") or time.time())
         body = {k: v for k, v in data.items() if k != "updated_at"}
-        row = [body[c] for c in sql.CALL_COLUMNS] + [orjson.dumps(body).decode(), self.instance, updated_at]
-        await self._call(lambda b: b.query(sql.UPSERT_CALL, row), records=True)
+        row = [body[c] for c in CALL_COLUMNS] + [orjson.dumps(body).decode(), self.instance, updated_at]
+        await self._call(lambda b: b.query(UPSERT_CALL, row), records=True)
 
     async def close_orphans(self, instance: str | None = None) -> list[str]:
         """At start-up: close every record ``instance`` (default: this store's) left open.
@@ -123,23 +136,23 @@ class Store:
 
         def sweep(b: Backend) -> list[str]:
             closed = []
-            for row in b.query(sql.OPEN_CALLS, [owner]):
+            for row in b.query(OPEN_CALLS, [owner]):
                 record = orjson.loads(row["record_json"])
                 ended = row["updated_at"] or row["started_at"] or now
                 detail = (f"the server ({owner}) stopped during the call; closed at its next start, "
                           f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))} UTC")
                 record.update(ended_at=ended, end_reason=SERVER_DIED, end_detail=detail)
-                b.query(sql.CLOSE_CALL, [ended, SERVER_DIED, detail, orjson.dumps(record).decode(), row["call_sid"]])
+                b.query(CLOSE_CALL, [ended, SERVER_DIED, detail, orjson.dumps(record).decode(), row["call_sid"]])
                 closed.append(row["call_sid"])
             return closed
 
         return await self._call(sweep, records=True, bound_s=4 * self.timeout_s)
 
     async def list_calls(self, limit: int = 50) -> list[dict[str, Any]]:
-        return await self._call(lambda b: b.query(sql.LIST_CALLS, [limit]))
+        return await self._call(lambda b: b.query(LIST_CALLS, [limit]))
 
     async def get_call(self, call_sid: str) -> dict[str, Any] | None:
-        rows = await self._call(lambda b: b.query(sql.GET_CALL, [call_sid]))
+        rows = await self._call(lambda b: b.query(GET_CALL, [call_sid]))
         return orjson.loads(rows[0]["record_json"]) if rows else None
 
     # ---- receptionist messages, CSR tickets -------------------------------------------
@@ -147,28 +160,28 @@ class Store:
     async def add_message(self, *, call_sid: str, scenario: str, caller_id: str, name: str, number: str,
                           reason: str, callback_time: str) -> int:
         row = [time.time(), call_sid, scenario, caller_id, name, number, reason, callback_time]
-        rows = await self._call(lambda b: b.query(sql.ADD_MESSAGE, row))
+        rows = await self._call(lambda b: b.query(ADD_MESSAGE, row))
         return int(rows[0]["id"])
 
     async def list_messages(self, limit: int = 50) -> list[dict[str, Any]]:
-        return await self._call(lambda b: b.query(sql.LIST_MESSAGES, [limit]))
+        return await self._call(lambda b: b.query(LIST_MESSAGES, [limit]))
 
     async def add_ticket(self, *, call_sid: str, customer_id: str, subject: str, details: str) -> int:
         row = [time.time(), call_sid, customer_id, subject, details, "open"]
-        rows = await self._call(lambda b: b.query(sql.ADD_TICKET, row))
+        rows = await self._call(lambda b: b.query(ADD_TICKET, row))
         return int(rows[0]["id"])
 
     async def list_tickets(self, limit: int = 50) -> list[dict[str, Any]]:
-        return await self._call(lambda b: b.query(sql.LIST_TICKETS, [limit]))
+        return await self._call(lambda b: b.query(LIST_TICKETS, [limit]))
 
     # ---- customers and orders ---------------------------------------------------------
 
     async def customer_by_phone(self, phone: str) -> dict[str, Any] | None:
-        rows = await self._call(lambda b: b.query(sql.CUSTOMER_BY_PHONE, [phone]))
+        rows = await self._call(lambda b: b.query(CUSTOMER_BY_PHONE, [phone]))
         return rows[0] if rows else None
 
     async def orders_for(self, customer_id: str) -> list[dict[str, Any]]:
-        return await self._call(lambda b: b.query(sql.ORDERS_FOR, [customer_id]))
+        return await self._call(lambda b: b.query(ORDERS_FOR, [customer_id]))
 
     async def seed(self) -> dict[str, int]:
         from llc.store.seed import seed_rows

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llc.store import sql
 from llc.store.backends import Backend
+from llc.store.sql import UPSERT_CUSTOMER, UPSERT_ORDER
 
 CUSTOMERS: list[tuple[str, str, str, str, str, float]] = [
     ("C001", "Ann Lee", "+15550100001", "ann@example.com", "plus", 0.0),
@@ -20,7 +20,7 @@ ORDERS: list[tuple[str, str, str, str, str, str]] = [
 
 def seed_rows(backend: Backend) -> dict[str, int]:
     for customer in CUSTOMERS:
-        backend.query(sql.UPSERT_CUSTOMER, customer)
+        backend.query(UPSERT_CUSTOMER, customer)
     for order in ORDERS:
-        backend.query(sql.UPSERT_ORDER, order)
+        backend.query(UPSERT_ORDER, order)
     return {"customers": len(CUSTOMERS), "orders": len(ORDERS)}

@@ -42,14 +42,6 @@ CLOSE_WAIT_S = 1.0
 SEND_STALL_S = 1.0
 
 
-class HandshakeFailed(Exception):
-    """The opening handshake did not complete; ``status`` is the HTTP status when there was one."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
-
-
 class FastWebSocket:
     """One WebSocket (either side) over a non-blocking stdlib socket. Implements Transport.
 

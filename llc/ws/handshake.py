@@ -19,8 +19,9 @@ from websockets.protocol import Event, Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from llc.ws.fastws import FastWebSocket, HandshakeFailed
+from llc.ws.fastws import FastWebSocket
 from llc.ws.tls import MemoryTLS
+from llc.ws.transport import HandshakeFailed
 from llc.ws.wire import recv_raw, send_raw
 
 # An upgrade request/response head longer than this is refused (Twilio's and OpenAI's are < 2 KiB).

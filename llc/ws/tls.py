@@ -12,8 +12,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-from llc.ws.fastws import HandshakeFailed
-from llc.ws.transport import TransportClosed
+from llc.ws.transport import HandshakeFailed, TransportClosed
 from llc.ws.wire import RECV_BYTES, recv_raw, send_raw
 
 

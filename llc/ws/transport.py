@@ -20,6 +20,14 @@ class TransportClosed(Exception):
         super().__init__(f"closed (code {code}) {reason}".strip())
 
 
+class HandshakeFailed(Exception):
+    """The opening handshake did not complete; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class Transport(Protocol):
     @property
     def pongs(self) -> int:

@@ -8,7 +8,7 @@ from trio_websocket import open_websocket_url, serve_websocket
 from wsproto.events import TextMessage
 
 from llc.ws import fastws, handshake
-from llc.ws.transport import TransportClosed
+from llc.ws.transport import HandshakeFailed, TransportClosed
 
 
 async def _fast_server(nursery: trio.Nursery, handler, path: str = "/media") -> int:
@@ -54,7 +54,7 @@ async def test_server_echoes_a_wsproto_client_including_fragments_and_pings(nurs
 
 async def test_server_refuses_other_paths_with_404(nursery: trio.Nursery) -> None:
     port = await _fast_server(nursery, _echo)
-    with pytest.raises(fastws.HandshakeFailed) as info:
+    with pytest.raises(HandshakeFailed) as info:
         with trio.fail_after(5):
             await handshake.connect(f"ws://127.0.0.1:{port}/elsewhere")
     assert info.value.status == 404

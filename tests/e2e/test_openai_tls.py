@@ -1,4 +1,4 @@
-"""Issue 15 item 7: one TLS context per process, and a refused TLS handshake leaves no socket open."""
+"""One TLS context per process (a handshake per call must not rebuild it), and a refused TLS handshake leaves no socket open."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> trustme.CA:
 
 
 def _fresh_context() -> None:
-    made = getattr(openai_connect, "tls_context", None)  # (absent before issue 15: a context per connect)
+    made = getattr(openai_connect, "tls_context", None)  # (absent in older builds, which made a context per connect)
     if made is not None:
         made.cache_clear()
 
