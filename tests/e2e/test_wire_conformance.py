@@ -13,6 +13,8 @@ Only the GA shape is checked: the SDK has no models for the flat beta shape, so 
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, get_args
@@ -41,7 +43,8 @@ def discriminated(union: Any) -> pydantic.TypeAdapter[Any]:
     not read; without a real discriminator an event would be tried against every member.
     """
     members = get_args(get_args(union)[0])
-    return pydantic.TypeAdapter(Annotated[members, pydantic.Field(discriminator="type")])  # type: ignore[valid-type]
+    union = functools.reduce(operator.or_, members)  # Union[...] of the members, built at run time
+    return pydantic.TypeAdapter(Annotated[union, pydantic.Field(discriminator="type")])
 
 
 CLIENT = discriminated(RealtimeClientEvent)
