@@ -94,6 +94,7 @@ class ActionRunner:
         self._recorder = recorder  # the agent's leg of the call audio, when recorded
         self._log_fields = log_fields  # extra log fields (a warm session has no call context)
         self.nursery: trio.Nursery | None = None  # where the drain task runs (the call's nursery)
+        self._wait: Wait | None = None  # what the action _step could not carry out now awaits
         self._deferred: deque[Sequence[Action]] = deque()
         self._draining = False
         self._drained = trio.Event()
@@ -105,56 +106,59 @@ class ActionRunner:
 
     # ---- one action -------------------------------------------------------------------
 
-    def _step(self, actions: Sequence[Action], i: int) -> tuple[int, Wait | None]:
-        """Carry out ``actions[i]`` if it needs no wait. Returns the index after what it took
-        (consecutive Twilio frames go as one write) and, when it could not go now, what to await
-        for it instead: then nothing of it has been done yet."""
+    def _step(self, actions: Sequence[Action], i: int) -> int:
+        """Carry out ``actions[i]`` if it needs no wait; returns the index after what it took
+        (consecutive Twilio frames go as one write). When it could not go now, nothing of it has
+        been done: the index comes back negated and ``_wait`` holds what to await for it instead.
+
+        (Class patterns without captures, and an int back rather than a tuple: this runs for
+        nearly every message of every call.)
+        """
         action = actions[i]
         match action:
-            case ToOpenAI(text):
+            case ToOpenAI():
                 ws = self.openai
                 if ws is not None:
                     try:
-                        if not ws.send_nowait((text,)):
-                            return i + 1, partial(self._send_openai, text)
+                        if not ws.send_nowait((action.text,)):
+                            return self._blocked(i + 1, partial(self._send_openai, action.text))
                     except TransportClosed:
                         pass  # the OpenAI reader sees the close and recovers or ends the call
             case ToTwilio():
                 texts, after = _twilio_run(actions, i)
-                if not self._send_twilio_nowait(texts):
-                    return after, partial(self._send_twilio, texts)
-                return after, None
+                twilio = self.twilio
+                if twilio is None:
+                    raise NotACall("a warm session has no Twilio leg")
+                try:
+                    if not twilio.send_nowait(texts):
+                        return self._blocked(after, partial(self._send_twilio, texts))
+                except TransportClosed:
+                    self._call().end(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)
+                if self._recorder is not None:  # the agent's leg (a clear included)
+                    self._recorder.agent(texts)
+                return after
             case ConnectOpenAI():
                 self._call().connect_openai()
-            case EndCall(reason, detail):
-                self._call().end(reason, detail)
+            case EndCall():
+                self._call().end(action.reason, action.detail)
             case RunTool():
                 self._call().run_tool(action)
-            case Timer(key, delay_s):
-                self._call().start_timer(key, delay_s)
-            case Log(level, msg, fields):
-                extra = fields if self._log_fields is None else {**fields, **self._log_fields()}
-                self.log.log(_LEVELS[level], msg, extra=extra)
+            case Timer():
+                self._call().start_timer(action.key, action.delay_s)
+            case Log():
+                fields = action.fields if self._log_fields is None else {**action.fields, **self._log_fields()}
+                self.log.log(_LEVELS[action.level], action.msg, extra=fields)
             case ReconnectOpenAI():
                 pass  # the OpenAI task reconnects when its reader returns
-            case PlayApology(mark):
-                return i + 1, partial(self._call().play_apology, mark)
+            case PlayApology():
+                return self._blocked(i + 1, partial(self._call().play_apology, action.mark))
             case _:
                 assert_never(action)
-        return i + 1, None
+        return i + 1
 
-    def _send_twilio_nowait(self, texts: list[str | bytes]) -> bool:
-        twilio = self.twilio
-        if twilio is None:
-            raise NotACall("a warm session has no Twilio leg")
-        try:
-            if not twilio.send_nowait(texts):
-                return False
-        except TransportClosed:
-            self._call().end(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)
-        if self._recorder is not None:  # the agent's leg (a clear included)
-            self._recorder.agent(texts)
-        return True
+    def _blocked(self, after: int, wait: Wait) -> int:
+        self._wait = wait
+        return -after
 
     async def _send_twilio(self, texts: list[str | bytes]) -> None:
         assert self.twilio is not None
@@ -178,8 +182,10 @@ class ActionRunner:
         """Carry out actions in order, awaiting what must wait (called from any of the call's tasks)."""
         i, n = 0, len(actions)
         while i < n:
-            i, wait = self._step(actions, i)
-            if wait is not None:
+            i = self._step(actions, i)
+            if i < 0:
+                i, wait, self._wait = -i, self._wait, None
+                assert wait is not None
                 await wait()
         await self._flush()
 
@@ -218,9 +224,11 @@ class ActionRunner:
             self._defer(actions)
             return False
         i, n = 0, len(actions)
+        step = self._step
         while i < n:
-            after, wait = self._step(actions, i)
-            if wait is not None:
+            after = step(actions, i)
+            if after < 0:
+                self._wait = None  # the drain task runs it again from the start of what waits
                 self._defer(actions[i:])
                 return False
             i = after

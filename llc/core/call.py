@@ -48,6 +48,7 @@ MAX_PENDING_FRAMES = 250
 # More than this many unusable frames in one call is a broken peer, not noise.
 MAX_BAD_FRAMES = 50
 _LOST = "the OpenAI session was lost before the tool finished"
+_LIVE = Phase.LIVE  # a module constant: read per media frame
 
 
 def _append(payload: str) -> ToOpenAI:
@@ -121,8 +122,9 @@ class CallCore:
         try:
             frame = tw.load(text)
             payload = tw.inbound_payload(frame)
-            if payload is not None and self.phase is Phase.LIVE and self.talk.stream_sid:
-                # Nearly every frame: straight through, no event object (what _on_media does).
+            if payload is not None and self.life.phase is _LIVE:
+                # Nearly every frame: straight through, no event object (what _on_media does;
+                # a live call has its stream, so the check for one is the phase's).
                 self.journal.caller_frame(payload)
                 return [_append(payload)]
             event = tw.from_json(frame)
@@ -212,7 +214,8 @@ class CallCore:
             event = oa.load(text)
             if type(event) is dict and event.get("type") in oa.AUDIO_DELTAS:
                 # Nearly every event: straight to its handler, no event object (what on_openai does).
-                return self._on_audio_delta(*oa.delta_fields(event), now)
+                item_id, response_id, delta = oa.delta_fields(event)
+                return self._on_audio_delta(item_id, response_id, delta, now)
             return self.on_openai(oa.from_json(event), now)
         except oa.EventError as exc:
             return [Log("warning", f"OpenAI sent {exc}; ignored")]

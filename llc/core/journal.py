@@ -25,6 +25,7 @@ from llc.core.record import BargeInRecord, CallRecord, EndReason, ToolCallRecord
 
 FRAME_MS = 20  # Twilio media frames carry 20 ms of caller audio
 RECENT_FRAMES = 250  # how far back (5 s) a turn's end is looked for: further back, the wait is unknown
+UNSEEN_FRAMES = 25  # caller payloads held, not yet looked at (a few KiB): see Journal.caller_frame
 LOUD = 1000  # |sample| on the 16-bit scale above which a frame counts as speech (phone-line hiss is far below)
 LOUD_SAMPLES = 8  # ... when at least this many of its samples are
 
@@ -44,6 +45,8 @@ QUIET_CODES = _quiet_codes()
 
 
 def is_loud(payload: str) -> bool:
+    """Does this frame carry speech (at least LOUD_SAMPLES samples over LOUD)? Decoded once,
+    counted with one translate: no per-sample Python."""
     try:
         audio = a2b_base64(payload)
     except (Base64Error, ValueError):
@@ -75,10 +78,12 @@ class Journal:
         self._lines: dict[str, TranscriptLine] = {}  # agent lines by audio item
         self._cuts: dict[str, int] = {}  # item -> ms heard, for barge-ins whose line has not come yet
         self._muted_bytes: dict[str, int] = {}  # audio the service generated after the cut (never played)
-        # Caller frames since the last loud one (RECENT_FRAMES: none that recent): when the
-        # service says the turn ended, they tell how long its turn detection waited after the
-        # caller fell silent. A count, not the frames: a call's memory stays small.
-        self._quiet_frames = RECENT_FRAMES
+        # When the service says the turn ended, the caller frames since the last loud one tell
+        # how long its turn detection waited after the caller fell silent. Kept as the newest
+        # payloads, not yet looked at, and a count of the quiet frames before them
+        # (RECENT_FRAMES: no loud frame that recent).
+        self._unseen: list[str] = []
+        self._quiet_before = RECENT_FRAMES
 
     # ---- the call: who, what, how it ended ------------------------------------------------
 
@@ -119,12 +124,18 @@ class Journal:
     # ---- frames, errors, sessions ----------------------------------------------------------
 
     def caller_frame(self, payload: str) -> None:
-        """A caller media frame (nearly every frame of a call: kept cheap)."""
+        """A caller media frame (nearly every frame of a call: kept cheap).
+
+        Why held, then looked at newest first: only the frames after the last loud one count,
+        and while the caller talks the newest frame is loud, so one decode settles a whole
+        batch; a call's memory stays a batch of payloads, not the seconds a look-back needs.
+        """
         self.record.frames_from_twilio += 1
-        if is_loud(payload):
-            self._quiet_frames = 0
-        elif self._quiet_frames < RECENT_FRAMES:
-            self._quiet_frames += 1
+        unseen = self._unseen
+        unseen.append(payload)
+        if len(unseen) >= UNSEEN_FRAMES:
+            self._quiet_before = self._quiet_frames()
+            unseen.clear()
 
     def agent_frame(self, now: float) -> None:
         """Agent audio went to the caller: the turn waiting for its first audio has it now."""
@@ -184,10 +195,20 @@ class Journal:
         self.awaiting_first_audio = None
         self.record.reconnects.append(note)
 
+    def _quiet_frames(self) -> int:
+        """Caller frames since their last loud one, at most RECENT_FRAMES."""
+        quiet = 0
+        for payload in reversed(self._unseen):
+            if is_loud(payload):
+                return quiet
+            quiet += 1
+        return min(RECENT_FRAMES, quiet + self._quiet_before)
+
     def _quiet_ms(self) -> float | None:
         """Caller audio since their last loud frame (frames come at real-time pace); None when
         nothing in the last RECENT_FRAMES was loud (an estimate either way: it is labelled so)."""
-        return None if self._quiet_frames >= RECENT_FRAMES else float(self._quiet_frames * FRAME_MS)
+        quiet = self._quiet_frames()
+        return None if quiet >= RECENT_FRAMES else float(quiet * FRAME_MS)
 
     # ---- what was said, and what was heard ------------------------------------------------
 

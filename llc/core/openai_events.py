@@ -160,8 +160,8 @@ def parse(text: str | bytes) -> OpenAIEvent:
 
 def delta_fields(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """An audio delta's item id, response id and payload: the fast lane's reading of it."""
-    delta = event.get("delta")
-    return (str(event.get("item_id") or event.get("response_id") or "?"), _id(event.get("response_id")),
+    delta, response_id = event.get("delta"), event.get("response_id")
+    return (str(event.get("item_id") or response_id or "?"), response_id if isinstance(response_id, str) else None,
             delta if isinstance(delta, str) else None)
 
 

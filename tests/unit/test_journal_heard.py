@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llc.core import openai_events as oa
 from llc.core import twilio_frames as tw
 from llc.core.actions import ToTwilio
 from llc.core.call import CallCore
 from llc.core.dialect import GA
-from llc.core.journal import heard_text
-from llc.core.record import EndReason
+from llc.core.journal import FRAME_MS, RECENT_FRAMES, Journal, heard_text
+from llc.core.record import CallRecord, EndReason
 from llc.core.session import SessionSpec
 from llc.core.turns import TurnPolicy
 from llc.kit.sim.audio import speech_like
@@ -162,3 +164,23 @@ def test_heard_text_estimate_cuts_at_words_and_handles_the_edges() -> None:
     assert heard_text("one two three four", 1000, 1000) == "one two three four"
     assert heard_text("one two three four", 500, 1000) == "one two…"
     assert heard_text("one two", 300, None) == "one two"  # nothing to scale by: the whole line
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["loud", "quiet", "junk"]), max_size=600), st.integers(0, 3))
+def test_the_vad_wait_look_back_is_the_frames_since_the_last_loud_one(frames: list[str], turns: int) -> None:
+    """Held and looked at newest first, the look-back gives exactly what counting back over
+    every frame gives: the quiet frames since the last loud one, None past RECENT_FRAMES."""
+    payloads = {"loud": base64.b64encode(speech_like(20)).decode(), "quiet": base64.b64encode(b"\xff" * 160).decode(),
+                "junk": "not base64!"}
+    journal = Journal(CallRecord(), 0.0)
+    seen: list[str] = []
+    cut = max(1, len(frames) // (turns + 1)) if turns else len(frames) + 1
+    for n, kind in enumerate(frames, 1):
+        journal.caller_frame(payloads[kind])
+        seen.append(kind)
+        if n % cut == 0 or n == len(frames):
+            journal.speech_stopped(1.0)
+            back = next((i for i, k in enumerate(reversed(seen)) if k == "loud"), None)
+            expected = None if back is None or back >= RECENT_FRAMES else float(back * FRAME_MS)
+            assert journal.record.turns[-1].vad_wait_ms == expected
