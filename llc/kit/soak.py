@@ -71,8 +71,11 @@ def _script(rng: random.Random, max_turns: int = 3) -> CallerScript:
 
 
 async def _sample(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
-    health = (await client.get(server.http_url + "/healthz")).json()
-    tasks = (await client.get(server.admin_url + "/debug/tasks")).json()["tasks"]
+    # Connection: close, so an idle keep-alive connection of this probe (which the server drops
+    # after its keep-alive timeout, whenever that falls) is not counted as the server's own task.
+    close = {"Connection": "close"}
+    health = (await client.get(server.http_url + "/healthz", headers=close)).json()
+    tasks = (await client.get(server.admin_url + "/debug/tasks", headers=close)).json()["tasks"]
     return {"t_s": round(time.monotonic() - t0, 1), "active_calls": health["active_calls"], "calls_done": done,
             "fds": sp.open_fds(server.pid), "sockets": sp.sockets_of(server.pid), "tasks": tasks,
             "rss_kib": sp.rss_kib(server.pid)}
@@ -186,8 +189,22 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
 
 
 async def _idle(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
-    await trio.sleep(0.5)  # let closing sockets finish closing
-    return await _sample(client, server, t0, done)
+    """An idle sample taken once the counts have settled.
+
+    Why settle: a call's last sockets close and its HTTP keep-alive handlers exit a moment after
+    the caller hangs up, so one sample right after a call can count a task that is on its way
+    out, and the comparison before/after then reads that passing task as a difference. Two
+    consecutive equal samples (at most 8, half a second apart) are the idle state.
+    """
+    last: dict[str, float] | None = None
+    for _ in range(8):
+        await trio.sleep(0.5)  # let closing sockets finish closing
+        sample = await _sample(client, server, t0, done)
+        if last is not None and all(sample[k] == last[k] for k in ("fds", "sockets", "tasks")):
+            return sample
+        last = sample
+    assert last is not None
+    return last
 
 
 async def _stored(db_url: str, sids: list[str]) -> dict[str, dict[str, Any] | None]:
