@@ -39,6 +39,7 @@ from llc.kit.soak_faults import FaultReport, inject_faults
 from llc.store import open_store
 
 LINES = ["Hello?", "What time do you open?", "Can I book a table for two?", "Thanks, bye."]
+IDLE_SAMPLES = 13  # half a second apart: a window longer than Hypercorn's 5 s keep-alive timeout
 FIELDS = ["t_s", "active_calls", "calls_done", "fds", "sockets", "tasks", "rss_kib"]
 WARMUP_CALLS = 3
 # Not on the default profile's transfer allow-list: the tool answers with an error output.
@@ -57,6 +58,7 @@ class SoakReport:
     rss_note: str = ""
     idle_before: dict[str, float] = field(default_factory=dict)
     idle_after: dict[str, float] = field(default_factory=dict)
+    idle_task_names: tuple[dict[str, int], dict[str, int]] = ({}, {})  # before, after: names a leak grew
     faults: FaultReport | None = None  # with --faults
     zombies: int = 0  # calls still active after every caller had hung up
 
@@ -71,14 +73,13 @@ def _script(rng: random.Random, max_turns: int = 3) -> CallerScript:
 
 
 async def _sample(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
-    # Connection: close, so an idle keep-alive connection of this probe (which the server drops
-    # after its keep-alive timeout, whenever that falls) is not counted as the server's own task.
-    close = {"Connection": "close"}
-    health = (await client.get(server.http_url + "/healthz", headers=close)).json()
-    tasks = (await client.get(server.admin_url + "/debug/tasks", headers=close)).json()["tasks"]
+    # FDs and sockets first: counted after the probes below, they would catch the probes' own
+    # connections, which the server closes a moment after its answer.
+    fds, sockets = sp.open_fds(server.pid), sp.sockets_of(server.pid)
+    health = (await client.get(server.http_url + "/healthz")).json()
+    tasks = (await client.get(server.admin_url + "/debug/tasks")).json()["tasks"]
     return {"t_s": round(time.monotonic() - t0, 1), "active_calls": health["active_calls"], "calls_done": done,
-            "fds": sp.open_fds(server.pid), "sockets": sp.sockets_of(server.pid), "tasks": tasks,
-            "rss_kib": sp.rss_kib(server.pid)}
+            "fds": fds, "sockets": sockets, "tasks": tasks, "rss_kib": sp.rss_kib(server.pid)}
 
 
 async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, seed: int = 1,
@@ -97,7 +98,11 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
             report.faults = FaultReport()
         server = sp.start_server("fast", openai_url, extra_env={"LLC_DB_URL": str(db)})
         try:
-            async with httpx.AsyncClient(timeout=5) as client, trio.open_nursery() as run:
+            # Every probe says Connection: close: an idle keep-alive connection of the soak's own
+            # (which the server drops after its keep-alive timeout, whenever that falls) would
+            # otherwise count as one of the server's tasks in the idle comparison.
+            async with httpx.AsyncClient(timeout=5, headers={"Connection": "close"}) as client, \
+                    trio.open_nursery() as run:
                 if proxy is not None and report.faults is not None:
                     run.start_soon(inject_faults, report.faults, server.http_url, proxy, faults_every_s,
                                    trio.current_time() + seconds)
@@ -135,6 +140,7 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
             warm.start_soon(one_call)
     t0 = time.monotonic()
     report.idle_before = await _idle(client, server, t0, report.calls_done)
+    names_before = await _task_names(client, server)
     started = report.calls_done
     limiter = trio.Semaphore(calls)
     end = t0 + seconds
@@ -180,6 +186,7 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
         if report.zombies:
             report.failures.append(f"{report.zombies} calls still active 10 s after every caller hung up (zombies)")
         report.idle_after = await _idle(client, server, t0, report.calls_done)
+        report.idle_task_names = (names_before, await _task_names(client, server))
         writer.writerow(report.idle_after)
     health = (await client.get(server.http_url + "/healthz")).json()
     if report.faults is not None:  # fault streams are media streams too
@@ -189,22 +196,29 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
 
 
 async def _idle(client: httpx.AsyncClient, server: sp.ServerProcess, t0: float, done: int) -> dict[str, float]:
-    """An idle sample taken once the counts have settled.
+    """The idle state: the least FDs, sockets and tasks seen over a window longer than Hypercorn's
+    keep-alive timeout, sampled every half second.
 
-    Why settle: a call's last sockets close and its HTTP keep-alive handlers exit a moment after
-    the caller hangs up, so one sample right after a call can count a task that is on its way
-    out, and the comparison before/after then reads that passing task as a difference. Two
-    consecutive equal samples (at most 8, half a second apart) are the idle state.
+    Why the least and not one sample: after a client closes an HTTP connection, Hypercorn keeps
+    its socket and handler task until its keep-alive timer (5 s by default) fires, and a call's
+    last sockets close a moment after its caller hangs up. Any one sample, or any few seconds of
+    samples, can count such a passer-by, and the before/after comparison would read it as a
+    leak. A leak is there in every sample, so it survives the minimum over the window; a
+    connection Hypercorn is about to drop does not.
     """
-    last: dict[str, float] | None = None
-    for _ in range(8):
-        await trio.sleep(0.5)  # let closing sockets finish closing
-        sample = await _sample(client, server, t0, done)
-        if last is not None and all(sample[k] == last[k] for k in ("fds", "sockets", "tasks")):
-            return sample
-        last = sample
-    assert last is not None
-    return last
+    samples = []
+    for _ in range(IDLE_SAMPLES):
+        await trio.sleep(0.5)
+        samples.append(await _sample(client, server, t0, done))
+    idle = dict(samples[-1])
+    for key in ("fds", "sockets", "tasks"):
+        idle[key] = min(sample[key] for sample in samples)
+    return idle
+
+
+async def _task_names(client: httpx.AsyncClient, server: sp.ServerProcess) -> dict[str, int]:
+    names: dict[str, int] = (await client.get(server.admin_url + "/debug/tasks")).json()["names"]
+    return names
 
 
 async def _stored(db_url: str, sids: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -257,11 +271,17 @@ def rss_baseline(loaded: list[dict[str, float]]) -> dict[str, float]:
     return loaded[max(1, len(loaded) // 5)] if len(loaded) >= 3 else loaded[0]
 
 
+def _grown_names(before: dict[str, int], after: dict[str, int]) -> str:
+    grown = {name: n - before.get(name, 0) for name, n in after.items() if n > before.get(name, 0)}
+    return f" (grew: {grown})" if grown else ""
+
+
 def _check(report: SoakReport, rss_growth: float) -> None:
     before, after = report.idle_before, report.idle_after
     for key in ("fds", "sockets", "tasks"):
         if before and after and after[key] > before[key]:
-            report.failures.append(f"{key} grew while idle: {before[key]} before the soak, {after[key]} after")
+            report.failures.append(f"{key} grew while idle: {before[key]} before the soak, {after[key]} after"
+                                   + (_grown_names(*report.idle_task_names) if key == "tasks" else ""))
     loaded = [s for s in report.samples if s["active_calls"] > 0]
     if len(loaded) >= 2:
         base, last = rss_baseline(loaded), loaded[-1]
