@@ -18,6 +18,7 @@ from llc.config import load_settings
 from llc.kit.bench.server_proc import free_port
 from llc.ops.restart import restart
 from llc.ops.supervisor import Pm2, detect
+from tests.helpers.components import missing
 from tests.helpers.ops_procs import serve_env, stop_pid, wait_healthz
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,10 +27,10 @@ APP = "llc-phone"  # the app name in ops/ecosystem.config.js (LLC_SERVICE_NAME's
 
 def _pm2_or_skip() -> str:
     if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed: pm2 runs on it (apt-get install nodejs npm; npm install -g pm2)")
+        missing("Node.js (pm2 runs on it)", "apt-get install nodejs npm && npm install -g pm2")
     pm2 = shutil.which("pm2")
-    if pm2 is None:  # Node.js is here, so pm2 can be: a missing pm2 is a set-up gap, not a reason to skip
-        pytest.fail("pm2 is not installed: npm install -g pm2 (.ci/run does when it is missing)")
+    if pm2 is None:
+        missing("pm2", "npm install -g pm2")
     return pm2
 
 
