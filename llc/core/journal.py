@@ -21,7 +21,15 @@ from binascii import a2b_base64
 
 from llc.core.levers import Routed
 from llc.core.playout import BYTES_PER_MS, Playout, TruncatePoint
-from llc.core.record import BargeInRecord, CallRecord, EndReason, ToolCallRecord, TranscriptLine, TurnLatency
+from llc.core.record import (
+    BargeInRecord,
+    CallRecord,
+    EndReason,
+    ToolCallRecord,
+    TranscriptLine,
+    TurnLatency,
+    keep_newest,
+)
 
 FRAME_MS = 20  # Twilio media frames carry 20 ms of caller audio
 RECENT_FRAMES = 250  # how far back (5 s) a turn's end is looked for: further back, the wait is unknown
@@ -166,8 +174,9 @@ class Journal:
         call.error = call.error or reason
 
     def route(self, routed: Routed, now: float) -> None:
-        self.record.routes.append({"at": round(now - self.t0, 3), "via": routed.via, "choice": routed.choice,
-                                   "action": routed.action, "target": routed.target})
+        self.record.routes_total += 1
+        keep_newest(self.record.routes, {"at": round(now - self.t0, 3), "via": routed.via, "choice": routed.choice,
+                                         "action": routed.action, "target": routed.target})
 
     def scenario_switched(self, name: str) -> None:
         self.record.scenario = f"{self.record.scenario}>{name}"
@@ -232,8 +241,9 @@ class Journal:
             self.record.transcript.append(TranscriptLine("caller", text.strip(), round(now - self.t0, 3)))
 
     def key_pressed(self, digit: str, now: float) -> None:
-        self.record.dtmf.append(digit)
-        self.record.dtmf_at.append(round(now - self.t0, 3))
+        self.record.dtmf_total += 1
+        keep_newest(self.record.dtmf, digit)
+        keep_newest(self.record.dtmf_at, round(now - self.t0, 3))
 
     def muted_audio(self, item_id: str, delta: str) -> None:
         """Audio of a cut item still arriving: never played, but part of what was generated."""

@@ -81,6 +81,16 @@ class ToolCallRecord:
     ms: float | None = None
 
 
+KEPT_ENTRIES = 200
+
+
+def keep_newest(items: list[Any], item: Any) -> None:
+    """Append ``item``, dropping the oldest entry past KEPT_ENTRIES."""
+    items.append(item)
+    if len(items) > KEPT_ENTRIES:
+        del items[0]
+
+
 @dataclass
 class CallRecord:
     call_sid: str = ""
@@ -101,9 +111,14 @@ class CallRecord:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     openai_errors: dict[str, int] = field(default_factory=dict)
     statuses: list[dict[str, str]] = field(default_factory=list)  # Twilio status callbacks seen
-    dtmf: list[str] = field(default_factory=list)  # keys the caller pressed, in order
+    # Key presses and the routes they lead to come at the caller's pace, as many as a caller (or a
+    # forged stream) sends: the record keeps the newest KEPT_ENTRIES and counts them all, so a
+    # flood costs a bounded record, not every progress write a longer copy.
+    dtmf: list[str] = field(default_factory=list)  # the newest keys the caller pressed, in order
     dtmf_at: list[float] = field(default_factory=list)  # when each was pressed (seconds since the start)
+    dtmf_total: int = 0  # every key pressed, kept or not
     routes: list[dict[str, Any]] = field(default_factory=list)  # IVR decisions: {at, via, choice, action, target}
+    routes_total: int = 0
     frames_from_twilio: int = 0
     frames_to_twilio: int = 0
     bad_frames: int = 0

@@ -13,6 +13,8 @@ from typing import Any, TypeAlias
 
 import orjson
 
+DTMF_DIGITS = frozenset("0123456789*#ABCD")  # the keys of a phone's keypad, and the four of the full grid
+
 
 class FrameError(ValueError):
     """A frame that cannot be used; the message says what was wrong with it."""
@@ -132,7 +134,10 @@ def from_json(frame: Any) -> TwilioEvent:
     if event == "connected":
         return Connected(str(frame.get("protocol", "Call")))
     if event == "dtmf":
-        return Dtmf(_str(_obj(frame, "dtmf"), "digit", "dtmf"))
+        digit = _str(_obj(frame, "dtmf"), "digit", "dtmf")
+        if digit not in DTMF_DIGITS:
+            raise FrameError(f"dtmf digit {digit[:8]!r} is not one of 0-9 * # A-D")
+        return Dtmf(digit)
     if event == "stop":
         stop = frame.get("stop")
         return Stop(str(stop.get("callSid", "")) if isinstance(stop, dict) else "")

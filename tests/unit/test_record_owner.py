@@ -60,3 +60,20 @@ def test_only_the_core_writes_a_call_record() -> None:
 def test_the_check_sees_a_write() -> None:
     code = "def f(bridge, rec):\n    bridge.record.answered_by = 'human'\n    rec.turns.append(1)\n    x.y = 2\n"
     assert [line for line, _ in _writes(ast.parse(code))] == [2, 3]
+
+
+def test_key_presses_keep_the_newest_and_count_all() -> None:
+    from llc.call.record_writer import progress_key
+    from llc.core.journal import Journal
+    from llc.core.record import KEPT_ENTRIES, CallRecord
+
+    record = CallRecord(call_sid="CA1")
+    journal = Journal(record, t0=0.0)
+    keys = []
+    for i in range(KEPT_ENTRIES + 50):
+        key = progress_key(record)
+        journal.key_pressed("0123456789*#"[i % 12], float(i))
+        assert progress_key(record) != key  # a press past the kept ones is still news for the store
+        keys.append("0123456789*#"[i % 12])
+    assert record.dtmf_total == KEPT_ENTRIES + 50
+    assert record.dtmf == keys[-KEPT_ENTRIES:] and record.dtmf_at[0] == 50.0 and len(record.dtmf_at) == KEPT_ENTRIES

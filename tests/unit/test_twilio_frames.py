@@ -43,6 +43,8 @@ def test_media_payload_untouched() -> None:
         ('{"event": "media", "media": {"payload": "x", "track": "outbound"}}', "only the inbound track"),
         ('{"event": "start", "start": {"callSid": "CA1"}}', "no 'streamSid' string"),
         ('{"event": "mark", "mark": {}}', "no 'name' string"),
+        ('{"event": "dtmf", "dtmf": {"digit": "55"}}', "not one of 0-9"),
+        ('{"event": "dtmf", "dtmf": {"digit": "e"}}', "not one of 0-9"),
     ],
 )
 def test_bad_frames_say_what_is_wrong(text: str, reason: str) -> None:
@@ -53,7 +55,9 @@ def test_bad_frames_say_what_is_wrong(text: str, reason: str) -> None:
 def test_other_events() -> None:
     assert tw.parse('{"event":"connected","protocol":"Call","version":"1.0.0"}') == tw.Connected("Call")
     assert tw.parse('{"event":"mark","streamSid":"MZ1","mark":{"name":"m7"}}') == tw.Mark("m7")
-    assert tw.parse('{"event":"dtmf","dtmf":{"track":"inbound_track","digit":"5"}}') == tw.Dtmf("5")
+    for digit in "0123456789*#ABCD":
+        frame = {"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": digit}}
+        assert tw.parse(orjson.dumps(frame)) == tw.Dtmf(digit)
     assert tw.parse('{"event":"stop","stop":{"accountSid":"AC1","callSid":"CA1"}}') == tw.Stop("CA1")
 
 
