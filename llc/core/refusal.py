@@ -27,6 +27,8 @@ class RefusalReason(Enum):
     API_TOKEN_UNSET = "api_token_unset"
     NO_BEARER = "no_bearer"
     WRONG_TOKEN = "wrong_token"
+    # the admin listener on loopback, asked under another name (a DNS-rebinding page)
+    NOT_LOOPBACK_HOST = "not_loopback_host"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from quart_trio import QuartTrio
 
 from llc import metrics
 from llc.config import LOOPBACK_HOSTS, Settings
-from llc.core.refusal import Refusal
+from llc.core.refusal import Refusal, RefusalReason
 from llc.log import get_logger
 from llc.web import debug
 from llc.web.console import console_blueprint
@@ -28,10 +28,31 @@ from llc.web.server import Server
 log = get_logger("web.admin")
 
 
-def admin_refusal(settings: Settings, authorization: str | None) -> Refusal | None:
-    """None when the admin listener may answer: bound to loopback, or the API bearer token given."""
+def is_loopback_host(host_header: str | None) -> bool:
+    """A ``Host`` naming this machine's loopback (127.0.0.1, localhost, [::1]), with or without a port."""
+    host = (host_header or "").strip().lower()
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        name, _, port = host.partition(":")
+    return name in LOOPBACK_HOSTS and (port == "" or port.isdigit())
+
+
+def admin_refusal(settings: Settings, authorization: str | None, host: str | None) -> Refusal | None:
+    """None when the admin listener may answer: asked on loopback by a loopback name, or with the token.
+
+    Why the name matters on loopback: a web page on a domain that re-resolves to 127.0.0.1 (DNS
+    rebinding), opened in a browser on the server, reaches this listener as its own origin and
+    could read the console and the metrics. Its requests carry that domain as their ``Host``; a
+    person or a scraper on the machine says 127.0.0.1 or localhost.
+    """
     if settings.admin_host in LOOPBACK_HOSTS:
-        return None
+        if is_loopback_host(host) or bearer_refusal(settings.api_token, authorization) is None:
+            return None
+        return Refusal(RefusalReason.NOT_LOOPBACK_HOST,
+                       f"Host {(host or '')[:100]!r} is not a loopback name: open the admin listener as "
+                       "http://127.0.0.1:<LLC_ADMIN_PORT>/ (or send Authorization: Bearer <LLC_API_TOKEN>)")
     return bearer_refusal(settings.api_token, authorization)
 
 
@@ -41,11 +62,20 @@ def create_admin_app(server: Server) -> QuartTrio:
 
     @app.before_request
     async def guard() -> Response | None:
-        refusal = admin_refusal(server.settings, request.headers.get("Authorization"))
+        refusal = admin_refusal(server.settings, request.headers.get("Authorization"), request.headers.get("Host"))
         if refusal is None:
             return None
         log.warning("admin request refused: %s", refusal, extra={"path": request.path, "remote": request.remote_addr})
+        if refusal.reason is RefusalReason.NOT_LOOPBACK_HOST:
+            return Response(f"{refusal}\n", status=403)
         return Response(f"{refusal}\n", status=401, headers={"WWW-Authenticate": 'Bearer realm="llc-admin"'})
+
+    @app.after_request
+    async def same_origin_only(response: Response) -> Response:
+        # Another site's page may not embed or read these answers (no CORS header is ever sent).
+        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.get("/metrics")
     async def metrics_page() -> Response:

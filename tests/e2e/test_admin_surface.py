@@ -56,6 +56,27 @@ async def test_admin_listener_off_loopback_needs_the_bearer_token(start_stack: S
     assert bare.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+async def test_admin_listener_on_loopback_answers_only_loopback_names(start_stack: StackFactory) -> None:
+    """A page on a rebinding domain reaches 127.0.0.1 too, under its own name: refused, unless it has the token."""
+    stack = await start_stack(settings={"api_token": "adm"})
+    port = stack.admin_url.rsplit(":", 1)[1]
+    async with httpx.AsyncClient(timeout=5) as client:
+        async def status(path: str, host: str, **headers: str) -> int:
+            return (await client.get(stack.admin_url + path, headers={"Host": host, **headers})).status_code
+
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}", "LOCALHOST"):
+            assert await status("/metrics", host) == 200, host
+        for host in (f"rebind.example.com:{port}", "127.0.0.1.nip.io", f"evil.test:{port}", "localhost:80x", ""):
+            for path in ("/console/live.json", "/metrics", "/debug/tasks", "/console/"):
+                assert await status(path, host) == 403, (host, path)
+        refused = await client.get(stack.admin_url + "/metrics", headers={"Host": "rebind.example.com"})
+        assert "not a loopback name" in refused.text and "127.0.0.1" in refused.text
+        assert await status("/metrics", "rebind.example.com", Authorization="Bearer adm") == 200
+        ok = await client.get(stack.admin_url + "/console/live.json")
+    assert ok.status_code == 200 and "access-control-allow-origin" not in ok.headers
+    assert ok.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
 # ---- item 1: signatures against the URL Twilio was given -----------------------------------
 
 
