@@ -68,6 +68,24 @@ def cut(buf: bytes, i: int, out: deque[bytes | Frame], mask_bit: int, limit: int
     return i, NEEDS_MORE, pongs
 
 
+def frame_size(buf: bytes) -> int:
+    """The whole size of the frame ``buf`` starts with, header included; 0 while its header is partial."""
+    n = len(buf)
+    if n < 2:
+        return 0
+    b1 = buf[1]
+    length, head = b1 & 0x7F, 2
+    if length == 126:
+        if n < 4:
+            return 0
+        length, head = int.from_bytes(buf[2:4], "big"), 4
+    elif length == 127:
+        if n < 10:
+            return 0
+        length, head = int.from_bytes(buf[2:10], "big"), 10
+    return head + (4 if b1 & 0x80 else 0) + length
+
+
 class Inbox:
     """One socket's received plaintext: messages for the reader, and what the protocol owes back.
 
@@ -81,7 +99,12 @@ class Inbox:
         self.frames: deque[bytes | Frame] = deque()
         self.out: list[bytes] = []  # what the protocol owes the peer (a pong, a close, the EOF), unsent
         self.pongs = 0  # pongs received: liveness for the pings the engine sent
-        self._buf = b""  # received bytes not yet a whole frame; always starts on a frame boundary
+        # Received bytes not yet a whole frame, as they came (always starting on a frame boundary):
+        # joined once, when the frame is whole, so a large frame sent in small pieces costs
+        # O(frame), not a copy of everything held at every read.
+        self._parts: list[bytes] = []
+        self._held = 0  # bytes in _parts
+        self._need = 0  # bytes the partial frame needs in all (0: its header is not whole yet)
         self._fragments: list[bytes] = []
         self._mask_bit = 0 if proto.side is Side.CLIENT else 0x80  # what the peer's frames carry (RFC 6455 5.1)
 
@@ -91,9 +114,16 @@ class Inbox:
         ``cutting``: the connection is open, so whole data frames are cut here; otherwise a
         close frame of ours is out and every byte is the protocol's, the partial frame first.
         """
-        buf = self._buf + data if self._buf else data
+        if self._parts:
+            self._parts.append(data)
+            self._held += len(data)
+            if cutting and self._held < self._need:
+                return False  # still partial: nothing to cut yet
+            buf = b"".join(self._parts)
+            self._hold(b"")
+        else:
+            buf = data
         if not cutting:
-            self._buf = b""
             self._to_protocol(buf)
             return True
         proto = self.proto
@@ -104,22 +134,30 @@ class Inbox:
             if pongs:
                 self.pongs += pongs
             if end == NEEDS_MORE:
-                self._buf = buf[i:] if i < len(buf) else b""
+                self._hold(buf[i:] if i else buf)
                 return fed
             fed = True
             if end == OVER_LIMIT:
                 # To the protocol now, to be refused (1009) before it is buffered: that fails
                 # the connection, and every later byte is the protocol's too.
-                self._buf = b""
                 self._to_protocol(buf[i:])
                 return True
             self._to_protocol(buf[i:end])
             if proto.state is not State.OPEN:  # a close frame, or a frame that failed the connection
-                self._buf = b""
                 if end < len(buf):
                     self._to_protocol(buf[end:])
                 return True
             i = end
+
+    @property
+    def held(self) -> int:
+        """Bytes of a partial frame waiting for the rest."""
+        return self._held
+
+    def _hold(self, rest: bytes) -> None:
+        """Keep ``rest`` (the start of a frame, or nothing) until the frame is whole."""
+        self._parts = [rest] if rest else []
+        self._held, self._need = len(rest), frame_size(rest)
 
     def end(self) -> None:
         """The stream's end (the socket's, or TLS's): the protocol decides what it means."""
