@@ -19,10 +19,13 @@ from llc.core.record import CallRecord
 
 
 class RecordSink(Protocol):
-    async def save_progress(self, record: CallRecord) -> None:
+    """``seq``: the write's place among this call's writes (1, 2, ...): the store keeps the row of
+    the highest, whatever order the writes land in and whatever the wall clock says."""
+
+    async def save_progress(self, record: CallRecord, seq: int) -> None:
         """A call in progress, as it stands (bounded; a failure is said, not raised)."""
 
-    async def save_final(self, record: CallRecord) -> None:
+    async def save_final(self, record: CallRecord, seq: int) -> None:
         """A finished call (bounded; never lost: kept elsewhere when the store cannot take it)."""
 
 
@@ -38,6 +41,7 @@ class RecordWriter:
         self.admitted = False
         self._written: tuple[int, ...] | None = None  # what the last progress write held (None: none yet)
         self._saving = False
+        self._seq = 0  # writes started for this call
 
     def admit(self, record: CallRecord, nursery: trio.Nursery) -> None:
         """The call was admitted: its record is written now, open, then as it grows."""
@@ -51,16 +55,18 @@ class RecordWriter:
         key = progress_key(record)
         if key != self._written:
             self._written, self._saving = key, True
-            nursery.start_soon(self._save_progress, record)
+            self._seq += 1
+            nursery.start_soon(self._save_progress, record, self._seq)
 
-    async def _save_progress(self, record: CallRecord) -> None:
+    async def _save_progress(self, record: CallRecord, seq: int) -> None:
         assert self._sink is not None
         try:
-            await self._sink.save_progress(record)
+            await self._sink.save_progress(record, seq)
         finally:
             self._saving = False
 
     async def final(self, record: CallRecord) -> None:
         """The finished record (an admitted call's only)."""
         if self._sink is not None and self.admitted:
-            await self._sink.save_final(record)
+            self._seq += 1  # after every progress write, even one still under way
+            await self._sink.save_final(record, self._seq)

@@ -108,19 +108,27 @@ class Store:
 
     # ---- calls ------------------------------------------------------------------------
 
-    async def save_call(self, record: CallRecord) -> None:
-        """Write the record, open (``ended_at`` None) or ended; call it as often as it changes."""
-        await self.save_call_data(record.as_dict())
+    async def save_call(self, record: CallRecord, seq: int | None = None) -> None:
+        """Write the record, open (``ended_at`` None) or ended; call it as often as it changes.
+
+        ``seq``: the write's place among the call's writes (``llc.call.record_writer``)."""
+        await self.save_call_data({**record.as_dict(), "seq": seq})
 
     async def save_call_data(self, data: dict[str, Any]) -> None:
         """Store a record given as ``CallRecord.as_dict()`` (also how pending records replay).
 
-        ``updated_at`` in ``data`` (the pending file stamps it) is when the record was true;
-        absent, now. An older write than the stored row's is ignored, so replaying is idempotent.
+        Which write wins is decided by the record, never by a clock: an ended record over an
+        open one, then the higher ``seq`` in ``data`` (a write without one, from an older
+        pending file, competes on the first rule only). So a write that outlived its timeout,
+        or a replay, never takes a row back, and a wall clock stepped back (NTP, a resumed VM)
+        cannot make the final record lose. ``updated_at`` (the pending file stamps it; absent,
+        now) is only when the record was last true: the crash sweep ends a call there.
         """
         updated_at = float(data.get("updated_at") or time.time())
-        body = {k: v for k, v in data.items() if k != "updated_at"}
-        row = [body[c] for c in CALL_COLUMNS] + [orjson.dumps(body).decode(), self.instance, updated_at]
+        seq = data.get("seq")
+        body = {k: v for k, v in data.items() if k not in ("updated_at", "seq")}
+        row = ([body[c] for c in CALL_COLUMNS]
+               + [orjson.dumps(body).decode(), self.instance, updated_at, int(seq) if seq is not None else None])
         await self._call(lambda b: b.query(UPSERT_CALL, row), records=True)
 
     async def close_orphans(self, instance: str | None = None) -> list[str]:

@@ -24,28 +24,28 @@ class DurableRecords:
     def __init__(self, store: Store, pending: PendingRecords, write_timeout_s: float = RECORD_WRITE_TIMEOUT_S) -> None:
         self.store, self.pending, self.write_timeout_s = store, pending, write_timeout_s
 
-    async def _write(self, record: CallRecord) -> str:
+    async def _write(self, record: CallRecord, seq: int) -> str:
         """One bounded write of a record; "" when it was stored, else why not (in plain words)."""
         with trio.move_on_after(self.write_timeout_s):
             try:
-                await self.store.save_call(record)
+                await self.store.save_call(record, seq)
             except Exception as exc:  # noqa: BLE001  any failure of the store is said, and the record kept
                 return str(exc) or type(exc).__name__
             return ""
         return f"the write took over {self.write_timeout_s:g} s"
 
-    async def save_progress(self, record: CallRecord) -> None:
+    async def save_progress(self, record: CallRecord, seq: int) -> None:
         """A call in progress, written as it stands (bounded; the final write keeps what fails)."""
-        if failure := await self._write(record):
+        if failure := await self._write(record, seq):
             log.warning("could not write the record of a call in progress (%s); its final record is "
                         "still written when it ends", failure, extra={"call_sid": record.call_sid})
 
-    async def save_final(self, record: CallRecord) -> None:
+    async def save_final(self, record: CallRecord, seq: int) -> None:
         """A finished call: stored, or kept in the pending file until the database is back."""
         if not record.call_sid:
             return  # the stream never started: nothing to file it under
-        if failure := await self._write(record):
-            await self.pending.add(record.as_dict())
+        if failure := await self._write(record, seq):
+            await self.pending.add({**record.as_dict(), "seq": seq})
             log.error("could not store the call record (%s); kept in %s and written when the database is back",
                       failure, self.pending.path, extra={"call_sid": record.call_sid})
         elif self.pending.has_pending():

@@ -3,9 +3,11 @@
 Queries are written with ``?`` placeholders; the PostgreSQL backend rewrites them to ``%s``.
 The dialect differences: how an auto-numbered key is spelled, and adding a column.
 
-A call's row is written when the call starts and rewritten as it goes (``updated_at``, the
-writer's clock). A write older than the row's is ignored: a replayed pending record or a
-write that outlived its timeout never takes a record back in time. ``instance`` names the
+A call's row is written when the call starts and rewritten as it goes. Which write wins is
+the record's own order, never a clock: an ended record over an open one, then the higher
+``seq`` (the write's place among the call's writes). A replayed pending record or a write that
+outlived its timeout never takes a record back, and a wall clock stepped back cannot make the
+final write lose. ``updated_at`` says when the row was last true (the crash sweep ends a call there). ``instance`` names the
 server that owns the call, so the next start of that server can close what it left open.
 """
 
@@ -19,7 +21,7 @@ CREATE TABLE IF NOT EXISTS calls (
     started_at DOUBLE PRECISION, ended_at DOUBLE PRECISION,
     end_reason TEXT, end_detail TEXT,
     record_json TEXT NOT NULL,
-    instance TEXT NOT NULL DEFAULT '', updated_at DOUBLE PRECISION
+    instance TEXT NOT NULL DEFAULT '', updated_at DOUBLE PRECISION, seq BIGINT
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -47,7 +49,7 @@ CREATE TABLE IF NOT EXISTS tickets (
 SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
 
 # Columns `calls` gained after its first version: added to an existing database on open.
-CALL_MIGRATIONS = (("instance", "TEXT NOT NULL DEFAULT ''"), ("updated_at", "DOUBLE PRECISION"))
+CALL_MIGRATIONS = (("instance", "TEXT NOT NULL DEFAULT ''"), ("updated_at", "DOUBLE PRECISION"), ("seq", "BIGINT"))
 # IF NOT EXISTS on PostgreSQL: several instances may open one database at the same moment.
 ADD_COLUMN = {"sqlite": "ALTER TABLE {table} ADD COLUMN {name} {decl}",
               "postgres": "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {decl}"}
@@ -56,12 +58,13 @@ POST_MIGRATION = ("CREATE INDEX IF NOT EXISTS calls_open ON calls (instance) WHE
 CALL_COLUMNS = ("call_sid", "stream_sid", "direction", "scenario", "path", "from_number", "to_number",
                 "answered_by", "started_at", "ended_at", "end_reason", "end_detail")
 
-_CALL_WRITE = (*CALL_COLUMNS, "record_json", "instance", "updated_at")
+_CALL_WRITE = (*CALL_COLUMNS, "record_json", "instance", "updated_at", "seq")
 UPSERT_CALL = (
     f"INSERT INTO calls ({', '.join(_CALL_WRITE)}) VALUES ({', '.join('?' * len(_CALL_WRITE))}) "
     "ON CONFLICT (call_sid) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _CALL_WRITE[1:])
-    + " WHERE calls.updated_at IS NULL OR excluded.updated_at >= calls.updated_at"
+    + " WHERE (calls.ended_at IS NULL OR excluded.ended_at IS NOT NULL)"
+    " AND (calls.seq IS NULL OR excluded.seq IS NULL OR excluded.seq >= calls.seq)"
 )
 LIST_CALLS = f"SELECT {', '.join(CALL_COLUMNS)}, instance FROM calls ORDER BY started_at DESC LIMIT ?"
 GET_CALL = "SELECT record_json FROM calls WHERE call_sid = ?"

@@ -248,6 +248,38 @@ async def test_an_older_write_never_takes_a_record_back(db_url: str) -> None:
     store.close()
 
 
+async def test_a_wall_clock_stepped_back_never_loses_the_final_record(db_url: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call's writes go through the durable sink as a call makes them; between its last
+    progress write and its end the wall clock steps back an hour (NTP, a resumed VM). The final
+    record is stored all the same, and a progress write that lands late never reopens it."""
+    from llc.call.record_writer import RecordWriter
+    from llc.store.durable import DurableRecords
+    from llc.store.pending import PendingRecords
+
+    store = open_store(db_url, instance="a")
+    await store.open()
+    pending = PendingRecords(tmp_path / "pending.jsonl")
+    writer = RecordWriter(DurableRecords(store, pending))
+    rec = open_call("CAclock")
+    clock = [2_000_003_600.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    async with trio.open_nursery() as nursery:
+        writer.admit(rec, nursery)  # progress write 1, an hour "ahead"
+    late_progress = {**rec.as_dict(), "seq": 1}
+    clock[0] -= 3600  # the step back
+    rec.transcript.append(TranscriptLine("agent", "Goodbye!", 2.0))
+    rec.ended_at, rec.end_reason = clock[0], "caller_hangup"
+    await writer.final(rec)
+    got = await store.get_call("CAclock")
+    assert got is not None and got["end_reason"] == "caller_hangup" and got["transcript"][-1]["text"] == "Goodbye!"
+    await store.save_call_data(late_progress)  # a progress write that outlived its timeout lands last
+    got = await store.get_call("CAclock")
+    assert got is not None and got["end_reason"] == "caller_hangup"
+    assert not pending.has_pending()  # stored, not parked
+    store.close()
+
+
 def test_a_database_made_before_the_instance_column_is_migrated(tmp_path: Path) -> None:
     path = str(tmp_path / "old.db")
     conn = sqlite3.connect(path)
