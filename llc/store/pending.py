@@ -10,9 +10,10 @@ replay that tail is moved to ``<file>.torn`` (kept for a person, never replayed)
 off, so the next record starts on a line of its own instead of being glued to the fragment
 and lost with it. Lines that do not parse are quarantined the same way. The rewrite after a
 replay is fsynced before ``os.replace`` and the folder after it, so a crash leaves the old
-file or the new one, never an empty one. Each line carries ``updated_at`` (when the record
-was true): the store ignores a replayed record older than what it holds, so replaying
-twice, or after the call's later writes got through, changes nothing.
+file or the new one, never an empty one. The store decides which write of a call wins by the
+record (ended over open, then its ``seq``), so replaying twice, or after the call's later
+writes got through, changes nothing. Replays go in batches that each keep their progress
+(see "a replay in batches" below).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from llc.store.backends import StoreError
 
 log = get_logger("records")
 
+REPLAY_BATCH = 500  # records written between two marks of progress
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
@@ -44,6 +47,7 @@ class PendingRecords:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.torn_path = self.path.with_name(self.path.name + ".torn")
+        self.done_path = self.path.with_name(self.path.name + ".done")  # how far a replay has stored
         self._lock = trio.Lock()  # one writer of the file at a time within this process
 
     def has_pending(self) -> bool:
@@ -116,36 +120,102 @@ class PendingRecords:
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)  # and the new name is on disk too
 
-    async def replay(self, save: Callable[[dict[str, Any]], Awaitable[None]]) -> tuple[int, int]:
-        """Write every pending record with ``save``; returns (written, still pending).
+    # ---- a replay in batches --------------------------------------------------------------
+    #
+    # Why batches with a marker: a long file (a day of calls kept while the database was down)
+    # takes longer to replay than any one bound, and a pass that only rewrote the file once it
+    # was through would start again from the first record each time it was cut short, forever.
+    # So after each batch the byte offset of what is stored goes to ``<file>.done`` (fsynced):
+    # a cancelled or crashed pass keeps its progress, and the next one resumes there (at worst
+    # one batch is written twice, which the store ignores). A record that failed in a batch is
+    # appended at the end, past the marker, for the next pass. The file is rewritten once, when
+    # a pass has reached the end it started with; records added meanwhile are kept.
 
-        Unreadable lines are quarantined (``<file>.torn``), counted in neither."""
+    def _read_marker_sync(self) -> int:
+        try:
+            offset = int(self.done_path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+        size = self.path.stat().st_size if self.path.exists() else 0
+        return offset if 0 <= offset <= size else 0  # a marker from another file: start over
+
+    def _batch_sync(self, start: int, end: int, n: int) -> tuple[list[bytes], int]:
+        lines: list[bytes] = []
+        with self.path.open("rb") as f:
+            f.seek(start)
+            while len(lines) < n and f.tell() < end:
+                lines.append(f.readline().rstrip(b"\n"))
+            return lines, f.tell()
+
+    def _commit_sync(self, failed: list[bytes], offset: int) -> None:
+        if failed:
+            with self.path.open("ab") as f:
+                f.write(b"".join(x + b"\n" for x in failed))
+                f.flush()
+                os.fsync(f.fileno())
+        tmp = self.done_path.with_name(self.done_path.name + ".tmp")
+        with tmp.open("w") as f:
+            f.write(str(offset))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.done_path)
+
+    def _finish_sync(self, end: int) -> int:
+        """The pass reached ``end``: keep only what came after it; returns how many lines that is."""
+        with self.path.open("rb") as f:
+            f.seek(end)
+            rest = [x for x in f.read().splitlines() if x.strip()]
+        self.done_path.unlink(missing_ok=True)  # first: a crash before the rewrite replays from the start
+        self._rewrite_sync(rest)
+        return len(rest)
+
+    def _count_after_marker_sync(self) -> int:
+        with self.path.open("rb") as f:
+            f.seek(self._read_marker_sync())
+            return sum(1 for line in f if line.strip())
+
+    async def replay(self, save: Callable[[dict[str, Any]], Awaitable[None]],
+                     batch: int = REPLAY_BATCH) -> tuple[int, int]:
+        """Write pending records with ``save``, ``batch`` at a time, each batch's progress kept;
+        returns (written, still pending). Unreadable lines are quarantined (``<file>.torn``),
+        counted in neither. The lock is taken per batch: a call's final record waits for one
+        batch at most to be appended."""
         async with self._lock:
             await trio.to_thread.run_sync(self.repair_sync)
             if not self.has_pending():
                 return 0, 0
-            lines = [x for x in (await trio.to_thread.run_sync(self.path.read_bytes)).splitlines() if x.strip()]
-            left: list[bytes] = []
-            unreadable: list[bytes] = []
-            written, reachable = 0, True
-            for raw in lines:
-                try:
-                    data = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    unreadable.append(raw)
-                    continue
-                if not reachable:  # each try would wait the whole bound again
-                    left.append(raw)
-                    continue
-                try:
-                    await save(data)
-                    written += 1
-                except StoreError:  # the database did not answer in time: it is still down
-                    left.append(raw)
-                    reachable = False
-                except Exception:  # noqa: BLE001  this record failed; the next may not
-                    left.append(raw)
-            if unreadable:
-                await trio.to_thread.run_sync(self._quarantine, unreadable)
-            await trio.to_thread.run_sync(self._rewrite_sync, left)
-            return written, len(left)
+            start = await trio.to_thread.run_sync(self._read_marker_sync)
+            end = self.path.stat().st_size
+        written, reachable = 0, True
+        while reachable and start < end:
+            async with self._lock:
+                lines, after = await trio.to_thread.run_sync(self._batch_sync, start, end, batch)
+                failed, unreadable, stored = [], [], 0
+                for raw in lines:
+                    try:
+                        data = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        unreadable.append(raw)
+                        continue
+                    if not reachable:  # each try would wait the whole bound again
+                        failed.append(raw)
+                        continue
+                    try:
+                        await save(data)
+                        stored += 1
+                    except StoreError:  # the database did not answer in time: it is still down
+                        failed.append(raw)
+                        reachable = False
+                    except Exception:  # noqa: BLE001  this record failed; the next may not
+                        failed.append(raw)
+                if unreadable:
+                    await trio.to_thread.run_sync(self._quarantine, unreadable)
+                if not stored and not unreadable:
+                    break  # nothing moved: the file stays as it was
+                await trio.to_thread.run_sync(self._commit_sync, failed, after)
+                written += stored
+                start = after
+        async with self._lock:
+            if start >= end:
+                return written, await trio.to_thread.run_sync(self._finish_sync, end)
+            return written, await trio.to_thread.run_sync(self._count_after_marker_sync)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import trio
 
 import llc.store.pending as pending_mod
 from llc.core.record import CallRecord
@@ -142,3 +143,31 @@ async def test_the_rewrite_is_fsynced_before_and_after_the_rename(tmp_path: Path
     assert await pending.replay(half) == (1, 1)
     assert events[-3:] == ["fsync-file", "replace", "fsync-dir"]
     assert sids(pending.path) == ["CA2"]
+
+
+async def test_a_replay_cut_short_keeps_its_progress_and_the_next_resumes(tmp_path: Path) -> None:
+    """A long file (a day of calls kept while the database was down) takes longer than any one
+    bound: a pass that is cut short keeps what it stored, batch by batch, and the next pass goes
+    on from there instead of starting again at the first record."""
+    pending = PendingRecords(tmp_path / "pending.jsonl")
+    pending.path.write_bytes(b"".join(orjson.dumps({"call_sid": f"CA{i}"}) + b"\n" for i in range(3000)))
+    first: list[str] = []
+    with trio.CancelScope() as cut:
+        async def until_cut(data: dict) -> None:
+            first.append(data["call_sid"])
+            if len(first) == 1234:
+                cut.cancel()
+            await trio.lowlevel.checkpoint()
+
+        await pending.replay(until_cut, batch=500)
+    assert cut.cancelled_caught and len(first) == 1234
+    second: list[str] = []
+
+    async def healthy(data: dict) -> None:
+        second.append(data["call_sid"])
+
+    await pending.add({"call_sid": "CAnew"})  # a call that ended meanwhile
+    assert await pending.replay(healthy, batch=500) == (2001, 0)
+    assert second[0] == "CA1000"  # resumed after the two batches the cut pass had finished
+    assert set(first) | set(second) == {f"CA{i}" for i in range(3000)} | {"CAnew"}
+    assert not pending.has_pending() and not pending.done_path.exists()
