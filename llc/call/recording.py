@@ -32,6 +32,7 @@ log = get_logger("recording")
 BATCH = 200  # frames per hand-off to the writer: ~2 s of a call with both legs talking
 SILENCE_BYTE = b"\xff"  # mu-law silence (0x00 is a loud negative sample: gaps must be filled with this)
 CHUNK = 8000 * 30  # samples converted at a time when the WAV is written (30 s of audio)
+SILENCE_CHUNK = 8000 * 10  # samples of agent silence written at a time (10 s)
 PRUNE_EVERY_S = 3600.0
 EXIT_WAIT_S = 10.0  # at interpreter exit, recordings in the writer's queue get this long to finish
 CALLER, AGENT = 0, 1
@@ -87,7 +88,8 @@ class _Tracks:
 
     The agent's audio queued past "now" may still be cut by a clear, so it stays in memory
     (``pending``, from sample ``flushed`` on); what is behind "now" can no longer change and is
-    appended to the file after each batch. Both files are only ever appended to.
+    appended to the file after each batch, silence where the agent said nothing, so ``flushed``
+    keeps up with "now". Both files are only ever appended to.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -132,6 +134,17 @@ class _Tracks:
             self.right.write(self.pending[:settled])
             del self.pending[:settled]
             self.flushed += settled
+        if self.now > self.flushed:  # the agent was silent: the file follows the caller's clock
+            self._silence(self.now - self.flushed)
+
+    def _silence(self, n: int) -> None:
+        """``n`` samples of agent silence to the file, SILENCE_CHUNK at a time: an hour of a
+        caller alone costs a bounded buffer, not the whole gap in memory at the next reply."""
+        chunk = SILENCE_BYTE * min(n, SILENCE_CHUNK)
+        self.flushed += n
+        while n > 0:
+            self.right.write(chunk[:n])
+            n -= len(chunk)
 
     def write_wav(self, path: Path) -> None:
         self.right.write(self.pending)

@@ -63,3 +63,37 @@ def test_nothing_recorded_writes_nothing_and_a_call_without_sid_is_discarded(tmp
 def test_mu_law_tables_decode_the_g711_extremes() -> None:
     pcm = array.array("h", stereo_pcm16(bytes([0x00, 0x80, 0xFF, 0x7F]), bytes(4)))
     assert list(pcm[0::2]) == [-32124, 32124, 0, 0]
+
+
+def _peak_for_gap(tmp_path: Path, minutes: int) -> tuple[int, str]:
+    """Peak memory of recording ``minutes`` of the caller alone, then one agent frame; the WAV's path."""
+    import tracemalloc
+
+    recordings = Recordings(tmp_path / str(minutes), keep_days=0)
+    rec = recordings.start()
+    frame = caller_frame(0x10)
+    tracemalloc.start()
+    try:
+        for _ in range(minutes * 60 * 50):  # 20 ms frames, as Twilio sends them
+            rec.caller(frame)
+        rec.agent([agent_frame(0x20, 160)])
+        rec.caller(caller_frame(0x10))
+        path = rec.close("CA1")
+        assert recordings.drain(30)
+        return tracemalloc.get_traced_memory()[1], path
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_long_silence_of_the_agent_is_written_as_it_passes_not_held(tmp_path: Path) -> None:
+    """The caller alone for minutes, then one agent frame: the gap goes to the file as the
+    caller's clock advances, so the reply costs its own bytes, not the whole gap in memory."""
+    short, _ = _peak_for_gap(tmp_path, 2)
+    long, path = _peak_for_gap(tmp_path, 10)  # 3.8 MB more of silence than the short one
+    assert long < short + 1024 * 1024, f"peak {short / 1e6:.1f} MB after 2 min, {long / 1e6:.1f} MB after 10"
+    with wave.open(path, "rb") as wav:
+        assert wav.getnframes() == 600 * 8000 + 160
+        wav.setpos(600 * 8000 - 160)
+        samples = array.array("h", wav.readframes(320))
+    one = lambda byte: stereo_pcm16(bytes([byte]), bytes([byte]))[:2]
+    assert samples[1::2].tobytes() == one(0xFF) * 160 + one(0x20) * 160  # silence, then the reply at "now"
