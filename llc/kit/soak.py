@@ -31,11 +31,12 @@ from typing import Any
 import httpx
 import trio
 
+from llc.core.record import KEPT_ENTRIES
 from llc.kit.bench import server_proc as sp
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.kit.sim.stall_proxy import StallProxy
-from llc.kit.soak_faults import FaultReport, inject_faults
+from llc.kit.soak_faults import FLOOD_KEYS, FaultReport, inject_faults
 from llc.store import open_store
 
 LINES = ["Hello?", "What time do you open?", "Can I book a table for two?", "Thanks, bye."]
@@ -190,7 +191,7 @@ async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProce
         writer.writerow(report.idle_after)
     health = (await client.get(server.http_url + "/healthz")).json()
     if report.faults is not None:  # fault streams are media streams too
-        started += report.faults.injected["twilio_silent"] + report.faults.injected["no_start"]
+        started += sum(report.faults.injected[k] for k in ("twilio_silent", "no_start", "key_flood"))
     if health["calls_total"] != started:
         report.failures.append(f"the server counted {health['calls_total']} media streams, the soak opened {started}")
 
@@ -252,6 +253,10 @@ async def _check_fault_records(report: SoakReport, faults: FaultReport, db_url: 
             report.failures.append(f"fault twilio_silent: call {sid} has no record")
         elif record.get("end_reason") != "twilio_silent":
             report.failures.append(f"fault twilio_silent: call {sid} ended {record.get('end_reason')!r}")
+    for sid, record in (await _stored(db_url, faults.flood_call_sids)).items():
+        if record is None or record.get("dtmf_total") != FLOOD_KEYS or len(record.get("dtmf", [])) > KEPT_ENTRIES:
+            report.failures.append(f"fault key_flood: call {sid} recorded {record and record.get('dtmf_total')} of "
+                                   f"{FLOOD_KEYS} keys, {record and len(record.get('dtmf', []))} kept")
     reconnected = sum(bool(r and r.get("reconnects")) for r in (await _stored(db_url, report.call_sids)).values())
     # A frozen leg whose caller hung up before the pong deadline needs no reconnect; the callers'
     # own checks (every turn answered, hung up normally, record stored) catch a call left stuck.

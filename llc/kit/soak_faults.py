@@ -10,6 +10,10 @@ Every ``every_s`` one fault, in turn:
   must end it within LLC_TWILIO_IDLE_S and close the socket; its record says ``twilio_silent``.
 - ``no_start``: a media socket that is upgraded and never says ``start``: closed within
   LLC_START_TIMEOUT_S, never counted as a call.
+- ``key_flood``: a call whose caller presses FLOOD_KEYS keys as fast as the socket takes them,
+  then hangs up. The server must stay on time for every other call (its /healthz, asked
+  during the flood, answers within FaultBounds.responsive_s) and record every key
+  (``dtmf_total``) in a record of bounded size.
 
 Each fault's time to the designed outcome is measured; one over its bound is a failure.
 """
@@ -28,7 +32,8 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 from llc.kit.sim.fake_caller import parse_twiml
 from llc.kit.sim.stall_proxy import StallProxy
 
-KINDS = ("openai_stall", "no_start", "twilio_silent")
+KINDS = ("openai_stall", "no_start", "twilio_silent", "key_flood")
+FLOOD_KEYS = 5000
 # A frozen OpenAI connection is cut by the relay after this (the fake's side is then freed).
 FROZEN_FOR_S = 30.0
 SILENT_FRAME = base64.b64encode(b"\xff" * 160).decode()
@@ -39,6 +44,7 @@ class FaultReport:
     injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     longest_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     silent_call_sids: list[str] = field(default_factory=list)
+    flood_call_sids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     reconnected: int = 0  # calls whose record shows a replaced OpenAI session
 
@@ -52,6 +58,7 @@ class FaultBounds:
     twilio_idle_s: float = 5.0
     start_timeout_s: float = 5.0
     slack_s: float = 2.0  # ticks, scheduling on a loaded 2-core box
+    responsive_s: float = 0.5  # /healthz during a key flood
 
 
 async def inject_faults(report: FaultReport, http_url: str, proxy: StallProxy, every_s: float, until: float,
@@ -68,6 +75,8 @@ async def inject_faults(report: FaultReport, http_url: str, proxy: StallProxy, e
                 nursery.start_soon(_openai_stall, report, proxy)
             elif kind == "twilio_silent":
                 nursery.start_soon(_twilio_silent, report, http_url, f"CAsoakfault{n:05d}", bounds)
+            elif kind == "key_flood":
+                nursery.start_soon(_key_flood, report, http_url, f"CAsoakflood{n:05d}", bounds)
             else:
                 nursery.start_soon(_no_start, report, http_url, bounds)
 
@@ -104,29 +113,71 @@ async def _wait_closed(ws: WebSocketConnection, bound: float) -> float | None:
     return None
 
 
-async def _twilio_silent(report: FaultReport, http_url: str, call_sid: str, bounds: FaultBounds) -> None:
+async def _stream_url(http_url: str, call_sid: str) -> tuple[str, dict[str, str]]:
     form = {"CallSid": call_sid, "From": "+15550100001", "To": "+15550100002"}
+    async with httpx.AsyncClient(timeout=5) as client:
+        return parse_twiml((await client.post(http_url + "/twiml", data=form)).text)
+
+
+async def _start_call(ws: WebSocketConnection, call_sid: str, params: dict[str, str]) -> str:
+    """Say ``connected`` and ``start`` as Twilio does, then half a second of a live call; the stream's sid."""
+    stream_sid = f"MZ{call_sid[2:]}"
+    start = {"streamSid": stream_sid, "accountSid": "ACsoak", "callSid": call_sid, "tracks": ["inbound"],
+             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}, "customParameters": params}
+    await ws.send_message(orjson.dumps({"event": "connected", "protocol": "Call"}).decode())
+    await ws.send_message(orjson.dumps({"event": "start", "streamSid": stream_sid, "start": start}).decode())
+    for _ in range(25):
+        await ws.send_message(orjson.dumps({"event": "media", "streamSid": stream_sid,
+                                            "media": {"payload": SILENT_FRAME}}).decode())
+        await trio.sleep(0.02)
+    return stream_sid
+
+
+OPEN_FAILURES = (httpx.HTTPError, OSError, HandshakeError, ConnectionClosed, ValueError)
+
+
+async def _twilio_silent(report: FaultReport, http_url: str, call_sid: str, bounds: FaultBounds) -> None:
     try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            stream_url, params = parse_twiml((await client.post(http_url + "/twiml", data=form)).text)
+        stream_url, params = await _stream_url(http_url, call_sid)
         async with open_websocket_url(stream_url) as ws:
-            start = {"streamSid": f"MZ{call_sid[2:]}", "start": {
-                "streamSid": f"MZ{call_sid[2:]}", "accountSid": "ACsoak", "callSid": call_sid, "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": params}}
-            await ws.send_message(orjson.dumps({"event": "connected", "protocol": "Call"}).decode())
-            await ws.send_message(orjson.dumps({"event": "start", **start}).decode())
-            for _ in range(25):  # half a second of a live call, then the leg goes quiet
-                await ws.send_message(orjson.dumps({"event": "media", "streamSid": start["streamSid"],
-                                                    "media": {"payload": SILENT_FRAME}}).decode())
-                await trio.sleep(0.02)
+            await _start_call(ws, call_sid, params)  # then the leg goes quiet
             bound = bounds.twilio_idle_s + bounds.slack_s
             took = await _wait_closed(ws, bound)
-    except (httpx.HTTPError, OSError, HandshakeError, ConnectionClosed, ValueError) as exc:
+    except OPEN_FAILURES as exc:
         report.failures.append(f"fault twilio_silent: could not open the call: {exc}"[:300])
         return
     report.silent_call_sids.append(call_sid)
     _took(report, "twilio_silent", took if took is not None else float("inf"), bound)
+
+
+async def _key_flood(report: FaultReport, http_url: str, call_sid: str, bounds: FaultBounds) -> None:
+    slowest = 0.0
+
+    async def probe_health(client: httpx.AsyncClient) -> None:
+        nonlocal slowest
+        for _ in range(20):
+            started = trio.current_time()
+            await client.get(http_url + "/healthz")
+            slowest = max(slowest, trio.current_time() - started)
+            await trio.sleep(0.1)
+
+    try:
+        stream_url, params = await _stream_url(http_url, call_sid)
+        async with open_websocket_url(stream_url) as ws, httpx.AsyncClient(timeout=5) as client:
+            stream_sid = await _start_call(ws, call_sid, params)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(probe_health, client)
+                for i in range(FLOOD_KEYS):
+                    key = {"event": "dtmf", "streamSid": stream_sid, "dtmf": {"track": "inbound_track", "digit": "0123456789*#"[i % 12]}}
+                    await ws.send_message(orjson.dumps(key).decode())
+            await ws.send_message(orjson.dumps({"event": "stop", "streamSid": stream_sid,
+                                                "stop": {"accountSid": "ACsoak", "callSid": call_sid}}).decode())
+            await _wait_closed(ws, bounds.slack_s)
+    except OPEN_FAILURES as exc:
+        report.failures.append(f"fault key_flood: could not make the call: {exc}"[:300])
+        return
+    report.flood_call_sids.append(call_sid)
+    _took(report, "key_flood", slowest, bounds.responsive_s)
 
 
 async def _no_start(report: FaultReport, http_url: str, bounds: FaultBounds) -> None:

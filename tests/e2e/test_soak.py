@@ -32,10 +32,13 @@ async def test_missing_record_and_no_tool_calls_are_failures(tmp_path: Path) -> 
 
 async def test_short_soak_with_faults_reaches_every_designed_outcome(tmp_path: Path) -> None:
     """`llc soak --faults`: a silent Twilio leg and a socket without start each end within their
-    bound, no call is left active, nothing leaks, no record is lost."""
+    bound, a flood of key presses leaves the server on time and is recorded whole, no call is
+    left active, nothing leaks, no record is lost."""
     report = await soak(3, 14, 5, tmp_path / "soak.csv", faults_every_s=3)
     assert report.faults is not None and report.failures == [], report.failures
     assert report.faults.injected["twilio_silent"] >= 1 and report.faults.injected["no_start"] >= 1
+    assert report.faults.injected["key_flood"] >= 1 and len(report.faults.flood_call_sids) >= 1
+    assert 0 < report.faults.longest_s["key_flood"] < 0.5  # /healthz during the flood
     assert 0 < report.faults.longest_s["no_start"] < 7 and 0 < report.faults.longest_s["twilio_silent"] < 7.5
     assert report.zombies == 0 and report.idle_after["fds"] <= report.idle_before["fds"]
     assert report.records_checked == len(report.call_sids)
