@@ -37,8 +37,16 @@ def ringing(server: Server) -> set[str]:
     return {sid for sid in server.tickets.waiting_calls(trio.current_time()) if sid in server.dialer.calls}
 
 
+def _busy(server: Server, outbound: bool) -> bool:
+    # Sockets that have not started count only while a ticket is out: with none out, no such
+    # socket can become a call, and a client connecting again and again would otherwise hold
+    # the drain to its whole timeout.
+    unstarted = len(server.active) > server.active_calls and server.expecting_streams()
+    return bool(server.active_calls or unstarted or (outbound and ringing(server)))
+
+
 async def _wait_idle(server: Server, hurry: trio.Event | None = None, *, outbound: bool = True) -> None:
-    while (server.active or (outbound and ringing(server))) and not (hurry is not None and hurry.is_set()):
+    while _busy(server, outbound) and not (hurry is not None and hurry.is_set()):
         await trio.sleep(POLL_S)
 
 

@@ -23,6 +23,7 @@ log = get_logger("media")
 MEDIA_PATH = "/media"
 # A client that connects and never finishes its upgrade request is dropped after this.
 HANDSHAKE_TIMEOUT_S = 10.0
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code: the server is going away for now
 
 
 async def handle_media_connection(server: Server, stream: trio.SocketStream) -> None:
@@ -54,6 +55,12 @@ async def _upgrade_and_run(server: Server, stream: trio.SocketStream) -> None:
         log.warning("media stream refused: %s", refusal)
         with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
             await ws.close(POLICY_VIOLATION, "forbidden")
+        return
+    if server.draining and not server.expecting_streams():
+        log.warning("media stream refused: the server is draining and no answered call is waiting for its "
+                    "stream; new calls go to another instance")
+        with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
+            await ws.close(TRY_AGAIN_LATER, "draining")
         return
     await run_media_call(server, ws)
 

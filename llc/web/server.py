@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import trio
+
 from llc.call.bridge import CallBridge
 from llc.call.deps import CallDeps
 from llc.call.planner import StreamPlanner
@@ -83,6 +85,10 @@ class Server:
     @property
     def calls_total(self) -> int:
         return self.calls.total
+
+    def expecting_streams(self) -> bool:
+        """Tickets are out (calls answered, their streams not yet here): a new stream may be one."""
+        return self.tickets.outstanding(trio.current_time()) > 0
 
     def find_record(self, call_sid: str) -> CallRecord | None:
         return self.calls.find_record(call_sid)

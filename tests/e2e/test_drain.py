@@ -108,3 +108,47 @@ async def test_drain_deadline_ends_calls_cleanly(start_stack: StackFactory, nurs
     assert stack.state.active_calls == 0
     record = stack.state.records[-1]
     assert record.end_reason == "server_drain" and "LLC_DRAIN_TIMEOUT_S" in record.end_detail
+
+
+async def test_drain_turns_away_new_streams_unless_an_answered_call_waits_for_one(start_stack: StackFactory,
+                                                                                  nursery: trio.Nursery) -> None:
+    """While draining, a client connecting to /media again and again holds nothing: with no ticket
+    out its upgrade is closed 1013 at once and the drain ends when the last real call does. A
+    call answered just before the drain (its ticket out) still gets its stream in."""
+    from trio_websocket import ConnectionClosed
+
+    stack = await start_stack()
+    answered = stack.stream_token("CAanswered")  # /twiml answered it before the drain
+    done = trio.Event()
+    codes: list[int | None] = []
+
+    async def run_drain() -> None:
+        await drain(stack.state, timeout_s=20)
+        done.set()
+
+    async with open_websocket_url(stack.media_url) as late:  # its stream arrives during the drain
+        nursery.start_soon(run_drain)
+        await trio.sleep(0.1)
+        await late.send_message(start_frame("MZans", "CAanswered", stream_token=answered))
+        with trio.fail_after(5):
+            while stack.state.active_calls != 1:
+                await trio.sleep(0.01)
+
+    async def knock() -> None:  # a client that keeps connecting, never with a ticket
+        for _ in range(10):
+            async with open_websocket_url(stack.media_url) as ws:
+                try:
+                    await ws.get_message()
+                except ConnectionClosed as closed:
+                    codes.append(closed.reason.code)
+            await trio.sleep(0.05)
+
+    started = trio.current_time()
+    async with trio.open_nursery() as knocking:
+        knocking.start_soon(knock)
+        with trio.fail_after(10):
+            await done.wait()
+    assert trio.current_time() - started < 5  # not held to the 20 s timeout by the knocking
+    assert codes and set(codes) == {1013}
+    record = stack.state.find_record("CAanswered")
+    assert record is not None and record.end_reason == "twilio_closed"  # admitted, ran, its socket closed
