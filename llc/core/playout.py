@@ -60,6 +60,7 @@ class Playout:
         self.current: ItemAudio | None = None  # the item whose audio went out last
         # (mark name, item, ms at mark, when the clock says the audio before it has played)
         self._pending: deque[tuple[str, ItemAudio, int, float]] = deque()
+        self._pending_names: set[str] = set()  # the names in _pending: an unknown echo is told in O(1)
         self.play_end: float | None = None  # when the audio sent so far will have played (None: no clock)
         self.trip_s = 0.0  # to Twilio and back: the shortest recent mark round trip beyond the clock
         self._trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
@@ -101,6 +102,7 @@ class Playout:
         self._seq += 1
         name = f"m{self._seq}"
         self._pending.append((name, item, item.sent_ms, self.play_end or 0.0))
+        self._pending_names.add(name)
         return name
 
     def successor(self, mark_every_ms: int) -> Playout:
@@ -117,11 +119,12 @@ class Playout:
         if name in self._discarded:
             self._discarded.discard(name)
             return False
-        if all(pending[0] != name for pending in self._pending):
-            return False  # not ours (e.g. a lost session's): it confirms nothing
+        if name not in self._pending_names:
+            return False  # not ours (e.g. a lost session's, or a forged flood): it confirms nothing
         # Marks come back in order; anything still ahead of this one was played as well.
         while self._pending:
             pending, item, ms, played_at = self._pending.popleft()
+            self._pending_names.discard(pending)
             item.played_ms = max(item.played_ms, ms)
             if pending == name:
                 if now is not None and self.play_end is not None:
@@ -167,8 +170,9 @@ class Playout:
         (bytes / 8): the service rejects a truncate beyond the audio it has. The item keeps that
         as played, for the record, and stops being current.
         """
-        self._discarded.update(pending[0] for pending in self._pending)
+        self._discarded.update(self._pending_names)
         self._pending.clear()
+        self._pending_names.clear()
         item = self.current
         heard = self.heard_ms(now)
         if self.play_end is not None and now is not None:

@@ -125,3 +125,18 @@ def test_clear_drops_the_unmarked_tail_too() -> None:
     assert p.speaking
     assert p.on_clear() == TruncatePoint("a", 0)
     assert not p.speaking and p.flush() is None
+
+
+def test_bogus_marks_confirm_nothing_however_many_are_pending() -> None:
+    """A forged leg flooding marks that were never sent: each is told apart by name at once
+    (not by a scan of every pending mark), and the real ones still confirm in order."""
+    p = Playout(0)
+    marks = feed(p, "a", *([20] * 2000))  # 40 s of audio queued, 2000 marks pending
+    for n in range(5000):
+        assert not p.on_mark(f"forged{n}")
+    assert not p.on_mark("m999999")  # a name of our shape, never sent
+    assert p.speaking and p.items["a"].played_ms == 0
+    assert p.on_mark(marks[999])
+    assert p.items["a"].played_ms == 20_000 and p.speaking
+    assert not p.on_mark(marks[500])  # already confirmed by a later one
+    assert p.on_mark(marks[-1]) and not p.speaking
