@@ -40,6 +40,7 @@ def on_speech_started(playout: Playout, gate: ResponseGate, interrupt_response: 
         result.truncate = playout.on_clear(now)
     if gate.active_id is not None and not interrupt_response:
         result.actions.append(ToOpenAI('{"type":"response.cancel"}'))
+        gate.cancel_sent()
     tp = result.truncate
     if tp is not None:
         if tp.audio_end_ms > 0:

@@ -290,8 +290,12 @@ class CallCore:
 
     def _on_error(self, error: oa.ServiceError) -> list[Action]:
         code = error.name
-        self.journal.openai_error(code)
         fields: dict[str, object] = {"code": code, "param": error.param, "openai_message": error.message}
+        if code == "response_cancel_not_active" and self.talk.gate.cancel_crossed():
+            self.journal.cancel_crossed()
+            return [Log("info", "a response.cancel crossed that response's own response.done: nothing to cancel, "
+                                "as expected", fields)]
+        self.journal.openai_error(code)
         if code == "session_expired":
             self.recovery.expired = True  # the close that follows renews the session
             return [Log("info", "OpenAI session reached its time cap; a new one follows", fields)]

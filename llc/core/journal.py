@@ -156,6 +156,9 @@ class Journal:
         self.record.bad_frames += 1
         return self.record.bad_frames
 
+    def cancel_crossed(self) -> None:
+        self.record.cancels_crossed += 1
+
     def openai_error(self, code: str) -> None:
         errors = self.record.openai_errors
         errors[code] = errors.get(code, 0) + 1

@@ -110,6 +110,9 @@ class CallRecord:
     barge_ins: list[BargeInRecord] = field(default_factory=list)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     openai_errors: dict[str, int] = field(default_factory=dict)
+    # A barge-in's response.cancel that crossed the response's own response.done on the wire
+    # (the service then answers response_cancel_not_active): expected, counted apart from errors.
+    cancels_crossed: int = 0
     statuses: list[dict[str, str]] = field(default_factory=list)  # Twilio status callbacks seen
     # Key presses and the routes they lead to come at the caller's pace, as many as a caller (or a
     # forged stream) sends: the record keeps the newest KEPT_ENTRIES and counts them all, so a

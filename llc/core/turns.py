@@ -29,6 +29,11 @@ class ResponseGate:
         self._sent: dict[str, dict[str, Any]] = {}
         self._seq = 0
         self.done_count = 0
+        # A response.cancel we sent, and whether that response's own response.done reached us
+        # after it: then the two crossed on the wire, and the service's answer to the cancel,
+        # response_cancel_not_active, is the expected end of that race rather than a fault.
+        self._cancelled: str | None = None
+        self._done_after_cancel = False
 
     @property
     def busy(self) -> bool:
@@ -58,7 +63,20 @@ class ResponseGate:
         self.active_id = response_id or "?"
         self._in_flight = None
 
+    def cancel_sent(self) -> None:
+        """We sent response.cancel for the active response."""
+        self._cancelled, self._done_after_cancel = self.active_id, False
+
+    def cancel_crossed(self) -> bool:
+        """The service said no response was active to cancel: True (once) when the cancelled
+        response's response.done came after our cancel went out, i.e. the two crossed."""
+        crossed, self._done_after_cancel, self._cancelled = self._done_after_cancel, False, None
+        return crossed
+
     def on_done(self, response_id: str) -> list[dict[str, Any]]:
+        unnamed = not response_id or self._cancelled == "?"  # a response without an id to compare
+        if self._cancelled is not None and (unnamed or response_id == self._cancelled):
+            self._done_after_cancel = True
         if self.active_id is not None and response_id and response_id != self.active_id and self.active_id != "?":
             return []  # a stale done (e.g. of an out-of-band response); ours is still running
         self.active_id = None

@@ -42,3 +42,12 @@ async def test_short_soak_with_faults_reaches_every_designed_outcome(tmp_path: P
     assert 0 < report.faults.longest_s["no_start"] < 7 and 0 < report.faults.longest_s["twilio_silent"] < 7.5
     assert report.zombies == 0 and report.idle_after["fds"] <= report.idle_before["fds"]
     assert report.records_checked == len(report.call_sids)
+
+
+def test_only_the_cancels_the_server_saw_cross_are_excused() -> None:
+    from llc.kit.soak import expected_errors_removed
+
+    crossed = {"type": "invalid_request_error", "code": "response_cancel_not_active"}
+    other = {"type": "invalid_request_error", "code": "unknown_parameter"}
+    assert expected_errors_removed([crossed, other, crossed], cancels_crossed=1) == [other, crossed]
+    assert expected_errors_removed([crossed], cancels_crossed=0) == [crossed]

@@ -220,3 +220,20 @@ def test_greeting_response_goes_through_the_gate() -> None:
     c.on_openai_open()
     c.on_openai(oa.SessionUpdated(), 0.1)
     assert c.talk.gate.busy
+
+
+def test_a_cancel_that_crossed_its_response_done_is_expected_and_counted() -> None:
+    """The caller barges in as the reply ends: our response.cancel and the service's response.done
+    cross on the wire, so the service answers response_cancel_not_active. Expected: an info
+    line and a count, not an error. The same error with no done crossing it stays a warning."""
+    error = {"type": "error", "error": {"code": "response_cancel_not_active", "message": "no active response"}}
+    c = core(interrupt_response=False)
+    agent_speaks(c)
+    assert "response.cancel" in [e["type"] for e in openai_out(c.on_openai(oa.SpeechStarted(), 1.0))]
+    c.on_openai(oa.from_json({"type": "response.done", "response": {"id": "r1", "status": "completed"}}), 1.01)
+    [log] = c.on_openai(oa.from_json(error), 1.02)
+    assert isinstance(log, Log) and log.level == "info" and "crossed" in log.msg
+    assert c.record.cancels_crossed == 1 and c.record.openai_errors == {}
+    [again] = c.on_openai(oa.from_json(error), 1.5)  # a second one: nothing crossed it
+    assert isinstance(again, Log) and again.level == "warning"
+    assert c.record.openai_errors == {"response_cancel_not_active": 1} and c.record.cancels_crossed == 1
