@@ -31,6 +31,16 @@ class StreamPlanner:
         admitted = self.tickets.admit(params.get(TICKET_PARAM), call_sid, trio.current_time(), enforce=self.admission)
         if admitted.refusal is not None:
             return admitted.refusal
+        try:
+            return await self._plan(call_sid, params, admitted.warm)
+        except BaseException:
+            # Cancelled (the caller hung up during the lookup) or failed between spending the
+            # ticket and handing the plan over: the caller of plan() never saw an admitted call,
+            # so nobody else would give its slot back.
+            self.tickets.release(call_sid)
+            raise
+
+    async def _plan(self, call_sid: str, params: dict[str, str], warm_name: str | None) -> CallPlan:
         outbound = self.dialer.calls.get(call_sid)
         customer = None
         if outbound is not None:
@@ -42,7 +52,7 @@ class StreamPlanner:
             caller, called = inbound.caller, inbound.called
         profile = scenario.profile(self.router.profile)
         mode = self.router.mode(scenario, profile, call_sid, caller, called, customer)
-        warm = partial(self.warm.claim, admitted.warm) if admitted.warm else None
+        warm = partial(self.warm.claim, warm_name) if warm_name else None
         return CallPlan(spec, profile.turn_policy, profile.greeting or None, mode, warm,
                         scenario=scenario.name, caller=caller, called=called)
 
