@@ -27,7 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)
+    _describe(sub)
     return parser
+
+
+def _describe(sub: argparse._SubParsersAction) -> None:
+    """Each command's page (``llc <command> -h``) opens with its one-line help, nested commands too.
+
+    argparse keeps a sub-command's help line only on its private choice actions (no public
+    accessor), so they are read there; the standard library, not another module of ours."""
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    for name, parser in sub.choices.items():
+        if not parser.description:
+            parser.description = helps.get(name)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _describe(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,10 +89,11 @@ def export_audio(record: dict, out: str | None) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calls", help="stored call records: list them, `show SID` (its timeline), `audio SID`")
-    p.add_argument("action", nargs="?", choices=["list", "show", "audio"], default="list")
+    p.add_argument("action", nargs="?", choices=["list", "show", "audio"], default="list",
+                   help="list the latest calls (default), show one call's record, or give its audio file")
     p.add_argument("sid", nargs="?", help="the CallSid for `show` or `audio`")
     p.add_argument("--out", help="`audio`: where to write the WAV (default: <CallSid>.wav here)")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="how many of the latest calls to list (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--db", help="database URL or path (default: LLC_DB_URL, else llc.db)")
     p.set_defaults(func=run)

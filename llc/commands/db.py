@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("db", help="the database: `init` (schema) or `seed` (CSR sample customers and orders)")
-    p.add_argument("action", choices=["init", "seed"])
+    p.add_argument("action", choices=["init", "seed"],
+                   help="init: create the tables (done on first start too); seed: load the sample customers and orders")
     p.add_argument("--db", help="database URL or path (default: LLC_DB_URL, else llc.db)")
     p.set_defaults(func=run)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("messages", help="messages the receptionist took")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="how many of the latest messages to list (default 50)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--db", help="database URL or path (default: LLC_DB_URL, else llc.db)")
     p.set_defaults(func=run)

@@ -96,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = actions.add_parser("restore", help="validate a snapshot, back up the live profile, replace it")
     s.add_argument("name", help="snapshot file name, name without .toml, or date")
     s.add_argument("--restart", action="store_true", help="then run the restart procedure (llc restart)")
-    s.add_argument("--supervisor", choices=["auto", "systemd", "pm2", "pidfile"], default="auto")
+    s.add_argument("--supervisor", choices=["auto", "systemd", "pm2", "pidfile"], default="auto",
+                   help="how to restart the server after restoring (default auto: whichever runs it)")
     s.set_defaults(action=_restore)
     p.set_defaults(func=run)

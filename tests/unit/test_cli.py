@@ -129,3 +129,25 @@ def test_help_texts_name_current_settings() -> None:
     joined = "\n".join(texts)
     for old in (*RENAMED, *REMOVED):
         assert not re.search(rf"\b{old}\b", joined), f"a help text names the old {old}"
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    """`-h` on any command opens with what it does, and every option and argument has a help line."""
+    import argparse
+
+    from llc.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        if not (parser.description or "").strip():
+            missing.append(f"{path}: no description")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not (action.help or "").strip():
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}: no help")
+
+    walk(build_parser(), "llc")
+    assert missing == []
