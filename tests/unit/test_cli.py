@@ -133,10 +133,6 @@ def test_help_texts_name_current_settings() -> None:
 
 def test_every_command_and_option_says_what_it_does() -> None:
     """`-h` on any command opens with what it does, and every option and argument has a help line."""
-    import argparse
-
-    from llc.cli import build_parser
-
     missing: list[str] = []
 
     def walk(parser: argparse.ArgumentParser, path: str) -> None:
