@@ -22,8 +22,8 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llc", description="Lowest Latency Calls: OpenAI Realtime voice agents on Twilio.")
-    parser.add_argument("--version", action="version", version=f"llc {_version()}")
+    parser = argparse.ArgumentParser(prog="llc-phone", description="Lowest Latency Calls: OpenAI Realtime voice agents on Twilio.")
+    parser.add_argument("--version", action="version", version=f"llc-phone {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)

@@ -150,7 +150,7 @@ LOCAL_SWITCH = "or LLC_LOCAL_ONLY=on for an experiment on this machine only"
 
 
 def _serve_checks(s: Settings, problems: list[str]) -> None:
-    """What `llc serve` needs to be reachable by Twilio and safe in public (docs/going-live.md).
+    """What `llc-phone serve` needs to be reachable by Twilio and safe in public (docs/going-live.md).
 
     The recommended set-up listens on loopback behind a TLS proxy, so the listening address says
     nothing about exposure: these hold whatever LLC_HOST is, unless LLC_LOCAL_ONLY says the run
@@ -202,7 +202,7 @@ def load_settings(
 ) -> Settings:
     """Build Settings from ``environ`` (default ``os.environ``) over ``env_file`` (default LLC_ENV_FILE).
 
-    ``require_keys`` is for ``llc serve``: a real (non-loopback) OpenAI URL needs a key, and a
+    ``require_keys`` is for ``llc-phone serve``: a real (non-loopback) OpenAI URL needs a key, and a
     public deployment an https LLC_PUBLIC_URL and TWILIO_AUTH_TOKEN unless LLC_LOCAL_ONLY is on.
     Raises ConfigError listing every problem.
     """

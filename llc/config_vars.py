@@ -90,14 +90,14 @@ class Settings:
     trusted_proxies: str | None = _var("LLC_TRUSTED_PROXIES", "server", str, None,
                                        "comma-separated proxy addresses or networks whose X-Forwarded-* "
                                        "headers are honoured", unset="forwarded headers ignored")
-    # The one switch for experiments on this machine: without it `llc serve` refuses a set-up that
+    # The one switch for experiments on this machine: without it `llc-phone serve` refuses a set-up that
     # Twilio could not reach, or that would accept forged webhooks (llc.config._serve_checks).
     local_only: bool = _var("LLC_LOCAL_ONLY", "server", bool, False,
-                            "a local experiment: `llc serve` skips the public checks (LLC_PUBLIC_URL https, "
+                            "a local experiment: `llc-phone serve` skips the public checks (LLC_PUBLIC_URL https, "
                             "TWILIO_AUTH_TOKEN) and must listen on loopback")
     # -- openai --
     openai_api_key: str | None = _var("OPENAI_API_KEY", "openai", str, None,
-                                      "required by `llc serve` unless the Realtime URL is on loopback", secret=True)
+                                      "required by `llc-phone serve` unless the Realtime URL is on loopback", secret=True)
     openai_realtime_url: str = _var("OPENAI_REALTIME_URL", "openai", str, DEFAULT_REALTIME_URL,
                                     "Realtime endpoint (the simulator in tests)")
     openai_model: str = _var("OPENAI_MODEL", "openai", str, "gpt-realtime-1.5",
@@ -187,7 +187,7 @@ class Settings:
     record_audio: bool = _var("LLC_RECORD_AUDIO", "scenarios", bool, False,
                               "record each call as a stereo WAV: caller left, agent right as the caller heard it")
     recordings_dir: str = _var("LLC_RECORDINGS_DIR", "scenarios", str, "recordings",
-                               "where call recordings go (`<CallSid>.wav`; `llc calls audio SID` exports one)")
+                               "where call recordings go (`<CallSid>.wav`; `llc-phone calls audio SID` exports one)")
     recordings_keep_days: float = _var("LLC_RECORDINGS_KEEP_DAYS", "scenarios", float, 30.0,
                                        "recordings older than this many days are deleted (0 = kept forever)")
     # -- operations and logs (docs/operations.md) --
@@ -196,12 +196,12 @@ class Settings:
                                                         choices=LOG_FORMATS)
     log_level: str = _var("LLC_LOG_LEVEL", "ops", str, "INFO", "least severe level logged", choices=LOG_LEVELS)
     log_file: str | None = _var("LLC_LOG_FILE", "ops", str, None,
-                                "also write JSON log lines here (`llc doctor` reads them)")
+                                "also write JSON log lines here (`llc-phone doctor` reads them)")
     pid_file: str = _var("LLC_PID_FILE", "ops", str, "llc-phone.pid",
-                         "written by `llc serve` once it listens, removed on exit")
-    snapshot_dir: str = _var("LLC_SNAPSHOT_DIR", "ops", str, "snapshots", "where `llc snapshot` keeps profiles")
+                         "written by `llc-phone serve` once it listens, removed on exit")
+    snapshot_dir: str = _var("LLC_SNAPSHOT_DIR", "ops", str, "snapshots", "where `llc-phone snapshot` keeps profiles")
     service_name: str = _var("LLC_SERVICE_NAME", "ops", str, "llc-phone",
-                             "the systemd unit / pm2 app `llc restart` and `llc doctor` look for")
+                             "the systemd unit / pm2 app `llc-phone restart` and `llc-phone doctor` look for")
     drain_timeout_s: float = _var("LLC_DRAIN_TIMEOUT_S", "ops", float, 30.0,
                                   "after SIGTERM, active calls may run this long, then are ended")
     drain_fallback_number: str | None = _var("LLC_DRAIN_FALLBACK_NUMBER", "ops", str, None,

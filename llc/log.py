@@ -59,7 +59,7 @@ class TextFormatter(logging.Formatter):
 def setup_logging(fmt: str = "auto", level: str = "INFO", stream: Any = None, log_file: str | None = None) -> None:
     """Log to ``stream`` (stderr: journald, pm2) and, with LLC_LOG_FILE, also as JSON lines to that file.
 
-    The file is always JSON whatever LLC_LOG_FORMAT says: ``llc doctor`` reads it back.
+    The file is always JSON whatever LLC_LOG_FORMAT says: ``llc-phone doctor`` reads it back.
     """
     stream = stream or sys.stderr
     if fmt == "auto":

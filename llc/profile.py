@@ -170,7 +170,7 @@ def check_tools(profile: Profile, known: set[str]) -> None:
 
 def live_profile_path(setting: str | None) -> str | None:
     """The one rule for which profile is live: LLC_PROFILE when set, else ``./profile.toml`` when it
-    exists, else None (the bundled default). `llc serve`, `llc doctor` and `llc snapshot` all use it."""
+    exists, else None (the bundled default). `llc-phone serve`, `llc-phone doctor` and `llc-phone snapshot` all use it."""
     if setting:
         return setting
     return DEFAULT_LIVE if Path(DEFAULT_LIVE).is_file() else None

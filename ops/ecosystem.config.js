@@ -8,9 +8,9 @@ const root = path.resolve(__dirname, "..");
 module.exports = {
   apps: [
     {
-      name: "llc-phone", // LLC_SERVICE_NAME: `llc restart` and `llc doctor` look for this name
+      name: "llc-phone", // LLC_SERVICE_NAME: `llc-phone restart` and `llc-phone doctor` look for this name
       cwd: root,
-      script: path.join(root, ".venv", "bin", "llc"),
+      script: path.join(root, ".venv", "bin", "llc-phone"),
       args: "serve",
       interpreter: "none", // llc is a console script, not a Node program
       exec_mode: "fork",

@@ -1,6 +1,6 @@
 """The server as a whole: ``build_server(settings, profile)`` wires it, ``serve(server)`` runs it.
 
-The composition root, above every other layer: ``llc serve``, the demo and the tests start
+The composition root, above every other layer: ``llc-phone serve``, the demo and the tests start
 the server through these two functions.
 """
 

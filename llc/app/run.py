@@ -29,7 +29,7 @@ log = get_logger("web")
 async def serve(server: Server, *, handle_signals: bool = False,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve on PORT until cancelled (HTTP on Hypercorn, the media stream on the fast engine);
-    reports the bound URLs. ``handle_signals`` (``llc serve``): SIGTERM/SIGINT drain, then return."""
+    reports the bound URLs. ``handle_signals`` (``llc-phone serve``): SIGTERM/SIGINT drain, then return."""
     from hypercorn.config import Config
 
     check_tools(server.profile, set(server.tools.tools))  # a profile naming a missing tool fails now

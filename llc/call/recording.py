@@ -228,7 +228,7 @@ class Recordings:
     """The recordings folder and its one writer thread (shared by every call of the server)."""
 
     def __init__(self, directory: str | Path, keep_days: float = 30.0) -> None:
-        # Absolute: the record names the file, and `llc calls audio` may run from another folder.
+        # Absolute: the record names the file, and `llc-phone calls audio` may run from another folder.
         self.directory = Path(directory).resolve()
         self.keep_days = keep_days
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()

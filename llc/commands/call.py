@@ -1,7 +1,7 @@
-"""`llc call +1…`: place an outbound call through the running server (the same POST /calls path).
+"""`llc-phone call +1…`: place an outbound call through the running server (the same POST /calls path).
 
 The warm session must live in the server that will receive the media stream, so the CLI is
-a client of ``llc serve``: it sends what an API user would send, with LLC_API_TOKEN.
+a client of ``llc-phone serve``: it sends what an API user would send, with LLC_API_TOKEN.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _variables(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"llc call: --var {pair!r} must look like name=value")
+            raise SystemExit(f"llc-phone call: --var {pair!r} must look like name=value")
         out[key] = value
     return out
 
@@ -41,17 +41,17 @@ def missing_variables(settings: Settings, scenario_name: str, given: dict[str, s
 
 def run(args: argparse.Namespace) -> int:
     if not is_e164(args.number):
-        print(f"llc call: {args.number!r} is not {E164_HINT}", file=sys.stderr)
+        print(f"llc-phone call: {args.number!r} is not {E164_HINT}", file=sys.stderr)
         return 2
     settings = load_settings()
     if not settings.api_token:
-        print("llc call: LLC_API_TOKEN is not set; set the same token the server uses", file=sys.stderr)
+        print("llc-phone call: LLC_API_TOKEN is not set; set the same token the server uses", file=sys.stderr)
         return 2
     variables = _variables(args.var)
     missing = missing_variables(settings, args.scenario, variables)
     if missing:
         wanted = " ".join(f"--var {name}=VALUE" for name in missing)
-        print(f"llc call: scenario {args.scenario!r} needs {wanted} (its prompt says {{{missing[0]}}})", file=sys.stderr)
+        print(f"llc-phone call: scenario {args.scenario!r} needs {wanted} (its prompt says {{{missing[0]}}})", file=sys.stderr)
         return 2
     server = (args.server or f"http://{settings.host}:{settings.port}").rstrip("/")
     body: dict[str, object] = {"to": args.number, "scenario": args.scenario, "variables": variables}
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         resp = httpx.post(server + "/calls", json=body, timeout=30,
                           headers={"Authorization": f"Bearer {settings.api_token}"})
     except httpx.HTTPError as exc:
-        print(f"llc call: no llc server at {server} ({exc}); start `llc serve` or pass --server", file=sys.stderr)
+        print(f"llc-phone call: no llc server at {server} ({exc}); start `llc-phone serve` or pass --server", file=sys.stderr)
         return 1
     try:
         data = resp.json()
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if resp.status_code != 201:
         # The server speaks to API users ("variables"); here the same values are --var options.
         error = str(data.get("error", data)).replace('pass them in "variables"', "pass each as --var NAME=VALUE")
-        print(f"llc call: HTTP {resp.status_code}: {error}", file=sys.stderr)
+        print(f"llc-phone call: HTTP {resp.status_code}: {error}", file=sys.stderr)
         return 1
     print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     return 0

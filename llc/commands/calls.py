@@ -1,5 +1,5 @@
-"""`llc calls` lists stored call records; `llc calls show SID` prints one's timeline;
-`llc calls audio SID` exports its recording (LLC_RECORD_AUDIO)."""
+"""`llc-phone calls` lists stored call records; `llc-phone calls show SID` prints one's timeline;
+`llc-phone calls audio SID` exports its recording (LLC_RECORD_AUDIO)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ def run(args: argparse.Namespace) -> int:
     store = open_cli_store(args)
     if args.action in ("show", "audio"):
         if not args.sid:
-            print(f"llc calls {args.action}: give the call SID, like: llc calls {args.action} CA0123...")
+            print(f"llc-phone calls {args.action}: give the call SID, like: llc-phone calls {args.action} CA0123...")
             return 2
         record = trio.run(store.get_call, args.sid)
         if record is None:
-            print(f"no call {args.sid} in {store.url}; `llc calls` lists the stored ones")
+            print(f"no call {args.sid} in {store.url}; `llc-phone calls` lists the stored ones")
             return 1
         if args.action == "audio":
             return export_audio(record, args.out)
@@ -51,7 +51,7 @@ def show(r: dict) -> None:
     print(f"  from {r['from_number'] or '-'} to {r['to_number'] or '-'}; answered by {r['answered_by'] or '-'}")
     print(f"  started {_when(r['started_at'])}, ended {_when(r['ended_at'])}: {r['end_reason']} {r['end_detail']}".rstrip())
     if r.get("audio_path"):
-        print(f"  recording: {r['audio_path']} (`llc calls audio {r['call_sid']}` exports it)")
+        print(f"  recording: {r['audio_path']} (`llc-phone calls audio {r['call_sid']}` exports it)")
     print("timeline (seconds since the call started)")
     for e in timeline(r):
         at = "      -" if e.at is None else f"{e.at:7.2f}"

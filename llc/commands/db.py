@@ -1,4 +1,4 @@
-"""`llc db init` creates the schema; `llc db seed` loads the CSR sample data (idempotent)."""
+"""`llc-phone db init` creates the schema; `llc-phone db seed` loads the CSR sample data (idempotent)."""
 
 from __future__ import annotations
 

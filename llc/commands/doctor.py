@@ -1,4 +1,4 @@
-"""`llc doctor`: the debugging checklist, each line PASS/FAIL with its fix. Exit 1 if any FAIL."""
+"""`llc-phone doctor`: the debugging checklist, each line PASS/FAIL with its fix. Exit 1 if any FAIL."""
 
 from __future__ import annotations
 

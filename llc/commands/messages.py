@@ -1,4 +1,4 @@
-"""`llc messages`: messages the receptionist took (newest first)."""
+"""`llc-phone messages`: messages the receptionist took (newest first)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`llc restart`: stop → kill orphaned llc listeners on PORT → start → wait for /healthz (`--dry-run`, `--force`)."""
+"""`llc-phone restart`: stop → kill orphaned llc listeners on PORT → start → wait for /healthz (`--dry-run`, `--force`)."""
 
 from __future__ import annotations
 
@@ -30,5 +30,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for /healthz after the start (default 20)")
     p.add_argument("--dry-run", action="store_true", help="show what would be stopped, killed and started; touch nothing")
     p.add_argument("--force", action="store_true",
-                   help="also kill listeners on PORT that are not llc (named first); without it they are left alone")
+                   help="also kill listeners on PORT that are not llc-phone (named first); without it they are left alone")
     p.set_defaults(func=run)

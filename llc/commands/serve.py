@@ -1,4 +1,4 @@
-"""`llc serve`: the server (TwiML webhook, media stream, health)."""
+"""`llc-phone serve`: the server (TwiML webhook, media stream, health)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     _warn_missing_env_file()
     profile = load_profile(live_profile_path(settings.profile_path))
     log.info(
-        "starting llc serve",
+        "starting llc-phone serve",
         extra={"port": settings.port, "shape": settings.openai_api_shape, "model": settings.openai_model,
                "profile": profile.source, "prompt_tokens_estimate": profile.prompt_tokens,
                "pid": os.getpid(), "pid_file": settings.pid_file, "log_file": settings.log_file},
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         name, port = next(((n, p) for n, p in (("PORT", settings.port), ("LLC_ADMIN_PORT", settings.admin_listen_port))
                            if p and listeners(p)), ("PORT", settings.port))
         holders = "; ".join(entry.describe() for entry in listeners(port)) or "another process"
-        log.error("%s %s is already taken by %s; see what `llc restart --dry-run` would stop, "
+        log.error("%s %s is already taken by %s; see what `llc-phone restart --dry-run` would stop, "
                   "or set %s to a free port", name, port, holders, name)
         return 1
     finally:

@@ -1,4 +1,4 @@
-"""`llc snapshot save|list|diff|restore`: known-good copies of the tuned profile."""
+"""`llc-phone snapshot save|list|diff|restore`: known-good copies of the tuned profile."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from llc.ops.snapshots import Live
 
 # Without LLC_PROFILE the live profile is ./profile.toml of the server's working directory.
-UNSET_NOTE = ("note: LLC_PROFILE is not set, so `llc serve` reads {path} from the folder it starts in "
+UNSET_NOTE = ("note: LLC_PROFILE is not set, so `llc-phone serve` reads {path} from the folder it starts in "
               "(a service's WorkingDirectory); set LLC_PROFILE={absolute} to pin it.")
 
 
@@ -38,7 +38,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     directory = Path(settings.snapshot_dir)
     found = list_snapshots(directory)
     if not found:
-        print(f"no snapshots in {directory}/; make one with `llc snapshot save`")
+        print(f"no snapshots in {directory}/; make one with `llc-phone snapshot save`")
         return 0
     live = live_profile(settings)
     print(f"live profile: {_where(live)}")
@@ -70,8 +70,8 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.profile_path:
         print(UNSET_NOTE.format(path=done.target, absolute=done.target.resolve()))
     if not args.restart:
-        print("a running server read its profile at start-up: run `llc restart` (or pass --restart) for it "
-              "to load this one; check with `llc doctor` (profile line)")
+        print("a running server read its profile at start-up: run `llc-phone restart` (or pass --restart) for it "
+              "to load this one; check with `llc-phone doctor` (profile line)")
         return 0
     from llc.ops.restart import restart
     from llc.ops.supervisor import detect
@@ -95,7 +95,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(action=_diff)
     s = actions.add_parser("restore", help="validate a snapshot, back up the live profile, replace it")
     s.add_argument("name", help="snapshot file name, name without .toml, or date")
-    s.add_argument("--restart", action="store_true", help="then run the restart procedure (llc restart)")
+    s.add_argument("--restart", action="store_true", help="then run the restart procedure (llc-phone restart)")
     s.add_argument("--supervisor", choices=["auto", "systemd", "pm2", "pidfile"], default="auto",
                    help="how to restart the server after restoring (default auto: whichever runs it)")
     s.set_defaults(action=_restore)

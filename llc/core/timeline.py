@@ -1,6 +1,6 @@
 """One call's story in time order, from its stored record (``CallRecord.as_dict()``). Pure.
 
-`llc calls show` prints it and the console renders it: turns, barge-ins with what was heard,
+`llc-phone calls show` prints it and the console renders it: turns, barge-ins with what was heard,
 tool calls with their durations, key presses, routes, status callbacks and reconnects. Records
 stored before a field existed simply lack it: every field is read with a default.
 """

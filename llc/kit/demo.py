@@ -1,11 +1,11 @@
-"""`llc demo`: a whole simulated phone call on loopback, no keys, no network.
+"""`llc-phone demo`: a whole simulated phone call on loopback, no keys, no network.
 
 Starts the fake OpenAI Realtime server, the real llc server and the fake Twilio caller in
 one process (one clock, so every latency below is measured on the same timeline), runs a
 short two-turn call and shows it *as it happens*: each transcript line and each turn's latency
 is printed when the server records it, with a progress line while the call waits. Then where
-the voice-to-voice time went. The record goes to a database file ``llc calls`` and the
-console read; ``llc demo --console`` keeps a server up afterwards to look at it.
+the voice-to-voice time went. The record goes to a database file ``llc-phone calls`` and the
+console read; ``llc-phone demo --console`` keeps a server up afterwards to look at it.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def _fmt(v: float | None) -> str:
 def render(demo: DemoResult, shape: str, ttfb_ms: int, silence_ms: int, out: Out = print, live: bool = False) -> None:
     """The demo's summary; ``live``: the transcript was already printed as it happened."""
     rec = demo.record
-    out(f"llc demo: one simulated call, OpenAI shape {shape!r}, simulator TTFB {ttfb_ms} ms, end-of-turn silence {silence_ms} ms")
+    out(f"llc-phone demo: one simulated call, OpenAI shape {shape!r}, simulator TTFB {ttfb_ms} ms, end-of-turn silence {silence_ms} ms")
     out(f"call {rec.call_sid}  stream {rec.stream_sid}  ended: {rec.end_reason}  path: {rec.path}")
     if not live:
         out("")
@@ -192,9 +192,9 @@ def render(demo: DemoResult, shape: str, ttfb_ms: int, silence_ms: int, out: Out
 
 def render_mode(rec: dict[str, Any], dialed: list[str], messages: list[dict[str, Any]], tickets: list[dict[str, Any]],
                 openai_errors: list[dict[str, Any]], out: Out = print, live: bool = False) -> bool:
-    """`llc demo --scenario NAME`'s summary from the stored record; returns whether it went well."""
+    """`llc-phone demo --scenario NAME`'s summary from the stored record; returns whether it went well."""
     keys = " ".join(repr(k) for k in rec["dtmf"]) or "none"
-    out(f"llc demo --scenario {rec['scenario']}: call {rec['call_sid']} from {rec['from_number']} to {rec['to_number']}")
+    out(f"llc-phone demo --scenario {rec['scenario']}: call {rec['call_sid']} from {rec['from_number']} to {rec['to_number']}")
     out(f"path: {rec['path']}   ended: {rec['end_reason']}   keys pressed: {keys}")
     if not live:
         out("")

@@ -1,6 +1,6 @@
-"""`llc soak`: calls start and end continuously through a real server; resources must stay flat.
+"""`llc-phone soak`: calls start and end continuously through a real server; resources must stay flat.
 
-A real ``llc serve`` runs as its own process against the full simulator (fake OpenAI with its
+A real ``llc-phone serve`` runs as its own process against the full simulator (fake OpenAI with its
 VAD and scripted replies, fake Twilio callers with real-time playout, some of which talk over
 the agent). ``--calls`` calls are kept in flight: each has 1-3 turns of random length, and a
 new one starts as one ends. The agent's second response in every call is a tool call

@@ -1,4 +1,4 @@
-"""`llc soak --faults`: network faults that stall instead of closing, mixed into the soak.
+"""`llc-phone soak --faults`: network faults that stall instead of closing, mixed into the soak.
 
 Every ``every_s`` one fault, in turn:
 

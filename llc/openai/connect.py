@@ -36,7 +36,7 @@ async def connect_openai(settings: Settings) -> Transport:
     """Open the Realtime socket, bounded by OPENAI_CONNECT_TIMEOUT_S; no helper task is left behind."""
     url = connect_url(settings.openai_realtime_url, settings.openai_model)
     # The simulator accepts any bearer token; the real service never sees this placeholder
-    # because `llc serve` refuses to start without a key for a non-loopback URL.
+    # because `llc-phone serve` refuses to start without a key for a non-loopback URL.
     key = settings.openai_api_key or "sk-llc-simulator"
     headers = dialect(settings.openai_api_shape).connect_headers(key)
     try:

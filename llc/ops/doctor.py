@@ -1,4 +1,4 @@
-"""`llc doctor`: the debugging checklist, automated. Infrastructure first, behaviour later.
+"""`llc-phone doctor`: the debugging checklist, automated. Infrastructure first, behaviour later.
 
 Each check returns PASS or FAIL with the fix (SKIP when it cannot be checked here, with why):
 server process up (/healthz on PORT, else on the port the pid file's process listens on),
@@ -30,7 +30,7 @@ from llc.ops.ports import listener_pids, listeners, listening_ports, server_port
 from llc.profile import ProfileError, live_profile_path, load_profile
 from llc.ws.transport import Transport, TransportClosed
 
-RESTART = "run `llc restart` (stop, kill orphaned listeners on PORT, start)"
+RESTART = "run `llc-phone restart` (stop, kill orphaned listeners on PORT, start)"
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _fail(name: str, detail: str, fix: str) -> Check:
 
 def locate_server(settings: Settings, timeout_s: float) -> Settings:
     """``settings`` with PORT where the server really listens: PORT when /healthz answers there,
-    else the port the pid file's process (LLC_PID_FILE) answers /healthz on (`llc serve --port N`)."""
+    else the port the pid file's process (LLC_PID_FILE) answers /healthz on (`llc-phone serve --port N`)."""
     if fetch_health(settings, timeout_s).ok:
         return settings
     pid = read_pid(settings.pid_file)
@@ -77,7 +77,7 @@ def check_server(settings: Settings, timeout_s: float, configured_port: int | No
         return _pass("server up", health.detail + where), (health.body or {}).get("pid")
     if health.body and health.body.get("status") == "draining":
         return _fail("server up", f"{health.detail}: the server is draining (stopping)",
-                     "wait for it to exit, then start it: `llc restart`"), None
+                     "wait for it to exit, then start it: `llc-phone restart`"), None
     return _fail("server up", health.detail, f"start it: {RESTART}; under systemd `systemctl --user status llc-phone`, "
                  "under pm2 `pm2 status`"), None
 
@@ -109,7 +109,7 @@ def check_profile(settings: Settings) -> Check:
     try:
         profile = load_profile(live_profile_path(settings.profile_path))
     except ProfileError as exc:
-        return _fail("profile", str(exc), "fix the file, or `llc snapshot restore <NAME>` a known-good one")
+        return _fail("profile", str(exc), "fix the file, or `llc-phone snapshot restore <NAME>` a known-good one")
     return _pass("profile", f"{profile.source} parses (prompt ~{profile.prompt_tokens} tokens)")
 
 

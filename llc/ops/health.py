@@ -1,4 +1,4 @@
-"""Asking a running server for `/healthz`: used by `llc restart` (wait until up) and `llc doctor`."""
+"""Asking a running server for `/healthz`: used by `llc-phone restart` (wait until up) and `llc-phone doctor`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Where the server's log is, and the recent error lines in it (for `llc doctor`).
+"""Where the server's log is, and the recent error lines in it (for `llc-phone doctor`).
 
-By default `llc serve` logs to stderr: journald under the systemd unit, pm2's error log under
-pm2, ``llc-phone.out`` next to the pid file when `llc restart` started it. LLC_LOG_FILE adds a
+By default `llc-phone serve` logs to stderr: journald under the systemd unit, pm2's error log under
+pm2, ``llc-phone.out`` next to the pid file when `llc-phone restart` started it. LLC_LOG_FILE adds a
 JSON-lines file that is always readable here. Lines are JSON objects with ``ts`` and
 ``level`` (llc.log.JsonFormatter); anything else is skipped.
 """

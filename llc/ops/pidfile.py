@@ -1,4 +1,4 @@
-"""The pid file `llc serve` writes (LLC_PID_FILE), so `llc restart` can stop a server no supervisor owns."""
+"""The pid file `llc-phone serve` writes (LLC_PID_FILE), so `llc-phone restart` can stop a server no supervisor owns."""
 
 from __future__ import annotations
 

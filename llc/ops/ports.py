@@ -150,5 +150,5 @@ def listener_pids(found: list[Listener]) -> set[int]:
 
 
 def server_ports(settings: Settings) -> list[tuple[str, int]]:
-    """The ports `llc serve` listens on, by setting: PORT (HTTP and the media stream share it)."""
+    """The ports `llc-phone serve` listens on, by setting: PORT (HTTP and the media stream share it)."""
     return [("PORT", settings.port)]

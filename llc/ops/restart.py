@@ -3,7 +3,7 @@
 A bare restart can leave a stale listener holding the port: after the supervisor's stop,
 whatever still LISTENS on PORT is an orphan. Orphaned llc servers are signalled (SIGTERM,
 then SIGKILL after a grace period), each one named before it is touched; a process that is
-not llc (someone's `python3 -m http.server`) is named and left alone unless ``--force`` says
+not llc-phone (someone's `python3 -m http.server`) is named and left alone unless ``--force`` says
 to kill it too. ``--dry-run`` shows all of that without touching anything. If the port stays
 taken the procedure stops there with a non-zero exit and says who holds it.
 """
@@ -24,12 +24,12 @@ from llc.ops.supervisor import Out, PidFile, Supervisor, SupervisorError, wait_e
 
 Kill = Callable[[int, int], None]
 ORPHAN_GRACE_S = 3.0
-# `llc serve`, `/venv/bin/llc serve --port 9000`, `python -m llc.cli serve`.
-_LLC_SERVE = re.compile(r"(?:^|[\s/])llc(?:\.cli)?\s+serve\b")
+# `llc-phone serve`, `/venv/bin/llc-phone serve --port 9000`, `python -m llc serve`, `python -m llc.cli serve`.
+_LLC_SERVE = re.compile(r"(?:^|[\s/])llc(?:-phone|\.cli)?\s+serve\b")
 
 
 def is_llc_server(entry: Listener) -> bool:
-    """Whether the listener is an `llc serve` process (by its command line)."""
+    """Whether the listener is an `llc-phone serve` process (by its command line)."""
     return entry.pid is not None and _LLC_SERVE.search(entry.cmdline) is not None
 
 
@@ -50,9 +50,9 @@ def kill_orphans(port: int, out: Out, kill: Kill = os.kill, grace_s: float = ORP
         if is_llc_server(entry):
             out(f"  orphan: {entry.describe()}")
         elif force:
-            out(f"  not llc, killing it (--force): {entry.describe()}")
+            out(f"  not llc-phone, killing it (--force): {entry.describe()}")
         else:
-            out(f"  not llc, left alone: {entry.describe()}")
+            out(f"  not llc-phone, left alone: {entry.describe()}")
     for pid in pids:
         out(f"  SIGTERM pid {pid}")
         try:
@@ -98,9 +98,9 @@ def dry_run(settings: Settings, supervisor: Supervisor, out: Out = print, force:
             if is_llc_server(entry):
                 out(f"  would SIGTERM (an llc server): {entry.describe()}")
             elif force and entry.pid is not None:
-                out(f"  would kill (not llc; --force): {entry.describe()}")
+                out(f"  would kill (not llc-phone; --force): {entry.describe()}")
             else:
-                out(f"  would leave alone (not llc; pass --force to kill it): {entry.describe()}")
+                out(f"  would leave alone (not llc-phone; pass --force to kill it): {entry.describe()}")
     out(f"3/4 would start ({supervisor.describe()}) and 4/4 wait for /healthz")
     return 0
 
@@ -133,11 +133,11 @@ def restart(
             holders = "; ".join(entry.describe() for entry in left)
             out(f"FAILED: port {port} is still taken: {holders}.")
             if not force and not all(is_llc_server(entry) for entry in left):
-                out("  It is not llc, so it was left alone: stop it yourself, or run `llc restart --force` "
-                    f"to kill it (`llc restart --dry-run` shows what that would do), or set {name} to another port.")
+                out("  It is not llc-phone, so it was left alone: stop it yourself, or run `llc-phone restart --force` "
+                    f"to kill it (`llc-phone restart --dry-run` shows what that would do), or set {name} to another port.")
             else:
                 out(f"  Free it (as its owner: `ss -ltnp 'sport = :{port}'` shows it) or set {name} to another port, "
-                    "then run `llc restart` again.")
+                    "then run `llc-phone restart` again.")
             return 1
     out(f"3/4 start ({supervisor.describe()})")
     try:
@@ -148,7 +148,7 @@ def restart(
     out(f"4/4 wait for /healthz (up to {health_timeout_s:g} s)")
     health = wait_healthy(settings, health_timeout_s)
     if not health.ok:
-        out(f"FAILED: the server did not come up: {health.detail}. Read its log (`llc doctor` says where).")
+        out(f"FAILED: the server did not come up: {health.detail}. Read its log (`llc-phone doctor` says where).")
         return 1
     out(f"  {health.detail}")
     out("restarted")

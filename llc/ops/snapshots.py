@@ -2,10 +2,10 @@
 
 A known-good copy of the file most affected by tuning is kept, so a tuning that went wrong is
 undone by restoring it rather than by piling patches. Here that file is the profile TOML. The
-*live profile* is the file `llc serve` reads, by the one rule in
+*live profile* is the file `llc-phone serve` reads, by the one rule in
 ``llc.profile.live_profile_path``: LLC_PROFILE when set, else ``./profile.toml`` when it
 exists, else the bundled default (saving then creates ``profile.toml`` from that default, so
-there is a file to tune, and from then on `llc serve` started in this folder uses it).
+there is a file to tune, and from then on `llc-phone serve` started in this folder uses it).
 
 Snapshots are ``<LLC_SNAPSHOT_DIR>/profile-TUNED-<YYYY-MM-DD>.toml``, never overwritten (a
 second save that day gets ``-2``, then ``-3``). A restore validates through ``parse_profile``
@@ -42,7 +42,7 @@ def bundled_default_text() -> str:
 
 
 def live_profile(settings: Settings) -> Live:
-    """The profile `llc serve` would run now (``live_profile_path``), and where a save would write it."""
+    """The profile `llc-phone serve` would run now (``live_profile_path``), and where a save would write it."""
     live = live_profile_path(settings.profile_path)
     if live is None:
         return Live(Path(DEFAULT_LIVE), bundled_default_text(), False)
@@ -79,14 +79,14 @@ def resolve(directory: Path, name: str | None) -> Path:
     if name is None:
         found = list_snapshots(directory)
         if not found:
-            raise ProfileError(f"no snapshots in {directory}/; make one with `llc snapshot save`")
+            raise ProfileError(f"no snapshots in {directory}/; make one with `llc-phone snapshot save`")
         return found[-1]
     candidates = [Path(name), directory / name, directory / f"{name}.toml", directory / f"{PREFIX}{name}.toml"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     known = ", ".join(p.name for p in list_snapshots(directory)) or "none"
-    raise ProfileError(f"no snapshot {name!r} in {directory}/ (have: {known}); see `llc snapshot list`")
+    raise ProfileError(f"no snapshot {name!r} in {directory}/ (have: {known}); see `llc-phone snapshot list`")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -1,7 +1,7 @@
-"""Who starts and stops `llc serve`: a systemd user unit, pm2, or (neither) the pid file.
+"""Who starts and stops `llc-phone serve`: a systemd user unit, pm2, or (neither) the pid file.
 
 ``detect`` picks the one that manages LLC_SERVICE_NAME (default ``llc-phone``): a systemd
-user unit of that name, else a pm2 app of that name, else the pid file `llc serve` writes.
+user unit of that name, else a pm2 app of that name, else the pid file `llc-phone serve` writes.
 Every stop sends SIGTERM (pm2: SIGINT), which the server answers with a graceful drain.
 """
 
@@ -85,7 +85,7 @@ class Pm2:
 
 
 class PidFile:
-    """No supervisor: stop the pid in LLC_PID_FILE, start `llc serve` detached in the background."""
+    """No supervisor: stop the pid in LLC_PID_FILE, start `llc-phone serve` detached in the background."""
 
     name = "pidfile"
 
@@ -108,9 +108,9 @@ class PidFile:
             return
         command = cmdline(pid)
         if command and "llc" not in command:
-            out(f"  {self.path} names pid {pid} ({command}), which is not llc serve: stale file, not touching it")
+            out(f"  {self.path} names pid {pid} ({command}), which is not llc-phone serve: stale file, not touching it")
             return
-        out(f"  SIGTERM pid {pid} ({command or 'llc serve'}); waiting up to {self.stop_timeout_s:g} s for its drain")
+        out(f"  SIGTERM pid {pid} ({command or 'llc-phone serve'}); waiting up to {self.stop_timeout_s:g} s for its drain")
         os.kill(pid, signal.SIGTERM)
         if not wait_exit(pid, self.stop_timeout_s):
             out(f"  pid {pid} still running after {self.stop_timeout_s:g} s: SIGKILL")
@@ -122,7 +122,7 @@ class PidFile:
         env = dict(os.environ if self.env is None else self.env)
         env["PORT"] = str(self.settings.port)
         env["LLC_PID_FILE"] = str(self.path)
-        out(f"  starting `llc serve` in the background (pid file {self.path}, console output {console})")
+        out(f"  starting `llc-phone serve` in the background (pid file {self.path}, console output {console})")
         with open(console, "ab") as sink:
             subprocess.Popen(
                 [sys.executable, "-m", "llc.cli", "serve"], stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,

@@ -1,6 +1,6 @@
 """Placing an outbound call: validate, start the warm session, dial through Twilio, follow its statuses.
 
-POST /calls and `llc call` share this path. The warm session starts first and the REST
+POST /calls and `llc-phone call` share this path. The warm session starts first and the REST
 request second, so session setup runs while Twilio dials and the phone rings; the call's
 ticket (which names the warm session) rides in the TwiML and comes back in the stream's ``start``.
 """

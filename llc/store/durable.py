@@ -85,4 +85,4 @@ class DurableRecords:
             return
         for sid in closed:
             log.warning("call left open by a previous run of this server (killed?): closed as server_died with "
-                        "what was saved; `llc calls show` has its transcript", extra={"call_sid": sid})
+                        "what was saved; `llc-phone calls show` has its transcript", extra={"call_sid": sid})

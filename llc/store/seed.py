@@ -1,4 +1,4 @@
-"""A small sample data set for the CSR scenario: `llc db seed` loads it (idempotent)."""
+"""A small sample data set for the CSR scenario: `llc-phone db seed` loads it (idempotent)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Asking Twilio's REST API what each phone number's voice webhook is (for `llc doctor`).
+"""Asking Twilio's REST API what each phone number's voice webhook is (for `llc-phone doctor`).
 
 The webhook is checked with the Twilio API, not local config files: only Twilio knows where it
 really points. The official client is synchronous; callers in Trio run it in

@@ -1,4 +1,4 @@
-"""`GET /debug/tasks`: the server's live Trio task count, for `llc soak` to watch for leaks.
+"""`GET /debug/tasks`: the server's live Trio task count, for `llc-phone soak` to watch for leaks.
 
 Served on the admin listener only (llc/web/admin.py guards it): an operator's probe, not a public API.
 """

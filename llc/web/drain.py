@@ -1,6 +1,6 @@
 """Graceful drain: on SIGTERM (or Ctrl-C) stop taking calls, let active ones finish, then exit.
 
-Restarts and deploys send SIGTERM (systemd, ``llc restart``); pm2 sends SIGINT. Either starts
+Restarts and deploys send SIGTERM (systemd, ``llc-phone restart``); pm2 sends SIGINT. Either starts
 a drain: ``server.draining`` makes /twiml answer new (signed) calls with a polite ``<Say>`` and
 hang-up (or ``<Dial>`` the fallback number) and ``POST /calls`` answer 503; calls in progress,
 and outbound calls still ringing, run on for up to LLC_DRAIN_TIMEOUT_S. Then whatever call is

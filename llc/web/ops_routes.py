@@ -1,4 +1,4 @@
-"""What /healthz says while draining (503, so load balancers and ``llc doctor`` see the drain).
+"""What /healthz says while draining (503, so load balancers and ``llc-phone doctor`` see the drain).
 
 Kept out of app.py so the operations feature adds one line there. The drain's answers to
 /twiml and POST /calls are given by those routes, after their signature and token checks:

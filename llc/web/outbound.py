@@ -60,7 +60,7 @@ def register(app: Quart, server: Server) -> None:
             log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "POST /calls refused (%s): %s", exc.status, exc)
             return _error(exc.status, str(exc))
         except TwilioError as exc:
-            log.error("POST /calls failed: Twilio refused the call (%s); check TWILIO_* and `llc doctor`", exc)
+            log.error("POST /calls failed: Twilio refused the call (%s); check TWILIO_* and `llc-phone doctor`", exc)
             return _error(503, str(exc))
         response = jsonify(call.as_dict())
         response.status_code = 201

@@ -10,7 +10,7 @@ from llc.kit.bench import server_proc as sp
 
 
 def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    # CI's version of `llc bench relay`: 10 calls, a few seconds, the product's one media path;
+    # CI's version of `llc-phone bench relay`: 10 calls, a few seconds, the product's one media path;
     # it fails on lost/reordered frames or errors, not on times.
     assert main(["bench", "relay", "--calls", "10", "--seconds", "3", "--engine", "fast"]) == 0
     out = capsys.readouterr().out
@@ -19,7 +19,7 @@ def test_relay_short_run_through_a_real_server_loses_nothing(capsys: pytest.Capt
 
 
 def short_run(engine: str, calls: int, seconds: float, barge_every_s: float = 0.0) -> relay.RelayResult:
-    """One unpinned `llc bench relay` measurement with its own echo floor."""
+    """One unpinned `llc-phone bench relay` measurement with its own echo floor."""
     echo, url = sp.start_echo()
     try:
         return relay.measure(engine, calls, seconds, echo_url=url, pin=False, warmup_s=0.5, barge_every_s=barge_every_s)

@@ -1,4 +1,4 @@
-"""The barge-in benchmark, short: a real `llc serve` process, fails on errors or lost barge-ins."""
+"""The barge-in benchmark, short: a real `llc-phone serve` process, fails on errors or lost barge-ins."""
 
 from llc.kit.bench.bargein import render, run_bench
 

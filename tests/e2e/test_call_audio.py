@@ -64,7 +64,7 @@ async def test_barge_in_after_the_transcript_is_recorded_as_heard_and_the_wav_is
     assert voiced_ms(left) > 500 and n >= 8 * max(heard, voiced_ms(left))
     assert not list(rec_dir.glob(".rec-*"))  # the raw per-leg files are gone
 
-    # `llc calls audio SID` exports it from the stored record.
+    # `llc-phone calls audio SID` exports it from the stored record.
     assert (await stack.wait_stored(record.call_sid))["audio_path"] == record.audio_path
     out = tmp_path / "call.wav"
     with trio.fail_after(60):

@@ -1,4 +1,4 @@
-"""`llc demo` keeps its call where `llc calls` looks, says where, and prints the call as it goes."""
+"""`llc-phone demo` keeps its call where `llc-phone calls` looks, says where, and prints the call as it goes."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ def test_demo_stores_its_call_for_llc_calls_and_prints_it_live(tmp_path: Path, c
     db = tmp_path / "demo.db"
     assert main(["demo", "--db", str(db), "--ttfb-ms", "50", "--silence-ms", "200"]) == 0
     out = capsys.readouterr().out
-    live, summary = out.split("llc demo: one simulated call", 1)
+    live, summary = out.split("llc-phone demo: one simulated call", 1)
     assert "caller  Hello?" in live and "turn 1: first agent audio" in live  # printed during the call
     assert "Transcript" not in summary  # not printed twice
     assert f"stored in {db}" in out and "demo OK" in summary
 
     assert main(["calls", "--db", str(db), "--json"]) == 0
     [row] = orjson.loads(capsys.readouterr().out)
-    assert f"llc calls show {row['call_sid']}" in out
+    assert f"llc-phone calls show {row['call_sid']}" in out
     assert main(["calls", "show", row["call_sid"], "--db", str(db)]) == 0
     shown = capsys.readouterr().out
     assert "timeline" in shown and "caller    Hello?" in shown and "llc relay" in shown

@@ -1,5 +1,5 @@
 """The deployment recipe, run: real nginx (ops/nginx.conf) terminating TLS with a test CA in
-front of two `llc serve` instances sharing one database, the simulators as Twilio and OpenAI.
+front of two `llc-phone serve` instances sharing one database, the simulators as Twilio and OpenAI.
 
 Everything goes through the public ``https``/``wss`` URL, as Twilio would: a signed webhook
 gets TwiML, the signed stream is admitted, an outbound call's stream reaches the instance
@@ -129,7 +129,7 @@ async def test_two_instances_behind_nginx(nursery: trio.Nursery, tmp_path: Path,
         procs.append(nginx)
         _wait_port(tls_port, nginx, "nginx", tmp_path / "nginx.out")
         for (name, port), proc in zip(ports.items(), procs):
-            _wait_port(port, proc, f"llc serve {name}", tmp_path / name / "serve.log")
+            _wait_port(port, proc, f"llc-phone serve {name}", tmp_path / name / "serve.log")
 
         async with httpx.AsyncClient(timeout=10) as client:
             # The admin surface is not reachable through the proxy, by any path.

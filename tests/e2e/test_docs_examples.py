@@ -2,7 +2,7 @@
 
 The commands are read from the docs themselves (fenced blocks and inline code), so an example
 that is added, renamed or broken fails here: each must parse with today's CLI, and its command
-(``llc snapshot restore``, ``llc demo``…) must be in ``RUNS_IN``, which names the test that runs
+(``llc-phone snapshot restore``, ``llc-phone demo``…) must be in ``RUNS_IN``, which names the test that runs
 it. Commands that are quick run here, as written (fast simulator timings added to the demo);
 the long ones (bench relay, bargein, soak, snapshot, restart, serve) run in their own test files.
 """
@@ -44,47 +44,47 @@ API_TOKEN = "docs-example-token"
 
 # Command -> the test that runs it. Keep in sync with the docs: the tests below fail both ways.
 RUNS_IN = {
-    "llc --version": "tests/unit/test_cli.py::test_version",
-    "llc serve": "tests/unit/test_cli.py::test_serve_refuses_an_unreachable_or_unsafe_public_setup",
-    "llc demo": "tests/e2e/test_docs_examples.py::test_demo_examples_run",
-    "llc call": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
-    "llc calls": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
-    "llc calls show": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
-    "llc calls audio": "tests/e2e/test_call_audio.py::test_barge_in_after_the_transcript_is_recorded_as_heard_and_the_wav_is_cut_there",
-    "llc messages": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
-    "llc db init": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
-    "llc db seed": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
-    "llc doctor": "tests/e2e/test_docs_examples.py::test_doctor_examples_run",
-    "llc restart": "tests/e2e/test_restart.py::test_orphaned_server_is_killed_and_a_new_one_answers",
-    "llc snapshot save": "tests/unit/test_snapshots.py::test_round_trip",
-    "llc snapshot list": "tests/unit/test_snapshots.py::test_round_trip",
-    "llc snapshot diff": "tests/unit/test_snapshots.py::test_round_trip",
-    "llc snapshot restore": "tests/unit/test_snapshots.py::test_round_trip",
-    "llc bench relay": "tests/e2e/test_bench.py::test_relay_short_run_through_a_real_server_loses_nothing",
-    "llc bench capacity": "tests/e2e/test_docs_examples.py::test_capacity_and_prewarm_benches_run",
-    "llc bench prewarm": "tests/e2e/test_docs_examples.py::test_capacity_and_prewarm_benches_run",
-    "llc bench bargein": "tests/e2e/test_bench_bargein.py::test_bargein_bench_short",
-    "llc bench core": "tests/e2e/test_bench.py::test_core_bench_prints_the_cost_per_frame_both_ways",
-    "llc soak": "tests/e2e/test_soak.py::test_short_soak_is_flat_and_clean",
+    "llc-phone --version": "tests/unit/test_cli.py::test_version",
+    "llc-phone serve": "tests/unit/test_cli.py::test_serve_refuses_an_unreachable_or_unsafe_public_setup",
+    "llc-phone demo": "tests/e2e/test_docs_examples.py::test_demo_examples_run",
+    "llc-phone call": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
+    "llc-phone calls": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
+    "llc-phone calls show": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
+    "llc-phone calls audio": "tests/e2e/test_call_audio.py::test_barge_in_after_the_transcript_is_recorded_as_heard_and_the_wav_is_cut_there",
+    "llc-phone messages": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
+    "llc-phone db init": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
+    "llc-phone db seed": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
+    "llc-phone doctor": "tests/e2e/test_docs_examples.py::test_doctor_examples_run",
+    "llc-phone restart": "tests/e2e/test_restart.py::test_orphaned_server_is_killed_and_a_new_one_answers",
+    "llc-phone snapshot save": "tests/unit/test_snapshots.py::test_round_trip",
+    "llc-phone snapshot list": "tests/unit/test_snapshots.py::test_round_trip",
+    "llc-phone snapshot diff": "tests/unit/test_snapshots.py::test_round_trip",
+    "llc-phone snapshot restore": "tests/unit/test_snapshots.py::test_round_trip",
+    "llc-phone bench relay": "tests/e2e/test_bench.py::test_relay_short_run_through_a_real_server_loses_nothing",
+    "llc-phone bench capacity": "tests/e2e/test_docs_examples.py::test_capacity_and_prewarm_benches_run",
+    "llc-phone bench prewarm": "tests/e2e/test_docs_examples.py::test_capacity_and_prewarm_benches_run",
+    "llc-phone bench bargein": "tests/e2e/test_bench_bargein.py::test_bargein_bench_short",
+    "llc-phone bench core": "tests/e2e/test_bench.py::test_core_bench_prints_the_cost_per_frame_both_ways",
+    "llc-phone soak": "tests/e2e/test_soak.py::test_short_soak_is_flat_and_clean",
 }
 _GROUPS = {"snapshot", "bench", "db"}  # subcommands whose second word is the command
 # Placeholders the docs use, and what the tests put in their place.
 _PLACEHOLDERS = {"+1…": "+15551234567", "<NAME>": "2026-11-25", "NAME": "2026-11-25", "<CallSid>": "CA0123",
                  "SID": "CA0123", "CA0123...": "CA0123", "S": "survey", "k=v": "name=Ann", "N": "9000"}
-_INLINE = re.compile(r"`(llc [^`]+)`")
+_INLINE = re.compile(r"`(llc-phone [^`]+)`")
 
 
 @dataclass(frozen=True)
 class Documented:
     text: str  # as written (placeholders and alternatives resolved)
     where: str  # file:line
-    # A mention in prose (`llc snapshot restore`, `llc bench`) or a list of alternatives names
+    # A mention in prose (`llc-phone snapshot restore`, `llc-phone bench`) or a list of alternatives names
     # real commands and options but may leave out required arguments; a fenced example may not.
     overview: bool = False
 
 
 def _key(args: list[str]) -> str:
-    words = ["llc", args[0]]
+    words = ["llc-phone", args[0]]
     if len(args) > 1 and (args[0] in _GROUPS or (args[0] == "calls" and args[1] in ("show", "audio"))):
         words.append(args[1])
     return " ".join(words)
@@ -115,8 +115,8 @@ def documented_commands() -> list[Documented]:
                 continue
             if in_block:
                 for part in re.split(r"&&|;", line.strip().removeprefix("$ ")):
-                    part = re.sub(r"^\s*\S*/llc ", "llc ", part)  # .venv/bin/llc demo
-                    if part.strip().startswith("llc "):
+                    part = re.sub(r"^\s*\S*/llc-phone ", "llc-phone ", part)  # .venv/bin/llc-phone demo
+                    if part.strip().startswith("llc-phone "):
                         found += _expand(part, where)
             else:
                 for match in _INLINE.finditer(line):
@@ -126,7 +126,7 @@ def documented_commands() -> list[Documented]:
 
 def test_the_docs_show_commands() -> None:
     keys = {_key(shlex.split(c.text)[1:]) for c in documented_commands()}
-    assert {"llc demo", "llc serve", "llc doctor", "llc call"} <= keys  # the extraction works
+    assert {"llc-phone demo", "llc-phone serve", "llc-phone doctor", "llc-phone call"} <= keys  # the extraction works
 
 
 def test_every_documented_command_parses() -> None:
@@ -137,7 +137,7 @@ def test_every_documented_command_parses() -> None:
         try:
             parser.parse_args(args)
         except SystemExit:
-            if command.overview:  # `llc snapshot restore` in prose: the command exists, NAME left out
+            if command.overview:  # `llc-phone snapshot restore` in prose: the command exists, NAME left out
                 try:
                     parser.parse_args(args + ["--help"])
                 except SystemExit as done:
@@ -149,8 +149,8 @@ def test_every_documented_command_parses() -> None:
 
 def test_every_documented_command_runs_in_a_test() -> None:
     documented = {_key(shlex.split(c.text)[1:]): c.where for c in documented_commands()}
-    for group in _GROUPS:  # `llc bench` in prose names the group; its commands are the ones run
-        documented.pop(f"llc {group}", None)
+    for group in _GROUPS:  # `llc-phone bench` in prose names the group; its commands are the ones run
+        documented.pop(f"llc-phone {group}", None)
     missing = {key: where for key, where in documented.items() if key not in RUNS_IN}
     assert not missing, f"documented commands no test runs (add them to RUNS_IN): {missing}"
     stale = sorted(set(RUNS_IN) - set(documented))
@@ -238,7 +238,7 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
 
 def test_outbound_and_record_examples_run(sim: Sim, tmp_path: Path) -> None:
     env = _env(tmp_path, PORT=str(sim.port), LLC_API_TOKEN=API_TOKEN, LLC_DB_URL=str(tmp_path / "llc.db"))
-    calls = _examples("llc call")
+    calls = _examples("llc-phone call")
     assert any("--scenario reminder" in c for c in calls)
     sids = []
     for command in calls:
@@ -246,16 +246,16 @@ def test_outbound_and_record_examples_run(sim: Sim, tmp_path: Path) -> None:
     assert sim.twilio is not None and set(sids) <= set(sim.twilio.calls)  # each reached (fake) Twilio
 
     # The reminder needs {when} too: the CLI says which --var is missing, not the JSON field.
-    done = _run("llc call +15551234567 --scenario reminder --var name=Ann", env, tmp_path)
+    done = _run("llc-phone call +15551234567 --scenario reminder --var name=Ann", env, tmp_path)
     assert done.returncode == 2 and "--var when=VALUE" in done.stderr and '"variables"' not in done.stderr
 
     deadline = time.monotonic() + 30  # the calls end (callee hangs up) and their records are written
-    while time.monotonic() < deadline and not all(sid in _run("llc calls", env, tmp_path).stdout for sid in sids):
+    while time.monotonic() < deadline and not all(sid in _run("llc-phone calls", env, tmp_path).stdout for sid in sids):
         time.sleep(0.5)
-    for command in _examples("llc calls") + _examples("llc messages") + _examples("llc db init") + _examples("llc db seed"):
+    for command in _examples("llc-phone calls") + _examples("llc-phone messages") + _examples("llc-phone db init") + _examples("llc-phone db seed"):
         _ok(_run(command, env, tmp_path), command)
-    assert sids[0] in _run("llc calls", env, tmp_path).stdout
-    for command in _examples("llc calls show"):
+    assert sids[0] in _run("llc-phone calls", env, tmp_path).stdout
+    for command in _examples("llc-phone calls show"):
         shown = _run(command.replace("CA0123", sids[0]), env, tmp_path)
         assert sids[0] in _ok(shown, command)
 
@@ -267,8 +267,8 @@ def test_doctor_examples_run(sim: Sim, tmp_path: Path) -> None:
     env = _env(tmp_path, PORT=str(sim.port), LLC_PUBLIC_URL=PUBLIC, OPENAI_REALTIME_URL=sim.openai_url,
                TWILIO_API_URL=sim.numbers_url, TWILIO_ACCOUNT_SID=numbers.account_sid,
                TWILIO_AUTH_TOKEN=numbers.auth_token, LLC_LOG_FILE=str(log))
-    examples = _examples("llc doctor")
-    assert "llc doctor" in examples and "llc doctor --json" in examples
+    examples = _examples("llc-phone doctor")
+    assert "llc-phone doctor" in examples and "llc-phone doctor --json" in examples
     for command in examples:
         out = _ok(_run(command, env, tmp_path), command)
         if "--json" in command:
@@ -279,8 +279,8 @@ def test_doctor_examples_run(sim: Sim, tmp_path: Path) -> None:
 
 def test_demo_examples_run(tmp_path: Path) -> None:
     """Each documented demo, with fast simulator timings added, side by side (each is mostly waiting)."""
-    examples = _examples("llc demo")
-    assert {"llc demo", "llc demo --shape flat", "llc demo --scenario ivr"} <= set(examples)
+    examples = _examples("llc-phone demo")
+    assert {"llc-phone demo", "llc-phone demo --shape flat", "llc-phone demo --scenario ivr"} <= set(examples)
     env = _env(tmp_path)
     procs = {}
     for c in examples:  # each in its own folder: each demo keeps its record in ./llc.db
@@ -317,10 +317,10 @@ def _console_demo_answers(proc: subprocess.Popen[str], command: str) -> None:
 
 def test_capacity_and_prewarm_benches_run(tmp_path: Path) -> None:
     """As documented, scaled down to a few calls (the documented sizes take minutes)."""
-    assert _examples("llc bench capacity") and _examples("llc bench prewarm")
+    assert _examples("llc-phone bench capacity") and _examples("llc-phone bench prewarm")
     env = _env(tmp_path)
-    runs = {"capacity": "llc bench capacity --start 2 --step 2 --max-calls 2 --seconds 1",
-            "prewarm": "llc bench prewarm --calls 2 --batch 2 --connect-ms 50 --setup-ms 20 --ttfb-ms 50 "
+    runs = {"capacity": "llc-phone bench capacity --start 2 --step 2 --max-calls 2 --seconds 1",
+            "prewarm": "llc-phone bench prewarm --calls 2 --batch 2 --connect-ms 50 --setup-ms 20 --ttfb-ms 50 "
                        "--silence-ms 100 --answer-ms 100"}
     procs = {name: subprocess.Popen([sys.executable, "-m", "llc.cli", *shlex.split(c)[1:]], env=env, cwd=tmp_path,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, c in runs.items()}
@@ -339,14 +339,14 @@ def _env_blocks(doc: Path) -> list[str]:
 
 
 def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -> None:
-    """The .env the docs show names every setting inbound and outbound calls need, and `llc serve`
+    """The .env the docs show names every setting inbound and outbound calls need, and `llc-phone serve`
     accepts it as written (before: the README's lacked LLC_API_TOKEN and TWILIO_FROM_NUMBER)."""
     from llc.config import ENV, load_settings
 
     readme, going_live = REPO / "README.md", REPO / "docs" / "going-live.md"
     assert "(docs/going-live.md)" in readme.read_text()
     text = going_live.read_text()
-    for needed in ("../ops/nginx.conf", "cloudflared tunnel", "IncomingPhoneNumbers", "VoiceUrl=", "llc doctor",
+    for needed in ("../ops/nginx.conf", "cloudflared tunnel", "IncomingPhoneNumbers", "VoiceUrl=", "llc-phone doctor",
                    "LLC_LOCAL_ONLY", "LLC_ENV_FILE"):
         assert needed in text, f"docs/going-live.md lacks {needed}"
     for doc in (readme, going_live):

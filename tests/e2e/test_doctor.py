@@ -1,4 +1,4 @@
-"""`llc doctor` against the simulator: all PASS, then each fault injected makes its check FAIL with the fix."""
+"""`llc-phone doctor` against the simulator: all PASS, then each fault injected makes its check FAIL with the fix."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ async def test_server_down(twilio, tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     settings = doctor_settings(port, f"ws://127.0.0.1:{port}/v1/realtime", twilio_url, tmp_path)
     checks = by_name(await run_checks(settings, openai_timeout_s=2))
-    assert checks["server up"].status == "FAIL" and "llc restart" in checks["server up"].fix
+    assert checks["server up"].status == "FAIL" and "llc-phone restart" in checks["server up"].fix
     assert checks["one listener on PORT"].status == "FAIL" and "nothing listens" in checks["one listener on PORT"].detail
     assert checks["openai session"].status == "FAIL" and "OPENAI_REALTIME_URL" in checks["openai session"].fix
 
@@ -124,7 +124,7 @@ async def test_recent_errors_in_the_log(start_stack: StackFactory, twilio, tmp_p
 
 async def test_server_started_with_another_port_is_found_by_its_pid_file(start_stack: StackFactory, twilio,
                                                                           tmp_path: Path) -> None:
-    """`llc serve --port N` leaves PORT stale; the pid file still names the server."""
+    """`llc-phone serve --port N` leaves PORT stale; the pid file still names the server."""
     _, twilio_url = twilio
     stack = await start_stack()
     real_port = urlsplit(stack.base_url).port

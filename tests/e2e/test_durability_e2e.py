@@ -1,4 +1,4 @@
-"""Records survive the process: `kill -9` of `llc serve` mid-call, then a restart.
+"""Records survive the process: `kill -9` of `llc-phone serve` mid-call, then a restart.
 
 Before, a call's record was written only when the call ended, so SIGKILL, the OOM killer or a
 supervisor's kill lost every call in flight. Now the record is written when the stream is

@@ -1,4 +1,4 @@
-"""`llc restart` against a real pm2 (its own PM2_HOME, so no user's daemon is touched), and the
+"""`llc-phone restart` against a real pm2 (its own PM2_HOME, so no user's daemon is touched), and the
 systemd unit checked by systemd's own verifier. The pid-file path is tests/e2e/test_restart.py."""
 
 from __future__ import annotations
@@ -51,12 +51,12 @@ def _apps(pm2: str) -> dict[str, dict]:
 
 def test_restart_under_a_real_pm2(pm2_home: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pm2, home = pm2_home
-    # The recipe as shipped: ops/ecosystem.config.js runs <checkout>/.venv/bin/llc serve from the
+    # The recipe as shipped: ops/ecosystem.config.js runs <checkout>/.venv/bin/llc-phone serve from the
     # checkout. Here the "checkout" is tmp, its .venv the environment running these tests.
     (tmp_path / "ops").mkdir()
     shutil.copy(ROOT / "ops" / "ecosystem.config.js", tmp_path / "ops")
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
-    assert (tmp_path / ".venv" / "bin" / "llc").exists(), "the test environment has no `llc` console script"
+    assert (tmp_path / ".venv" / "bin" / "llc-phone").exists(), "the test environment has no `llc-phone` console script"
     port = free_port()
     env = serve_env(tmp_path, port, LLC_DRAIN_TIMEOUT_S="2", LLC_SERVICE_NAME=APP, PM2_HOME=str(home))
     for name, value in env.items():  # pm2 hands the starting shell's environment to the app
@@ -70,7 +70,7 @@ def test_restart_under_a_real_pm2(pm2_home: tuple[str, Path], tmp_path: Path, mo
     assert _apps(pm2)[APP]["pid"] == first["pid"]
 
     settings = load_settings(env, env_file=tmp_path / "none.env")
-    supervisor = detect(settings)  # auto: finds the pm2 app by name, as `llc restart` does
+    supervisor = detect(settings)  # auto: finds the pm2 app by name, as `llc-phone restart` does
     assert isinstance(supervisor, Pm2), supervisor.describe()
     lines: list[str] = []
     try:

@@ -1,4 +1,4 @@
-"""`llc restart` against real processes: stop → kill orphaned listeners on PORT → start → /healthz."""
+"""`llc-phone restart` against real processes: stop → kill orphaned listeners on PORT → start → /healthz."""
 
 from __future__ import annotations
 
@@ -68,18 +68,18 @@ def test_stray_non_llc_listener_is_killed_only_with_force(deploy) -> None:
     assert dry_run(settings, PidFile(settings, env=env), lines.append) == 0
     shown = "\n".join(lines)
     # Named whole (a long virtual-environment path must not cut the script off), and not touched.
-    assert f"would leave alone (not llc; pass --force to kill it): pid {stray.pid}" in shown
+    assert f"would leave alone (not llc-phone; pass --force to kill it): pid {stray.pid}" in shown
     assert "time.sleep(120)" in shown and stray.poll() is None
 
     lines.clear()
     assert restart(settings, PidFile(settings, env=env), lines.append, port_free_timeout_s=0.3) == 1
     out = "\n".join(lines)
-    assert f"not llc, left alone: pid {stray.pid}" in out and "llc restart --force" in out
+    assert f"not llc-phone, left alone: pid {stray.pid}" in out and "llc-phone restart --force" in out
     assert stray.poll() is None and not (tmp_path / "llc-phone.pid").exists()  # nothing killed, nothing started
 
     lines.clear()
     assert restart(settings, PidFile(settings, env=env), lines.append, force=True) == 0, "\n".join(lines)
-    named = next(i for i, line in enumerate(lines) if f"not llc, killing it (--force): pid {stray.pid}" in line)
+    named = next(i for i, line in enumerate(lines) if f"not llc-phone, killing it (--force): pid {stray.pid}" in line)
     assert "time.sleep(120)" in lines[named]
     assert named < next(i for i, line in enumerate(lines) if f"SIGTERM pid {stray.pid}" in line)  # named first
     assert stray.wait(5) != 0  # killed by the signal
@@ -97,8 +97,9 @@ def test_full_command_line_is_shown(tmp_path: Path) -> None:
     assert len(shown) > 160 and shown.endswith("time.sleep(120)")
 
 
-@pytest.mark.parametrize("command, llc", [("/srv/.venv/bin/python3 /srv/.venv/bin/llc serve --port 9000", True),
-                                          (f"{sys.executable} -m llc.cli serve", True), ("llc serve", True),
+@pytest.mark.parametrize("command, llc", [("/srv/.venv/bin/python3 /srv/.venv/bin/llc-phone serve --port 9000", True),
+                                          (f"{sys.executable} -m llc.cli serve", True), ("llc-phone serve", True),
+                                          ("python3 -m llc serve", True), ("/srv/.venv/bin/llc serve", True),  # a server of a release before the rename
                                           ("python3 -m http.server 8080", False), ("/usr/bin/llc-other serve", False)])
 def test_which_listeners_are_llc(command: str, llc: bool) -> None:
     from llc.ops.ports import Listener
@@ -131,11 +132,11 @@ def test_llc_restart_command_registered() -> None:
 
 
 def test_serve_on_a_taken_port_names_the_holder_and_the_dry_run(deploy) -> None:
-    """It pointed straight at `llc restart`, which would have killed whatever held the port."""
+    """It pointed straight at `llc-phone restart`, which would have killed whatever held the port."""
     _tmp_path, port, env, _settings, started = deploy
     stray = stray_listener(port)
     started.append(stray)
     done = subprocess.run([sys.executable, "-m", "llc.cli", "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"pid {stray.pid}" in done.stderr and "time.sleep(120)" in done.stderr
-    assert "llc restart --dry-run" in done.stderr and stray.poll() is None
+    assert "llc-phone restart --dry-run" in done.stderr and stray.poll() is None

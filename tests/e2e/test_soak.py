@@ -31,7 +31,7 @@ async def test_missing_record_and_no_tool_calls_are_failures(tmp_path: Path) -> 
 
 
 async def test_short_soak_with_faults_reaches_every_designed_outcome(tmp_path: Path) -> None:
-    """`llc soak --faults`: a silent Twilio leg and a socket without start each end within their
+    """`llc-phone soak --faults`: a silent Twilio leg and a socket without start each end within their
     bound, a flood of key presses leaves the server on time and is recorded whole, no call is
     left active, nothing leaks, no record is lost."""
     report = await soak(3, 14, 5, tmp_path / "soak.csv", faults_every_s=3)

@@ -1,4 +1,4 @@
-"""PostgreSQL restarted under a running `llc serve` (its own process): both calls' records stored."""
+"""PostgreSQL restarted under a running `llc-phone serve` (its own process): both calls' records stored."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers for tests that run a real `llc serve` process (restart, drain): env, start, stop."""
+"""Helpers for tests that run a real `llc-phone serve` process (restart, drain): env, start, stop."""
 
 from __future__ import annotations
 

@@ -113,7 +113,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
     with pytest.raises(SystemExit) as done:
         main(["--version"])
-    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"llc {version('llc-phone')}"
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"llc-phone {version('llc-phone')}"
 
 
 def test_help_texts_name_current_settings() -> None:
@@ -147,3 +147,14 @@ def test_every_command_and_option_says_what_it_does() -> None:
 
     walk(build_parser(), "llc")
     assert missing == []
+
+
+def test_the_command_is_llc_phone_and_never_shadows_llvm_llc() -> None:
+    """`llc` is LLVM's static compiler on Debian and Ubuntu: the package installs `llc-phone` only."""
+    from importlib.metadata import distribution
+
+    scripts = {ep.name for ep in distribution("llc-phone").entry_points if ep.group == "console_scripts"}
+    assert scripts == {"llc-phone"}
+    assert build_parser().prog == "llc-phone"
+    done = subprocess.run([sys.executable, "-m", "llc", "--version"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("llc-phone ")

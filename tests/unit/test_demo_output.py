@@ -1,4 +1,4 @@
-"""What `llc demo` prints: the call as it happens, and the IVR summary without misleading lines."""
+"""What `llc-phone demo` prints: the call as it happens, and the IVR summary without misleading lines."""
 
 from __future__ import annotations
 

@@ -49,4 +49,4 @@ def test_reference_docs_exist_and_name_commands_that_exist() -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     skill = (docs / "SKILL.md").read_text()
     for command in ("doctor", "restart", "snapshot"):
-        assert f"llc {command}" in skill and command in commands
+        assert f"llc-phone {command}" in skill and command in commands

@@ -1,4 +1,4 @@
-"""`llc snapshot save/list/diff/restore`: a round trip, and a broken snapshot that is refused."""
+"""`llc-phone snapshot save/list/diff/restore`: a round trip, and a broken snapshot that is refused."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_round_trip(deploy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert live.read_text() == first.read_text()
     backups = list((deploy / "snaps" / "backups").iterdir())
     assert len(backups) == 1 and backups[0].read_text() == tuned  # what it replaced is kept
-    assert "llc restart" in capsys.readouterr().out
+    assert "llc-phone restart" in capsys.readouterr().out
 
 
 def test_broken_snapshot_is_refused_and_nothing_replaced(deploy: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,8 +115,8 @@ def test_one_live_profile_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert not snapshots.live_profile(settings).exists
     (tmp_path / "profile.toml").write_text('voice = "marin"\n')
     assert live_profile_path(None) == "profile.toml"
-    assert load_profile(live_profile_path(None)).voice == "marin"  # what `llc serve` runs
-    assert snapshots.live_profile(settings).text == 'voice = "marin"\n'  # what `llc snapshot` saves
+    assert load_profile(live_profile_path(None)).voice == "marin"  # what `llc-phone serve` runs
+    assert snapshots.live_profile(settings).text == 'voice = "marin"\n'  # what `llc-phone snapshot` saves
     assert live_profile_path(str(tmp_path / "other.toml")) == str(tmp_path / "other.toml")
 
 
@@ -134,7 +134,7 @@ def test_list_names_the_bundled_default_and_restore_advice(tmp_path: Path, monke
     assert main(["snapshot", "restore", dt.date.today().isoformat()]) == 0
     out = capsys.readouterr().out
     assert "now the live profile" in out and "reads profile.toml from the folder it starts in" in out
-    assert "llc restart" in out
+    assert "llc-phone restart" in out
 
 
 @pytest.mark.parametrize("text, key", [('vocie = ""\n', "'vocie'"), ('[turn_detecton]\ntype = "server_vad"\n', "'turn_detecton'"),

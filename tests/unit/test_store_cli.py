@@ -1,4 +1,4 @@
-"""`llc db`, `llc calls`, `llc messages` against a database file."""
+"""`llc-phone db`, `llc-phone calls`, `llc-phone messages` against a database file."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""`llc bench bargein`: how fast the caller's interruption silences the agent.
+"""`llc-phone bench bargein`: how fast the caller's interruption silences the agent.
 
-A real `llc serve` runs as its own process; the fake OpenAI and the fake callers run here,
+A real `llc-phone serve` runs as its own process; the fake OpenAI and the fake callers run here,
 on one clock. Each call is a chain of barge-ins: the caller lets the agent talk for
 ``--after-ms``, then talks over it. Per barge-in it reports:
 
@@ -104,7 +104,7 @@ async def run_bench(calls: int, barge_ins: int, after_ms: int, ttfb_ms: int, eng
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_loop_lag, lag)
         await nursery.start(fake.serve)
-        # A real `llc serve` process (blocking start: in a thread, so the fake keeps serving).
+        # A real `llc-phone serve` process (blocking start: in a thread, so the fake keeps serving).
         server = await trio.to_thread.run_sync(partial(start_server, engine, fake.url, source=source))
         base = server.http_url
 
@@ -166,7 +166,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--after-ms", type=int, default=800, help="agent audio the caller hears before talking over it")
     p.add_argument("--ttfb-ms", type=int, default=300, help="simulated model time to first audio byte")
     p.add_argument("--engine", choices=sorted(ENGINES), default="fast", help="server WebSocket engine setup")
-    p.add_argument("--baseline", metavar="TREE", help="run `llc serve` from this source tree instead (an older build)")
+    p.add_argument("--baseline", metavar="TREE", help="run `llc-phone serve` from this source tree instead (an older build)")
 
 
 def render(r: dict[str, object]) -> str:
@@ -176,7 +176,7 @@ def render(r: dict[str, object]) -> str:
         return f"  {name:<38}{s.get('p50', '-'):>9}{s.get('p99', '-'):>9}{s.get('max', '-'):>9}"
 
     return "\n".join([
-        (f"llc bench bargein: {r['barge_ins']} barge-ins measured (of {r['expected']}), "
+        (f"llc-phone bench bargein: {r['barge_ins']} barge-ins measured (of {r['expected']}), "
          f"OpenAI errors {r['openai_errors']}, truncates accepted {r['truncates_accepted']}, deletes {r['deletes_accepted']}"),
         f"  {'':<38}{'p50':>9}{'p99':>9}{'max':>9}",
         row("speech_started -> clear at caller (ms)", "server_ms"),

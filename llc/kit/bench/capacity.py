@@ -1,7 +1,7 @@
-"""`llc bench capacity`: how many calls one core holds before frames get late or lost.
+"""`llc-phone bench capacity`: how many calls one core holds before frames get late or lost.
 
-Raises the number of concurrent calls step by step through a real ``llc serve`` pinned to one
-CPU (the load generator on another), each step measured like `llc bench relay`. It stops at
+Raises the number of concurrent calls step by step through a real ``llc-phone serve`` pinned to one
+CPU (the load generator on another), each step measured like `llc-phone bench relay`. It stops at
 the first step where p99 added latency passes ``--p99-ms``, a frame is lost or reordered, or
 the server's core is full; memory per call is the slope of RSS against calls over the steps.
 On a 2-core machine the load generator needs its own core too: when it saturates first, the
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.start < 1 or args.step < 1 or args.seconds <= 0:
-        print("llc bench capacity: --start and --step must be at least 1, --seconds above 0")
+        print("llc-phone bench capacity: --start and --step must be at least 1, --seconds above 0")
         return 2
     echo, echo_url = sp.start_echo()
     steps: list[relay.RelayResult] = []

@@ -1,4 +1,4 @@
-"""`llc bench core`: the call core's own cost per media frame, in-process (µs per frame).
+"""`llc-phone bench core`: the call core's own cost per media frame, in-process (µs per frame).
 
 No sockets and no event loop: one live ``CallCore`` is fed the frames a call carries (Twilio
 ``media`` frames in, OpenAI audio deltas in, as the engine hands them over: bytes) and the
@@ -65,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.repeat < 1:
-        print("llc bench core: --frames and --repeat must be at least 1")
+        print("llc-phone bench core: --frames and --repeat must be at least 1")
         return 2
     r = time_frames(args.frames, args.repeat)
     print(f"call core, best of {args.repeat} x {args.frames} frames each way (µs per frame):")

@@ -1,4 +1,4 @@
-"""`llc bench prewarm`: answer → first agent audio at the callee, prewarmed vs cold, offline.
+"""`llc-phone bench prewarm`: answer → first agent audio at the callee, prewarmed vs cold, offline.
 
 Each simulated call goes the whole outbound way: POST /calls → official twilio client → fake
 Twilio REST (rings, answers) → fake callee on the media stream saying "Hello?" → fake OpenAI
@@ -105,7 +105,7 @@ def render(args: argparse.Namespace, samples: dict[str, Samples]) -> None:
 def run(args: argparse.Namespace) -> int:
     setup_logging("text", "WARNING")
     if args.calls < 1 or args.batch < 1:
-        print("llc bench prewarm: --calls and --batch must be at least 1")
+        print("llc-phone bench prewarm: --calls and --batch must be at least 1")
         return 2
     samples = trio.run(run_bench, args)
     render(args, samples)

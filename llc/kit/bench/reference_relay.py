@@ -5,7 +5,7 @@ WebSocket route for Twilio's media stream, the ``websockets`` package's asyncio 
 OpenAI, stdlib ``json``, two coroutines under ``asyncio.gather``. It only moves frames (no
 marks, no barge-in, no records, no logs per frame), so it is a floor for "the relay a
 developer would otherwise copy", run under uvicorn[standard] (uvloop, httptools) as people
-deploy it. ``llc bench relay --engine reference`` starts it in place of ``llc serve``; it
+deploy it. ``llc-phone bench relay --engine reference`` starts it in place of ``llc-phone serve``; it
 needs the ``compare`` extra (``pip install -e '.[compare]'``). Not used by the product.
 """
 

@@ -1,6 +1,6 @@
-"""`llc bench relay`: what the relay adds per frame and costs per call, through a real server.
+"""`llc-phone bench relay`: what the relay adds per frame and costs per call, through a real server.
 
-Method (docs/performance.md): a real ``llc serve`` runs as its own process; this process runs
+Method (docs/performance.md): a real ``llc-phone serve`` runs as its own process; this process runs
 N fake Twilio callers and the fake OpenAI it points at (llc/kit/bench/loadgen.py), 20 ms frames
 both ways. Every payload carries its send time, so each direction's through-server time is
 measured on one clock. The same loop also times a loopback WebSocket echo (its own process)
@@ -22,7 +22,7 @@ from llc.kit.bench.loadgen import LoadGen
 from llc.kit.bench.stats import percentile
 
 ECHO_PROBES = 2
-BASELINE = "baseline"  # `llc serve` from another source tree (--baseline)
+BASELINE = "baseline"  # `llc-phone serve` from another source tree (--baseline)
 WARMUP_S = 2.0
 DRAIN_S = 1.0
 
@@ -186,7 +186,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per engine, alternated; the median run (by CPU) is shown (default 1)")
     p.add_argument("--baseline", metavar="TREE",
-                   help="also run `llc serve` from this source tree (e.g. `git worktree add /tmp/base main`) as "
+                   help="also run `llc-phone serve` from this source tree (e.g. `git worktree add /tmp/base main`) as "
                         "engine 'baseline', alternated with the others: before and after in one run")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to separate CPUs")
     p.add_argument("--barge-every", type=float, default=0.0, metavar="SECONDS",
@@ -200,15 +200,15 @@ def median_run(runs: list[RelayResult]) -> RelayResult:
 
 def run(args: argparse.Namespace) -> int:
     if args.calls < 1 or args.seconds <= 0 or args.repeat < 1:
-        print("llc bench relay: --calls and --repeat must be at least 1 and --seconds above 0")
+        print("llc-phone bench relay: --calls and --repeat must be at least 1 and --seconds above 0")
         return 2
     engines = args.engine or list(sp.ENGINES) + ([sp.REFERENCE] if sp.reference_available() else [])
     if sp.REFERENCE in engines and not sp.reference_available():
-        print("llc bench relay: the reference relay needs FastAPI and uvicorn[standard]: pip install -e '.[compare]'")
+        print("llc-phone bench relay: the reference relay needs FastAPI and uvicorn[standard]: pip install -e '.[compare]'")
         return 2
     if args.baseline:
         if not os.path.isfile(os.path.join(args.baseline, "llc", "cli.py")):
-            print(f"llc bench relay: --baseline {args.baseline} is not a source tree of llc (no llc/cli.py in it)")
+            print(f"llc-phone bench relay: --baseline {args.baseline} is not a source tree of llc (no llc/cli.py in it)")
             return 2
         engines = [BASELINE] + engines
     echo, echo_url = sp.start_echo()

@@ -1,7 +1,7 @@
 """The server under test as its own process, and what /proc says about it.
 
 CPU is attributed honestly only if the load generator is not in the same process: the bench
-starts a real ``llc serve`` with the environment pointing at the load generator's fake OpenAI,
+starts a real ``llc-phone serve`` with the environment pointing at the load generator's fake OpenAI,
 and reads the child's CPU (utime + stime) from /proc/<pid>/stat and its RSS from
 /proc/<pid>/status.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-# What `llc bench` can put under test: extra settings for `llc serve` by name. The product has
+# What `llc-phone bench` can put under test: extra settings for `llc-phone serve` by name. The product has
 # one media path (the fast engine through PORT's front door); "recording" is that path with call
 # audio on (LLC_RECORD_AUDIO, into a scratch folder removed when the server stops).
 ENGINES: dict[str, dict[str, str]] = {"fast": {}, "recording": {"LLC_RECORD_AUDIO": "on"}}
@@ -82,7 +82,7 @@ def pin(pid: int, cpu: int) -> bool:
 
 @dataclass
 class ServerProcess:
-    """A running ``llc serve`` under test."""
+    """A running ``llc-phone serve`` under test."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -126,7 +126,7 @@ class ServerProcess:
 
 def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | None = None,
                  timeout: float = 30.0, source: str | None = None) -> ServerProcess:
-    """Start ``llc serve`` on free ports with ``engine``'s settings; wait until it accepts.
+    """Start ``llc-phone serve`` on free ports with ``engine``'s settings; wait until it accepts.
 
     ``source``: run the ``llc`` package of that source tree instead (an older build, for a
     before/after in one run); it shares this environment's dependencies.
@@ -154,14 +154,14 @@ def start_server(engine: str, openai_url: str, *, extra_env: dict[str, str] | No
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"llc serve exited with {proc.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"llc-phone serve exited with {proc.returncode}:\n{server.log_tail()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return server
         except OSError:
             if time.monotonic() > deadline:
                 server.stop()
-                raise RuntimeError(f"llc serve did not listen on {port} within {timeout:g} s:\n{server.log_tail()}")
+                raise RuntimeError(f"llc-phone serve did not listen on {port} within {timeout:g} s:\n{server.log_tail()}")
             time.sleep(0.05)
 
 

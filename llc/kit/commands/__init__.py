@@ -1,1 +1,1 @@
-"""`llc demo`, `llc bench`, `llc soak`: the test kit's commands (listed in ``llc.commands.COMMANDS``)."""
+"""`llc-phone demo`, `llc-phone bench`, `llc-phone soak`: the test kit's commands (listed in ``llc.commands.COMMANDS``)."""

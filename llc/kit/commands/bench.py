@@ -1,4 +1,4 @@
-"""`llc bench <name>`: dispatch to ``llc.kit.bench.<name>`` (each exposes add_arguments and run)."""
+"""`llc-phone bench <name>`: dispatch to ``llc.kit.bench.<name>`` (each exposes add_arguments and run)."""
 
 from __future__ import annotations
 

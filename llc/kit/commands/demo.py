@@ -1,6 +1,6 @@
-"""`llc demo`: a whole simulated call on loopback, no keys, no network, shown as it happens.
+"""`llc-phone demo`: a whole simulated call on loopback, no keys, no network, shown as it happens.
 
-The call's record goes to the database `llc calls` reads (``--db``, else LLC_DB_URL, else
+The call's record goes to the database `llc-phone calls` reads (``--db``, else LLC_DB_URL, else
 llc.db), so a new user can look at it afterwards; ``--console`` keeps a server up on that
 database with the call console's URL printed.
 """
@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
         render(demo, args.shape, args.ttfb_ms, args.silence_ms, live=True)
         ok, sid = demo.ok, demo.record.call_sid
     print()
-    print(f"The call's record is stored in {_where(db_url)}: `llc calls show {sid}` prints it"
+    print(f"The call's record is stored in {_where(db_url)}: `llc-phone calls show {sid}` prints it"
           + ("" if args.db is None else f" (add --db {args.db})") + ".")
     if args.console:
         return _serve_console(db_url, args.console_port, sid) or (0 if ok else 1)
-    print("`llc demo --console` also opens the call console on it.")
+    print("`llc-phone demo --console` also opens the call console on it.")
     return 0 if ok else 1
 
 

@@ -1,4 +1,4 @@
-"""`llc soak`: continuous calls through a real server; fails on leaks, lost calls or errors."""
+"""`llc-phone soak`: continuous calls through a real server; fails on leaks, lost calls or errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     from llc.kit.soak import plot, soak
 
     if args.calls < 1 or args.minutes <= 0:
-        print("llc soak: --calls must be at least 1 and --minutes above 0")
+        print("llc-phone soak: --calls must be at least 1 and --minutes above 0")
         return 2
     setup_logging("text", "WARNING")
     csv_path = Path(args.csv)

@@ -1,4 +1,4 @@
-"""A minimal fake of Twilio's REST API: just IncomingPhoneNumbers.json, for `llc doctor` tests.
+"""A minimal fake of Twilio's REST API: just IncomingPhoneNumbers.json, for `llc-phone doctor` tests.
 
 Doctor asks Twilio (never local files) which voice URL each number has. This fake answers
 that one question the way api.twilio.com does (a page of ``incoming_phone_numbers``, HTTP

@@ -4,7 +4,7 @@ Each script dials the number the bundled scenarios file maps to its mode, speaks
 keys (DTMF) like a person would, while the fake OpenAI answers from a matching script (its
 tool calls included). The runner starts the fake OpenAI, the fake Twilio REST API (so a
 transfer really redirects the call), the real server with a database, and returns what was
-stored: the call record, messages and tickets. `llc demo --scenario NAME` (which prints it:
+stored: the call record, messages and tickets. `llc-phone demo --scenario NAME` (which prints it:
 llc/kit/demo.py) and the tests use it.
 """
 
@@ -57,7 +57,7 @@ SCRIPTS: dict[str, ModeScript] = {
             "callback_time": "tomorrow morning"}, reply_after="Thanks Dana, I have passed that on.")},
     ),
     "csr": ModeScript(
-        "csr", "+15550100022", "+15550100001",  # Ann Lee in the sample data (llc db seed)
+        "csr", "+15550100022", "+15550100001",  # Ann Lee in the sample data (llc-phone db seed)
         turns=[CallerTurn("Hi, where is my blender?"), CallerTurn("And the spare jug I got is the wrong size.")],
         replies=["Anything else?"],
         user_transcripts=["Hi, where is my blender?", "And the spare jug I got is the wrong size."],
@@ -100,7 +100,7 @@ async def run_mode(name: str, *, db_url: str = ":memory:", script: ModeScript | 
             state = build_server(Settings(**opts), load_profile())
             binds = await nursery.start(serve, state)
             await state.store.seed()
-            if watch is not None:  # `llc demo --scenario`: prints the call as it happens
+            if watch is not None:  # `llc-phone demo --scenario`: prints the call as it happens
                 nursery.start_soon(watch, state)
             caller = FakeCaller(binds[0], CallerScript(turns=script.turns, wait_first_reply=script.wait_first_reply,
                                                        max_call_s=25),
