@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Configuration mistakes are the user's to fix: say what and how, no traceback.
         # A driver's message may span lines (psycopg's does): a database problem is one line.
         text = " ".join(str(exc).split()) if isinstance(exc, StoreError) else str(exc)
-        print(f"llc: {text}", file=sys.stderr)
+        print(f"llc-phone: {text}", file=sys.stderr)
         return 2
 
 

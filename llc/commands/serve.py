@@ -16,6 +16,7 @@ from llc.config_vars import ENV_FILE
 from llc.log import get_logger, setup_logging
 from llc.ops.pidfile import remove_pid, write_pid
 from llc.ops.ports import listeners
+from llc.ops.writable import unwritable_paths
 from llc.profile import ProfileError, live_profile_path, load_profile
 from llc.store import StoreError
 
@@ -28,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(require_keys=True)
     if args.port is not None:
         settings = settings.with_overrides(port=args.port)
+    if problems := unwritable_paths(settings):
+        _warn_missing_env_file()  # logging is not set up (its file is one of the problems): said plainly
+        raise ConfigError(problems)
     setup_logging(settings.log_format, settings.log_level, log_file=settings.log_file)
     _warn_missing_env_file()
     profile = load_profile(live_profile_path(settings.profile_path))

@@ -103,7 +103,7 @@ def test_serve_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path, 
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("llc: LLC_DB_URL") and expected in last
+    assert last.lstrip(" -").startswith(("llc-phone: LLC_DB_URL", "LLC_DB_URL")) and expected in last
     # LLC_ENV_FILE names a file that is not there: said, not silently ignored.
     assert f"LLC_ENV_FILE={tmp_path / 'none.env'} does not exist" in done.stderr
 
@@ -158,3 +158,23 @@ def test_the_command_is_llc_phone_and_never_shadows_llvm_llc() -> None:
     assert build_parser().prog == "llc-phone"
     done = subprocess.run([sys.executable, "-m", "llc", "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.startswith("llc-phone ")
+
+
+def test_serve_refuses_paths_it_could_not_write_in_one_line_each(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A log file, pid file, recordings folder or SQLite file it could not write failed late (a
+    traceback, an exception group after "serving", errors at every call): now one line each,
+    naming the variable and the fix, before anything starts."""
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    _clean(monkeypatch, tmp_path, **SIM, LLC_LOCAL_ONLY="on", LLC_LOG_FILE=str(tmp_path / "no-such-dir" / "llc.log"),
+           LLC_PID_FILE=str(afile / "llc.pid"), LLC_RECORD_AUDIO="on", LLC_RECORDINGS_DIR=str(afile / "rec"),
+           LLC_DB_URL=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "llc", "serve"], env={**os.environ, "PORT": "0"}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    for name, why in (("LLC_LOG_FILE", "does not exist"), ("LLC_PID_FILE", "is not a folder"),
+                      ("LLC_RECORDINGS_DIR", "is not a folder"), ("LLC_DB_URL", "is a folder, not a file")):
+        [line] = [x for x in lines if f"{name}=" in x]
+        assert why in line and f"set {name} to a path" in line, line
+    assert not (tmp_path / "no-such-dir").exists()
