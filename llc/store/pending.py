@@ -144,7 +144,8 @@ class PendingRecords:
         with self.path.open("rb") as f:
             f.seek(start)
             while len(lines) < n and f.tell() < end:
-                lines.append(f.readline().rstrip(b"\n"))
+                if line := f.readline().strip():  # a blank line is no record
+                    lines.append(line)
             return lines, f.tell()
 
     def _commit_sync(self, failed: list[bytes], offset: int) -> None:
