@@ -57,12 +57,9 @@ def _append(payload: str) -> ToOpenAI:
 
 
 class CallCore:
-    """One call's decisions; ``phase`` walks the table in ``llc.core.phase``.
-
-    Built from parts: the conversation (response gate, agent audio over the playout clock,
-    tool calls), the journal (the record), the session recovery (handed in, or a default
-    one); the call's mode arrives with its plan.
-    """
+    """One call's decisions; ``phase`` walks the table in ``llc.core.phase``. Built from the
+    conversation (response gate, agent audio over the playout clock, tool calls), the journal (the
+    record) and the session recovery (handed in, or a default one); the mode comes with the plan."""
 
     def __init__(
         self,
@@ -235,6 +232,7 @@ class CallCore:
                     return talk.on_out_of_band_done(response_id)
                 return talk.on_response_done(response_id) + self._maybe_hang_up()
             case oa.SpeechStarted():
+                self.journal.caller_spoke = True
                 return talk.interrupt(now, service_cancels=talk.spec.turn_detection.interrupt_response)
             case oa.SpeechStopped():
                 self.journal.speech_stopped(now)
@@ -280,7 +278,9 @@ class CallCore:
         self._pending.clear()
         resume = self.recovery.take_resume()
         if resume is not None:  # a replacement session: context, no second greeting
-            actions.insert(1, ToOpenAI(json_text(faults.context_item(resume))))
+            actions.insert(1, ToOpenAI(json_text(faults.context_item(resume.summary))))
+            if resume.lost_turn:  # before the held audio: speech in it barges in as usual
+                actions[2:2] = self.talk.request_response()
         elif self.greeting:
             # Greet with a user item + response.create, on session.updated only (never
             # session.created: the session is not configured yet).
@@ -376,7 +376,7 @@ class CallCore:
         self.life.move(Phase.CONNECTING)  # caller audio is held (bounded) until the new session is live
         self.talk.renew(_LOST)
         self.journal.session_renewed(note)
-        self.recovery.resume = faults.summary(self.record.transcript)
+        self.recovery.resume = faults.resume(self.record.transcript, lost_turn=self.journal.owes_reply())
         return [Log("warning", f"OpenAI session lost ({note}): opening a new one with the conversation so far",
                     {"why": why}), ReconnectOpenAI(why)]
 

@@ -99,6 +99,7 @@ class Conversation:
 
     def on_response_done(self, response_id: str) -> list[Action]:
         """One of the call's responses ended (the caller checks for the hang-up after it)."""
+        self.journal.reply_ended()
         actions = self.audio.tail(self.stream_sid)  # no audio.done came (e.g. cancelled): mark the tail
         actions += self._send_gated(self.gate.on_done(response_id))
         if self.switch.due(self.gate.done_count):

@@ -8,6 +8,7 @@ session is told what was said so far, so the caller notices a pause, not a stran
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from llc.core.record import TranscriptLine
@@ -20,15 +21,39 @@ SUMMARY_LINES = 12
 SUMMARY_CHARS = 1500
 
 
-def summary(transcript: Sequence[TranscriptLine]) -> str:
+@dataclass(frozen=True)
+class Resume:
+    """What a replacement session is told, and whether it must speak first.
+
+    ``lost_turn``: the caller had spoken since the agent's last reply ended, so their words
+    went down with the old session (they were never transcribed, nor answered). Left alone,
+    the new session would wait for speech that already happened, and the caller would wait
+    for an answer that never comes: dead air until one of them gives up. So the new session
+    speaks at once and asks them to say it again.
+    """
+
+    summary: str
+    lost_turn: bool
+
+
+def resume(transcript: Sequence[TranscriptLine], lost_turn: bool) -> Resume:
+    return Resume(summary(transcript, lost_turn), lost_turn)
+
+
+def summary(transcript: Sequence[TranscriptLine], lost_turn: bool = False) -> str:
     """A short summary of the conversation so far, for the model of a replacement session."""
     # What the caller heard of an interrupted reply, not the words that were never played.
     lines = [f"{'Caller' if t.role == 'caller' else 'You'}: {_heard(t)}" for t in transcript[-SUMMARY_LINES:]]
     body = "\n".join(lines)
     if len(body) > SUMMARY_CHARS:
         body = "…" + body[-SUMMARY_CHARS:]
-    head = ("The phone call is already in progress; the connection to you was briefly interrupted. "
-            "Continue the conversation naturally: do not greet the caller again or mention the interruption.")
+    if lost_turn:
+        head = ("The phone call is already in progress; the connection to you was briefly interrupted while "
+                "the caller was speaking, and their last words were lost. Say in a few words that the line "
+                "broke up and ask them to repeat what they just said; do not greet them again.")
+    else:
+        head = ("The phone call is already in progress; the connection to you was briefly interrupted. "
+                "Continue the conversation naturally: do not greet the caller again or mention the interruption.")
     return head + ("\nThe conversation so far:\n" + body if body else "\nNothing has been said yet.")
 
 

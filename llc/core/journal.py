@@ -92,6 +92,9 @@ class Journal:
         # (RECENT_FRAMES: no loud frame that recent).
         self._unseen: list[str] = []
         self._quiet_before = RECENT_FRAMES
+        # Loud caller audio (or the service's speech_started) since the agent's last reply ended:
+        # if the session is lost now, those words went with it and the caller is owed a reply.
+        self.caller_spoke = False
 
     # ---- the call: who, what, how it ended ------------------------------------------------
 
@@ -142,8 +145,23 @@ class Journal:
         unseen = self._unseen
         unseen.append(payload)
         if len(unseen) >= UNSEEN_FRAMES:
-            self._quiet_before = self._quiet_frames()
-            unseen.clear()
+            self._look_at_unseen()
+
+    def _look_at_unseen(self) -> None:
+        self._quiet_before = quiet = self._quiet_frames()
+        if quiet < len(self._unseen):  # a loud frame among them
+            self.caller_spoke = True
+        self._unseen.clear()
+
+    def reply_ended(self) -> None:
+        """One of the agent's replies ended: what the caller said before it was answered by it."""
+        self._look_at_unseen()
+        self.caller_spoke = False
+
+    def owes_reply(self) -> bool:
+        """Has the caller spoken since the agent's last reply ended (see ``caller_spoke``)?"""
+        self._look_at_unseen()
+        return self.caller_spoke
 
     def agent_frame(self, now: float) -> None:
         """Agent audio went to the caller: the turn waiting for its first audio has it now."""

@@ -22,7 +22,7 @@ class SessionRecovery:
     drops: int = 0
     renewals: int = 0
     expired: bool = False  # session_expired seen: the coming close is the 60-minute cap
-    resume: str | None = None  # the summary the replacement session gets, until it is live
+    resume: faults.Resume | None = None  # what the replacement session gets, until it is live
 
     def next_session(self, code: int | None, reason: str) -> tuple[Literal["dropped", "session_expired"], str] | None:
         """``(why, note)`` for a replacement session after a close, or None when none is left."""
@@ -37,7 +37,7 @@ class SessionRecovery:
         self.drops += 1
         return "dropped", f"dropped (code {code})"
 
-    def take_resume(self) -> str | None:
-        """The summary for a session that just went live (once), or None for a first session."""
+    def take_resume(self) -> faults.Resume | None:
+        """What a session that just went live is told (once), or None for a first session."""
         resume, self.resume = self.resume, None
         return resume

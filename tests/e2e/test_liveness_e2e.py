@@ -88,6 +88,32 @@ async def test_openai_leg_silent_without_closing_is_pinged_dead_and_replaced(sta
     assert all(t.voice_to_voice_ms for t in result[0].turns)  # the caller got both answers
 
 
+async def test_words_spoken_into_a_frozen_leg_are_asked_for_again(start_stack: StackFactory) -> None:
+    """The leg freezes before the caller's first words; they go down with it. The replacement
+    session speaks first (asks the caller to repeat) instead of waiting for speech that already
+    happened: the caller hears a reply, not dead air until one side hangs up."""
+    stack = await start_stack(openai_proxy=True, replies=REPLIES, user_transcripts=LINES,
+                              settings={"openai_ping_s": 0.5, "openai_pong_timeout_s": 1.5})
+    assert stack.openai_proxy is not None
+    script = CallerScript(turns=[CallerTurn(LINES[0], speech_ms=400)], max_call_s=15, reply_timeout_s=6)
+    result = []
+    async with trio.open_nursery() as nursery:
+        async def run() -> None:
+            result.append(await FakeCaller(stack.base_url, script).run())
+
+        nursery.start_soon(run)
+        await live_session(stack)
+        assert stack.openai_proxy.freeze_where(b"GET ") == 1  # before the caller says anything
+    await stack.wait_records(1)
+    record = stack.state.records[-1]
+    assert record.reconnects == ["dropped (code 1006)"], record.reconnects
+    assert len(stack.fake.sessions) == 2 and stack.fake.sessions[0].speech_started_at == []  # never heard
+    sent = [e["type"] for e in stack.fake.sessions[1].received if e["type"] != "input_audio_buffer.append"]
+    assert sent[:3] == ["session.update", "conversation.item.create", "response.create"], sent
+    turn = result[0].turns[0]
+    assert not turn.timed_out and turn.voice_to_voice_ms is not None, result[0].events
+
+
 async def test_twilio_leg_silent_without_closing_ends_the_call_with_its_record(start_stack: StackFactory) -> None:
     stack = await start_stack(settings={"twilio_idle_s": 0.5})
     async with open_websocket_url(stack.media_url) as ws:

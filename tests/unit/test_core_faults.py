@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 import pytest
 from twilio.request_validator import RequestValidator
@@ -59,6 +61,39 @@ def test_a_drop_reconnects_once_with_the_same_session_and_a_summary() -> None:
     assert "Caller: Do you open Sunday?" in summary and "You: Yes, from ten." in summary
     assert out[1] == {"type": "input_audio_buffer.append", "audio": "AAAA"}
     assert all(e["type"] != "response.create" for e in out)  # no second greeting
+
+
+LOUD = base64.b64encode(b"\x00" * 160).decode()  # mu-law 0x00: full scale
+QUIET = base64.b64encode(b"\xff" * 160).decode()
+
+
+@pytest.mark.parametrize(("heard", "answered", "asks_again"), [
+    ("speech_started", False, True),  # the service heard the caller start
+    ("loud_audio", False, True),  # only llc saw it: the leg froze before the service said anything
+    ("speech_started", True, False),  # a reply ended after it: nothing is owed
+    ("nothing", False, False),
+])
+def test_words_lost_with_a_dropped_session_are_asked_for_again(heard: str, answered: bool, asks_again: bool) -> None:
+    """The caller spoke into a session that then dropped: the new one speaks first and asks
+    them to repeat (never dead air while both sides wait). Once a reply ended, nothing is owed."""
+    core = started()
+    if heard == "speech_started":
+        core.on_openai(oa.SpeechStarted(), 1.0)
+    for i in range(60):  # 1.2 s of the caller's line going into the leg
+        core.on_twilio(tw.Media(LOUD if heard == "loud_audio" and 10 <= i < 40 else QUIET), 1.0 + i * 0.02)
+    if answered:
+        core.on_openai(oa.SpeechStopped(), 2.3)
+        core.on_openai(oa.ResponseCreated("resp_1", False), 2.4)
+        core.on_openai(oa.ResponseDone("resp_1", False), 2.5)
+    core.on_openai_closed(1006, "")
+    core.on_twilio(tw.Media("AAAA"), 2.6)  # held while the new session is configured
+    core.on_openai_open()
+    out = sent(core.on_openai(oa.SessionUpdated(), 3.0))
+    summary = out[0]["item"]["content"][0]["text"]
+    assert ("their last words were lost" in summary) is asks_again
+    expected = [{"type": "response.create", "event_id": "llc_rc1"}] if asks_again else []
+    # The request goes before the held audio: speech in it barges in on the apology as usual.
+    assert out[1:] == [*expected, {"type": "input_audio_buffer.append", "audio": "AAAA"}]
 
 
 def test_a_second_drop_plays_the_apology_then_hangs_up_on_its_mark() -> None:
