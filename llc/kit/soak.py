@@ -36,7 +36,8 @@ from llc.kit.bench import server_proc as sp
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller, FakeCallerError
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig, ToolCallScript
 from llc.kit.sim.stall_proxy import StallProxy
-from llc.kit.soak_faults import FLOOD_KEYS, FaultReport, inject_faults
+from llc.kit.sim.wall_clock import SteppedClock, find_libfaketime
+from llc.kit.soak_faults import FLOOD_KEYS, Faulted, FaultReport, inject_faults
 from llc.store import open_store
 
 LINES = ["Hello?", "What time do you open?", "Can I book a table for two?", "Thanks, bye."]
@@ -63,6 +64,7 @@ class SoakReport:
     faults: FaultReport | None = None  # with --faults
     zombies: int = 0  # calls still active after every caller had hung up
     cancels_crossed: int = 0  # a barge-in's cancel crossed its response's done: the service's no is expected
+    in_flight: int = 0  # calls the soak has open now
 
 
 def _script(rng: random.Random, max_turns: int = 3) -> CallerScript:
@@ -90,7 +92,12 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
     report = SoakReport()
     rng = random.Random(seed)
     fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=150, end_of_turn_silence_ms=300, tool_calls={1: TOOL_CALL}))
-    db = Path(tempfile.mkdtemp(prefix="llc-soak-")) / "soak.db"
+    scratch = Path(tempfile.mkdtemp(prefix="llc-soak-"))
+    db, env, clock = scratch / "soak.db", {"LLC_DB_URL": str(scratch / "soak.db")}, None
+    library = find_libfaketime()
+    if faults_every_s > 0 and library is not None:  # the server's wall clock can be stepped
+        clock = SteppedClock(scratch, library)
+        env.update(clock.env())
     async with trio.open_nursery() as nursery:
         fake_port = await nursery.start(fake.serve)
         openai_url, proxy = fake.url, None
@@ -98,7 +105,7 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
             proxy = StallProxy("127.0.0.1", fake_port)
             openai_url = fake.url.replace(f":{fake_port}", f":{await nursery.start(proxy.serve)}")
             report.faults = FaultReport()
-        server = sp.start_server("fast", openai_url, extra_env={"LLC_DB_URL": str(db)})
+        server = sp.start_server("fast", openai_url, extra_env=env)
         try:
             # Every probe says Connection: close: an idle keep-alive connection of the soak's own
             # (which the server drops after its keep-alive timeout, whenever that falls) would
@@ -106,8 +113,8 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
             async with httpx.AsyncClient(timeout=5, headers={"Connection": "close"}) as client, \
                     trio.open_nursery() as run:
                 if proxy is not None and report.faults is not None:
-                    run.start_soon(inject_faults, report.faults, server.http_url, proxy, faults_every_s,
-                                   trio.current_time() + seconds)
+                    target = Faulted(server.http_url, proxy, clock, lambda: report.in_flight)
+                    run.start_soon(inject_faults, report.faults, target, faults_every_s, trio.current_time() + seconds)
                 await _run(report, nursery, server, client, rng, calls, seconds, sample_s, csv_path)
         finally:
             server.stop()
@@ -125,12 +132,15 @@ async def soak(calls: int, seconds: float, sample_s: float, csv_path: Path, *, s
 async def _run(report: SoakReport, nursery: trio.Nursery, server: sp.ServerProcess, client: httpx.AsyncClient,
                rng: random.Random, calls: int, seconds: float, sample_s: float, csv_path: Path) -> None:
     async def one_call() -> None:
+        report.in_flight += 1
         try:
             result = await FakeCaller(server.http_url, _script(rng)).run()
         except (FakeCallerError, httpx.HTTPError, OSError) as exc:  # e.g. answered busy: a failure, not a crash
             report.calls_done += 1
             report.failures.append(f"a call could not be made: {exc}"[:300])
             return
+        finally:
+            report.in_flight -= 1
         report.calls_done += 1
         report.call_sids.append(result.call_sid)
         if result.ended_by != "caller_hangup" or not result.received_audio:
@@ -247,10 +257,13 @@ async def _stored(db_url: str, sids: list[str]) -> dict[str, dict[str, Any] | No
 
 
 async def _check_records(report: SoakReport, db_url: str) -> None:
-    """Every call made has its record in the store, with a transcript; tool calls were recorded."""
+    """Every call made has its final record in the store (ended as the caller hung up), with a
+    transcript; tool calls were recorded."""
     for sid, record in (await _stored(db_url, report.call_sids)).items():
         if record is None:
             report.failures.append(f"call {sid} has no record in the store")
+        elif record.get("end_reason") != "caller_hangup":  # an open record, or closed by the crash sweep
+            report.failures.append(f"call {sid}'s final record is missing: it says {record.get('end_reason')!r}")
         elif not record.get("transcript"):
             report.failures.append(f"call {sid}'s record has no transcript")
         else:

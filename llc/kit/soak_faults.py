@@ -14,6 +14,11 @@ Every ``every_s`` one fault, in turn:
   then hangs up. The server must stay on time for every other call (its /healthz, asked
   during the flood, answers within FaultBounds.responsive_s) and record every key
   (``dtmf_total``) in a record of bounded size.
+- ``clock_step``: the server's wall clock steps CLOCK_STEP_S back, and at the next one forward
+  again to the true time, with calls in flight (``llc.kit.sim.wall_clock``; its monotonic clock
+  does not move). Its outcome is the server's own ``Date`` header showing the step; then every
+  call that spanned it must still end with its final record (the soak checks every record).
+  Without libfaketime it is not injected, and the report says so.
 
 Each fault's time to the designed outcome is measured; one over its bound is a failure.
 """
@@ -22,7 +27,10 @@ from __future__ import annotations
 
 import base64
 import itertools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 import httpx
 import orjson
@@ -31,8 +39,10 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from llc.kit.sim.fake_caller import parse_twiml
 from llc.kit.sim.stall_proxy import StallProxy
+from llc.kit.sim.wall_clock import INSTALL, SteppedClock
 
-KINDS = ("openai_stall", "no_start", "twilio_silent", "key_flood")
+KINDS = ("openai_stall", "clock_step", "no_start", "twilio_silent", "key_flood")
+CLOCK_STEP_S = 120.0
 FLOOD_KEYS = 5000
 # A frozen OpenAI connection is cut by the relay after this (the fake's side is then freed).
 FROZEN_FOR_S = 30.0
@@ -47,10 +57,13 @@ class FaultReport:
     flood_call_sids: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     reconnected: int = 0  # calls whose record shows a replaced OpenAI session
+    calls_across_steps: int = 0  # calls in flight when the wall clock stepped
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         timed = ", ".join(f"{k} {self.injected[k]} (longest to outcome {self.longest_s[k]:.2f} s)" for k in KINDS[1:])
-        return f"openai_stall {self.injected['openai_stall']} ({self.reconnected} calls reconnected), {timed}"
+        return (f"openai_stall {self.injected['openai_stall']} ({self.reconnected} calls reconnected), {timed}; "
+                f"{self.calls_across_steps} calls in flight across a clock step")
 
 
 @dataclass(frozen=True)
@@ -59,19 +72,39 @@ class FaultBounds:
     start_timeout_s: float = 5.0
     slack_s: float = 2.0  # ticks, scheduling on a loaded 2-core box
     responsive_s: float = 0.5  # /healthz during a key flood
+    clock_step_s: float = 3.0  # the library re-reads the offset once a second; Date has 1 s steps
 
 
-async def inject_faults(report: FaultReport, http_url: str, proxy: StallProxy, every_s: float, until: float,
+@dataclass
+class Faulted:
+    """What the faults act on: the server, the relay in front of the fake OpenAI, the server's
+    wall clock (None: libfaketime is missing) and how many calls the soak has in flight."""
+
+    http_url: str
+    proxy: StallProxy
+    clock: SteppedClock | None = None
+    in_flight: Callable[[], int] = lambda: 0
+
+
+async def inject_faults(report: FaultReport, target: Faulted, every_s: float, until: float,
                         bounds: FaultBounds = FaultBounds()) -> None:
     """Inject one fault every ``every_s`` until ``until`` (trio clock); each runs as its own task."""
     kinds = itertools.cycle(KINDS)
     seq = itertools.count(1)
+    http_url, proxy = target.http_url, target.proxy
+    if target.clock is None:
+        report.notes.append(f"clock_step not injected: libfaketime is not installed ({INSTALL})")
     async with trio.open_nursery() as nursery:
         while trio.current_time() + every_s < until:
             await trio.sleep(every_s)
             kind, n = next(kinds), next(seq)
+            if kind == "clock_step" and target.clock is None:
+                continue
             report.injected[kind] += 1
-            if kind == "openai_stall":
+            if kind == "clock_step":
+                assert target.clock is not None
+                nursery.start_soon(_clock_step, report, http_url, target.clock, target.in_flight(), bounds)
+            elif kind == "openai_stall":
                 nursery.start_soon(_openai_stall, report, proxy)
             elif kind == "twilio_silent":
                 nursery.start_soon(_twilio_silent, report, http_url, f"CAsoakfault{n:05d}", bounds)
@@ -178,6 +211,26 @@ async def _key_flood(report: FaultReport, http_url: str, call_sid: str, bounds: 
         return
     report.flood_call_sids.append(call_sid)
     _took(report, "key_flood", slowest, bounds.responsive_s)
+
+
+async def _clock_step(report: FaultReport, http_url: str, clock: SteppedClock, in_flight: int,
+                      bounds: FaultBounds) -> None:
+    """Step the server's wall clock (back, or forward to the true time) and wait for its ``Date``
+    header to show it."""
+    offset = 0.0 if clock.offset_s else -CLOCK_STEP_S
+    started = trio.current_time()
+    clock.step(offset)
+    report.calls_across_steps += in_flight
+    async with httpx.AsyncClient(timeout=5, headers={"Connection": "close"}) as client:
+        with trio.move_on_after(bounds.clock_step_s + bounds.slack_s):
+            while True:
+                answer = await client.get(http_url + "/healthz")
+                shown = parsedate_to_datetime(answer.headers["date"]).timestamp()
+                if abs(shown - (time.time() + offset)) < 2.5:  # Date has whole seconds
+                    _took(report, "clock_step", trio.current_time() - started, bounds.clock_step_s)
+                    return
+                await trio.sleep(0.2)
+    report.failures.append(f"fault clock_step: the server's clock did not show the {offset:+.0f} s step")
 
 
 async def _no_start(report: FaultReport, http_url: str, bounds: FaultBounds) -> None:

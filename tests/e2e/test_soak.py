@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llc.kit.sim.wall_clock import INSTALL, find_libfaketime
 from llc.kit.soak import FIELDS, soak
+from tests.helpers.components import missing
 
 
 async def test_short_soak_is_flat_and_clean(tmp_path: Path) -> None:
@@ -31,11 +33,16 @@ async def test_missing_record_and_no_tool_calls_are_failures(tmp_path: Path) -> 
 
 
 async def test_short_soak_with_faults_reaches_every_designed_outcome(tmp_path: Path) -> None:
-    """`llc-phone soak --faults`: a silent Twilio leg and a socket without start each end within their
-    bound, a flood of key presses leaves the server on time and is recorded whole, no call is
+    """`llc-phone soak --faults`: the server's wall clock steps back under live calls, a silent
+    Twilio leg and a socket without start each end within their bound, a flood of key presses leaves the server on time and is recorded whole, no call is
     left active, nothing leaks, no record is lost."""
-    report = await soak(3, 14, 5, tmp_path / "soak.csv", faults_every_s=3)
+    if find_libfaketime() is None:
+        missing("libfaketime (steps the server's wall clock)", INSTALL)
+    report = await soak(3, 14, 5, tmp_path / "soak.csv", faults_every_s=2.5)
     assert report.faults is not None and report.failures == [], report.failures
+    # The wall clock stepped back 2 minutes under calls in flight; every one kept its final record.
+    assert report.faults.injected["clock_step"] == 1 and report.faults.calls_across_steps >= 1
+    assert 0 < report.faults.longest_s["clock_step"] < 3
     assert report.faults.injected["twilio_silent"] >= 1 and report.faults.injected["no_start"] >= 1
     assert report.faults.injected["key_flood"] >= 1 and len(report.faults.flood_call_sids) >= 1
     assert 0 < report.faults.longest_s["key_flood"] < 0.5  # /healthz during the flood

@@ -21,8 +21,8 @@ def run(args: argparse.Namespace) -> int:
     csv_path = Path(args.csv)
     print(f"soak: {args.calls} calls in flight for {args.minutes:g} min, sampling every {args.sample_s:g} s -> {csv_path}")
     if args.faults:
-        print(f"faults: one every {args.fault_every_s:g} s (OpenAI leg frozen, upgrade without start, Twilio leg silent, "
-              "a flood of key presses)")
+        print(f"faults: one every {args.fault_every_s:g} s (OpenAI leg frozen, the wall clock stepped, upgrade without "
+              "start, Twilio leg silent, a flood of key presses)")
     report = trio.run(partial(soak, args.calls, args.minutes * 60, args.sample_s, csv_path,
                               faults_every_s=args.fault_every_s if args.faults else 0.0))
     png = plot(csv_path)
@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         print(report.rss_note)
     if report.faults is not None:
         print(f"faults injected: {report.faults.summary()}; zombies {report.zombies}")
+        for note in report.faults.notes:
+            print(f"note: {note}")
     for failure in report.failures:
         print(f"FAIL {failure}")
     print("soak passed" if not report.failures else f"soak FAILED ({len(report.failures)} problems)")
@@ -48,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-s", type=float, default=60, help="seconds between samples (default 60)")
     p.add_argument("--csv", default="soak.csv", help="where the samples go (default soak.csv)")
     p.add_argument("--faults", action="store_true",
-                   help="mix in faults: a frozen OpenAI leg, a silent Twilio leg, an upgrade without start, a key-press flood")
+                   help="mix in faults: a frozen OpenAI leg, the server's wall clock stepped back and forward (needs "
+                        "libfaketime), a silent Twilio leg, an upgrade without start, a key-press flood")
     p.add_argument("--fault-every-s", type=float, default=20, help="seconds between faults (default 20)")
     p.set_defaults(func=run)
