@@ -36,7 +36,8 @@ CALLS = Counter(
 # The target is about 800 ms voice-to-voice; buckets are dense around it.
 VOICE_TO_VOICE = Histogram(
     "llc_voice_to_voice_seconds",
-    "Per turn, server side: caller speech stopped (VAD) to the first agent audio sent to Twilio.",
+    "Per turn, server side: the caller's last loud frame to the first agent audio frame sent to Twilio "
+    "(VAD wait + model + llc relay).",
     buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0), registry=REGISTRY,
 )
 BARGEIN = Histogram(
@@ -83,8 +84,8 @@ def record_call(record: CallRecord) -> None:
     """Fold a finished call into the metrics. Called once per call, from the media route's finally."""
     CALLS.labels(outcome=closed(record.end_reason or "", OUTCOMES), direction=closed(record.direction, DIRECTIONS)).inc()
     for turn in record.turns:
-        if turn.ms is not None:
-            VOICE_TO_VOICE.observe(turn.ms / 1000)
+        if turn.voice_to_voice_ms is not None:
+            VOICE_TO_VOICE.observe(turn.voice_to_voice_ms / 1000)
     for code, count in record.openai_errors.items():
         OPENAI_ERRORS.labels(code=closed(code, OPENAI_ERROR_CODES)).inc(count)
     FRAMES.labels(direction="to_openai").inc(record.frames_from_twilio)

@@ -60,11 +60,9 @@ def show(r: dict) -> None:
             heard, generated = e.detail.get("heard_ms"), e.detail.get("generated_ms")
             print(f"{'':21}(interrupted: heard {_ms(heard)} of {_ms(generated)}; "
                   f"heard, estimated: {e.detail.get('heard_text') or '(nothing)'!r})")
-    falls = waterfalls(r)
-    print("turn latency (ms): " + (", ".join(f"{t['ms']:g}" if t.get("ms") is not None else "-" for t in r["turns"]) or "-"))
-    for w in falls:
-        print(f"  turn {w.turn}: VAD wait ~{_ms(w.vad_wait_ms)} + model to first audio {_ms(w.model_ms)} "
-              f"+ llc relay {_ms(w.relay_ms)}")
+    print("latency per turn (caller's last loud frame -> first agent audio sent):" + ("" if waterfalls(r) else " -"))
+    for w in waterfalls(r):
+        print(f"  turn {w.turn}: {w.said()}")
     if r.get("openai_errors"):
         print(f"OpenAI errors: {r['openai_errors']}")
 

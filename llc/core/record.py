@@ -44,7 +44,10 @@ class TranscriptLine:
 
 @dataclass
 class TurnLatency:
-    """Server-side view of one turn: caller speech stopped → first agent audio sent to Twilio."""
+    """Server-side view of one turn, and its voice-to-voice time: from the caller's last loud
+    frame to the agent's first audio frame sent to the caller. The one definition every view
+    uses (the demo, ``llc-phone calls``, the console, the metric); its parts add up to it:
+    VAD wait + model + llc relay."""
 
     speech_stopped_at: float
     first_audio_at: float | None = None
@@ -57,9 +60,20 @@ class TurnLatency:
 
     @property
     def ms(self) -> float | None:
+        """speech_stopped → first agent audio sent: the model's part and llc's relay."""
         if self.first_audio_at is None:
             return None
         return round((self.first_audio_at - self.speech_stopped_at) * 1000, 1)
+
+    @property
+    def voice_to_voice_ms(self) -> float | None:
+        """VAD wait + ``ms``; None when either is unknown (no reply, or no loud frame to start from)."""
+        ms = self.ms
+        return None if ms is None or self.vad_wait_ms is None else round(self.vad_wait_ms + ms, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"speech_stopped_at": self.speech_stopped_at, "ms": self.ms, "first_audio_at": self.first_audio_at,
+                "vad_wait_ms": self.vad_wait_ms, "relay_ms": self.relay_ms, "voice_to_voice_ms": self.voice_to_voice_ms}
 
 
 @dataclass
@@ -132,6 +146,5 @@ class CallRecord:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["end_reason"] = str(self.end_reason or "")
-        data["turns"] = [{"speech_stopped_at": t.speech_stopped_at, "ms": t.ms, "first_audio_at": t.first_audio_at,
-                          "vad_wait_ms": t.vad_wait_ms, "relay_ms": t.relay_ms} for t in self.turns]
+        data["turns"] = [t.as_dict() for t in self.turns]
         return data

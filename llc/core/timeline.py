@@ -48,11 +48,8 @@ def timeline(r: dict[str, Any]) -> list[Entry]:
         received = s.get("received")
         at = float(received) - started if started and isinstance(received, str) and received.replace(".", "", 1).isdigit() else None
         entries.append(Entry(round(at, 3) if at is not None else None, "status", f"Twilio status {s.get('status')}", dict(s)))
-    for turn in r.get("turns", []):
-        ms = turn.get("ms")
-        if ms is not None:
-            entries.append(Entry(_num(turn.get("speech_stopped_at")), "turn",
-                                 f"caller stopped; first agent audio after {ms:g} ms", dict(turn)))
+    for fall, turn in zip(waterfalls(r), (t for t in r.get("turns", []) if t.get("ms") is not None)):
+        entries.append(Entry(_num(turn.get("speech_stopped_at")), "turn", f"caller stopped; {fall.said()}", dict(turn)))
     for note in r.get("reconnects", []):
         entries.append(Entry(None, "reconnect", f"OpenAI session renewed: {note}"))
     # Stable: at equal times the order above (what was said before what it caused) stands.
@@ -70,13 +67,34 @@ class Waterfall:
 
     @property
     def total_ms(self) -> float:
-        return sum(v for v in (self.vad_wait_ms, self.model_ms, self.relay_ms) if v is not None)
+        """The voice-to-voice time (``TurnLatency.voice_to_voice_ms``), as the sum of its parts;
+        without the VAD wait when that is unknown (``known`` says)."""
+        return round(sum(v for v in (self.vad_wait_ms, self.model_ms, self.relay_ms) if v is not None), 1)
+
+    @property
+    def known(self) -> bool:
+        return self.vad_wait_ms is not None
+
+    def said(self) -> str:
+        """One line: the number and the parts that make it up."""
+        return (f"voice-to-voice {'' if self.known else '≥ '}{self.total_ms:.0f} ms = VAD wait ~{_ms(self.vad_wait_ms)} "
+                f"+ model {_ms(self.model_ms)} + llc relay {_ms(self.relay_ms)}")
+
+
+def _ms(v: float | None) -> str:
+    return "?" if v is None else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
 
 
 def waterfalls(r: dict[str, Any]) -> list[Waterfall]:
-    out = []
-    for i, t in enumerate(r.get("turns", []), 1):
-        if t.get("ms") is None:
-            continue  # the turn got no spoken reply (a tool ran, the call ended)
-        out.append(Waterfall(i, _num(t.get("vad_wait_ms")), _num(t.get("ms")), _num(t.get("relay_ms"))))
-    return out
+    falls = (waterfall(i, t) for i, t in enumerate(r.get("turns", []), 1))
+    return [w for w in falls if w is not None]
+
+
+def waterfall(n: int, t: dict[str, Any]) -> Waterfall | None:
+    """Turn ``n``'s parts, or None when it got no spoken reply (a tool ran, the call ended)."""
+    ms, relay = _num(t.get("ms")), _num(t.get("relay_ms"))
+    if ms is None:
+        return None
+    # ``ms`` runs to the frame sent, so it holds the relay: the model's part is the rest.
+    model = round(ms - relay, 1) if relay is not None else ms
+    return Waterfall(n, _num(t.get("vad_wait_ms")), model, relay)

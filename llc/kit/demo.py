@@ -21,7 +21,7 @@ from llc.app import Server, build_server, serve
 from llc.config import Settings
 from llc.core.dialect import Shape
 from llc.core.record import CallRecord, TranscriptLine
-from llc.core.timeline import waterfalls
+from llc.core.timeline import Waterfall, waterfall, waterfalls
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.profile import load_profile
@@ -32,17 +32,17 @@ AGENT_LINES = [
     "We open at nine tomorrow morning. Anything else?",
 ]
 WATCH_EVERY_S = 0.1
+LATENCY = "voice-to-voice: the caller's last loud frame -> the agent's first audio frame sent"
 Out = Callable[[str], None]
 Watch = Callable[[Server], Awaitable[None]]
 
 
 @dataclass
 class TurnBreakdown:
+    """One turn's voice-to-voice time from the call's record (``TurnLatency``), with its parts."""
+
     caller_said: str
-    voice_to_voice_ms: float | None  # caller's last speech frame sent -> first agent audio at the caller
-    vad_wait_ms: float | None  # simulated end-of-turn detection
-    ttfb_ms: float | None  # simulated model time to first audio byte
-    relay_ms: float | None  # OpenAI delta sent -> frame at the caller: what llc adds on the way back
+    fall: Waterfall | None  # None: the turn got no spoken reply
 
 
 @dataclass
@@ -56,10 +56,6 @@ class DemoResult:
     def ok(self) -> bool:
         agent_lines = [t for t in self.record.transcript if t.role == "agent"]
         return len(agent_lines) >= len(CALLER_LINES) and not self.openai_errors and self.caller.ended_by == "caller_hangup"
-
-
-def _ms(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round((b - a) * 1000, 1)
 
 
 def line_text(line: TranscriptLine | dict[str, Any]) -> str:
@@ -101,7 +97,9 @@ class LiveView:
             self._lines = len(rec.transcript)
             done = [t for t in rec.turns if t.ms is not None]
             for i, turn in enumerate(done[self._turns:], self._turns + 1):
-                printed.append(f"{'':10}turn {i}: first agent audio {turn.ms:g} ms after the caller stopped")
+                fall = waterfall(i, turn.as_dict())
+                if fall is not None:
+                    printed.append(f"{'':10}turn {i}: {fall.said()}")
             self._turns = len(done)
         if printed:
             if self._shown_progress and self.progress is not None:
@@ -145,20 +143,11 @@ async def run_demo(shape: Shape = "ga", ttfb_ms: int = 300, silence_ms: int = 40
                     await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
     state.store.close()
-    session = fake.sessions[-1]
-    demo = DemoResult(record=state.records[-1], caller=result, openai_errors=list(session.errors_sent))
-    for i, turn in enumerate(result.turns):
-        stopped = session.committed_at[i] if i < len(session.committed_at) else None
-        first = session.first_delta_at[i] if i < len(session.first_delta_at) else None
-        demo.turns.append(
-            TurnBreakdown(
-                caller_said=CALLER_LINES[i] if i < len(CALLER_LINES) else "",
-                voice_to_voice_ms=turn.voice_to_voice_ms,
-                vad_wait_ms=_ms(turn.speech_end, stopped),
-                ttfb_ms=_ms(stopped, first),
-                relay_ms=_ms(first, turn.first_audio),
-            )
-        )
+    record = state.records[-1]
+    demo = DemoResult(record=record, caller=result, openai_errors=list(fake.sessions[-1].errors_sent))
+    for i, turn in enumerate(record.turns):
+        said = CALLER_LINES[i] if i < len(CALLER_LINES) else ""
+        demo.turns.append(TurnBreakdown(said, waterfall(i + 1, turn.as_dict())))
     return demo
 
 
@@ -177,11 +166,13 @@ def render(demo: DemoResult, shape: str, ttfb_ms: int, silence_ms: int, out: Out
         for line in rec.transcript:
             out(line_text(line))
     out("")
-    out("Latency per turn (one process, one clock)")
-    out(f"  {'turn':<5}{'voice-to-voice':>16}{'= VAD wait':>14}{'+ model TTFB':>15}{'+ llc relay':>14}")
+    out(f"Latency per turn ({LATENCY})")
+    out(f"  {'turn':<5}{'voice-to-voice':>16}{'= VAD wait':>14}{'+ model':>12}{'+ llc relay':>14}")
     for i, t in enumerate(demo.turns, 1):
-        out(f"  {i:<5}{_fmt(t.voice_to_voice_ms):>16}{_fmt(t.vad_wait_ms):>14}{_fmt(t.ttfb_ms):>15}{_fmt(t.relay_ms):>14}")
-    relays = [t.relay_ms for t in demo.turns if t.relay_ms is not None]
+        w = t.fall
+        parts = (w.total_ms, w.vad_wait_ms, w.model_ms, w.relay_ms) if w is not None else (None,) * 4
+        out(f"  {i:<5}" + "".join(f"{_fmt(v):>{width}}" for v, width in zip(parts, (16, 14, 12, 14))))
+    relays = [t.fall.relay_ms for t in demo.turns if t.fall is not None and t.fall.relay_ms is not None]
     if relays:
         out(f"  relay added by llc: median {statistics.median(relays):.1f} ms over {len(relays)} turns")
     out("")
@@ -228,10 +219,9 @@ def render_mode(rec: dict[str, Any], dialed: list[str], messages: list[dict[str,
     out("")
     falls = waterfalls(rec)
     if falls:
-        out("Latency per turn (server side: caller stopped -> first agent audio sent)")
+        out(f"Latency per turn ({LATENCY})")
         for w in falls:
-            out(f"  turn {w.turn}: {w.total_ms:.0f} ms = VAD wait ~{_fmt(w.vad_wait_ms)} + model {_fmt(w.model_ms)} "
-                f"+ llc relay {_fmt(w.relay_ms)}")
+            out(f"  turn {w.turn}: {w.said()}")
     else:
         out("Latency per turn: no turn had a spoken reply after the caller stopped (key presses and the greeting only)")
     ok = bool(rec["transcript"]) and not openai_errors and rec["end_reason"] in ("caller_hangup", "twilio_closed")

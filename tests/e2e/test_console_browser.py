@@ -82,7 +82,8 @@ async def test_console_list_call_page_and_a_new_call_appearing_live(start_stack:
             shot(driver, "console-call.png", tmp_path)
             page = {"cut": cut.text, "unheard": cut.find_element(By.CSS_SELECTOR, ".unheard").text,
                     "widths": [s.size["width"] for s in segments],
-                    "parts": sorted({s.get_attribute("class") for s in segments})}
+                    "parts": sorted({s.get_attribute("class") for s in segments}),
+                    "totals": [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#waterfall .wf-total")]}
             audio_src = driver.find_element(By.CSS_SELECTOR, "audio").get_attribute("src")
             wav = driver.execute_script(
                 "return fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => new TextDecoder().decode(b.slice(0, 4)));",
@@ -96,6 +97,11 @@ async def test_console_list_call_page_and_a_new_call_appearing_live(start_stack:
         assert page["unheard"] and page["unheard"] in LONG  # the part never heard, shown struck out
         assert page["wav"] == "RIFF" and page["filtered_out"]  # the recording plays from the page
         assert page["parts"] == ["wf-seg model", "wf-seg relay", "wf-seg vad"]
+        stored = await stack.state.store.get_call(first.call_sid)
+        assert stored is not None  # the page's numbers are the record's voice-to-voice, one definition
+        shown = [float(t.removesuffix(" ms")) for t in page["totals"]]
+        recorded = [t["voice_to_voice_ms"] for t in stored["turns"] if t["ms"] is not None]
+        assert len(shown) == len(recorded) >= 2 and all(abs(a - b) <= 0.5 for a, b in zip(shown, recorded)), (shown, recorded)
         assert len(page["widths"]) >= 6 and max(page["widths"]) > 50  # two turns, three parts each, drawn
 
         # Back to the list; mark the page so a reload would show, then place a second call.

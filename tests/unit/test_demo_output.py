@@ -22,9 +22,11 @@ def test_live_view_prints_each_new_line_and_turn_once_and_a_progress_line_while_
     view.poll(server, 0.5)
     assert out == [] and progress[-1].startswith("\r  …") and "0.5 s" in progress[-1]
     record.transcript.append(TranscriptLine("caller", "Hello?", 1.1))
-    record.turns.append(TurnLatency(1.1, 1.35))
+    record.turns.append(TurnLatency(1.1, 1.35, vad_wait_ms=400.0, relay_ms=0.3))
     view.poll(server, 1.4)
-    assert out == ["    1.10s  caller  Hello?", "          turn 1: first agent audio 250 ms after the caller stopped"]
+    # One number, and the parts it is the sum of (the model's part is the rest of the 250 ms).
+    assert out == ["    1.10s  caller  Hello?",
+                   "          turn 1: voice-to-voice 650 ms = VAD wait ~400 ms + model 250 ms + llc relay 0.3 ms"]
     assert progress[-1].startswith("\r ") and progress[-1].endswith("\r")  # the progress line was wiped first
     record.transcript.append(TranscriptLine("agent", "Hi there, how can I help?", 1.6, True, "i1", 2000, 500, "Hi there…"))
     view.poll(server, 1.7)

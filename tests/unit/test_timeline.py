@@ -28,7 +28,9 @@ def test_timeline_orders_every_kind_and_puts_the_untimed_last() -> None:
     assert kinds == [(0.5, "key"), (0.6, "route"), (1.0, "caller"), (1.0, "turn"), (1.3, "agent"), (2.3, "barge-in"),
                      (3.0, "tool"), (11.5, "status"), (None, "reconnect")]
     [fall] = waterfalls(record())
-    assert (fall.vad_wait_ms, fall.model_ms, fall.relay_ms) == (400.0, 250.0, 0.3)
+    # The record's ms runs to the frame sent, relay included: the parts add up to its voice-to-voice.
+    assert (fall.vad_wait_ms, fall.model_ms, fall.relay_ms) == (400.0, 249.7, 0.3)
+    assert fall.total_ms == record()["turns"][0]["voice_to_voice_ms"] == 650.0
 
 
 def test_an_old_record_without_the_new_fields_still_shows() -> None:
@@ -44,4 +46,4 @@ def test_calls_show_prints_the_cut_the_barge_in_and_the_tool_that_outlived_the_c
     assert "(interrupted: heard 1000 ms of 4000 ms; heard, estimated: 'We open…')" in out
     assert "barge-in  caller talked over the agent (heard 1000 ms)" in out
     assert "[still running when the call ended]" in out and "None ms" not in out
-    assert "turn 1: VAD wait ~400 ms + model to first audio 250 ms + llc relay 0.3 ms" in out
+    assert "turn 1: voice-to-voice 650 ms = VAD wait ~400 ms + model 250 ms + llc relay 0.3 ms" in out
