@@ -21,9 +21,10 @@ from llc.config import LOOPBACK_HOSTS, Settings
 from llc.core.refusal import Refusal, RefusalReason
 from llc.log import get_logger
 from llc.web import debug
-from llc.web.console import console_blueprint
+from llc.web.console import ASSETS, console_blueprint
 from llc.web.security import bearer_refusal
 from llc.web.server import Server
+from llc.web.try_call import try_blueprint
 
 log = get_logger("web.admin")
 
@@ -84,6 +85,7 @@ def create_admin_app(server: Server) -> QuartTrio:
 
     debug.register(app)
     app.register_blueprint(console_blueprint(server))  # /console/ (docs/console.md)
+    app.register_blueprint(try_blueprint(server, str(ASSETS / "templates")))  # /console/try/: a call from the browser
     return app
 
 

@@ -11,48 +11,22 @@ stays open (no reload). Screenshots of both pages go to tmp, or to $LLC_CONSOLE_
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from tests.helpers.browser import WAIT_S, require_chromium, shot, start_browser
 from tests.helpers.stack import StackFactory
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LONG = "Our opening hours are nine to five on weekdays, ten to two on Saturdays, and we are closed on Sundays and bank holidays."
-WAIT_S = 20.0
+require_chromium()
 
-if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} or {CHROMEDRIVER} is missing: .ci/run installs chromium and chromium-driver")
-    pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
-
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-
-
-def start_browser(profile: str) -> Any:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={profile}", "--window-size=1200,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    return driver
-
-
-def shot(driver: Any, name: str, tmp: Path) -> None:
-    folder = Path(os.environ.get("LLC_CONSOLE_SCREENSHOTS") or tmp)
-    driver.save_screenshot(str(folder / name))
 
 
 async def test_console_list_call_page_and_a_new_call_appearing_live(start_stack: StackFactory, tmp_path: Path) -> None:

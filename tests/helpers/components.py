@@ -9,7 +9,8 @@ from typing import NoReturn
 import pytest
 
 
-def missing(what: str, install: str) -> NoReturn:
+def missing(what: str, install: str, *, module: bool = False) -> NoReturn:
+    """``module``: called while a test module is imported (every test in it needs the component)."""
     if os.environ.get("CI"):
-        pytest.fail(f"{what} is not installed, and CI must run this test: {install}")
-    pytest.skip(f"{what} is not installed: {install}")
+        pytest.fail(f"{what} is not installed, and CI must run this test: {install}", pytrace=False)
+    pytest.skip(f"{what} is not installed: {install}", allow_module_level=module)

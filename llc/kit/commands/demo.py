@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
 
 import trio
@@ -68,19 +67,26 @@ def _serve_console(db_url: str, port: int, sid: str) -> int:
     """Keep a server up on the demo's database, for its console, until Ctrl-C."""
     from llc.app import build_server, serve
     from llc.config import Settings
+    from llc.kit.sim.fake_openai import FakeOpenAI
     from llc.profile import load_profile
 
-    # OpenAI stays on a loopback address nothing answers: this server is for looking, not calling.
-    # The console lives on the admin listener: --console-port is its port; the public one is free.
-    settings = Settings(port=0, admin_port=port, db_url=db_url, openai_realtime_url="ws://127.0.0.1:9/realtime")
-
     async def main() -> None:
-        state = build_server(settings, load_profile())
         async with trio.open_nursery() as nursery:
-            # Ctrl-C drains and stops the server (nothing is in flight): a clean exit, no traceback.
-            await nursery.start(partial(serve, state, handle_signals=True))
+            # The simulator stands in for OpenAI, so a call from the console's try page is a demo.
+            fake = FakeOpenAI()
+            await nursery.start(fake.serve)
+            # The console lives on the admin listener: --console-port is its port; the public one is free.
+            settings = Settings(port=0, admin_port=port, db_url=db_url, openai_realtime_url=fake.url)
+            state = build_server(settings, load_profile())
+            async def serve_then_stop(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+                # Ctrl-C drains and stops the server (nothing is in flight): a clean exit, no traceback.
+                await serve(state, handle_signals=True, task_status=task_status)
+                nursery.cancel_scope.cancel()  # and the simulator with it
+
+            await nursery.start(serve_then_stop)
             base = state.admin_url  # the admin listener (loopback): the console is never on the public port
             print(f"Call console: {base}/console/  (this call: {base}/console/calls/{sid})")
+            print(f"Try a call from this browser (the simulator answers): {base}/console/try/")
             print(CONSOLE_WAIT_NOTE, flush=True)
 
     try:
