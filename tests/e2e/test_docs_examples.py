@@ -338,10 +338,15 @@ def _env_blocks(doc: Path) -> list[str]:
     return [textwrap.dedent(b) for b in blocks if "OPENAI_API_KEY=" in b]
 
 
+# What a user puts in place of the docs' example credentials: real in shape, not in value.
+REAL = {"OPENAI_API_KEY": "sk-proj-0123456789", "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+        "TWILIO_AUTH_TOKEN": "fedcba9876543210" * 2, "LLC_API_TOKEN": "k3Jd8s-random-token"}
+
+
 def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -> None:
     """The .env the docs show names every setting inbound and outbound calls need, and `llc-phone serve`
     accepts it as written (before: the README's lacked LLC_API_TOKEN and TWILIO_FROM_NUMBER)."""
-    from llc.config import ENV, load_settings
+    from llc.config import ENV, ConfigError, load_settings
 
     readme, going_live = REPO / "README.md", REPO / "docs" / "going-live.md"
     assert "(docs/going-live.md)" in readme.read_text()
@@ -357,5 +362,10 @@ def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -
         assert set(names) <= set(ENV), f"{doc.name} shows variables llc does not read: {set(names) - set(ENV)}"
         env_file = tmp_path / f"{doc.stem}.env"
         env_file.write_text(block)
-        settings = load_settings({}, env_file, require_keys=True)  # raises ConfigError naming any problem
+        # Copied as is, its example credentials are refused, each by name; with real ones filled in, it starts.
+        with pytest.raises(ConfigError) as refused:
+            load_settings({}, env_file, require_keys=True)
+        named = {p.split("=", 1)[0] for p in refused.value.problems if "is still the example value" in p}
+        assert named == set(REAL) and len(refused.value.problems) == len(REAL), refused.value.problems
+        settings = load_settings(REAL, env_file, require_keys=True)  # raises ConfigError naming any problem
         assert settings.public_url and settings.public_url.startswith("https://") and settings.api_token

@@ -37,7 +37,7 @@ def doctor_settings(port: int, fake_openai_url: str, twilio_url: str, tmp_path: 
     if not log.exists():
         log.write_text(orjson.dumps({"ts": time.time(), "level": "info", "logger": "llc.web", "msg": "serving"}).decode() + "\n")
     base = Settings(port=port, public_url=PUBLIC, openai_realtime_url=fake_openai_url, twilio_api_url=twilio_url,
-                    twilio_account_sid="AC" + "0" * 32, twilio_auth_token="fake-auth-token", log_file=str(log),
+                    twilio_account_sid="AC" + "0" * 32, twilio_auth_token="0f" * 16, log_file=str(log),
                     pid_file=str(tmp_path / "llc-phone.pid"))
     return base.with_overrides(**changes)
 
