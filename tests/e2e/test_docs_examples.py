@@ -199,6 +199,7 @@ class Sim:
     openai_url: str = ""
     twilio: FakeTwilio | None = None
     numbers_url: str = ""
+    numbers: FakeTwilioNumbers | None = None
     token: Any = None
     cancel: trio.CancelScope | None = None
     ready: threading.Event = field(default_factory=threading.Event)
@@ -218,7 +219,7 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
                 twilio = FakeTwilio()
                 await nursery.start(twilio.serve)
                 numbers = FakeTwilioNumbers(numbers=[FakeNumber("+14155550100", PUBLIC + "/twiml")])
-                state.numbers_url = (await nursery.start(numbers.serve))[0]
+                state.numbers, state.numbers_url = numbers, (await nursery.start(numbers.serve))[0]
                 settings = Settings(port=0, openai_realtime_url=fake.url, twilio_api_url=twilio.url,
                                     twilio_account_sid=twilio.config.account_sid,
                                     twilio_auth_token=twilio.config.auth_token, twilio_from_number="+15550009999",
@@ -263,8 +264,11 @@ def test_outbound_and_record_examples_run(sim: Sim, tmp_path: Path) -> None:
 def test_doctor_examples_run(sim: Sim, tmp_path: Path) -> None:
     log = tmp_path / "llc.jsonl"
     log.write_text(orjson.dumps({"ts": time.time(), "level": "info", "logger": "llc.web", "msg": "serving"}).decode() + "\n")
-    numbers = FakeTwilioNumbers()
-    env = _env(tmp_path, PORT=str(sim.port), LLC_PUBLIC_URL=PUBLIC, OPENAI_REALTIME_URL=sim.openai_url,
+    numbers = sim.numbers
+    assert numbers is not None
+    public = f"http://127.0.0.1:{sim.port}"  # the server itself, as a tunnel to it would be: doctor asks it
+    numbers.numbers[0].voice_url = public + "/twiml"
+    env = _env(tmp_path, PORT=str(sim.port), LLC_PUBLIC_URL=public, OPENAI_REALTIME_URL=sim.openai_url,
                TWILIO_API_URL=sim.numbers_url, TWILIO_ACCOUNT_SID=numbers.account_sid,
                TWILIO_AUTH_TOKEN=numbers.auth_token, LLC_LOG_FILE=str(log))
     examples = _examples("llc-phone doctor")
