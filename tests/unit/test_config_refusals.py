@@ -81,3 +81,15 @@ def test_serve_refuses_one_bad_value_in_one_line(tmp_path: Path, change: dict[st
     for name, value in change.items():  # a secret is never echoed whole
         if name in ("OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "LLC_API_TOKEN") and len(value) > 3:
             assert value not in done.stderr
+
+
+@pytest.mark.parametrize("change", [
+    {"OPENAI_REALTIME_URL": "ws://[::1]:9/v1/realtime", "OPENAI_API_KEY": "any-key-for-the-simulator"},
+    {"OPENAI_REALTIME_URL": "wss://my-proxy.internal:8443/v1/realtime", "OPENAI_API_KEY": "az-key"},
+    {"LLC_PUBLIC_URL": "https://xn--bcher-kva.example/", "LLC_INSTANCE_URL": "https://10.0.0.5:8443"},
+    {"TWILIO_API_URL": "http://localhost:8099", "TWILIO_ACCOUNT_SID": "AC" + "ABCDEF0123456789" * 2},
+], ids=["simulator-on-ipv6", "another-endpoint", "punycode-and-ip", "local-twilio"])
+def test_real_shapes_are_not_refused(tmp_path: Path, change: dict[str, str]) -> None:
+    """The rules must not turn away a working set-up: the sk- rule holds for api.openai.com only."""
+    settings = load_settings({}, _env_file(tmp_path, {**GOOD, **change}), require_keys=True)
+    assert settings.openai_realtime_url == change.get("OPENAI_REALTIME_URL", settings.openai_realtime_url)
