@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from llc.config_shapes import credential_problems, url_fault
 from llc.config_vars import (
     DEFAULT_REALTIME_URL,
     DEFAULT_TWILIO_API_URL,
@@ -99,10 +100,10 @@ def _check(s: Settings, problems: list[str]) -> None:
     for env_name, url in (("LLC_PUBLIC_URL", s.public_url), ("LLC_INSTANCE_URL", s.instance_url)):
         if url is None:
             continue
-        parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            problems.append(f"{env_name}={url!r} must be a base URL Twilio reaches, like https://voice.example.com")
-        elif parts.query or parts.fragment:
+        if fault := url_fault(url, ("https", "http")):
+            problems.append(f"{env_name}={url!r} is not a base URL Twilio reaches: {fault}; "
+                            "write it like https://voice.example.com")
+        elif urlsplit(url).query or urlsplit(url).fragment:
             problems.append(f"{env_name} must not carry a query string: Twilio's <Stream> URL takes none")
     try:
         _ = s.trusted_networks  # parsed here so a bad entry fails at start-up, not on the first request
@@ -110,13 +111,13 @@ def _check(s: Settings, problems: list[str]) -> None:
         problems.append(str(exc))
     if s.preaccept_hold_s <= 0:
         problems.append(f"LLC_PREACCEPT_HOLD_S must be above 0 (default {_DEFAULTS.preaccept_hold_s:g})")
-    if urlsplit(s.openai_realtime_url).scheme not in ("wss", "ws"):
-        problems.append(
-            f"OPENAI_REALTIME_URL={s.openai_realtime_url!r} must be a WebSocket URL (wss://…); "
-            f"the default is {DEFAULT_REALTIME_URL}"
-        )
-    if urlsplit(s.twilio_api_url).scheme not in ("https", "http"):
-        problems.append(f"TWILIO_API_URL={s.twilio_api_url!r} must be an http(s) URL; the default is {DEFAULT_TWILIO_API_URL}")
+    if fault := url_fault(s.openai_realtime_url, ("wss", "ws")):
+        problems.append(f"OPENAI_REALTIME_URL={s.openai_realtime_url!r} is not a WebSocket URL (wss://…): {fault}; "
+                        f"the default is {DEFAULT_REALTIME_URL}")
+    if fault := url_fault(s.twilio_api_url, ("https", "http")):
+        problems.append(f"TWILIO_API_URL={s.twilio_api_url!r} is not an http(s) URL: {fault}; "
+                        f"the default is {DEFAULT_TWILIO_API_URL}")
+    problems += credential_problems(s)
     if s.twilio_from_number is not None and not is_e164(s.twilio_from_number):
         problems.append(f"TWILIO_FROM_NUMBER={s.twilio_from_number!r} must be {E164_HINT}")
     if s.prewarm_timeout_s <= 0:

@@ -14,6 +14,7 @@ scans) go to threads so a server in the same process (tests) keeps serving meanw
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,14 @@ import trio
 from llc.config import Settings
 from llc.core.dialect import SHAPE_ERRORS, Dialect, dialect
 from llc.core.session import SessionSpec
-from llc.ops.health import fetch_health
+from llc.ops.health import fetch_health, fetch_health_at, local_base_url, root_cause
 from llc.ops.logs import recent_errors
 from llc.ops.pidfile import pid_alive, read_pid
 from llc.ops.ports import listener_pids, listeners, listening_ports, server_ports
 from llc.profile import ProfileError, live_profile_path, load_profile
 from llc.ws.transport import Transport, TransportClosed
 
+WIDTH = 110  # rendered lines wrap between words past this
 RESTART = "run `llc-phone restart` (stop, kill orphaned listeners on PORT, start)"
 
 
@@ -105,6 +107,29 @@ def check_ports(settings: Settings, server_pid: int | None) -> list[Check]:
     return [check_port(settings, server_pid, name, port) for name, port in server_ports(settings)]
 
 
+def check_public_url(settings: Settings, timeout_s: float) -> Check:
+    """LLC_PUBLIC_URL/healthz answers with this server's nonce: the proxy or tunnel leads here, not elsewhere."""
+    name = "public URL reaches this server"
+    if not settings.public_url:
+        return Check(name, "SKIP", "LLC_PUBLIC_URL is not set", "set LLC_PUBLIC_URL=https://your-host (the https base Twilio reaches)")
+    mine = (fetch_health(settings, timeout_s).body or {}).get("nonce")
+    if not mine:
+        return Check(name, "SKIP", "the server does not answer on loopback, so there is nothing to compare with",
+                     "fix 'server up' first")
+    here = local_base_url(settings).removeprefix("http://")
+    fix = f"point your tunnel or proxy (nginx) at {here}, where this server listens"
+    there = fetch_health_at(settings.public_url, timeout_s)
+    if not there.status:
+        return _fail(name, f"LLC_PUBLIC_URL does not answer: {there.detail}", f"start the tunnel or the proxy, and {fix}")
+    theirs = (there.body or {}).get("nonce")
+    if theirs is None:
+        return _fail(name, f"LLC_PUBLIC_URL reaches something that is not llc-phone: {there.detail}", fix)
+    if theirs != mine:
+        return _fail(name, f"LLC_PUBLIC_URL reaches another llc-phone server (pid {(there.body or {}).get('pid')}), "
+                     "not this one", fix)
+    return _pass(name, f"{settings.public_url.rstrip('/')}/healthz answered as this server in {there.ms:.0f} ms")
+
+
 def check_profile(settings: Settings) -> Check:
     try:
         profile = load_profile(live_profile_path(settings.profile_path))
@@ -142,7 +167,7 @@ def check_twilio(settings: Settings) -> list[Check]:
     except Exception as exc:  # noqa: BLE001  TwilioException, or requests' connection errors
         status = _http_status(exc)
         if status is None:
-            return [_fail(name, f"cannot reach {settings.twilio_api_url}: {type(exc).__name__} {exc}"[:300],
+            return [_fail(name, f"cannot reach {settings.twilio_api_url}: {root_cause(exc)}",
                           "check the network and TWILIO_API_URL (status.twilio.com)")]
         fix = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" if status in (401, 403) else "check TWILIO_API_URL"
         return [_fail(name, f"Twilio answered HTTP {status} when asked for the numbers", fix)]
@@ -238,25 +263,34 @@ def check_logs(settings: Settings, window_s: float) -> Check:
 
 
 async def run_checks(
-    settings: Settings, *, health_timeout_s: float = 2.0, openai_timeout_s: float = 10.0, log_window_s: float = 900.0
+    settings: Settings, *, health_timeout_s: float = 2.0, openai_timeout_s: float = 10.0, log_window_s: float = 900.0,
+    public_timeout_s: float = 5.0,
 ) -> list[Check]:
     configured = settings.port
     settings = await trio.to_thread.run_sync(locate_server, settings, health_timeout_s)
     server, pid = await trio.to_thread.run_sync(check_server, settings, health_timeout_s, configured)
-    checks = [server, *await trio.to_thread.run_sync(check_ports, settings, pid), check_profile(settings)]
+    checks = [server, *await trio.to_thread.run_sync(check_ports, settings, pid)]
+    checks += [await trio.to_thread.run_sync(check_public_url, settings, public_timeout_s), check_profile(settings)]
     checks += await trio.to_thread.run_sync(check_twilio, settings)
     checks.append(await check_openai(settings, openai_timeout_s))
     checks.append(await trio.to_thread.run_sync(check_logs, settings, log_window_s))
     return checks
 
 
+def _wrapped(head: str, text: str, indent: int) -> list[str]:
+    """``text`` after ``head``, whole, wrapped between words (never inside a URL or a word)."""
+    parts = textwrap.wrap(text, width=max(40, WIDTH - indent), break_long_words=False, break_on_hyphens=False) or [""]
+    return [head + parts[0], *(" " * indent + part for part in parts[1:])]
+
+
 def render(checks: list[Check]) -> str:
     width = max(len(c.name) for c in checks)
+    indent = 4 + 2 + width + 2
     lines = []
     for c in checks:
-        lines.append(f"{c.status:<4}  {c.name:<{width}}  {c.detail}")
+        lines += _wrapped(f"{c.status:<4}  {c.name:<{width}}  ", c.detail, indent)
         if c.fix and c.status != "PASS":
-            lines.append(f"{'':<4}  {'':<{width}}  fix: {c.fix}")
+            lines += _wrapped(f"{'':<4}  {'':<{width}}  fix: ", c.fix, indent + 5)
     failed = sum(c.status == "FAIL" for c in checks)
     lines.append("all checks passed" if not failed else f"{failed} check(s) failed: fix the first one first")
     return "\n".join(lines)

@@ -49,7 +49,7 @@ def scan_lines(lines: list[bytes], since_ts: float, keep: int = 3) -> tuple[int,
         if isinstance(ts, (int, float)) and ts < since_ts:
             continue
         count += 1
-        latest.append(f"{entry.get('logger', '')}: {entry.get('msg', '')}"[:200])
+        latest.append(" ".join(f"{entry.get('logger', '')}: {entry.get('msg', '')}".split()))  # whole, on one line
     return count, latest[-keep:]
 
 

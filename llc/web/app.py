@@ -42,6 +42,7 @@ def create_app(server: Server) -> QuartTrio:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "active_calls": server.active_calls, "calls_total": server.calls_total, "pid": os.getpid()}
+        return {"status": "ok", "active_calls": server.active_calls, "calls_total": server.calls_total, "pid": os.getpid(),
+                "nonce": server.nonce}
 
     return app

@@ -22,6 +22,6 @@ def register(app: QuartTrio, server: Server) -> None:
     async def healthz_while_draining() -> Response | None:
         if server.draining and request.path == "/healthz":
             body = {"status": "draining", "active_calls": server.active_calls,
-                    "calls_total": server.calls_total, "pid": os.getpid()}
+                    "calls_total": server.calls_total, "pid": os.getpid(), "nonce": server.nonce}
             return Response(orjson.dumps(body), status=503, content_type="application/json")
         return None

@@ -7,6 +7,7 @@ built (``llc.app.assembly``) and run (``llc.app.run``) above this layer, and not
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -53,6 +54,9 @@ class Server:
     admin_url: str | None = None  # the admin listener (/metrics, /debug), once bound
     # Set on SIGTERM/SIGINT (llc.web.drain): /twiml turns new calls away, active calls finish.
     draining: bool = False
+    # Made at start, shown by /healthz: `llc-phone doctor` compares the one LLC_PUBLIC_URL returns with
+    # the one on loopback to tell this server from another behind the same proxy or tunnel. No authority.
+    nonce: str = field(default_factory=lambda: secrets.token_hex(8))
 
     @property
     def pending(self) -> PendingRecords:

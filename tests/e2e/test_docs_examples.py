@@ -199,6 +199,7 @@ class Sim:
     openai_url: str = ""
     twilio: FakeTwilio | None = None
     numbers_url: str = ""
+    numbers: FakeTwilioNumbers | None = None
     token: Any = None
     cancel: trio.CancelScope | None = None
     ready: threading.Event = field(default_factory=threading.Event)
@@ -218,7 +219,7 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
                 twilio = FakeTwilio()
                 await nursery.start(twilio.serve)
                 numbers = FakeTwilioNumbers(numbers=[FakeNumber("+14155550100", PUBLIC + "/twiml")])
-                state.numbers_url = (await nursery.start(numbers.serve))[0]
+                state.numbers, state.numbers_url = numbers, (await nursery.start(numbers.serve))[0]
                 settings = Settings(port=0, openai_realtime_url=fake.url, twilio_api_url=twilio.url,
                                     twilio_account_sid=twilio.config.account_sid,
                                     twilio_auth_token=twilio.config.auth_token, twilio_from_number="+15550009999",
@@ -263,8 +264,11 @@ def test_outbound_and_record_examples_run(sim: Sim, tmp_path: Path) -> None:
 def test_doctor_examples_run(sim: Sim, tmp_path: Path) -> None:
     log = tmp_path / "llc.jsonl"
     log.write_text(orjson.dumps({"ts": time.time(), "level": "info", "logger": "llc.web", "msg": "serving"}).decode() + "\n")
-    numbers = FakeTwilioNumbers()
-    env = _env(tmp_path, PORT=str(sim.port), LLC_PUBLIC_URL=PUBLIC, OPENAI_REALTIME_URL=sim.openai_url,
+    numbers = sim.numbers
+    assert numbers is not None
+    public = f"http://127.0.0.1:{sim.port}"  # the server itself, as a tunnel to it would be: doctor asks it
+    numbers.numbers[0].voice_url = public + "/twiml"
+    env = _env(tmp_path, PORT=str(sim.port), LLC_PUBLIC_URL=public, OPENAI_REALTIME_URL=sim.openai_url,
                TWILIO_API_URL=sim.numbers_url, TWILIO_ACCOUNT_SID=numbers.account_sid,
                TWILIO_AUTH_TOKEN=numbers.auth_token, LLC_LOG_FILE=str(log))
     examples = _examples("llc-phone doctor")
@@ -338,10 +342,15 @@ def _env_blocks(doc: Path) -> list[str]:
     return [textwrap.dedent(b) for b in blocks if "OPENAI_API_KEY=" in b]
 
 
+# What a user puts in place of the docs' example credentials: real in shape, not in value.
+REAL = {"OPENAI_API_KEY": "sk-proj-0123456789", "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+        "TWILIO_AUTH_TOKEN": "fedcba9876543210" * 2, "LLC_API_TOKEN": "k3Jd8s-random-token"}
+
+
 def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -> None:
     """The .env the docs show names every setting inbound and outbound calls need, and `llc-phone serve`
     accepts it as written (before: the README's lacked LLC_API_TOKEN and TWILIO_FROM_NUMBER)."""
-    from llc.config import ENV, load_settings
+    from llc.config import ENV, ConfigError, load_settings
 
     readme, going_live = REPO / "README.md", REPO / "docs" / "going-live.md"
     assert "(docs/going-live.md)" in readme.read_text()
@@ -357,5 +366,10 @@ def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -
         assert set(names) <= set(ENV), f"{doc.name} shows variables llc does not read: {set(names) - set(ENV)}"
         env_file = tmp_path / f"{doc.stem}.env"
         env_file.write_text(block)
-        settings = load_settings({}, env_file, require_keys=True)  # raises ConfigError naming any problem
+        # Copied as is, its example credentials are refused, each by name; with real ones filled in, it starts.
+        with pytest.raises(ConfigError) as refused:
+            load_settings({}, env_file, require_keys=True)
+        named = {p.split("=", 1)[0] for p in refused.value.problems if "is still the example value" in p}
+        assert named == set(REAL) and len(refused.value.problems) == len(REAL), refused.value.problems
+        settings = load_settings(REAL, env_file, require_keys=True)  # raises ConfigError naming any problem
         assert settings.public_url and settings.public_url.startswith("https://") and settings.api_token

@@ -52,7 +52,7 @@ SIM = {"OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime"}
 
 @pytest.mark.parametrize("env, expected", [
     ({}, "LLC_PUBLIC_URL is not set"),
-    ({"LLC_PUBLIC_URL": "http://voice.example.com", "TWILIO_AUTH_TOKEN": "t"}, "is not https"),
+    ({"LLC_PUBLIC_URL": "http://voice.example.com", "TWILIO_AUTH_TOKEN": "0" * 32}, "is not https"),
     ({"LLC_PUBLIC_URL": "https://voice.example.com"}, "TWILIO_AUTH_TOKEN is not set"),
     ({"LLC_LOCAL_ONLY": "on", "LLC_HOST": "0.0.0.0"}, "LLC_LOCAL_ONLY=on but LLC_HOST=0.0.0.0 is not loopback"),
 ])
@@ -75,7 +75,7 @@ def test_serve_refuses_an_unreachable_or_unsafe_public_setup(monkeypatch: pytest
 def test_serve_accepts_loopback_http_and_the_local_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from llc.config import load_settings
 
-    _clean(monkeypatch, tmp_path, **SIM, LLC_PUBLIC_URL="http://127.0.0.1:8080", TWILIO_AUTH_TOKEN="t")
+    _clean(monkeypatch, tmp_path, **SIM, LLC_PUBLIC_URL="http://127.0.0.1:8080", TWILIO_AUTH_TOKEN="0" * 32)
     assert load_settings(require_keys=True).stream_url == "ws://127.0.0.1:8080/media"
     _clean(monkeypatch, tmp_path, **SIM, LLC_LOCAL_ONLY="on")
     assert load_settings(require_keys=True).local_only

@@ -98,7 +98,7 @@ def test_call_request_validation() -> None:
 
 
 def test_new_settings_are_read_and_checked() -> None:
-    env = {"LLC_API_TOKEN": "t", "TWILIO_FROM_NUMBER": "+15550001111", "TWILIO_EDGE": "dublin",
+    env = {"LLC_API_TOKEN": "t", "TWILIO_FROM_NUMBER": "+15550001111", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_EDGE": "dublin",
            "TWILIO_REGION": "ie1", "LLC_PREWARM_TIMEOUT_S": "2.5"}
     s = load_settings(env, env_file="/nonexistent")
     assert (s.api_token, s.twilio_from_number, s.twilio_edge, s.prewarm_timeout_s) == ("t", "+15550001111", "dublin", 2.5)

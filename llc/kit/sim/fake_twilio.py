@@ -54,7 +54,7 @@ class Behaviour:
 @dataclass
 class FakeTwilioConfig:
     account_sid: str = "AC" + "f" * 32
-    auth_token: str = "fake-twilio-auth-token"
+    auth_token: str = "f0" * 16  # the shape of a real Auth Token: 32 hex digits
     ring_ms: int = 100  # created -> ringing
     default: Behaviour = field(default_factory=Behaviour)
     numbers: dict[str, Behaviour] = field(default_factory=dict)  # per To number

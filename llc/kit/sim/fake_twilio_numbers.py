@@ -39,7 +39,7 @@ class FakeNumber:
 @dataclass
 class FakeTwilioNumbers:
     account_sid: str = "AC" + "0" * 32
-    auth_token: str = "fake-auth-token"
+    auth_token: str = "0f" * 16  # the shape of a real Auth Token: 32 hex digits
     numbers: list[FakeNumber] = field(default_factory=list)
     requests: int = 0
 
