@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 def _warn_missing_env_file() -> None:
     """LLC_ENV_FILE names a file that is not there: its settings are silently absent otherwise."""
     named = os.environ.get(ENV_FILE.env, "").strip()
-    if named and not Path(named).is_file():
+    if named and not Path(named).exists():  # /dev/null is a deliberate "no file"
         log.warning("LLC_ENV_FILE=%s does not exist: only the environment is read; fix the path or unset it", named)
 
 
