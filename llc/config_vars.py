@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from llc.core.dialect import SHAPES, Shape
+from llc.core.session import VOICES
 
 # Section key -> title in the docs, in the order the docs list them.
 SECTIONS = {
@@ -104,7 +105,8 @@ class Settings:
                              "model (`gpt-realtime-mini` is cheaper)")
     openai_api_shape: Shape = _var("OPENAI_API_SHAPE", "openai", str, "ga", "Realtime session shape",  # noqa: RUF009  a field()
                                    choices=SHAPES)
-    openai_voice: str = _var("OPENAI_VOICE", "openai", str, "cedar", "voice when the profile names none")
+    openai_voice: str = _var("OPENAI_VOICE", "openai", str, "cedar", "voice when the profile names none",
+                                   choices=VOICES)
     # One wait at call start, warm or cold (not two in a row): then the caller hears the apology.
     openai_connect_timeout_s: float = _var("OPENAI_CONNECT_TIMEOUT_S", "openai", float, 5.0,
                                            "a call waits this long for its OpenAI session (warm or cold), then "

@@ -45,6 +45,11 @@ BARGEIN = Histogram(
     "Barge-in, server side: OpenAI speech_started received to Twilio clear (and truncate) sent.",
     buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0), registry=REGISTRY,
 )
+BARGEINS = Counter(
+    "llc_bargeins", "Barge-ins by whether the caller's interrupting speech had words: no is likely noise "
+    "(a cough, a door, line hiss); unknown is a key press or a call without transcription.",
+    ["words"], registry=REGISTRY,
+)
 PREWARM = Counter(
     "llc_prewarm", "Outbound calls by how their OpenAI session was obtained: hit (prewarmed) or fallback (cold).",
     ["result"], registry=REGISTRY,
@@ -78,6 +83,8 @@ for _result in ("hit", "fallback"):
     PREWARM.labels(result=_result)
 for _direction in ("to_openai", "to_twilio"):
     FRAMES.labels(direction=_direction)
+for _words in ("yes", "no", "unknown"):
+    BARGEINS.labels(words=_words)
 
 
 def record_call(record: CallRecord) -> None:
@@ -90,6 +97,8 @@ def record_call(record: CallRecord) -> None:
         OPENAI_ERRORS.labels(code=closed(code, OPENAI_ERROR_CODES)).inc(count)
     FRAMES.labels(direction="to_openai").inc(record.frames_from_twilio)
     FRAMES.labels(direction="to_twilio").inc(record.frames_to_twilio)
+    for barge in record.barge_ins:
+        BARGEINS.labels(words={True: "yes", False: "no", None: "unknown"}[barge.words]).inc()
 
 
 def observe_bargein(ms: float) -> None:

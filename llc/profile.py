@@ -13,11 +13,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llc.core.session import SessionSpec, TurnDetection
+from llc.core.session import VOICES, NoiseReduction, SessionSpec, TurnDetection
 from llc.core.turns import TurnPolicy, first_turn_spec
 
 _EAGERNESS = ("low", "medium", "high", "auto")
 _VAD_TYPES = ("semantic_vad", "server_vad")
+# near_field suits a handset held to the mouth (most phone calls); far_field a speakerphone or a
+# room; off sends the caller's audio untouched.
+_NOISE: dict[str, NoiseReduction | None] = {"near_field": "near_field", "far_field": "far_field", "off": None}
+NOISE_REDUCTION = tuple(_NOISE)
 
 
 # Every key a profile may hold: top-level name -> the keys of its table (() for a plain value).
@@ -25,6 +29,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "instructions": (),
     "voice": (),
     "greeting": (),
+    "noise_reduction": (),
     "turn_detection": ("type", "eagerness", "create_response", "interrupt_response"),
     "transcription": ("model",),
     "turn_policy": ("first_eagerness", "later_eagerness", "switch_after_responses", "tool_filler_after_ms",
@@ -47,6 +52,7 @@ class Profile:
     greeting: str = ""
     turn_detection: TurnDetection = field(default_factory=TurnDetection)
     transcription_model: str = ""
+    noise_reduction: str = "near_field"
     turn_policy: TurnPolicy = field(default_factory=TurnPolicy)
     transfer_allow: tuple[str, ...] = ()
     source: str = "<built-in>"
@@ -58,6 +64,7 @@ class Profile:
             instructions=self.instructions.strip() or None,
             turn_detection=self.turn_detection,
             transcription_model=self.transcription_model or None,
+            noise_reduction=_NOISE[self.noise_reduction],
         )
         return first_turn_spec(spec, self.turn_policy, tool_schemas or {})
 
@@ -109,6 +116,12 @@ def profile_from_data(data: dict[str, Any], source: str) -> Profile:
         raise ProfileError(f"{where}: type {td.type!r} must be one of {', '.join(_VAD_TYPES)}")
     if td.eagerness not in _EAGERNESS:
         raise ProfileError(f"{where}: eagerness {td.eagerness!r} must be one of {', '.join(_EAGERNESS)}")
+    voice = _expect(data, "voice", str, source, "")
+    if voice and voice not in VOICES:
+        raise ProfileError(f"{source}: voice {voice!r} is not a known voice; use one of {', '.join(VOICES)}")
+    noise = _expect(data, "noise_reduction", str, source, "near_field")
+    if noise not in NOISE_REDUCTION:
+        raise ProfileError(f"{source}: noise_reduction {noise!r} must be one of {', '.join(NOISE_REDUCTION)}")
     tr = _expect(data, "transcription", dict, source, {})
     policy = _turn_policy(data, source)
     transfer = _expect(data, "transfer", dict, source, {})
@@ -117,10 +130,11 @@ def profile_from_data(data: dict[str, Any], source: str) -> Profile:
         raise ProfileError(f"{source} [transfer]: 'allow' must list E.164 numbers like \"+15551234567\"")
     return Profile(
         instructions=_expect(data, "instructions", str, source, ""),
-        voice=_expect(data, "voice", str, source, ""),
+        voice=voice,
         greeting=_expect(data, "greeting", str, source, ""),
         turn_detection=td,
         transcription_model=_expect(tr, "model", str, f"{source} [transcription]", ""),
+        noise_reduction=noise,
         turn_policy=policy,
         transfer_allow=tuple(allow),
         source=source,

@@ -32,7 +32,8 @@ class RecordSink(Protocol):
 def progress_key(rec: CallRecord) -> tuple[int, ...]:
     """What a progress write is worth doing for: anything added to the record since the last."""
     return (len(rec.transcript), len(rec.turns), len(rec.barge_ins), len(rec.tool_calls), rec.dtmf_total,
-            rec.routes_total, len(rec.reconnects), sum(t.output is not None for t in rec.tool_calls))
+            rec.routes_total, len(rec.reconnects), sum(t.output is not None for t in rec.tool_calls),
+            rec.barge_ins_without_words)
 
 
 class RecordWriter:

@@ -231,9 +231,10 @@ class CallCore:
                 if out_of_band:
                     return talk.on_out_of_band_done(response_id)
                 return talk.on_response_done(response_id) + self._maybe_hang_up()
-            case oa.SpeechStarted():
+            case oa.SpeechStarted(caller_item):
                 self.journal.caller_spoke = True
-                return talk.interrupt(now, service_cancels=talk.spec.turn_detection.interrupt_response)
+                return talk.interrupt(now, service_cancels=talk.spec.turn_detection.interrupt_response,
+                                      caller_item=caller_item)
             case oa.SpeechStopped():
                 self.journal.speech_stopped(now)
                 return []
@@ -244,8 +245,8 @@ class CallCore:
                 muted = talk.audio.is_muted(item_id, response_id)
                 self.journal.agent_said(item_id, transcript, now, interrupted=muted, playout=talk.playout)
                 return []
-            case oa.CallerTranscript(transcript):
-                self.journal.caller_said(transcript, now)
+            case oa.CallerTranscript(transcript, caller_item, failed):
+                self.journal.caller_said(transcript, now, caller_item, failed)
                 return []
             case oa.SessionCreated():
                 return [Log("debug", "OpenAI session created")]

@@ -112,13 +112,16 @@ class Conversation:
 
     # ---- barge-in ---------------------------------------------------------------------------
 
-    def interrupt(self, now: float, service_cancels: bool) -> list[Action]:
+    def interrupt(self, now: float, service_cancels: bool, caller_item: str = "") -> list[Action]:
         """Barge-in: clear, cancel, truncate. ``service_cancels``: the service already cancelled the
-        response itself (``interrupt_response`` on detected speech); a key press it never sees."""
+        response itself (``interrupt_response`` on detected speech); a key press it never sees.
+        ``caller_item``: the caller's input item the speech becomes, whose transcript tells words from noise."""
         result = self.audio.barge_in(self.gate, service_cancels, self.stream_sid, now)
         if not result.interrupted:
             return []
-        self.journal.barge_in(now, result.truncate, self.playout)
+        # Without transcription no transcript will come: whether it had words stays unknown.
+        awaits = caller_item if self.spec.transcription_model else ""
+        self.journal.barge_in(now, result.truncate, self.playout, awaits)
         return result.actions
 
     # ---- tools ------------------------------------------------------------------------------

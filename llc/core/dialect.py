@@ -86,6 +86,7 @@ class _GA(Dialect):
         audio_in: dict[str, Any] = {"format": {"type": "audio/pcmu"}, "turn_detection": spec.turn_detection.as_dict()}
         if spec.transcription_model:
             audio_in["transcription"] = {"model": spec.transcription_model}
+        audio_in["noise_reduction"] = _noise(spec)
         session: dict[str, Any] = {
             "type": "realtime",
             # GA takes one output modality; audio responses still carry their transcript.
@@ -123,6 +124,7 @@ class _Flat(Dialect):
         _optional(session, spec)
         if spec.transcription_model:
             session["input_audio_transcription"] = {"model": spec.transcription_model}
+        session["input_audio_noise_reduction"] = _noise(spec)
         return session
 
     def turn_detection_update(self, td: TurnDetection) -> dict[str, Any]:
@@ -130,6 +132,11 @@ class _Flat(Dialect):
 
     def connect_headers(self, api_key: str) -> list[tuple[str, str]]:
         return super().connect_headers(api_key) + [("OpenAI-Beta", "realtime=v1")]
+
+
+def _noise(spec: SessionSpec) -> dict[str, str] | None:
+    # Sent even when off: null is how the service is told to stop cleaning the caller's audio.
+    return {"type": spec.noise_reduction} if spec.noise_reduction else None
 
 
 def _optional(session: dict[str, Any], spec: SessionSpec) -> None:

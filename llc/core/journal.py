@@ -85,6 +85,7 @@ class Journal:
         self.awaiting_first_audio: TurnLatency | None = None  # the turn whose reply has not sounded yet
         self._lines: dict[str, TranscriptLine] = {}  # agent lines by audio item
         self._cuts: dict[str, int] = {}  # item -> ms heard, for barge-ins whose line has not come yet
+        self._awaiting_words: dict[str, BargeInRecord] = {}  # caller item -> its barge-in, until transcribed
         self._muted_bytes: dict[str, int] = {}  # audio the service generated after the cut (never played)
         # When the service says the turn ended, the caller frames since the last loud one tell
         # how long its turn detection waited after the caller fell silent. Kept as the newest
@@ -223,6 +224,7 @@ class Journal:
     def session_renewed(self, note: str) -> None:
         """A new OpenAI session (``note``: why): no reply of the old one will sound."""
         self.awaiting_first_audio = None
+        self._awaiting_words.clear()  # the old session's transcripts will never come: unknown, not noise
         self.record.reconnects.append(note)
 
     def _quiet_frames(self) -> int:
@@ -257,9 +259,15 @@ class Journal:
             item = playout.items.get(item_id) if playout is not None else None
             self._cut(line, item.played_ms if item is not None else 0)
 
-    def caller_said(self, text: str, now: float) -> None:
+    def caller_said(self, text: str, now: float, item_id: str = "", failed: bool = False) -> None:
+        """A caller transcript (``failed``: the service could not transcribe ``item_id``; its words stay unknown)."""
         if text.strip():
             self.record.transcript.append(TranscriptLine("caller", text.strip(), round(now - self.t0, 3)))
+        # Matched by the caller's item, not by order: the transcript often lands after the
+        # agent's next reply has begun, and a real interruption must not be counted as noise.
+        barge = self._awaiting_words.pop(item_id, None) if item_id else None
+        if barge is not None and not failed:
+            self._settle(barge, bool(text.strip()))
 
     def key_pressed(self, digit: str, now: float) -> None:
         self.record.dtmf_total += 1
@@ -275,11 +283,17 @@ class Journal:
             line.generated_ms = (line.generated_ms or 0) + n_bytes // BYTES_PER_MS
             self._estimate(line)
 
-    def barge_in(self, now: float, truncate: TruncatePoint | None, playout: Playout | None = None) -> None:
+    def barge_in(self, now: float, truncate: TruncatePoint | None, playout: Playout | None = None,
+                 caller_item: str = "") -> None:
+        """The agent was cut off. ``caller_item``: the caller's input item whose transcript will
+        say whether the speech had words ("" when none will come: a key press, no transcription)."""
         tp = truncate
-        self.record.barge_ins.append(
-            BargeInRecord(at=round(now - self.t0, 3), item_id=tp.item_id if tp else "",
-                          heard_ms=tp.audio_end_ms if tp else 0, deleted=bool(tp and tp.audio_end_ms == 0)))
+        barge = BargeInRecord(at=round(now - self.t0, 3), item_id=tp.item_id if tp else "",
+                              heard_ms=tp.audio_end_ms if tp else 0, deleted=bool(tp and tp.audio_end_ms == 0),
+                              caller_item_id=caller_item)
+        self.record.barge_ins.append(barge)
+        if caller_item:
+            self._awaiting_words[caller_item] = barge
         # The item talked over, truncated where the caller stopped hearing it. (No truncate
         # point: nothing was unheard, the agent was between items, so no line is cut.)
         if tp is None:
@@ -295,6 +309,9 @@ class Journal:
         """The call ended: lines not cut were heard as far as the marks confirmed, and the one
         still playing as far as the playout clock says (marks are 500 ms apart) when Twilio was
         last heard from (its ``stop``; for a leg gone quiet, its last frame)."""
+        for barge in self._awaiting_words.values():  # transcribed speech always gets a transcript
+            self._settle(barge, False)
+        self._awaiting_words.clear()
         current = playout.current
         for item_id, line in self._lines.items():
             if line.interrupted:
@@ -313,6 +330,10 @@ class Journal:
         if item is None and not muted:
             return None
         return ((item.received_bytes if item is not None else 0) + muted) // BYTES_PER_MS
+
+    def _settle(self, barge: BargeInRecord, words: bool) -> None:
+        barge.words = words
+        self.record.barge_ins_without_words += not words
 
     def _cut(self, line: TranscriptLine, heard_ms: int) -> None:
         line.interrupted, line.heard_ms = True, heard_ms

@@ -84,7 +84,7 @@ class ResponseDone:
 
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
-    pass
+    item_id: str = ""  # the caller's input item this speech becomes ("" when the service names none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,8 @@ class AgentTranscript:
 @dataclass(frozen=True, slots=True)
 class CallerTranscript:
     transcript: str
+    item_id: str = ""  # the caller's input item it transcribes
+    failed: bool = False  # the service could not transcribe it (``...transcription.failed``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +207,16 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], OpenAIEvent]] = {
     "response.output_audio.done": lambda e: AudioDone(),
     "response.created": lambda e: ResponseCreated(*_response(e)),
     "response.done": lambda e: ResponseDone(*_response(e)),
-    "input_audio_buffer.speech_started": lambda e: SpeechStarted(),
+    "input_audio_buffer.speech_started": lambda e: SpeechStarted(_text(e.get("item_id"))),
     "input_audio_buffer.speech_stopped": lambda e: SpeechStopped(),
     "response.function_call_arguments.done": lambda e: FunctionCall(
         str(e.get("call_id") or ""), str(e.get("name") or ""),
         e["arguments"] if isinstance(e.get("arguments"), str) else "{}"),
     "response.output_audio_transcript.done": lambda e: AgentTranscript(
         str(e.get("item_id") or ""), _id(e.get("response_id")), _transcript(e)),
-    "conversation.item.input_audio_transcription.completed": lambda e: CallerTranscript(_transcript(e)),
+    "conversation.item.input_audio_transcription.completed": lambda e: CallerTranscript(
+        _transcript(e), _text(e.get("item_id"))),
+    "conversation.item.input_audio_transcription.failed": lambda e: CallerTranscript(
+        "", _text(e.get("item_id")), failed=True),
     "error": _error,
 }

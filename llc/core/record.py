@@ -82,6 +82,11 @@ class BargeInRecord:
     item_id: str  # the agent item cut short ("" when nothing had been played yet)
     heard_ms: int  # what the caller heard of it (marks); the item was truncated there
     deleted: bool  # nothing was heard, so the item was deleted instead
+    # Did the caller's interrupting speech have words? True: its transcript did. False: it came
+    # back empty, or never came (likely noise: a cough, a door, line hiss). None: cannot tell (a
+    # key press, transcription off or failed, the session replaced before it came).
+    words: bool | None = None
+    caller_item_id: str = ""  # the caller's input item the speech became ("" for a key press)
 
 
 @dataclass
@@ -127,6 +132,7 @@ class CallRecord:
     # A barge-in's response.cancel that crossed the response's own response.done on the wire
     # (the service then answers response_cancel_not_active): expected, counted apart from errors.
     cancels_crossed: int = 0
+    barge_ins_without_words: int = 0  # barge-ins whose ``words`` is False: likely noise, not the caller
     statuses: list[dict[str, str]] = field(default_factory=list)  # Twilio status callbacks seen
     # Key presses and the routes they lead to come at the caller's pace, as many as a caller (or a
     # forged stream) sends: the record keeps the newest KEPT_ENTRIES and counts them all, so a

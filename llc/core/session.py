@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 Eagerness: TypeAlias = Literal["low", "medium", "high", "auto"]
+NoiseReduction: TypeAlias = Literal["near_field", "far_field"]
+# The service's built-in voices (the GA session's ``audio.output.voice``): a name outside these is
+# refused by the service only once a call is up, so the profile is checked against them at start.
+VOICES: tuple[str, ...] = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class SessionSpec:
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str = "auto"
     transcription_model: str | None = None
+    # Cleans the caller's audio before VAD and the model hear it; None sends null (off).
+    noise_reduction: NoiseReduction | None = "near_field"
 
 
 def connect_url(base_url: str, model: str) -> str:

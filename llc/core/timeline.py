@@ -30,6 +30,8 @@ def timeline(r: dict[str, Any]) -> list[Entry]:
         entries.append(Entry(_num(line.get("at")), line.get("role", "?"), line.get("text", ""), detail))
     for b in r.get("barge_ins", []):
         what = "nothing heard: the reply was deleted" if b.get("deleted") else f"heard {b.get('heard_ms', 0)} ms"
+        if b.get("words") is False:
+            what += "; the caller said no words: likely noise"
         entries.append(Entry(_num(b.get("at")), "barge-in", f"caller talked over the agent ({what})", dict(b)))
     for t in r.get("tool_calls", []):
         result = t.get("error") or t.get("output") or ""

@@ -27,7 +27,7 @@ from llc.profile import Profile, ProfileError, profile_from_data
 Mode = Literal["assistant", "ivr", "receptionist", "csr"]
 MODES: tuple[str, ...] = ("assistant", "ivr", "receptionist", "csr")
 # Profile keys a scenario may override; parse_profile validates them.
-PROFILE_KEYS = ("voice", "greeting", "turn_detection", "transcription", "turn_policy", "tools", "transfer")
+PROFILE_KEYS = ("voice", "greeting", "noise_reduction", "turn_detection", "transcription", "turn_policy", "tools", "transfer")
 _SCALARS: dict[str, type] = {"mode": str, "instructions": str, "caller_first": bool, "machine_detection": bool,
                              "on_machine": str, "voicemail": str}
 _MODE_KEYS = ("menu", "facts", "csr")
@@ -77,7 +77,7 @@ class Scenario:
             return base
         parsed = profile_from_data(self.overlay, self.source)
         changes: dict[str, Any] = {}
-        for key in ("voice", "greeting"):
+        for key in ("voice", "greeting", "noise_reduction"):
             if key in self.overlay:
                 changes[key] = getattr(parsed, key)
         if "turn_detection" in self.overlay:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+import pytest
 import trio
 
 from llc import metrics
@@ -24,9 +25,16 @@ def profile_with(**policy: object):
     return dataclasses.replace(base, turn_policy=dataclasses.replace(base.turn_policy, **policy))
 
 
-async def test_barge_in_stops_agent_audio_and_truncates(start_stack: StackFactory) -> None:
+def bargeins(words: str) -> float:
+    return metrics.REGISTRY.get_sample_value("llc_bargeins_total", {"words": words}) or 0.0
+
+
+# The second case is a cough: the service transcribes the interrupting speech as nothing.
+@pytest.mark.parametrize("heard, words", [("Wait, sorry", "yes"), ("", "no")])
+async def test_barge_in_stops_agent_audio_and_truncates(start_stack: StackFactory, heard: str, words: str) -> None:
     before = metrics.REGISTRY.get_sample_value("llc_bargein_seconds_count") or 0.0
-    stack = await start_stack(replies=[LONG, "Sure, go ahead."], user_transcripts=["Hours?", "Wait, sorry"])
+    counted = bargeins(words)
+    stack = await start_stack(replies=[LONG, "Sure, go ahead."], user_transcripts=["Hours?", heard])
     script = CallerScript(turns=[CallerTurn("Hours?"), CallerTurn("Wait, sorry", barge_in_after_ms=1000)], max_call_s=20)
     result = await FakeCaller(stack.base_url, script).run()
     await stack.wait_records(1)
@@ -47,6 +55,11 @@ async def test_barge_in_stops_agent_audio_and_truncates(start_stack: StackFactor
     assert record.transcript[1].interrupted
     assert result.ended_by == "caller_hangup"
     assert metrics.REGISTRY.get_sample_value("llc_bargein_seconds_count") == before + 1
+    assert (barge.words, record.barge_ins_without_words) == ((True, 0) if heard else (False, 1))
+    with trio.move_on_after(2):  # the metrics take the record just after it is kept
+        while bargeins(words) == counted:
+            await trio.sleep(0.01)
+    assert bargeins(words) == counted + 1
 
 
 async def test_switch_once_after_first_turn(start_stack: StackFactory) -> None:

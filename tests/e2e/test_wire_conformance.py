@@ -107,13 +107,16 @@ def read_as_sdk(model: Any) -> oa.OpenAIEvent | None:
     if kind == "response.output_audio_transcript.done":
         return oa.AgentTranscript(model.item_id, model.response_id, model.transcript)
     if kind == "conversation.item.input_audio_transcription.completed":
-        return oa.CallerTranscript(model.transcript)
+        return oa.CallerTranscript(model.transcript, model.item_id)
+    if kind == "conversation.item.input_audio_transcription.failed":
+        return oa.CallerTranscript("", model.item_id, failed=True)
+    if kind == "input_audio_buffer.speech_started":
+        return oa.SpeechStarted(model.item_id)
     if kind == "error":
         e = model.error
         return oa.ServiceError(e.code or "", e.type or "", e.message, e.param, e.event_id)
     simple = {"session.created": oa.SessionCreated(), "session.updated": oa.SessionUpdated(),
-              "response.output_audio.done": oa.AudioDone(), "input_audio_buffer.speech_started": oa.SpeechStarted(),
-              "input_audio_buffer.speech_stopped": oa.SpeechStopped()}
+              "response.output_audio.done": oa.AudioDone(), "input_audio_buffer.speech_stopped": oa.SpeechStopped()}
     return simple.get(kind)
 
 

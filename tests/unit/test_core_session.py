@@ -1,8 +1,13 @@
 """Session config for both shapes, compared as exact JSON."""
 
+from typing import Any, Literal, get_args, get_origin
+
+import pytest
+
 from llc.core import session as s
-from llc.core.dialect import dialect
+from llc.core.dialect import SHAPES, Shape, dialect
 from llc.core.openai_events import canonical_event
+from llc.kit.sim.fake_openai_shapes import validate_session
 
 
 def test_flat_shape_is_the_documented_beta_block_exactly() -> None:
@@ -19,6 +24,7 @@ def test_flat_shape_is_the_documented_beta_block_exactly() -> None:
             },
             "input_audio_format": "g711_ulaw",
             "output_audio_format": "g711_ulaw",
+            "input_audio_noise_reduction": {"type": "near_field"},
         },
     }
 
@@ -40,6 +46,7 @@ def test_ga_shape_nests_audio_and_uses_pcmu() -> None:
                         "interrupt_response": True,
                     },
                     "transcription": {"model": "gpt-4o-mini-transcribe"},
+                    "noise_reduction": {"type": "near_field"},
                 },
                 "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"},
             },
@@ -96,3 +103,29 @@ def test_shape_hints_name_the_setting() -> None:
     hint = dialect("flat").hint("unknown_parameter", "session.modalities")
     assert "OPENAI_API_SHAPE=ga" in hint and "session.modalities" in hint
     assert "OPENAI_API_SHAPE=flat" in dialect("ga").hint("missing_required_parameter", "session.type")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("noise", ["near_field", "far_field", None])
+def test_noise_reduction_is_sent_in_each_shape_and_the_strict_fake_accepts_it(shape: Shape, noise: Any) -> None:
+    session = dialect(shape).session_update(s.SessionSpec(noise_reduction=noise))["session"]
+    sent = session["input_audio_noise_reduction"] if shape == "flat" else session["audio"]["input"]["noise_reduction"]
+    assert sent == ({"type": noise} if noise else None)  # null turns it off
+    assert validate_session(shape, session) is None
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_strict_fake_refuses_a_bad_noise_reduction_type(shape: Shape) -> None:
+    session = dialect(shape).session_update(s.SessionSpec())["session"]
+    if shape == "flat":
+        session["input_audio_noise_reduction"] = {"type": "studio"}
+    else:
+        session["audio"]["input"]["noise_reduction"] = {"type": "studio"}
+    error = validate_session(shape, session)
+    assert error is not None and error[0] == "invalid_value" and "studio" in error[1]
+
+
+def test_voices_are_the_sdk_s_built_in_voices() -> None:
+    from openai.types.realtime.realtime_audio_config_output import Voice
+    literal = next(a for a in get_args(Voice) if get_origin(a) is Literal)
+    assert set(s.VOICES) == set(get_args(literal))

@@ -16,7 +16,7 @@ from llc.core.dialect import GA
 from llc.core.session import SessionSpec
 from llc.modes.runtime import ModeCall
 from llc.modes.scenario import load_scenario_set, parse_scenario_file
-from llc.profile import ProfileError, load_profile
+from llc.profile import ProfileError, load_profile, parse_profile
 from llc.store import open_store
 from llc.tools.builtin import transfer_call
 from llc.tools.modes import ALL_TOOLS
@@ -52,11 +52,36 @@ def test_bundled_scenarios_map_numbers_and_overlay_the_profile() -> None:
      "exactly one of"),
     ('[scenario.a]\n[scenario.a.csr]\nmax_orders = "5"\n', "'max_orders' must be a int"),
     ('[scenario.a\n', "not valid TOML"),
+    ('[scenario.a]\nnoise_reduction = "studio"\n', "[scenario.a]: noise_reduction 'studio' must be one of near_field, far_field, off"),
+    ('[scenario.a]\nvoice = "nova"\n', "[scenario.a]: voice 'nova' is not a known voice; use one of alloy, ash,"),
 ])
 def test_bad_scenario_files_name_file_key_and_reason(text: str, needle: str) -> None:
     with pytest.raises(ProfileError) as info:
         parse_scenario_file(text, "my.toml")
     assert str(info.value).startswith("my.toml") and needle in str(info.value)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('noise_reduction = "studio"\n', "p.toml: noise_reduction 'studio' must be one of near_field, far_field, off"),
+    ("noise_reduction = 1\n", "p.toml: 'noise_reduction' must be a str"),
+    ('voice = "nova"\n', ("p.toml: voice 'nova' is not a known voice; use one of alloy, ash, ballad, coral, echo, sage, "
+                         "shimmer, verse, marin, cedar")),
+])
+def test_a_bad_profile_value_is_one_line_naming_file_key_and_allowed_values(text: str, needle: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, "p.toml")
+    assert str(info.value) == needle or str(info.value).startswith(needle)
+    assert "\n" not in str(info.value)
+
+
+def test_noise_reduction_defaults_to_near_field_and_a_scenario_overrides_it() -> None:
+    assert BASE.noise_reduction == "near_field" and BASE.session_spec("cedar").noise_reduction == "near_field"
+    sset = parse_scenario_file('[scenario.car]\nnoise_reduction = "far_field"\n'
+                               '[scenario.raw]\nnoise_reduction = "off"\nvoice = "marin"\n[scenario.plain]\n', "s.toml")
+    car, raw, plain = (sset.scenarios[n].profile(BASE) for n in ("car", "raw", "plain"))
+    assert car.session_spec("cedar").noise_reduction == "far_field" and car.voice == BASE.voice
+    assert raw.session_spec("cedar").noise_reduction is None and raw.session_spec("cedar").voice == "marin"
+    assert plain.session_spec("cedar").noise_reduction == "near_field"
 
 
 def test_unknown_tool_fails_at_start_up() -> None:
