@@ -2,8 +2,8 @@
 
 Never on the public port: behind a reverse proxy on the same host every public request
 arrives from 127.0.0.1, so "loopback only" cannot be told from the TCP peer there. This
-listener is bound to LLC_ADMIN_HOST:LLC_ADMIN_PORT (loopback by default) and the proxy recipe
-(ops/nginx.conf) never forwards to it. Bound anywhere else, every request needs
+listener is bound to LLC_ADMIN_HOST:LLC_ADMIN_PORT (loopback by default) and the proxy recipes
+(ops/nginx/) never forward to it. Bound anywhere else, every request needs
 ``Authorization: Bearer <LLC_API_TOKEN>``.
 
 Other features add their pages with ``register(app, server)`` on the app ``create_admin_app``

@@ -355,7 +355,7 @@ def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -
     readme, going_live = REPO / "README.md", REPO / "docs" / "going-live.md"
     assert "(docs/going-live.md)" in readme.read_text()
     text = going_live.read_text()
-    for needed in ("../ops/nginx.conf", "cloudflared tunnel", "IncomingPhoneNumbers", "VoiceUrl=", "llc-phone doctor",
+    for needed in ("../ops/nginx/single.conf", "cloudflared tunnel", "IncomingPhoneNumbers", "VoiceUrl=", "llc-phone doctor",
                    "LLC_LOCAL_ONLY", "LLC_ENV_FILE"):
         assert needed in text, f"docs/going-live.md lacks {needed}"
     for doc in (readme, going_live):
@@ -373,3 +373,18 @@ def test_going_live_is_linked_and_its_env_files_start_a_server(tmp_path: Path) -
         assert named == set(REAL) and len(refused.value.problems) == len(REAL), refused.value.problems
         settings = load_settings(REAL, env_file, require_keys=True)  # raises ConfigError naming any problem
         assert settings.public_url and settings.public_url.startswith("https://") and settings.api_token
+
+
+def test_nginx_excerpts_in_the_docs_are_lines_of_the_site_file() -> None:
+    """An nginx block in the docs quotes ops/nginx/single.conf (the file the going-live steps install
+    and tests/e2e/test_deploy_nginx_single.py runs): each of its lines is one of the file's, comments aside."""
+    def lines(text: str) -> list[str]:
+        return [" ".join(line.split("#")[0].split()) for line in text.splitlines() if line.split("#")[0].strip()]
+
+    site = set(lines((REPO / "ops" / "nginx" / "single.conf").read_text()))
+    blocks = [(doc.name, block) for doc in DOCS
+              for block in re.findall(r"```nginx\n(.*?)```", doc.read_text(), re.DOTALL)]
+    quoted = {(name, line) for name, block in blocks for line in lines(block)}
+    assert quoted, "no nginx block found in the docs"
+    stray = sorted(f"{name}: {line}" for name, line in quoted if line not in site)
+    assert not stray, "nginx lines in the docs that ops/nginx/single.conf does not have:\n" + "\n".join(stray)
