@@ -159,6 +159,9 @@ class Settings:
     api_token: str | None = _var("LLC_API_TOKEN", "security", str, None,
                                  "bearer token for `POST /calls`, `GET /calls/<sid>` (unset: they answer 401)",
                                  secret=True)
+    webhook_secret: str | None = _var("LLC_WEBHOOK_SECRET", "security", str, None,
+                                      "signs what llc sends (HTTP tools, call events), Standard Webhooks form "
+                                      "`whsec_` + base64", unset="nothing is sent signed", secret=True)
     # Signatures are checked whenever TWILIO_AUTH_TOKEN is set; off is logged as a warning at start-up.
     twilio_signatures: bool = _var("LLC_TWILIO_SIGNATURES", "security", bool, True,
                                    "check Twilio's request signatures (`off` is warned at start-up)")

@@ -3,7 +3,7 @@ way each get one line naming the variable and the fix, exit 2, and never a trace
 
 The steps follow docs/going-live.md: the command, the guide's `.env` copied as is, real-shaped
 credentials but paths that cannot be written, a voice name with a typo, then a configuration
-that starts. The nginx part of the guide runs in tests/e2e/test_deploy_nginx.py.
+that starts. The nginx part of the guide (its commands, as written) runs in tests/e2e/test_deploy_nginx_single.py.
 """
 
 from __future__ import annotations
