@@ -52,6 +52,7 @@ class Tool:
     description: str
     parameters: dict[str, Any]
     fn: ToolFn
+    source: str = "built-in"  # where it comes from, as `llc-phone tools` lists it: built-in, a module, http, mcp
 
     def schema(self) -> dict[str, Any]:
         return {"type": "function", "name": self.name, "description": self.description, "parameters": self.parameters}
