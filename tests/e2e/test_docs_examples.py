@@ -287,7 +287,7 @@ def test_demo_examples_run(tmp_path: Path) -> None:
     assert {"llc-phone demo", "llc-phone demo --shape flat", "llc-phone demo --scenario ivr"} <= set(examples)
     env = _env(tmp_path)
     procs = {}
-    for c in examples:  # each in its own folder: each demo keeps its record in ./llc.db
+    for c in examples:  # each in its own folder: each demo keeps its record in ./llc-demo.db
         (where := tmp_path / c.replace(" ", "_")).mkdir()
         procs[c] = subprocess.Popen([sys.executable, "-m", "llc.cli", *shlex.split(c)[1:], "--ttfb-ms", "50",
                                      "--silence-ms", "200"], env=env, cwd=where, stdout=subprocess.PIPE,
@@ -298,6 +298,10 @@ def test_demo_examples_run(tmp_path: Path) -> None:
             continue
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0 and "demo OK" in out and "Traceback" not in err, f"{command}\n{out}\n{err}"
+        # Demo data (calls, a scenario's customers and messages) never goes where a server would look.
+        where = tmp_path / command.replace(" ", "_")
+        assert (where / "llc-demo.db").is_file() and not (where / "llc.db").exists(), command
+        assert f"--db {'llc-demo.db'}" in out and "never the one a server uses" in out, out
 
 
 def _console_demo_answers(proc: subprocess.Popen[str], command: str) -> None:

@@ -1,8 +1,9 @@
 """`llc-phone demo`: a whole simulated call on loopback, no keys, no network, shown as it happens.
 
-The call's record goes to the database `llc-phone calls` reads (``--db``, else LLC_DB_URL, else
-llc.db), so a new user can look at it afterwards; ``--console`` keeps a server up on that
-database with the call console's URL printed.
+The call's record (and a scenario's customers, orders and messages) goes to the demo's own
+database, ``llc-demo.db`` in the current folder (``--db`` to choose another), never the one a
+server uses (LLC_DB_URL): a user looks at it afterwards with ``llc-phone calls --db llc-demo.db``,
+and ``--console`` keeps a server up on it with the call console's URL printed.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from llc.log import setup_logging
 CONSOLE_WAIT_NOTE = "Ctrl-C stops it."
 
 
-def _db_url(args: argparse.Namespace) -> str:
-    from llc.config import load_settings
+DEMO_DB = "llc-demo.db"
 
-    return args.db or load_settings().db_url
+
+def _db_url(args: argparse.Namespace) -> str:
+    return str(args.db or DEMO_DB)
 
 
 def _where(db_url: str) -> str:
@@ -55,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         render(demo, args.shape, args.ttfb_ms, args.silence_ms, live=True)
         ok, sid = demo.ok, demo.record.call_sid
     print()
-    print(f"The call's record is stored in {_where(db_url)}: `llc-phone calls show {sid}` prints it"
-          + ("" if args.db is None else f" (add --db {args.db})") + ".")
+    print(f"The call's record is stored in the demo's own database, {_where(db_url)} (never the one a server "
+          f"uses): `llc-phone calls show {sid} --db {args.db or DEMO_DB}` prints it.")
     if args.console:
         return _serve_console(db_url, args.console_port, sid) or (0 if ok else 1)
     print("`llc-phone demo --console` also opens the call console on it.")
@@ -103,7 +105,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--silence-ms", type=int, default=400, help="simulated end-of-turn silence the VAD waits for")
     p.add_argument("--scenario", choices=["ivr", "receptionist", "csr"],
                    help="an inbound mode end to end instead (scripted caller, DTMF, tools)")
-    p.add_argument("--db", help="where the call's record goes (default: LLC_DB_URL, else llc.db)")
+    p.add_argument("--db", help="the demo's own database (default llc-demo.db here; never LLC_DB_URL, the server's)")
     p.add_argument("--console", action="store_true",
                    help="afterwards keep a server up with the call console on the demo's database")
     p.add_argument("--console-port", type=int, default=0, help="the console server's port (default: a free one)")
