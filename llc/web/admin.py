@@ -13,7 +13,7 @@ returns; the guard applies to every route of it.
 from __future__ import annotations
 
 import trio
-from quart import Response, request
+from quart import Response, request, websocket
 from quart_trio import QuartTrio
 
 from llc import metrics
@@ -70,6 +70,15 @@ def create_admin_app(server: Server) -> QuartTrio:
         if refusal.reason is RefusalReason.NOT_LOOPBACK_HOST:
             return Response(f"{refusal}\n", status=403)
         return Response(f"{refusal}\n", status=401, headers={"WWW-Authenticate": 'Bearer realm="llc-admin"'})
+
+    @app.before_websocket
+    async def guard_socket() -> Response | None:
+        # Quart's before_request does not run for WebSockets (the try-a-call page's socket).
+        refusal = admin_refusal(server.settings, websocket.headers.get("Authorization"), websocket.headers.get("Host"))
+        if refusal is None:
+            return None
+        log.warning("admin socket refused: %s", refusal, extra={"path": websocket.path})
+        return Response(f"{refusal}\n", status=403)
 
     @app.after_request
     async def same_origin_only(response: Response) -> Response:

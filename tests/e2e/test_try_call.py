@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
+import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from llc.web.try_call import CALL_PREFIX, same_origin
@@ -13,6 +14,20 @@ from tests.helpers.stack import StackFactory
 from tests.helpers.twilio_raw import start_frame
 
 EVIL = "http://rebound.example"
+
+
+async def upgrade_status(admin_url: str, host: str, origin: str) -> int:
+    """The status line's code of a WebSocket upgrade to the try socket with these Host and Origin
+    (a client library sets Host itself: this writes the request by hand)."""
+    address = httpx.URL(admin_url)
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream(address.host, address.port or 80)
+        async with stream:
+            await stream.send_all((f"GET /console/try/media HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n"
+                                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+            head = await stream.receive_some(1024)
+    return int(head.split(b" ", 2)[1])
 
 
 @pytest.mark.parametrize(("origin", "host", "ok"), [
@@ -39,6 +54,9 @@ async def test_another_sites_page_can_neither_start_a_call_nor_open_the_socket(s
     with pytest.raises(HandshakeError):
         async with open_websocket_url(socket_url, extra_headers=[("Origin", EVIL)]):
             pass
+    # A rebinding domain's page: its own origin and Host, neither of them this machine's name.
+    assert await upgrade_status(stack.admin_url, "rebound.example", EVIL) == 403
+    assert await upgrade_status(stack.admin_url, stack.admin_url.removeprefix("http://"), stack.admin_url) == 101
     # The page's own origin, but no ticket: admitted as a socket, refused as a call (1008).
     async with open_websocket_url(socket_url) as ws:
         await ws.send_message(start_frame(call_sid=CALL_PREFIX + "0" * 32))
