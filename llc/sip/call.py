@@ -22,6 +22,7 @@ from llc.call.tools import run_tool
 from llc.core.actions import RunTool
 from llc.core.levers import Lever
 from llc.core.record import CallRecord, EndReason
+from llc.core.session import user_message
 from llc.log import bind_call, get_logger
 from llc.modes.runtime import InboundCall, ModeCall
 from llc.sip.control import ControlError, SipControl
@@ -53,8 +54,9 @@ class SipDeps:
 
 class SipCall:
     def __init__(self, incoming: IncomingCall, plan: InboundCall, mode: ModeCall, deps: SipDeps,
-                 writer: RecordWriter) -> None:
+                 writer: RecordWriter, greeting: str | None = None) -> None:
         self.incoming, self.inbound, self.mode, self.deps, self.writer = incoming, plan, mode, deps, writer
+        self.greeting = greeting  # the scenario speaks first (an IVR's menu): asked for once the sideband is up
         rec = CallRecord(call_sid=incoming.call_id, stream_sid=incoming.twilio_call_sid, direction="inbound",
                          scenario=plan.scenario.name, path="sip", from_number=plan.caller, to_number=plan.called,
                          started_at=time.time())
@@ -132,6 +134,9 @@ class SipCall:
                 self.end(EndReason.OPENAI_UNREACHABLE if attempt == 0 else EndReason.OPENAI_LOST,
                          f"the sideband socket could not be opened: {exc}", hang_up=True)
                 return
+            if attempt == 0 and self.greeting:
+                await self._send(user_message(self.greeting))
+                await self._send({"type": "response.create"})
             try:
                 while True:
                     text = await self._ws.receive_text()

@@ -33,7 +33,8 @@ def register(app: QuartTrio, server: Server) -> None:
         guard = server.sip_inbox.guard
         if guard is None:
             return Response("SIP is off: set OPENAI_WEBHOOK_SECRET", status=404)
-        body = await request.get_data(as_text=False)
+        body = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        assert isinstance(body, bytes)
         verdict = guard.check(body, dict(request.headers))
         if verdict.call is None:
             level = log.warning if verdict.status >= 400 else log.info
@@ -67,7 +68,7 @@ async def run_sip_call(server: Server, incoming: IncomingCall) -> None:
     server.router.inbound.pop(call_id, None)  # no stream will claim it: the call starts here
     profile = plan.scenario.profile(server.router.profile)
     mode = server.router.mode(plan.scenario, profile, call_id, plan.caller, plan.called, plan.customer)
-    call = SipCall(incoming, plan, mode, server.sip, RecordWriter(server.durable))
+    call = SipCall(incoming, plan, mode, server.sip, RecordWriter(server.durable), profile.greeting or None)
     server.calls.sip_started(call)
     try:
         record = await call.run()

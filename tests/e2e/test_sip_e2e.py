@@ -124,7 +124,7 @@ async def test_replayed_and_duplicated_webhooks_start_one_call(nursery: trio.Nur
 
 
 async def test_over_max_calls_is_rejected_busy(nursery: trio.Nursery, tmp_path: Path) -> None:
-    fake, server, hook = await start(nursery, tmp_path, max_calls=1)
+    fake, _, hook = await start(nursery, tmp_path, max_calls=1)
     first = fake.add_call(SipScript([("wait", 5)]))
     second = fake.add_call()
     assert await fake.ring(hook, first) == 200
