@@ -6,7 +6,7 @@ from collections import deque
 from typing import Protocol
 
 from llc.call.bridge import CallBridge
-from llc.core.record import CallRecord
+from llc.core.record import CallRecord, EndReason
 
 
 class SipLine(Protocol):
@@ -14,6 +14,8 @@ class SipLine(Protocol):
 
     record: CallRecord
     admitted: bool
+
+    def end(self, reason: EndReason, detail: str, *, hang_up: bool = False) -> None: ...
 
 # Finished calls kept in memory for a fast find_record; every record also goes to the store.
 RECENT_RECORDS = 200

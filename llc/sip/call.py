@@ -90,6 +90,8 @@ class SipCall:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self.writer.admit(self.record, nursery)
+                if self.core.ended:  # ended (a drain) while the accept was in flight: hang up at once
+                    nursery.cancel_scope.cancel()
                 nursery.start_soon(self._sideband)
                 nursery.start_soon(self._watchdog)
                 if self.deps.max_call_s > 0:
@@ -98,7 +100,8 @@ class SipCall:
             self.end(EndReason.INTERNAL_ERROR, repr(exc), hang_up=True)
             log.exception("SIP call failed on an internal error; the server keeps running")
         finally:
-            self.end(EndReason.SERVER_DRAIN, "the server stopped during the call")
+            # No ending yet: the server is stopping. OpenAI holds the caller: hang up rather than leave them unsteered.
+            self.end(EndReason.SERVER_DRAIN, "the server stopped during the call", hang_up=True)
             with trio.CancelScope(shield=True):
                 await self._close()
         log.info("call ended: %s", self.record.end_reason, extra={"detail": self.record.end_detail,
