@@ -149,3 +149,27 @@ async def test_caller_gone_before_accept_is_no_call(nursery: trio.Nursery, tmp_p
     await trio.sleep(0.2)
     assert await server.store.get_call(call.call_id) is None
     assert not server.calls.sip and server.active_calls == 0
+
+
+async def test_the_models_transfer_is_a_refer_within_the_allow_list(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    call = fake.add_call(SipScript([("tool", "transfer_call", '{"number": "+15550109999"}'),
+                                    ("tool", "transfer_call", '{"number": "+15550102002"}')]))
+    assert await fake.ring(hook, call, to="+15550100022") == 200  # the CSR line: +15550102002 is on its list
+    with trio.fail_after(10):
+        await call.closed.wait()
+    row = await stored(server, call.call_id)
+    assert call.refer_to == "tel:+15550102002" and [r[1] for r in fake.requests].count("refer") == 1
+    first, second = row["tool_calls"]
+    assert "transfer list" in first["output"] and '"transferred_to":"+15550102002"' in second["output"]
+    assert row["scenario"] == "csr"
+
+
+async def test_max_call_length_hangs_up(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path, max_call_s=0.5)
+    call = fake.add_call(SipScript([("wait", 10)]))
+    assert await fake.ring(hook, call) == 200
+    with trio.fail_after(10):
+        await call.closed.wait()
+    row = await stored(server, call.call_id)
+    assert row["end_reason"] == "max_call_length" and call.hung_up
