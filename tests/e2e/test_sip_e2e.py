@@ -173,3 +173,33 @@ async def test_max_call_length_hangs_up(nursery: trio.Nursery, tmp_path: Path) -
         await call.closed.wait()
     row = await stored(server, call.call_id)
     assert row["end_reason"] == "max_call_length" and call.hung_up
+
+
+async def test_a_key_press_switches_the_scenario_with_a_session_the_service_takes(nursery: trio.Nursery,
+                                                                                  tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    call = fake.add_call(SipScript([("dtmf", "2"), ("wait", 0.2), ("hangup",)]))
+    assert await fake.ring(hook, call, to=IVR_NUMBER) == 200
+    with trio.fail_after(10):
+        await call.closed.wait()
+    row = await stored(server, call.call_id)
+    updates = [e for e in call.received if e["type"] == "session.update"]
+    assert len(updates) == 1 and "Harbour Road" in updates[0]["session"]["instructions"]  # the receptionist's facts
+    assert row["scenario"] == "ivr>receptionist" and row["openai_errors"] == {}
+    # The IVR speaks first: its greeting was asked for as soon as the sideband was up.
+    assert call.received[0]["type"] == "conversation.item.create" and call.received[1]["type"] == "response.create"
+
+
+async def test_the_fake_accept_refuses_server_vad_knobs_like_the_real_one(nursery: trio.Nursery) -> None:
+    import httpx
+
+    fake = FakeOpenAISip(SECRET)
+    await nursery.start(fake.serve)
+    call = fake.add_call()
+    td = {"type": "server_vad", "threshold": 0.5}
+    async with httpx.AsyncClient() as client:
+        bad = await client.post(f"{fake.api_url}/realtime/calls/{call.call_id}/accept",
+                                json={"type": "realtime", "audio": {"input": {"turn_detection": td}}})
+        good = await client.post(f"{fake.api_url}/realtime/calls/{call.call_id}/accept",
+                                 json={"type": "realtime", "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}})
+    assert (bad.status_code, good.status_code) == (400, 200) and call.state == "accepted"

@@ -24,7 +24,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from llc.events.signing import Signer, new_message_id
-from llc.kit.sim.fake_openai_shapes import new_id
+from llc.kit.sim.fake_openai_shapes import new_id, validate_session
 
 VAD_KNOBS = ("threshold", "prefix_padding_ms", "silence_duration_ms")
 STEP_S = 0.02  # the script's pace: fast, but in order
@@ -135,9 +135,10 @@ class FakeOpenAISip:
         request: Any = orjson.loads(body or b"{}")
         if verb == "accept":
             td = ((request.get("audio") or {}).get("input") or {}).get("turn_detection") or {}
-            bad = [k for k in VAD_KNOBS if k in td]
-            if bad or request.get("type") != "realtime":
+            if any(k in td for k in VAD_KNOBS):  # the real accept's answer: opaque, no parameter named
                 return 400, {"error": {"message": "Invalid request", "type": "invalid_request_error"}}
+            if (err := validate_session("ga", request)) is not None:  # the same strictness as session.update
+                return 400, {"error": {"code": err[0], "message": err[1], "param": err[2], "type": "invalid_request_error"}}
             call.accept_body, call.state = request, "accepted"
         elif verb == "reject":
             call.reject_status, call.state = request.get("status_code"), "rejected"
@@ -205,6 +206,16 @@ class FakeOpenAISip:
                 return
         await trio.sleep_forever()
 
+    async def _answer(self, ws: WebSocketConnection, call: FakeSipCall, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "session.update" and (err := validate_session("ga", event.get("session"))) is not None:
+            await self._send(ws, "error", error={"type": "invalid_request_error", "code": err[0], "message": err[1],
+                                                 "param": err[2]})
+        elif kind == "session.update":
+            await self._send(ws, "session.updated", session=event["session"])
+        elif kind == "response.create":
+            await self._respond(ws, call.script.after_tool)
+
     async def _read(self, ws: WebSocketConnection, call: FakeSipCall, scope: trio.CancelScope) -> None:
         with trio.move_on_after(60):
             while call.state == "accepted":
@@ -215,6 +226,5 @@ class FakeOpenAISip:
                         break
                     event = orjson.loads(message)
                     call.received.append(event)
-                    if event.get("type") == "response.create":
-                        await self._respond(ws, call.script.after_tool)
+                    await self._answer(ws, call, event)
         scope.cancel()  # hung up or referred: the sideband closes, as the real one does
