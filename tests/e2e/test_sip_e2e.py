@@ -203,3 +203,39 @@ async def test_the_fake_accept_refuses_server_vad_knobs_like_the_real_one(nurser
         good = await client.post(f"{fake.api_url}/realtime/calls/{call.call_id}/accept",
                                  json={"type": "realtime", "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}})
     assert (bad.status_code, good.status_code) == (400, 200) and call.state == "accepted"
+
+
+async def test_a_broken_sideband_is_reopened_once(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    call = fake.add_call(SipScript([("say", "Hello?"), ("drop",)]))
+    assert await fake.ring(hook, call) == 200
+    row = await stored(server, call.call_id)
+    assert call.sidebands == 2 and row["reconnects"] == ["sideband dropped (code 1011)"]
+    assert row["end_reason"] == "caller_hangup" and not call.hung_up
+
+
+async def test_the_console_lists_a_live_sip_call(nursery: trio.Nursery, tmp_path: Path) -> None:
+    import httpx
+
+    fake, server, hook = await start(nursery, tmp_path)
+    call = fake.add_call(SipScript([("say", "Hello?"), ("wait", 1.0), ("hangup",)]))
+    assert await fake.ring(hook, call) == 200
+    with trio.fail_after(5):
+        while not server.calls.sip or not server.active_calls:
+            await trio.sleep(0.02)
+    assert server.admin_url is not None
+    async with httpx.AsyncClient() as client:
+        live = (await client.get(f"{server.admin_url}/console/live.json")).json()["active"]
+    assert [(r["call_sid"], r["path"]) for r in live] == [(call.call_id, "sip")]
+    await stored(server, call.call_id)
+
+
+async def test_a_draining_server_rejects_busy(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    server.draining = True
+    call = fake.add_call()
+    assert await fake.ring(hook, call) == 200
+    with trio.fail_after(5):
+        while call.state == "ringing":
+            await trio.sleep(0.02)
+    assert call.reject_status == 486

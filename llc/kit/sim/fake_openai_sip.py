@@ -33,7 +33,7 @@ STEP_S = 0.02  # the script's pace: fast, but in order
 @dataclass
 class SipScript:
     """The caller's side: ``("say", text)``, ``("tool", name, json_args)``, ``("dtmf", digit)``,
-    ``("wait", seconds)``, ``("hangup",)``; the agent answers each "say" with ``reply``."""
+    ``("wait", seconds)``, ``("hangup",)``, ``("drop",)`` (the sideband breaks, 1011); the agent answers each "say" with ``reply``."""
 
     steps: list[tuple[Any, ...]] = field(default_factory=list)
     reply: str = "Hello, how can I help?"
@@ -51,6 +51,7 @@ class FakeSipCall:
     refer_to: str | None = None
     hung_up: bool = False
     received: list[dict[str, Any]] = field(default_factory=list)  # client events on the sideband
+    sidebands: int = 0  # sideband sockets opened for this call
     closed: trio.Event = field(default_factory=trio.Event)
 
 
@@ -160,9 +161,11 @@ class FakeOpenAISip:
             await request.reject(404)
             return
         ws = await request.accept()
+        call.sidebands += 1
+        script = call.script if call.sidebands == 1 else SipScript([("wait", 0.2), ("hangup",)], call.script.reply)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._play, ws, call, nursery.cancel_scope)
+                nursery.start_soon(self._play, ws, call, script, nursery.cancel_scope)
                 nursery.start_soon(self._read, ws, call, nursery.cancel_scope)
         finally:
             with trio.move_on_after(1):
@@ -184,9 +187,9 @@ class FakeOpenAISip:
                              call_id=new_id("call"), name=tool[0], arguments=tool[1])
         await self._send(ws, "response.done", response={"id": rid, "status": "completed"})
 
-    async def _play(self, ws: WebSocketConnection, call: FakeSipCall, scope: trio.CancelScope) -> None:
+    async def _play(self, ws: WebSocketConnection, call: FakeSipCall, script: SipScript, scope: trio.CancelScope) -> None:
         await self._send(ws, "session.created", session={"type": "realtime", "id": new_id("sess")})
-        for step in call.script.steps:
+        for step in script.steps:
             await trio.sleep(STEP_S)
             if step[0] == "say":
                 item = new_id("item")
@@ -203,6 +206,9 @@ class FakeOpenAISip:
                 await trio.sleep(step[1])
             elif step[0] == "hangup":
                 scope.cancel()
+                return
+            elif step[0] == "drop":  # the socket breaks (1011); the call itself goes on
+                await ws.aclose(1011)
                 return
         await trio.sleep_forever()
 
