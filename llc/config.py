@@ -114,6 +114,12 @@ def _check(s: Settings, problems: list[str]) -> None:
     if fault := url_fault(s.openai_realtime_url, ("wss", "ws")):
         problems.append(f"OPENAI_REALTIME_URL={s.openai_realtime_url!r} is not a WebSocket URL (wss://…): {fault}; "
                         f"the default is {DEFAULT_REALTIME_URL}")
+    if fault := url_fault(s.openai_api_url, ("https", "http")):
+        problems.append(f"OPENAI_API_URL={s.openai_api_url!r} is not an http(s) URL: {fault}; "
+                        "the default is https://api.openai.com/v1")
+    if s.openai_webhook_secret and not s.openai_webhook_secret.startswith("whsec_"):
+        problems.append("OPENAI_WEBHOOK_SECRET does not start with whsec_: copy the signing secret shown when the "
+                        "webhook was created (platform.openai.com, project settings, Webhooks)")
     if fault := url_fault(s.twilio_api_url, ("https", "http")):
         problems.append(f"TWILIO_API_URL={s.twilio_api_url!r} is not an http(s) URL: {fault}; "
                         f"the default is {DEFAULT_TWILIO_API_URL}")

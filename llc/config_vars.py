@@ -32,6 +32,7 @@ SECTIONS = {
     "ops": "Operations and logs",
 }
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_API_URL = "https://api.openai.com/v1"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Twilio's documented edge locations; a typo would silently route via the default.
@@ -105,6 +106,14 @@ class Settings:
                              "model (`gpt-realtime-mini` is cheaper)")
     openai_api_shape: Shape = _var("OPENAI_API_SHAPE", "openai", str, "ga", "Realtime session shape",  # noqa: RUF009  a field()
                                    choices=SHAPES)
+    # Realtime over SIP (docs/sip.md): the calls API (accept, reject, refer, hang up) lives here; the
+    # call's sideband socket is OPENAI_REALTIME_URL with ?call_id=.
+    openai_api_url: str = _var("OPENAI_API_URL", "openai", str, DEFAULT_API_URL,
+                               "REST base of the SIP calls API (the simulator in tests)")
+    openai_webhook_secret: str | None = _var("OPENAI_WEBHOOK_SECRET", "openai", str, None,
+                                             "SIP: verifies OpenAI's `realtime.call.incoming` webhooks "
+                                             "(`whsec_…`, from the project's webhook settings)",
+                                             unset="POST /openai/webhook answers 404 (SIP off)", secret=True)
     openai_voice: str = _var("OPENAI_VOICE", "openai", str, "cedar", "voice when the profile names none",
                                    choices=VOICES)
     # One wait at call start, warm or cold (not two in a row): then the caller hears the apology.

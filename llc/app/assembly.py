@@ -23,6 +23,11 @@ from llc.openai.connect import connect_openai
 from llc.openai.prewarm import WarmRegistry
 from llc.outbound.dialer import Dialer
 from llc.profile import Profile
+from llc.sip.call import SipDeps
+from llc.sip.control import SipControl
+from llc.sip.inbox import SipInbox
+from llc.sip.sideband import sideband_connector
+from llc.sip.webhook import WebhookGuard
 from llc.store import open_store
 from llc.store.durable import DurableRecords
 from llc.store.pending import PendingRecords
@@ -55,6 +60,9 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
                     recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days),
                     hub=Hub(), ticker=Ticker(liveness.tick_s))
     durable = DurableRecords(store, PendingRecords(s.pending_records_path))
+    sip = SipDeps(SipControl(s.openai_api_url, s.openai_api_key), sideband_connector(s), tools, s.openai_model,
+                  s.max_call_s, s.openai_ping_s, s.openai_pong_timeout_s, profile.turn_policy.tool_timeout_s)
+    inbox = SipInbox(WebhookGuard(s.openai_webhook_secret) if s.openai_webhook_secret else None)
     return Server(s, profile, tools, scenario_set, store, durable, tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
-                  public_url=s.public_url)
+                  sip, inbox, public_url=s.public_url)

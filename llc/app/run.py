@@ -22,6 +22,7 @@ from llc.web.drain import watch_signals
 from llc.web.front_door import serve_front_door
 from llc.web.proxies import behind_proxies
 from llc.web.server import Server
+from llc.web.sip import serve_sip_calls
 
 log = get_logger("web")
 
@@ -48,6 +49,7 @@ async def serve(server: Server, *, handle_signals: bool = False,
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.warm.run)  # warm sessions live in the server nursery, closed on shutdown
+        await nursery.start(serve_sip_calls, server)  # each SIP call the webhook queued, a nursery of its own
         await nursery.start(server.durable.drain_pending)  # what the start-up replay did not get through
         if server.deps.hub is not None:
             await nursery.start(server.deps.hub.run)  # reads the parked media sockets (llc/ws/hub.py)

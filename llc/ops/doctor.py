@@ -262,6 +262,19 @@ def check_logs(settings: Settings, window_s: float) -> Check:
     return _pass(name, f"no error lines in the last {minutes} of {scan.where}")
 
 
+def check_sip(settings: Settings) -> Check | None:
+    """Realtime over SIP, when OPENAI_WEBHOOK_SECRET is set: where the webhook goes and what SIP calls lack."""
+    if not settings.openai_webhook_secret:
+        return None
+    name = "SIP (OpenAI webhook)"
+    if not settings.public_url:
+        return _fail(name, "OPENAI_WEBHOOK_SECRET is set but LLC_PUBLIC_URL is not: OpenAI has nowhere to send "
+                           "realtime.call.incoming", "set LLC_PUBLIC_URL=https://your-host (docs/sip.md)")
+    return _pass(name, f"inbound SIP calls on {settings.public_url.rstrip('/')}/openai/webhook (set it in the OpenAI "
+                       "project's webhooks for realtime.call.incoming); on SIP there is no playout-accurate truncate, "
+                       "no call audio recording, no prewarm or pre-accept, and no outbound calls (docs/sip.md)")
+
+
 async def run_checks(
     settings: Settings, *, health_timeout_s: float = 2.0, openai_timeout_s: float = 10.0, log_window_s: float = 900.0,
     public_timeout_s: float = 5.0,
@@ -273,6 +286,8 @@ async def run_checks(
     checks += [await trio.to_thread.run_sync(check_public_url, settings, public_timeout_s), check_profile(settings)]
     checks += await trio.to_thread.run_sync(check_twilio, settings)
     checks.append(await check_openai(settings, openai_timeout_s))
+    if (sip := check_sip(settings)) is not None:
+        checks.append(sip)
     checks.append(await trio.to_thread.run_sync(check_logs, settings, log_window_s))
     return checks
 

@@ -9,7 +9,7 @@ from quart_trio import QuartTrio
 
 from llc.log import get_logger
 from llc.twilio.twiml import say_and_hangup
-from llc.web import inbound, ops_routes, outbound, security
+from llc.web import inbound, ops_routes, outbound, security, sip
 from llc.web.drain import drain_twiml
 from llc.web.server import Server
 
@@ -39,6 +39,7 @@ def create_app(server: Server) -> QuartTrio:
         return Response(body, content_type="text/xml")
 
     outbound.register(app, server)
+    sip.register(app, server)  # POST /openai/webhook: Realtime over SIP
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:

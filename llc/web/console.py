@@ -58,8 +58,7 @@ def _wanted() -> dict[str, str]:
 
 def _live(server: Server) -> list[dict[str, Any]]:
     rows = []
-    for bridge in list(server.active):
-        rec = bridge.record
+    for rec in server.calls.live_records():  # media streams and SIP calls
         if not rec.call_sid:
             continue  # the stream has not said which call it is yet
         # The few fields the list shows, read directly: as_dict would copy the whole transcript
@@ -106,7 +105,7 @@ def console_blueprint(server: Server) -> Blueprint:
 
     @bp.get("/calls/<sid>")
     async def call(sid: str) -> str:
-        live_record = next((b.record for b in server.active if b.record.call_sid == sid), None)
+        live_record = next((r for r in server.calls.live_records() if r.call_sid == sid), None)
         record = live_record.as_dict() if live_record is not None else await server.store.get_call(sid)
         if record is None:
             abort(404)

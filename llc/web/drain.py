@@ -60,13 +60,17 @@ async def drain(server: Server, timeout_s: float, hurry: trio.Event | None = Non
     left = list(server.active)
     for bridge in left:
         bridge.end(EndReason.SERVER_DRAIN, f"still active when the drain ended (LLC_DRAIN_TIMEOUT_S={timeout_s:g})")
+    sip_left = list(server.calls.sip)
+    for call in sip_left:  # OpenAI holds the audio: without a hang-up the caller would stay on, unsteered
+        call.end(EndReason.SERVER_DRAIN, f"still active when the drain ended (LLC_DRAIN_TIMEOUT_S={timeout_s:g})",
+                 hang_up=True)
     # A callee who answers after this would reach a server that has gone: cancel the ringing.
     cancelled: list[str] = []
     with trio.move_on_after(SETTLE_S):
         cancelled = await server.dialer.cancel_unconnected(ringing(server))
     with trio.move_on_after(SETTLE_S):
         await _wait_idle(server, outbound=False)
-    log.info("drained", extra={"ended_by_drain": len(left), "cancelled_ringing": len(cancelled),
+    log.info("drained", extra={"ended_by_drain": len(left) + len(sip_left), "cancelled_ringing": len(cancelled),
                                "still_active": server.active_calls})
 
 

@@ -137,10 +137,11 @@ def at_capacity(server: Server) -> bool:
     stream spends its token, so tokens out say nothing about calls about to start: only running
     calls count (else every webhook would hold a slot for the token's whole TTL).
     """
+    sip = len(server.calls.sip)  # SIP calls hold a line from their webhook on
     if not server.settings.stream_admission:
-        return server.active_calls >= server.settings.max_calls
+        return server.active_calls - sum(c.admitted for c in server.calls.sip) + sip >= server.settings.max_calls
     announced = server.tickets.outstanding(trio.current_time())
-    return server.tickets.admitted + announced >= server.settings.max_calls
+    return server.tickets.admitted + announced + sip >= server.settings.max_calls
 
 
 # ---- the API --------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from llc.modes.scenario import Scenario, ScenarioSet
 from llc.openai.prewarm import WarmRegistry
 from llc.outbound.dialer import Dialer
 from llc.profile import Profile
+from llc.sip.call import SipDeps
+from llc.sip.inbox import SipInbox
 from llc.store import Store
 from llc.store.durable import DurableRecords
 from llc.store.pending import PendingRecords
@@ -49,6 +51,8 @@ class Server:
     planner: StreamPlanner
     deps: CallDeps
     calls_bucket: TokenBucket  # POST /calls rate limit
+    sip: SipDeps  # what every SIP call shares (the calls API, the sideband connector)
+    sip_inbox: SipInbox  # verified SIP webhooks, on their way to the server nursery
     calls: CallTracker = field(default_factory=CallTracker)
     public_url: str | None = None  # LLC_PUBLIC_URL, or the bound address on a local run
     admin_url: str | None = None  # the admin listener (/metrics, /debug), once bound

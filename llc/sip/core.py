@@ -1,0 +1,188 @@
+"""A SIP call's decisions: sideband events in, steps out. Pure: no sockets, no Trio.
+
+On SIP the audio never passes through llc (Twilio and OpenAI exchange it directly), so there
+is no playout clock, no truncate and no relay: the service stops its own speech on a barge-in.
+What is left is the conversation's bookkeeping (transcripts, turns, tool calls, key presses,
+routes), written by the same ``Journal`` as a media-stream call, and the call control: a
+tool's output goes back to the model, ``end_call`` hangs up once the goodbye's response is
+done, the IVR's transfer becomes a SIP REFER.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import orjson
+
+from llc.core.dialect import GA
+from llc.core.journal import Journal
+from llc.core.levers import Interrupt, Lever, Routed, RunLocalTool, SwitchSession, TellModel
+from llc.core.record import CallRecord, EndReason, ToolCallRecord
+from llc.core.session import SessionSpec, TurnDetection, user_message
+
+# end_call asked for a hang-up: after the goodbye's response.done, or this long at most.
+GOODBYE_GRACE_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A client event for the sideband socket."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StartTool:
+    call_id: str
+    name: str
+    arguments: str
+    local: bool = False  # the call's own decision (a key press): its output is not sent to the model
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    reason: EndReason
+    detail: str
+
+
+Step: TypeAlias = Send | StartTool | HangUp
+
+
+def sip_session(spec: SessionSpec, model: str) -> dict[str, Any]:
+    """The accept body (and a switch's session.update): the GA session without the audio formats,
+    which SIP negotiates itself, and with semantic VAD only (accept refuses server_vad's knobs)."""
+    td = spec.turn_detection
+    if td.type != "semantic_vad":
+        td = TurnDetection("semantic_vad", td.eagerness, td.create_response, td.interrupt_response)
+    session: dict[str, Any] = GA.session_update(SessionSpec(
+        spec.voice, spec.instructions, td, spec.tools, spec.tool_choice, spec.transcription_model,
+        spec.noise_reduction))["session"]
+    session["audio"]["input"].pop("format", None)
+    session["audio"]["output"].pop("format", None)
+    return {**session, "model": model} if model else session
+
+
+class SipCore:
+    def __init__(self, record: CallRecord, now: float) -> None:
+        self.record = record
+        self.journal = Journal(record, now)
+        self.t0 = now
+        self.responding: str | None = None  # the response in flight, by id
+        self.goodbye_asked = False  # end_call ran: the next response is the goodbye
+        self.goodbye_response: str | None = None
+        self.tools: dict[str, ToolCallRecord] = {}
+        self.ended = False
+
+    # ---- from the sideband ----------------------------------------------------------------
+
+    def on_event(self, event: dict[str, Any], now: float) -> list[Step]:
+        kind = event.get("type")
+        j = self.journal
+        if kind == "input_audio_buffer.speech_stopped":
+            j.speech_stopped(now)
+        elif kind in ("output_audio_buffer.started", "response.output_audio_transcript.delta", "response.output_audio.delta"):
+            if j.awaiting_first_audio is not None:
+                j.first_audio(now)
+        elif kind == "response.output_audio_transcript.done":
+            j.agent_said(str(event.get("item_id", "")), str(event.get("transcript", "")), now, interrupted=False)
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            j.caller_said(str(event.get("transcript", "")), now, str(event.get("item_id", "")))
+        elif kind == "response.created":
+            rid = str((event.get("response") or {}).get("id", ""))
+            self.responding = rid
+            if self.goodbye_asked and self.goodbye_response is None:
+                self.goodbye_response = rid
+        elif kind == "response.done":
+            return self._response_done(str((event.get("response") or {}).get("id", "")))
+        elif kind == "response.function_call_arguments.done":
+            return self._tool(str(event.get("call_id", "")), str(event.get("name", "")), str(event.get("arguments", "")), now)
+        elif kind == "input_audio_buffer.dtmf_event_received":
+            return self.on_key(str(event.get("event", "")), now)
+        elif kind == "error":
+            err = event.get("error") or {}
+            j.openai_error(str(err.get("code") or err.get("type") or "unknown"))
+        return []
+
+    def _response_done(self, rid: str) -> list[Step]:
+        if rid == self.responding:
+            self.responding = None
+        if self.goodbye_response is not None and rid == self.goodbye_response:
+            return [HangUp(EndReason.AGENT_HANGUP, "end_call: the goodbye was said")]
+        return []
+
+    def _tool(self, call_id: str, name: str, arguments: str, now: float) -> list[Step]:
+        rec = ToolCallRecord(call_id, name, arguments, round(now - self.t0, 3))
+        self.tools[call_id] = rec
+        self.journal.tool_call(rec)
+        return [StartTool(call_id, name, arguments)]
+
+    def on_tool_result(self, call_id: str, output: str, error: str | None, now: float) -> list[Step]:
+        rec = self.tools.pop(call_id, None)
+        if rec is None or self.ended:
+            return []
+        self.journal.tool_finished(rec, output, error, round((now - self.t0) * 1000 - rec.started_at * 1000, 1))
+        if call_id.startswith("local_"):
+            return []
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        return [Send({"type": "conversation.item.create", "item": item}), Send({"type": "response.create"})]
+
+    def hangup_after_goodbye(self) -> None:
+        """end_call: hang up once the reply that follows its output is done."""
+        self.goodbye_asked = True
+
+    # ---- key presses and the mode's levers ----------------------------------------------------
+
+    def on_key(self, digit: str, now: float, levers: list[Lever] | None = None) -> list[Step]:
+        if not digit:
+            return []
+        self.journal.key_pressed(digit, now)
+        return self.on_levers(levers or [], now)
+
+    def on_levers(self, levers: list[Lever], now: float) -> list[Step]:
+        steps: list[Step] = []
+        for lever in levers:
+            if isinstance(lever, Routed):
+                self.journal.route(lever, now)
+            elif isinstance(lever, Interrupt):
+                if self.responding is not None:
+                    steps.append(Send({"type": "response.cancel"}))
+            elif isinstance(lever, RunLocalTool):
+                call_id = f"local_{len(self.record.tool_calls) + 1}"
+                rec = ToolCallRecord(call_id, lever.name, lever.arguments, round(now - self.t0, 3))
+                self.tools[call_id] = rec
+                self.journal.tool_call(rec)
+                steps.append(StartTool(call_id, lever.name, lever.arguments, local=True))
+            elif isinstance(lever, TellModel):
+                steps += [Send(user_message(lever.text)), Send({"type": "response.create"})]
+            elif isinstance(lever, SwitchSession):
+                self.journal.scenario_switched(lever.scenario)
+                session = sip_session(lever.spec, "")
+                session["audio"]["output"].pop("voice", None)  # the service refuses a voice change once it spoke
+                steps.append(Send({"type": "session.update", "session": session}))
+        return steps
+
+    # ---- the end -----------------------------------------------------------------------------
+
+    def end(self, reason: EndReason, detail: str) -> bool:
+        """The first ending says why; returns False when the call had ended already."""
+        if self.ended:
+            return False
+        self.ended = True
+        rec = self.record
+        rec.end_reason, rec.end_detail = reason, detail
+        for tool in self.tools.values():
+            self.journal.tool_abandoned(tool, "the call ended while the tool ran")
+        return True
+
+    def closed(self) -> None:
+        self.journal.closed(time.time(), "")
+
+
+def parse(text: str | bytes) -> dict[str, Any] | None:
+    try:
+        event = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None

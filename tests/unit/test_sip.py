@@ -1,0 +1,116 @@
+"""The SIP path's pure parts: the webhook guard, the accept session, the SIP core's hang-up and levers."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from openai import OpenAI
+
+from llc.config import Settings
+from llc.core.levers import Interrupt, Routed, RunLocalTool
+from llc.core.record import CallRecord, EndReason
+from llc.core.session import SessionSpec, TurnDetection
+from llc.events.signing import Signer, new_message_id, new_secret
+from llc.ops.doctor import check_sip
+from llc.sip.core import HangUp, Send, SipCore, StartTool, sip_session
+from llc.sip.tool_context import dial_target
+from llc.sip.webhook import WebhookGuard, phone_of
+
+SECRET = new_secret()
+
+
+def incoming(call_id: str = "rtc_1", to: str = "<sip:+15550100020@sip.api.openai.com;transport=tls>") -> bytes:
+    return orjson.dumps({"object": "event", "id": "evt_1", "type": "realtime.call.incoming", "created_at": 1,
+                         "data": {"call_id": call_id, "sip_headers": [{"name": "To", "value": to},
+                                                                      {"name": "From", "value": '"Ann" <sip:+15559998888@x>;tag=9'}]}})
+
+
+def test_a_signed_webhook_passes_once_and_says_who_called_whom() -> None:
+    guard = WebhookGuard(SECRET, remember=2)
+    body = incoming()
+    headers = Signer(SECRET).headers(new_message_id(), body, time.time())
+    OpenAI(api_key="sk-test", webhook_secret=SECRET).webhooks.unwrap(body, headers)  # the SDK agrees it is signed
+    first = guard.check(body, headers)
+    assert first.status == 200 and first.call is not None
+    assert (first.call.call_id, first.call.called, first.call.caller) == ("rtc_1", "+15550100020", "+15559998888")
+    replay = guard.check(body, headers)
+    assert replay.status == 200 and replay.call is None and "replayed" in replay.why
+
+
+def test_forged_stale_and_foreign_webhooks() -> None:
+    guard = WebhookGuard(SECRET)
+    body = incoming()
+    assert guard.check(body, Signer(new_secret()).headers(new_message_id(), body, time.time())).status == 401
+    assert guard.check(body, Signer(SECRET).headers(new_message_id(), body, time.time() - 400)).status == 401
+    assert guard.check(body, {}).status == 401
+    other = orjson.dumps({"type": "response.completed", "data": {}})
+    verdict = guard.check(other, Signer(SECRET).headers(new_message_id(), other, time.time()))
+    assert verdict.status == 200 and verdict.call is None
+
+
+def test_replay_memory_is_bounded() -> None:
+    guard = WebhookGuard(SECRET, remember=3)
+    for n in range(10):
+        body = incoming(f"rtc_{n}")
+        assert guard.check(body, Signer(SECRET).headers(new_message_id(), body, time.time())).call is not None
+    assert len(guard._seen) == 3
+
+
+def test_phone_of_sip_forms() -> None:
+    assert phone_of("<sip:+15551234567@pstn.twilio.com;user=phone>;tag=abc") == "+15551234567"
+    assert phone_of("tel:+15551234567") == "+15551234567"
+    assert phone_of("") == ""
+
+
+def test_accept_session_has_semantic_vad_only_and_no_formats() -> None:
+    spec = SessionSpec(instructions="hi", turn_detection=TurnDetection("server_vad", "low"),
+                       tools=({"type": "function", "name": "end_call", "parameters": {}},))
+    session = sip_session(spec, "gpt-realtime-1.5")
+    td = session["audio"]["input"]["turn_detection"]
+    assert td == {"type": "semantic_vad", "eagerness": "low", "create_response": True, "interrupt_response": True}
+    assert "format" not in session["audio"]["input"] and "format" not in session["audio"]["output"]
+    assert session["model"] == "gpt-realtime-1.5" and session["type"] == "realtime"
+
+
+def test_end_call_hangs_up_after_the_goodbye_response_only() -> None:
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0)
+    steps = core.on_event({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "end_call",
+                           "arguments": "{}"}, 1.0)
+    assert steps == [StartTool("c1", "end_call", "{}")]
+    core.on_event({"type": "response.created", "response": {"id": "r1"}}, 1.0)  # the response that called the tool
+    assert core.on_event({"type": "response.done", "response": {"id": "r1"}}, 1.1) == []
+    core.hangup_after_goodbye()
+    out = core.on_tool_result("c1", '{"ok": true}', None, 1.2)
+    assert [s.event["type"] for s in out if isinstance(s, Send)] == ["conversation.item.create", "response.create"]
+    core.on_event({"type": "response.created", "response": {"id": "r2"}}, 1.3)
+    done = core.on_event({"type": "response.done", "response": {"id": "r2"}}, 2.0)
+    assert done == [HangUp(EndReason.AGENT_HANGUP, "end_call: the goodbye was said")]
+    assert core.record.tool_calls[0].output == '{"ok": true}'
+
+
+def test_key_press_levers_interrupt_only_a_live_response() -> None:
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0)
+    levers = [Routed("dtmf", "1", "transfer", "+15550102001"), Interrupt(),
+              RunLocalTool("transfer_call", '{"number": "+15550102001"}')]
+    steps = core.on_key("1", 1.0, list(levers))
+    assert [type(s) for s in steps] == [StartTool] and steps[0].local  # type: ignore[union-attr]
+    core.on_event({"type": "response.created", "response": {"id": "r1"}}, 1.0)
+    assert Send({"type": "response.cancel"}) in core.on_key("1", 2.0, list(levers))
+    assert core.record.dtmf == ["1", "1"] and core.record.routes_total == 2
+    # A local tool's output is recorded, never sent to the model.
+    assert core.on_tool_result(steps[0].call_id, "{}", None, 3.0) == []  # type: ignore[union-attr]
+
+
+def test_dial_target() -> None:
+    assert dial_target("<Response><Dial>+15550102001</Dial></Response>") == "+15550102001"
+    assert dial_target("<Response><Dial><Sip>sip:x@y</Sip></Dial></Response>") is None
+    assert dial_target("not xml") is None
+
+
+def test_doctor_speaks_of_sip_only_when_configured() -> None:
+    assert check_sip(Settings()) is None
+    assert check_sip(Settings(openai_webhook_secret=SECRET)).status == "FAIL"  # type: ignore[union-attr]
+    check = check_sip(Settings(openai_webhook_secret=SECRET, public_url="https://voice.example.com"))
+    assert check is not None and check.status == "PASS"
+    assert "https://voice.example.com/openai/webhook" in check.detail and "recording" in check.detail
