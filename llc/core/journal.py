@@ -129,6 +129,10 @@ class Journal:
         self.record.end_reason, self.record.end_detail = reason, detail
         self.finish(playout, twilio_seen)
 
+    def ended_unplayed(self, reason: EndReason, detail: str) -> None:
+        """A call with no playout of ours to settle (SIP: the audio never passed through llc)."""
+        self.record.end_reason, self.record.end_detail = reason, detail
+
     def closed(self, ended_at: float, audio_path: str) -> None:
         """The call's sockets are closed (wall clock) and its audio, if recorded, written."""
         self.record.ended_at, self.record.audio_path = ended_at, audio_path

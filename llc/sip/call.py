@@ -148,7 +148,7 @@ class SipCall:
                 if exc.code in NORMAL_CLOSES:
                     self.end(EndReason.CALLER_HANGUP, f"the sideband closed (code {exc.code}): the call is over")
                     return
-                self.record.reconnects.append(f"sideband dropped (code {exc.code})")
+                self.core.journal.session_renewed(f"sideband dropped (code {exc.code})")
                 log.warning("the sideband socket dropped (code %s); reconnecting once", exc.code)
         self.end(EndReason.OPENAI_LOST, "the sideband socket dropped twice", hang_up=True)
 

@@ -170,8 +170,7 @@ class SipCore:
         if self.ended:
             return False
         self.ended = True
-        rec = self.record
-        rec.end_reason, rec.end_detail = reason, detail
+        self.journal.ended_unplayed(reason, detail)
         for tool in self.tools.values():
             self.journal.tool_abandoned(tool, "the call ended while the tool ran")
         return True
