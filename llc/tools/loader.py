@@ -73,21 +73,13 @@ def import_tool_module(name: str) -> ModuleType:
                                 "or fix the name") from None
         raise ToolLoadError(f"LLC_TOOLS: module {name} failed to import: {_said(exc)}; "
                             "install what it imports or fix the module") from None
-    except Exception as exc:  # the user's code: any error is theirs to fix, said in one line
+    except Exception as exc:  # noqa: BLE001  the user's code: any error is theirs to fix, said in one line
         raise ToolLoadError(f"LLC_TOOLS: module {name} failed to import: {_said(exc)}; fix the module") from None
 
 
 def collect(module: ModuleType) -> list[MarkedTool]:
     """The ``@tool`` functions a module holds, in definition order."""
-    found = []
-    for value in list(vars(module).values()):
-        try:
-            mark = marked(value)
-        except Exception:  # an attribute that cannot even be looked at is no tool
-            continue
-        if mark is not None:
-            found.append(mark)
-    return found
+    return [m for value in list(vars(module).values()) if (m := marked(value)) is not None]
 
 
 def _said(exc: BaseException) -> str:

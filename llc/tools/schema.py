@@ -62,7 +62,7 @@ def function_schema(fn: Callable[..., Any], *, name: str | None = None, descript
     params = list(inspect.signature(fn).parameters.values())
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception as exc:  # a forward reference the module never defines
+    except Exception as exc:  # noqa: BLE001  a forward reference the module never defines, a bad string
         raise ToolSchemaError(f"@tool {place}: its annotations cannot be resolved: {type(exc).__name__}: {exc}") from None
     takes_context = bool(params) and hints.get(params[0].name) is ToolContext
     if takes_context:
@@ -113,8 +113,10 @@ def json_schema_of(tp: Any) -> tuple[dict[str, Any], Convert | None]:
         rest = [a for a in args if a is not type(None)]
         if len(rest) != 1:
             raise ToolSchemaError(f"{_show(tp)}: a union of several types cannot be expressed; use one type ({SUPPORTED})")
-        prop, convert = json_schema_of(rest[0])
-        return prop, (None if convert is None else lambda v: None if v is None else convert(v))
+        prop, inner = json_schema_of(rest[0])
+        if inner is None:
+            return prop, None
+        return prop, lambda v: None if v is None else inner(v)
     if origin is Literal:
         return {"type": _enum_type(tp, args), "enum": list(args)}, None
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -123,8 +125,10 @@ def json_schema_of(tp: Any) -> tuple[dict[str, Any], Convert | None]:
     if origin is list:
         if not args:
             raise ToolSchemaError(f"{_show(tp)}: say what the list holds, e.g. list[str]")
-        items, convert = json_schema_of(args[0])
-        return {"type": "array", "items": items}, (None if convert is None else lambda v: [convert(x) for x in v])
+        items, each = json_schema_of(args[0])
+        if each is None:
+            return {"type": "array", "items": items}, None
+        return {"type": "array", "items": items}, lambda v: [each(x) for x in v]
     if tp in _SCALARS:
         return {"type": _SCALARS[tp]}, None
     if tp is list:
