@@ -68,6 +68,8 @@ def function_schema(fn: Callable[..., Any], *, name: str | None = None, descript
     if takes_context:
         params = params[1:]
     for p in params:
+        if p.kind == p.VAR_KEYWORD and schema is not None:
+            continue  # the given schema says what arrives in it
         if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             raise ToolSchemaError(f"@tool {place}: parameter {p.name!r}: *args, **kwargs and positional-only "
                                   "parameters cannot be filled from the model's JSON arguments")
