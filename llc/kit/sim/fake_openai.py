@@ -389,13 +389,13 @@ class _Connection:
         if shapes.text_only(self.cfg.shape, params, self.session):
             kind, what = "text", PRIMING_TEXT  # priming consumes no scripted reply
         elif self.after_tool is not None:
-            script, self.after_tool = self.after_tool, None
+            answered, self.after_tool = self.after_tool, None
             self.tool_round += 1
-            if self.tool_round < script.repeat:
-                kind, what = "tool", script
+            if self.tool_round < answered.repeat:
+                kind, what = "tool", answered
             else:
                 self.tool_round = 0
-                kind, what = "audio", script.reply_after or self._next_reply()
+                kind, what = "audio", answered.reply_after or self._next_reply()
         else:
             script = self.cfg.tool_calls.get(self.turns)
             self.turns += 1
