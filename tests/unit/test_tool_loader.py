@@ -134,3 +134,17 @@ def test_the_command_lists_tools_and_refuses_a_bad_module_in_one_line(tmp_path: 
         [line] = [line for line in out.splitlines() if line.startswith("llc-phone:")]
         assert line.startswith("llc-phone: LLC_TOOLS: module bad_tools failed to import: ImportError: cannot reach "
                                "the booking system") and line.endswith("fix the module"), line
+
+
+def test_the_guides_example_loads_as_written(folder: Path) -> None:
+    """docs/05-async-tools.md's example, copied as a new user would: its tools, schemas and sources."""
+    guide = (REPO / "docs" / "05-async-tools.md").read_text()
+    blocks = [part.split("```")[0] for part in guide.split("```python\n")[1:]]
+    [example] = [block for block in blocks if "my_tools.py" in block]
+    name = module(folder, example, stem="guide")
+    registry = load_tools(Settings(tool_modules=name))
+    check, book = registry.tools["check_availability"], registry.tools["book_table"]
+    assert (check.source, book.source) == (f"module {name}", f"module {name}")
+    assert check.parameters["properties"]["area"] == {"type": "string", "enum": ["inside", "terrace"], "default": "inside"}
+    assert book.description == "Book a table once the caller has chosen a time."
+    assert book.parameters["required"] == ["day", "time", "name"]
