@@ -18,7 +18,7 @@ from llc.config import ConfigError, Settings
 from llc.tools.decorator import MarkedTool, marked
 from llc.tools.modes import ALL_TOOLS
 from llc.tools.registry import ToolRegistry
-from llc.tools.schema import ToolSchemaError
+from llc.tools.schema import ToolSchemaError, where
 
 
 class ToolLoadError(ConfigError):
@@ -42,7 +42,7 @@ def load_tools(settings: Settings, base: ToolRegistry = ALL_TOOLS) -> ToolRegist
     if not names:
         return base
     registry = ToolRegistry(dict(base.tools))
-    places = {name: t.source for name, t in registry.tools.items()}
+    places = {name: f"{t.source} {where(t.fn)}" for name, t in registry.tools.items()}
     seen: set[int] = set()  # a function re-exported by a second listed module is one tool
     for module_name in names:
         for found in collect(import_tool_module(module_name)):

@@ -106,7 +106,7 @@ def test_two_tools_with_one_name_name_both_places(folder: Path) -> None:
     assert (f"two tools named 'check_availability': {first}:check_availability and {second}:check_availability"
             in said and "rename one with @tool(name=...)" in said)
     clash = module(folder, GOOD.format(name="end_call"))
-    assert f"two tools named 'end_call': built-in and {clash}:end_call" in one_line(clash)
+    assert f"two tools named 'end_call': built-in llc.tools.builtin:end_call and {clash}:end_call" in one_line(clash)
 
 
 def llc_phone(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
