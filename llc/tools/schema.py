@@ -84,7 +84,8 @@ def function_schema(fn: Callable[..., Any], *, name: str | None = None, descript
     converters: dict[str, Convert] = {}
     for p in params:
         if p.name not in hints:
-            raise ToolSchemaError(f"@tool {place}: parameter {p.name!r} has no annotation; annotate it ({SUPPORTED})")
+            hint = "`ctx: ToolContext` for the call's context, else " if p.name == "ctx" else ""
+            raise ToolSchemaError(f"@tool {place}: parameter {p.name!r} has no annotation; annotate it ({hint}{SUPPORTED})")
         try:
             prop, convert = json_schema_of(hints[p.name])
         except ToolSchemaError as exc:

@@ -94,7 +94,7 @@ def test_missing_broken_and_undescribable_modules(folder: Path) -> None:
             """Look up."""
     ''')
     said = one_line(bad)
-    assert f"module {bad}: @tool {bad}:lookup: parameter 'ctx' has no annotation" in said
+    assert f"module {bad}: @tool {bad}:lookup: parameter 'ctx' has no annotation; annotate it (`ctx: ToolContext`" in said
     status, detail, fix = tools_status(Settings(tool_modules=bad))
     assert status == "FAIL" and detail == said and "run it where the server starts" in fix
 
