@@ -185,6 +185,10 @@ class Settings:
     scenarios_path: str | None = _var("LLC_SCENARIOS", "scenarios", str, None,
                                       "scenarios TOML for both directions, `[numbers]` → scenario",
                                       unset="bundled `scenarios.toml`")
+    # Modules of the user's own @tool functions, imported at start (docs/05-async-tools.md).
+    tool_modules: str | None = _var("LLC_TOOLS", "scenarios", str, None,
+                                    "comma-separated Python modules whose `@tool` functions scenarios may name, "
+                                    "found in the start folder first, then installed packages", unset="built-in tools only")
     db_url: str = _var("LLC_DB_URL", "scenarios", str, "llc.db",
                        "SQLite path, `sqlite:///path`, or `postgresql://…` (`[postgres]` extra)")
     pending_records_path: str = _var("LLC_PENDING_RECORDS", "scenarios", str, "llc-records-pending.jsonl",

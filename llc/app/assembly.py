@@ -32,7 +32,7 @@ from llc.store import open_store
 from llc.store.durable import DurableRecords
 from llc.store.pending import PendingRecords
 from llc.ticker import Ticker
-from llc.tools.modes import ALL_TOOLS
+from llc.tools.loader import load_tools
 from llc.tools.registry import ToolRegistry
 from llc.twilio.control import TwilioCallControl
 from llc.twilio.stream_twiml import StreamTwiml
@@ -40,9 +40,13 @@ from llc.web.server import Server
 from llc.ws.hub import Hub
 
 
-def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL_TOOLS) -> Server:
-    """Wire the server's parts from settings; opens nothing (``serve`` does)."""
+def build_server(settings: Settings, profile: Profile, tools: ToolRegistry | None = None) -> Server:
+    """Wire the server's parts from settings; opens nothing (``serve`` does).
+
+    ``tools`` defaults to the built-ins; the modules LLC_TOOLS names add theirs (``ToolLoadError``
+    is the one line to print when one cannot be loaded)."""
     s = settings
+    tools = load_tools(s) if tools is None else load_tools(s, tools)
     scenario_set = load_scenario_set(s.scenarios_path, "LLC_SCENARIOS")
     scenario_set.check_tools(set(tools.tools))  # a scenario naming a missing tool fails now
     schemas = tools.schemas()

@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "llc.commands.restart",
     "llc.commands.snapshot",
     "llc.commands.doctor",
+    "llc.commands.tools",
     "llc.commands.calls",
     "llc.commands.messages",
     "llc.commands.db",

@@ -3,8 +3,9 @@
 Each check returns PASS or FAIL with the fix (SKIP when it cannot be checked here, with why):
 server process up (/healthz on PORT, else on the port the pid file's process listens on),
 exactly one listener on that port (and it is the server), the live profile parses (unknown
-keys included), Twilio's voice webhook for every number (asked from the Twilio API, never
-from local files) equals LLC_PUBLIC_URL/twiml, OpenAI accepts a test session in the configured
+keys included), the tools load (LLC_TOOLS modules; scenarios name only known tools), Twilio's
+voice webhook for every number (asked from the Twilio API, never from local files) equals
+LLC_PUBLIC_URL/twiml, OpenAI accepts a test session in the configured
 shape (``session.updated``; an ``error`` after ``session.created`` means the wrong shape),
 and no recent errors in the server's log.
 
@@ -28,6 +29,7 @@ from llc.ops.health import fetch_health, fetch_health_at, local_base_url, root_c
 from llc.ops.logs import recent_errors
 from llc.ops.pidfile import pid_alive, read_pid
 from llc.ops.ports import listener_pids, listeners, listening_ports, server_ports
+from llc.ops.tools_check import tools_status
 from llc.profile import ProfileError, live_profile_path, load_profile
 from llc.ws.transport import Transport, TransportClosed
 
@@ -284,6 +286,7 @@ async def run_checks(
     server, pid = await trio.to_thread.run_sync(check_server, settings, health_timeout_s, configured)
     checks = [server, *await trio.to_thread.run_sync(check_ports, settings, pid)]
     checks += [await trio.to_thread.run_sync(check_public_url, settings, public_timeout_s), check_profile(settings)]
+    checks.append(Check("tools", *tools_status(settings)))
     checks += await trio.to_thread.run_sync(check_twilio, settings)
     checks.append(await check_openai(settings, openai_timeout_s))
     if (sip := check_sip(settings)) is not None:

@@ -55,6 +55,7 @@ RUNS_IN = {
     "llc-phone db init": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc-phone db seed": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc-phone doctor": "tests/e2e/test_docs_examples.py::test_doctor_examples_run",
+    "llc-phone tools": "tests/unit/test_tool_loader.py::test_the_command_lists_tools_and_refuses_a_bad_module_in_one_line",
     "llc-phone restart": "tests/e2e/test_restart.py::test_orphaned_server_is_killed_and_a_new_one_answers",
     "llc-phone snapshot save": "tests/unit/test_snapshots.py::test_round_trip",
     "llc-phone snapshot list": "tests/unit/test_snapshots.py::test_round_trip",

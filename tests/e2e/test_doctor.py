@@ -56,7 +56,7 @@ async def test_all_pass_against_the_simulator(start_stack: StackFactory, twilio,
     checks = await run_checks(settings, openai_timeout_s=5)
     assert [c.status for c in checks] == ["PASS"] * len(checks), render(checks)
     names = [c.name for c in checks]
-    assert names == ["server up", "one listener on PORT", "public URL reaches this server", "profile", "twilio webhook +14155550100",
+    assert names == ["server up", "one listener on PORT", "public URL reaches this server", "profile", "tools", "twilio webhook +14155550100",
                      "twilio webhook +14155550101", "openai session", "recent log errors"]
     assert fake_twilio.requests == 1  # the webhook was asked from the (fake) Twilio API
     assert stack.fake.sessions[-1].session is not None  # a real test session was opened and accepted

@@ -48,6 +48,7 @@ class ToolCallScript:
     name: str
     arguments: dict[str, Any]  # JSON-encoded into the arguments string
     reply_after: str | None = None  # spoken after the tool output arrives (else the next scripted reply)
+    repeat: int = 1  # calls in a row, each output starting the next (a benchmark's round trips)
 
 
 @dataclass
@@ -93,6 +94,7 @@ class SessionLog:
     first_delta_at: list[float] = field(default_factory=list)  # first audio delta of each response
     connected_at: float | None = None  # trio.current_time() when the socket was accepted
     timeline: list[tuple[float, str]] = field(default_factory=list)  # (time, client event type), appends left out
+    tool_calls_at: list[float] = field(default_factory=list)  # each function call's arguments.done, as queued to send
 
 
 @dataclass
@@ -123,6 +125,7 @@ class _Connection:
         self.audio_ms: dict[str, int] = {}  # assistant item -> ms a truncate may keep
         self.calls: dict[str, ToolCallScript] = {}  # call_id awaiting its output
         self.after_tool: ToolCallScript | None = None  # output arrived; next response follows up
+        self.tool_round = 0  # calls made so far of a repeating ToolCallScript
         self.active: _Response | None = None
         self.turns = self.replies = self.transcripts = 0
         self.pending = bytearray()  # input bytes short of a whole VAD frame
@@ -386,8 +389,13 @@ class _Connection:
         if shapes.text_only(self.cfg.shape, params, self.session):
             kind, what = "text", PRIMING_TEXT  # priming consumes no scripted reply
         elif self.after_tool is not None:
-            kind, what = "audio", self.after_tool.reply_after or self._next_reply()
-            self.after_tool = None
+            answered, self.after_tool = self.after_tool, None
+            self.tool_round += 1
+            if self.tool_round < answered.repeat:
+                kind, what = "tool", answered
+            else:
+                self.tool_round = 0
+                kind, what = "audio", answered.reply_after or self._next_reply()
         else:
             script = self.cfg.tool_calls.get(self.turns)
             self.turns += 1
@@ -491,6 +499,7 @@ class _Connection:
         self._emit("response.function_call_arguments.done", **ids, name=script.name, arguments=args)
         item.update(arguments=args, status="completed")
         self.calls[call_id] = script
+        self.log.tool_calls_at.append(trio.current_time())
 
     def _finish(self, resp: _Response, status: str = "completed", reason: str | None = None) -> None:
         if resp.item is not None:
