@@ -15,6 +15,7 @@ class ToolCalls:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._running: dict[str, ToolCallRecord] = {}
+        self._started: dict[str, float] = {}  # unrounded: the record's ms start would make a fast tool's time negative
         self._local: set[str] = set()
 
     def __contains__(self, call_id: str) -> bool:
@@ -26,6 +27,7 @@ class ToolCalls:
     def start(self, call_id: str, name: str, arguments: str, at: float, *, local: bool = False) -> ToolCallRecord:
         rec = ToolCallRecord(call_id=call_id, name=name, arguments=arguments, started_at=round(at, 3))
         self._running[call_id] = rec
+        self._started[call_id] = at
         if local:
             self._local.add(call_id)
         self.journal.tool_call(rec)
@@ -39,7 +41,8 @@ class ToolCalls:
         rec = self._running.pop(call_id, None)
         if rec is None:
             return None
-        self.journal.tool_finished(rec, output, error, round((at - rec.started_at) * 1000, 1))
+        started = self._started.pop(call_id, rec.started_at)
+        self.journal.tool_finished(rec, output, error, round((at - started) * 1000, 1))
         local = call_id in self._local
         self._local.discard(call_id)
         return rec, local
@@ -51,3 +54,4 @@ class ToolCalls:
         if forget:
             self._running.clear()
             self._local.clear()
+            self._started.clear()

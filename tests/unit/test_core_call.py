@@ -171,3 +171,14 @@ def test_non_json_and_typeless_openai_events_are_ignored() -> None:
     assert isinstance(core.on_openai_text("nope", 1.0)[0], Log)
     assert isinstance(core.on_openai_text("[]", 1.0)[0], Log)
     assert core.on_openai_text('{"type":"rate_limits.updated"}', 1.0) == []
+
+
+def test_a_tool_faster_than_a_millisecond_never_takes_negative_time() -> None:
+    from llc.core.journal import Journal
+    from llc.core.record import CallRecord
+    from llc.core.toolcalls import ToolCalls
+
+    calls = ToolCalls(Journal(CallRecord(), 0.0))
+    rec = calls.start("c1", "check", "{}", 1.0006)  # the record keeps 1.001 (ms resolution)
+    calls.finish("c1", "{}", None, 1.0008)
+    assert rec.ms is not None and 0 <= rec.ms < 1
