@@ -92,3 +92,17 @@ def test_serve_refuses_an_unset_variable_with_one_line_and_exit_2(tmp_path: Path
     assert done.returncode == 2, out
     assert "Traceback" not in out and "ExceptionGroup" not in out
     assert f"{path} [tool.check_order] headers.X-Key: ${{CRM_TOKEN}} is not set; export CRM_TOKEN" in out
+
+
+def test_the_fake_service_is_strict_about_mcp_tools() -> None:
+    from llc.kit.sim.fake_openai_shapes import validate_session
+
+    entry = {"type": "mcp", "server_label": "crm", "server_url": "https://mcp.example.com/mcp", "require_approval": "never"}
+    assert validate_session("ga", GA.session_update(SessionSpec(tools=(entry,)))["session"]) is None
+    wrong = validate_session("ga", {"type": "realtime", "tools": [{**entry, "url": "https://x"}]})
+    assert wrong is not None and wrong[0] == "unknown_parameter" and "session.tools[0].url" in wrong[1]
+    assert validate_session("ga", {"type": "realtime", "tools": [{**entry, "require_approval": "sometimes"}]}) is not None
+    unlabelled = validate_session("ga", {"type": "realtime", "tools": [{"type": "mcp", "server_url": "https://x"}]})
+    assert unlabelled is not None and unlabelled[0] == "missing_required_parameter"
+    flat = validate_session("flat", {"tools": [entry]})  # the beta shape has no MCP tools
+    assert flat is not None and flat[2].startswith("session.tools[0]")

@@ -31,6 +31,7 @@ from llc.core.dialect import Shape
 from llc.kit.sim import fake_openai_shapes as shapes
 from llc.kit.sim import wire_log
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
+from llc.kit.sim.fake_openai_mcp import McpCallScript, run_mcp_call
 from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
@@ -63,7 +64,7 @@ class FakeOpenAIConfig:
     user_transcripts: list[str] = field(default_factory=lambda: list(shapes.DEFAULT_TRANSCRIPTS))  # per turn
     chunk_ms: int = 100  # audio per delta
     realtime_factor: float = 2.0  # audio is generated this many times faster than it plays
-    tool_calls: dict[int, ToolCallScript] = field(default_factory=dict)  # user-turn response index -> tool
+    tool_calls: dict[int, ToolCallScript | McpCallScript] = field(default_factory=dict)  # user-turn response index -> tool
     require_auth: bool = True  # reject a handshake without "Authorization: Bearer ..." (HTTP 401)
     session_max_s: float = 3600.0  # then error session_expired and close 1001, as the service does
     # Setup latency of the real service, for prewarm tests and benchmarks (0: answer at once).
@@ -93,6 +94,7 @@ class SessionLog:
     first_delta_at: list[float] = field(default_factory=list)  # first audio delta of each response
     connected_at: float | None = None  # trio.current_time() when the socket was accepted
     timeline: list[tuple[float, str]] = field(default_factory=list)  # (time, client event type), appends left out
+    mcp_calls: list[dict[str, Any]] = field(default_factory=list)  # calls the fake made to MCP servers, with results
 
 
 @dataclass
@@ -122,7 +124,7 @@ class _Connection:
         self.items: dict[str, dict[str, Any]] = {}  # the conversation, in order
         self.audio_ms: dict[str, int] = {}  # assistant item -> ms a truncate may keep
         self.calls: dict[str, ToolCallScript] = {}  # call_id awaiting its output
-        self.after_tool: ToolCallScript | None = None  # output arrived; next response follows up
+        self.after_tool: ToolCallScript | McpCallScript | None = None  # output arrived; next response follows up
         self.active: _Response | None = None
         self.turns = self.replies = self.transcripts = 0
         self.pending = bytearray()  # input bytes short of a whole VAD frame
@@ -382,7 +384,7 @@ class _Connection:
         oob = params.get("conversation") == "none"
         seed = self.log.responses
         self.log.responses += 1
-        what: str | ToolCallScript
+        what: str | ToolCallScript | McpCallScript
         if shapes.text_only(self.cfg.shape, params, self.session):
             kind, what = "text", PRIMING_TEXT  # priming consumes no scripted reply
         elif self.after_tool is not None:
@@ -403,7 +405,7 @@ class _Connection:
         self.replies += 1
         return line
 
-    async def _run_response(self, resp: _Response, what: str | ToolCallScript, seed: int) -> None:
+    async def _run_response(self, resp: _Response, what: str | ToolCallScript | McpCallScript, seed: int) -> None:
         with resp.scope:
             # Synthesise the audio before the TTFB wait: generating seconds of speech takes
             # tens of ms of CPU that would otherwise be billed to the simulated model.
@@ -414,11 +416,16 @@ class _Connection:
             await self._at(resp.t0 + (self.cfg.ttfb_ms + slow_text) / 1000)
             if isinstance(what, ToolCallScript):
                 self._tool_call(resp, what)
+            elif isinstance(what, McpCallScript):
+                await run_mcp_call(self, resp, what)
             elif resp.kind == "text":
                 self._speak_text(resp, what)
             else:
                 await self._speak_audio(resp, chunks or [])
             self._finish(resp)
+        if isinstance(what, McpCallScript) and not resp.scope.cancelled_caught:
+            self.after_tool = what  # the service answers on its own once its MCP call is done
+            self._start_response({}, trio.current_time())
 
     @staticmethod
     async def _at(deadline: float) -> None:
