@@ -11,7 +11,7 @@ item with its output or error). Then the service goes on by itself: a follow-up 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 import trio
@@ -21,10 +21,22 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from llc.kit.sim.fake_openai_shapes import new_id
 
-if TYPE_CHECKING:
-    from llc.kit.sim.fake_openai import _Connection, _Response
-
 MCP_CALL_TIMEOUT_S = 10.0
+
+
+class Connection(Protocol):
+    """What of the fake's connection an MCP call uses (its emitter and conversation)."""
+
+    session: dict[str, Any]
+
+    @property
+    def log(self) -> Any: ...
+
+    def _open_item(self, resp: Any, item: dict[str, Any]) -> dict[str, Any]: ...
+
+    def _ids(self, resp: Any, **extra: Any) -> dict[str, Any]: ...
+
+    def _emit(self, type_: str, **fields: Any) -> None: ...
 
 
 @dataclass
@@ -69,7 +81,7 @@ async def call_server(tools: list[Any], script: McpCallScript) -> dict[str, Any]
     return {"output": text}
 
 
-async def run_mcp_call(conn: _Connection, resp: _Response, script: McpCallScript) -> None:
+async def run_mcp_call(conn: Connection, resp: Any, script: McpCallScript) -> None:
     """The response's part: the call item, its events, and the call itself (bounded)."""
     item = conn._open_item(resp, mcp_call_item(script))
     ids = conn._ids(resp)
