@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+import trio
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from llc.events.signing import new_secret
@@ -32,6 +33,7 @@ class Receiver(http.server.ThreadingHTTPServer):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: llc's pooled client reuses the connection
+    disable_nagle_algorithm = True  # else the body, a second write, waits out a delayed ACK
     server: Receiver
 
     def log_message(self, *args: Any) -> None:
@@ -44,7 +46,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except WebhookVerificationError:
             self.server.bad_signatures += 1
             return self._send(401, b'{"error": "bad signature"}')
-        self.server.seen.append({"path": self.path, "payload": payload, "auth": self.headers.get("authorization")})
+        self.server.seen.append({"path": self.path, "payload": payload, "auth": self.headers.get("authorization"),
+                                 "port": self.client_address[1]})
         if self.path == "/fail":
             return self._send(500, b'{"oops": true}')
         if self.path == "/slow":
@@ -109,27 +112,32 @@ async def test_http_tool_posts_signed_and_its_answer_reaches_the_model_and_recor
     stack = await start_stack(
         settings={"scenarios_path": scenarios_file(tmp_path, port, {"check_order": "/orders"}), "webhook_secret": SECRET},
         profile=profile_with(tool_filler_after_ms=0),
-        tool_calls={0: ToolCallScript("check_order", {"order_id": "A17"}, reply_after="Order A17 has shipped.")})
+        tool_calls={0: ToolCallScript("check_order", {"order_id": "A17"}, reply_after="Order A17 has shipped."),
+                    1: ToolCallScript("check_order", {"order_id": "A18"}, reply_after="Order A18 has shipped.")})
     assert stack.state.tools.tools["check_order"].source == "http"
     session_tools = {t["name"]: t for t in stack.state.router.tool_schemas.values() if t.get("type") == "function"}
     assert session_tools["check_order"]["parameters"]["required"] == ["order_id"]
-    await FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn("Where is A17?")], max_call_s=15)).run()
+    turns = [CallerTurn("Where is A17?"), CallerTurn("And A18?")]
+    await FakeCaller(stack.base_url, CallerScript(turns=turns, max_call_s=20)).run()
     await stack.wait_records(1)
     record = stack.state.records[-1]
     assert receiver.bad_signatures == 0
-    [seen] = receiver.seen
+    seen, again = receiver.seen
+    assert seen["port"] == again["port"]  # one pooled connection, kept alive between calls
     assert seen["auth"] == "Bearer t0ken"
     assert seen["payload"]["tool"] == "check_order" and seen["payload"]["arguments"] == {"order_id": "A17"}
     call = seen["payload"]["call"]
     assert call["call_sid"] == record.call_sid and call["scenario"] == "default" and call["direction"] == "inbound"
     assert set(call) == {"call_sid", "scenario", "direction", "caller", "called"}
-    [tool_call] = record.tool_calls
+    tool_call, _ = record.tool_calls
     assert tool_call.name == "check_order" and tool_call.error is None
     assert orjson.loads(tool_call.output or "") == {"order_id": "A17", "status": "shipped"}
     outputs = [e["item"] for e in stack.fake.sessions[-1].received
                if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"]
-    assert [orjson.loads(o["output"]) for o in outputs] == [{"order_id": "A17", "status": "shipped"}]
-    assert any(t.text == "Order A17 has shipped." for t in record.transcript if t.role == "agent")
+    assert [orjson.loads(o["output"]) for o in outputs] == [{"order_id": "A17", "status": "shipped"},
+                                                            {"order_id": "A18", "status": "shipped"}]
+    said = [t.text for t in record.transcript if t.role == "agent"]
+    assert "Order A17 has shipped." in said and "Order A18 has shipped." in said
 
 
 async def test_broken_receivers_give_error_outputs_and_the_call_goes_on(
@@ -156,3 +164,29 @@ async def test_broken_receivers_give_error_outputs_and_the_call_goes_on(
     said = [t.text for t in record.transcript if t.role == "agent"]
     assert all(f"Sorry {i}." in said for i in range(len(broken)))
     assert record.end_reason == "caller_hangup"
+
+
+async def test_the_pooled_client_lives_in_its_nursery_and_is_closed_with_it(receiver: Receiver) -> None:
+    from llc.call.tools import run_tool
+    from llc.core.actions import RunTool
+    from llc.kit.bench.http_tool import _Ctx
+    from llc.tools.http import HttpTool, HttpTools
+    from llc.tools.registry import Tool, ToolRegistry
+
+    pool = HttpTools(SECRET)
+    spec = HttpTool("check_order", f"http://127.0.0.1:{receiver.server_address[1]}/orders", 2.0, {})
+    registry = ToolRegistry({"check_order": Tool("check_order", "", {"type": "object"}, pool.function(spec), "http")})
+    action = RunTool("c1", "check_order", '{"order_id": "A1"}')
+    assert await run_tool(registry, _Ctx(), action, 5.0) == (
+        '{"error":"HTTP tools are not running (the server is starting or stopping)"}',
+        "HTTP tools are not running (the server is starting or stopping)")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        client = pool._client
+        assert client is not None
+        for _ in range(3):
+            output, error = await run_tool(registry, _Ctx(), action, 5.0)
+            assert error is None and orjson.loads(output)["status"] == "shipped"
+        nursery.cancel_scope.cancel()
+    assert client.is_closed and pool._client is None
+    assert len({s["port"] for s in receiver.seen}) == 1
