@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pydantic
 import pytest
 from openai.types.realtime.realtime_tools_config_param import Mcp
@@ -16,7 +18,8 @@ from openai.types.realtime.realtime_tools_config_param import Mcp
 from llc.config import Settings
 from llc.core.dialect import GA
 from llc.core.session import SessionSpec
-from llc.events.signing import new_secret
+from llc.events.signing import Signer, new_message_id, new_secret
+from llc.modes.scenario import parse_scenario_file
 from llc.profile import ProfileError
 from llc.tools.declared import McpTool, parse_declared
 from llc.tools.http import HttpTools
@@ -106,3 +109,27 @@ def test_the_fake_service_is_strict_about_mcp_tools() -> None:
     assert unlabelled is not None and unlabelled[0] == "missing_required_parameter"
     flat = validate_session("flat", {"tools": [entry]})  # the beta shape has no MCP tools
     assert flat is not None and flat[2].startswith("session.tools[0]")
+
+
+def _blocks(lang: str) -> list[str]:
+    text = (REPO / "docs" / "05-async-tools.md").read_text().split("## HTTP tools", 1)[1]
+    return [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith(lang + "\n")]
+
+
+def test_the_docs_examples_are_what_llc_takes_and_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    http_toml, mcp_toml = _blocks("toml")
+    for block in (http_toml, mcp_toml):
+        text = block + '\n[scenario.default]\n[scenario.csr]\nmode = "csr"\n'
+        parse_scenario_file(text, "docs")  # the file with [tool.NAME] is a valid scenarios file
+        tools = parse(text, {"CRM_TOKEN": "t", "MCP_TOKEN": "m"})
+        assert {t.source for t in tools} <= {"http", "mcp"} and tools
+    # The JSON shown is the body's shape; the Python receiver verifies what llc signs.
+    [shown] = _blocks("json")
+    body = orjson.dumps(orjson.loads(shown.replace("…", "")))
+    [python] = _blocks("python")
+    namespace: dict[str, Any] = {}
+    monkeypatch.setenv("LLC_WEBHOOK_SECRET", SECRET)
+    exec(python, namespace)  # noqa: S102  the docs' own receiver
+    headers = Signer(SECRET).headers(new_message_id(), body, time.time())
+    assert namespace["handle"](body, headers) == (200, {"order_id": "A1002", "status": "shipped", "eta": "Monday"})
+    assert namespace["handle"](body + b" ", headers)[0] == 401
