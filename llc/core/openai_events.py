@@ -239,6 +239,10 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], OpenAIEvent]] = {
         e["arguments"] if isinstance(e.get("arguments"), str) else "{}"),
     "response.mcp_call.in_progress": lambda e: McpCall(_text(e.get("item_id"))),
     "response.output_item.done": _mcp_done,
+    # Only the item's id comes with it: the record says which listing failed by that.
+    "mcp_list_tools.failed": lambda e: McpCall(_text(e.get("item_id")), True, "mcp_list_tools", "", None,
+                                               "OpenAI could not list the MCP server's tools; is it reachable "
+                                               "from the internet, and are its headers right?"),
     "response.output_audio_transcript.done": lambda e: AgentTranscript(
         str(e.get("item_id") or ""), _id(e.get("response_id")), _transcript(e)),
     "conversation.item.input_audio_transcription.completed": lambda e: CallerTranscript(

@@ -52,8 +52,8 @@ def scenarios_file(tmp_path: Path, url: str) -> str:
     path.write_text(f"""
 [scenario.default]
 [scenario.default.tools]
-lean = ["end_call", "crm"]
-full = ["end_call", "crm"]
+lean = ["end_call", "crm", "down"]
+full = ["end_call", "crm", "down"]
 
 [tool.crm]
 type = "mcp"
@@ -62,6 +62,10 @@ server_url = "{url}"
 allowed_tools = ["get_order", "broken"]
 require_approval = "never"
 headers = {{ Authorization = "Bearer ${{MCP_TOKEN}}" }}
+
+[tool.down]
+type = "mcp"
+server_url = "http://127.0.0.1:9/mcp"
 """)
     return str(path)
 
@@ -81,13 +85,18 @@ async def test_the_service_calls_the_mcp_server_and_the_record_shows_it(
     record, session = stack.state.records[-1], stack.fake.sessions[-1]
     assert session.errors_sent == []  # the fake, as strict as the service, took the mcp tool entry
     assert session.session is not None
-    [entry] = [t for t in session.session["tools"] if t["type"] == "mcp"]
+    entry, _ = [t for t in session.session["tools"] if t["type"] == "mcp"]
     assert entry["server_label"] == "crm" and entry["server_url"] == url and entry["require_approval"] == "never"
     assert set(auth_seen) == {"Bearer m-t0ken"}  # the service, not llc, called the server, with the headers
     # llc never ran it: no function_call_output went back.
     assert not [e for e in session.received if e["type"] == "conversation.item.create"
                 and e["item"]["type"] == "function_call_output"]
-    ok, failed = record.tool_calls
+    # The service listed each server's tools once, when the session first named it.
+    listings = {c["server_label"]: c.get("tools") for c in session.mcp_calls if c["name"] == "mcp_list_tools"}
+    assert listings == {"crm": ["get_order", "broken"], "down": None}
+    [unlisted] = [c for c in record.tool_calls if c.name == "mcp_list_tools"]
+    assert "could not list the MCP server's tools" in (unlisted.error or "")
+    ok, failed = [c for c in record.tool_calls if c.name != "mcp_list_tools"]
     assert (ok.name, orjson.loads(ok.arguments), ok.error) == ("crm.get_order", {"order_id": "A17"}, None)
     assert orjson.loads(ok.output or "") == {"order_id": "A17", "status": "shipped"}
     assert ok.ms is not None and ok.ms > 0

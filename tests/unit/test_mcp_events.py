@@ -42,3 +42,12 @@ def test_an_mcp_call_is_recorded_with_its_time_output_and_error() -> None:
     rec2 = tools.mcp(oa.McpCall("mcp_2", True, "crm.get_order", "{}", None, "tool_execution_error boom"), 2.0)
     assert rec2 is not None and rec2.error == "tool_execution_error boom" and rec2.ms == 0.0
     assert not tools
+
+
+def test_a_failed_tool_listing_is_recorded_as_an_error() -> None:
+    from openai.types.realtime.mcp_list_tools_failed import McpListToolsFailed
+
+    event = McpListToolsFailed(event_id="ev", item_id="mcpl_1", type="mcp_list_tools.failed").model_dump()
+    parsed = oa.from_json(event)
+    assert isinstance(parsed, oa.McpCall) and parsed.done and parsed.name == "mcp_list_tools"
+    assert "reachable from the internet" in (parsed.error or "")

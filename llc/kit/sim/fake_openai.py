@@ -28,10 +28,11 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from llc.core.dialect import Shape
+from llc.kit.sim import fake_openai_mcp as mcp
 from llc.kit.sim import fake_openai_shapes as shapes
 from llc.kit.sim import wire_log
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
-from llc.kit.sim.fake_openai_mcp import McpCallScript, run_mcp_call
+from llc.kit.sim.fake_openai_mcp import McpCallScript
 from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
@@ -125,6 +126,7 @@ class _Connection:
         self.audio_ms: dict[str, int] = {}  # assistant item -> ms a truncate may keep
         self.calls: dict[str, ToolCallScript] = {}  # call_id awaiting its output
         self.after_tool: ToolCallScript | McpCallScript | None = None  # output arrived; next response follows up
+        self.mcp_listed: set[str] = set()  # MCP servers whose tools this session listed
         self.active: _Response | None = None
         self.turns = self.replies = self.transcripts = 0
         self.pending = bytearray()  # input bytes short of a whole VAD frame
@@ -227,6 +229,9 @@ class _Connection:
         assert isinstance(update, dict)
         self.session = shapes.merge(self.session, update)
         self.log.session = self.session
+        for server in mcp.new_servers(update, self.mcp_listed):
+            assert self.nursery is not None
+            self.nursery.start_soon(mcp.list_tools, self, server)
         if self.cfg.session_updated_delay_ms > 0 and self.nursery is not None:
             # Serialised now, sent later: the delay models the service, not a different answer.
             late = orjson.dumps({"type": "session.updated", "event_id": new_id("event"), "session": self.session}).decode()
@@ -417,7 +422,7 @@ class _Connection:
             if isinstance(what, ToolCallScript):
                 self._tool_call(resp, what)
             elif isinstance(what, McpCallScript):
-                await run_mcp_call(self, resp, what)
+                await mcp.run_mcp_call(self, resp, what)
             elif resp.kind == "text":
                 self._speak_text(resp, what)
             else:

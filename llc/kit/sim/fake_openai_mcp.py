@@ -5,7 +5,9 @@ A scripted ``McpCallScript`` makes a response call a tool of an MCP server named
 calls the tool and reports it the service's way (``response.mcp_call_arguments.*``,
 ``response.mcp_call.in_progress`` then ``completed`` or ``failed``, and the ``mcp_call`` output
 item with its output or error). Then the service goes on by itself: a follow-up response speaks
-``reply_after``; the client sends nothing in between.
+``reply_after``; the client sends nothing in between. A server new to the session has its tools
+listed first (``mcp_list_tools.in_progress``, then ``completed`` with an ``mcp_list_tools`` item, or
+``failed`` when it cannot be reached).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Connection(Protocol):
 
     def _emit(self, type_: str, **fields: Any) -> None: ...
 
+    def _add_item(self, item: dict[str, Any], done: bool = True) -> None: ...
+
 
 @dataclass
 class McpCallScript:
@@ -52,6 +56,35 @@ class McpCallScript:
 def mcp_call_item(script: McpCallScript) -> dict[str, Any]:
     return {"id": new_id("mcp"), "object": "realtime.item", "type": "mcp_call", "server_label": script.server_label,
             "name": script.name, "arguments": ""}
+
+
+def new_servers(update: dict[str, Any], listed: set[str]) -> list[dict[str, Any]]:
+    """The MCP servers of a ``session.update`` whose tools the session has not listed yet."""
+    fresh = [t for t in update.get("tools") or [] if t.get("type") == "mcp" and t["server_label"] not in listed]
+    listed.update(t["server_label"] for t in fresh)
+    return fresh
+
+
+async def list_tools(conn: Connection, entry: dict[str, Any]) -> None:
+    item_id = new_id("mcpl")
+    conn._emit("mcp_list_tools.in_progress", item_id=item_id)
+    try:
+        with trio.fail_after(MCP_CALL_TIMEOUT_S):
+            async with (create_mcp_http_client(headers=entry.get("headers") or None) as http,
+                        streamable_http_client(entry["server_url"], http_client=http) as (read, write),
+                        ClientSession(read, write) as session):
+                await session.initialize()
+                listed = await session.list_tools()
+    except Exception:  # noqa: BLE001  unreachable, refused, not MCP: the service says only that it failed
+        conn.log.mcp_calls.append({"name": "mcp_list_tools", "server_label": entry["server_label"], "error": True})
+        conn._emit("mcp_list_tools.failed", item_id=item_id)
+        return
+    tools = [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in listed.tools]
+    conn.log.mcp_calls.append({"name": "mcp_list_tools", "server_label": entry["server_label"],
+                               "tools": [t["name"] for t in tools]})
+    conn._add_item({"id": item_id, "object": "realtime.item", "type": "mcp_list_tools",
+                    "server_label": entry["server_label"], "tools": tools})
+    conn._emit("mcp_list_tools.completed", item_id=item_id)
 
 
 async def call_server(tools: list[Any], script: McpCallScript) -> dict[str, Any]:
