@@ -32,6 +32,8 @@ from llc.store import open_store
 from llc.store.durable import DurableRecords
 from llc.store.pending import PendingRecords
 from llc.ticker import Ticker
+from llc.tools.declared import with_declared
+from llc.tools.http import HttpTools
 from llc.tools.loader import load_tools
 from llc.tools.registry import ToolRegistry
 from llc.twilio.control import TwilioCallControl
@@ -48,6 +50,8 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry | Non
     s = settings
     tools = load_tools(s) if tools is None else load_tools(s, tools)
     scenario_set = load_scenario_set(s.scenarios_path, "LLC_SCENARIOS")
+    http_tools = HttpTools(s.webhook_secret)
+    tools = with_declared(tools, s, http_tools)  # the file's [tool.NAME]: HTTP tools, MCP servers
     scenario_set.check_tools(set(tools.tools))  # a scenario naming a missing tool fails now
     schemas = tools.schemas()
     store = open_store(s.db_url, instance=s.instance or "", timeout_s=s.db_timeout_s)
@@ -69,4 +73,4 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry | Non
     inbox = SipInbox(WebhookGuard(s.openai_webhook_secret) if s.openai_webhook_secret else None)
     return Server(s, profile, tools, scenario_set, store, durable, tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
-                  sip, inbox, public_url=s.public_url)
+                  sip, inbox, public_url=s.public_url, http_tools=http_tools)

@@ -50,6 +50,8 @@ async def serve(server: Server, *, handle_signals: bool = False,
     async with trio.open_nursery() as nursery:
         await nursery.start(server.warm.run)  # warm sessions live in the server nursery, closed on shutdown
         await nursery.start(serve_sip_calls, server)  # each SIP call the webhook queued, a nursery of its own
+        if server.http_tools is not None:
+            await nursery.start(server.http_tools.run)  # one pooled client for every HTTP tool, closed on shutdown
         await nursery.start(server.durable.drain_pending)  # what the start-up replay did not get through
         if server.deps.hub is not None:
             await nursery.start(server.deps.hub.run)  # reads the parked media sockets (llc/ws/hub.py)

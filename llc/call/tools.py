@@ -15,7 +15,7 @@ import trio
 
 from llc.core.actions import RunTool
 from llc.log import get_logger
-from llc.tools.registry import ToolContext, ToolRegistry
+from llc.tools.registry import ToolContext, ToolFailed, ToolRegistry
 
 log = get_logger("tools")
 # The output goes into the model's context and the call record: a runaway result (a whole table,
@@ -41,6 +41,8 @@ async def run_tool(registry: ToolRegistry, ctx: ToolContext, action: RunTool, ti
                 error = f"the tool took longer than {timeout_s:g} s and was stopped"
     except orjson.JSONDecodeError:
         error = "arguments are not valid JSON"
+    except ToolFailed as exc:  # the tool logged it already
+        error = str(exc)
     except Exception as exc:  # a tool's bug is reported to the model, never fatal to the call
         error = f"{type(exc).__name__}: {exc}"
         log.warning("tool %s raised", action.name, exc_info=True, extra={"tool": action.name})

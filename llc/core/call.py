@@ -238,8 +238,8 @@ class CallCore:
             case oa.SpeechStopped():
                 self.journal.speech_stopped(now)
                 return []
-            case oa.FunctionCall(call_id, name, arguments):
-                return talk.on_function_call(call_id, name, arguments, now)
+            case oa.FunctionCall() | oa.McpCall():
+                return talk.on_tool_event(event, now)
             case oa.AgentTranscript(item_id, response_id, transcript):
                 # Before or after a barge-in on its item, the journal matches the two (core/journal.py).
                 muted = talk.audio.is_muted(item_id, response_id)

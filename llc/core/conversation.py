@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
+from llc.core import openai_events as oa
 from llc.core import session as sess
 from llc.core.actions import Action, Deadline, EndCall, Log, RunTool, Timer, ToolFiller, ToOpenAI, json_text
 from llc.core.agent_audio import AgentAudio
@@ -125,6 +126,14 @@ class Conversation:
         return result.actions
 
     # ---- tools ------------------------------------------------------------------------------
+
+    def on_tool_event(self, event: oa.FunctionCall | oa.McpCall, now: float) -> list[Action]:
+        if isinstance(event, oa.FunctionCall):
+            return self.on_function_call(event.call_id, event.name, event.arguments, now)
+        rec = self.tools.mcp(event, now - self.t0)
+        if rec is None:
+            return []
+        return [Log("warning" if rec.error else "info", "mcp call", {"tool": rec.name, "ms": rec.ms, "error": rec.error})]
 
     def on_function_call(self, call_id: str, name: str, arguments: str, now: float) -> list[Action]:
         if not call_id or call_id in self.tools:

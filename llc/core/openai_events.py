@@ -100,6 +100,19 @@ class FunctionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class McpCall:
+    """A call the service made to an MCP server itself: started (``done`` False), then its result
+    (the ``mcp_call`` output item, ``done`` True). llc only records it."""
+
+    item_id: str
+    done: bool = False
+    name: str = ""  # server label and tool, "crm.get_order"
+    arguments: str = ""
+    output: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentTranscript:
     item_id: str
     response_id: str | None
@@ -134,7 +147,7 @@ class Unknown:
 
 
 OpenAIEvent: TypeAlias = (SessionCreated | SessionUpdated | AudioDelta | AudioDone | ResponseCreated | ResponseDone
-                          | SpeechStarted | SpeechStopped | FunctionCall | AgentTranscript | CallerTranscript
+                          | SpeechStarted | SpeechStopped | FunctionCall | McpCall | AgentTranscript | CallerTranscript
                           | ServiceError | Unknown)
 
 
@@ -195,6 +208,18 @@ def _error(event: dict[str, Any]) -> ServiceError:
                         _opt(error.get("param")), _opt(error.get("event_id")))
 
 
+def _mcp_done(event: dict[str, Any]) -> OpenAIEvent:
+    item = event.get("item")
+    if not isinstance(item, dict) or item.get("type") != "mcp_call":
+        return Unknown("response.output_item.done")  # a message or function call: read by their own events
+    error = item.get("error")
+    if isinstance(error, dict):  # protocol_error, tool_execution_error, http_error: all carry a message
+        error = " ".join(str(error[k]) for k in ("type", "code", "message") if error.get(k) is not None)
+    name = ".".join(str(item[k]) for k in ("server_label", "name") if item.get(k))
+    return McpCall(_text(item.get("id")), True, name, _text(item.get("arguments")),
+                   _opt(item.get("output")), _opt(error) or None)
+
+
 def _transcript(event: dict[str, Any]) -> str:
     text = event.get("transcript")
     return text if isinstance(text, str) else ""
@@ -212,6 +237,12 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], OpenAIEvent]] = {
     "response.function_call_arguments.done": lambda e: FunctionCall(
         str(e.get("call_id") or ""), str(e.get("name") or ""),
         e["arguments"] if isinstance(e.get("arguments"), str) else "{}"),
+    "response.mcp_call.in_progress": lambda e: McpCall(_text(e.get("item_id"))),
+    "response.output_item.done": _mcp_done,
+    # Only the item's id comes with it: the record says which listing failed by that.
+    "mcp_list_tools.failed": lambda e: McpCall(_text(e.get("item_id")), True, "mcp_list_tools", "", None,
+                                               "OpenAI could not list the MCP server's tools; is it reachable "
+                                               "from the internet, and are its headers right?"),
     "response.output_audio_transcript.done": lambda e: AgentTranscript(
         str(e.get("item_id") or ""), _id(e.get("response_id")), _transcript(e)),
     "conversation.item.input_audio_transcription.completed": lambda e: CallerTranscript(

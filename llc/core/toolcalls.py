@@ -8,7 +8,10 @@ so a call that ends mid-tool still says which tool was running and why it has no
 from __future__ import annotations
 
 from llc.core.journal import Journal
+from llc.core.openai_events import McpCall
 from llc.core.record import ToolCallRecord
+
+MAX_MCP_OPEN = 100  # MCP calls started and not yet done that are timed (a stuck service cannot grow this)
 
 
 class ToolCalls:
@@ -17,6 +20,18 @@ class ToolCalls:
         self._running: dict[str, ToolCallRecord] = {}
         self._started: dict[str, float] = {}  # unrounded: the record's ms start would make a fast tool's time negative
         self._local: set[str] = set()
+        self._mcp_started: dict[str, float] = {}  # MCP calls the service is making, by item
+
+    def mcp(self, call: McpCall, at: float) -> ToolCallRecord | None:
+        """An MCP call the service makes itself: timed from its start, recorded with its result."""
+        if not call.done:
+            if len(self._mcp_started) < MAX_MCP_OPEN:
+                self._mcp_started.setdefault(call.item_id, at)
+            return None
+        started = self._mcp_started.pop(call.item_id, at)
+        self.start(call.item_id, call.name, call.arguments, started)
+        finished = self.finish(call.item_id, call.output or "", call.error, at)
+        return finished[0] if finished else None
 
     def __contains__(self, call_id: str) -> bool:
         return call_id in self._running

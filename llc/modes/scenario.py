@@ -126,9 +126,9 @@ def parse_scenario_file(text: str, source: str) -> ScenarioSet:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML ({exc})") from None
-    unknown = set(data) - {"scenario", "numbers", "inbound"}
+    unknown = set(data) - {"scenario", "numbers", "inbound", "tool"}  # [tool.NAME]: llc.tools.declared
     if unknown:
-        raise ProfileError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; use inbound, [numbers], [scenario.NAME]")
+        raise ProfileError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; use inbound, [numbers], [scenario.NAME], [tool.NAME]")
     table = data.get("scenario", {})
     if not isinstance(table, dict) or not table:
         raise ProfileError(f"{source}: no [scenario.NAME] tables; add at least [scenario.default]")

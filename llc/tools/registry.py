@@ -46,6 +46,10 @@ class ToolContext(Protocol):
 ToolFn = Callable[..., Awaitable[Any]]
 
 
+class ToolFailed(Exception):
+    """An expected failure (a receiver down, a bad answer): its words go to the model, no traceback."""
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str

@@ -31,6 +31,7 @@ from llc.sip.inbox import SipInbox
 from llc.store import Store
 from llc.store.durable import DurableRecords
 from llc.store.pending import PendingRecords
+from llc.tools.http import HttpTools
 from llc.tools.registry import ToolRegistry
 from llc.twilio.stream_twiml import StreamTwiml
 
@@ -54,6 +55,7 @@ class Server:
     sip: SipDeps  # what every SIP call shares (the calls API, the sideband connector)
     sip_inbox: SipInbox  # verified SIP webhooks, on their way to the server nursery
     calls: CallTracker = field(default_factory=CallTracker)
+    http_tools: HttpTools | None = None  # the pooled client of the HTTP tools, run in the server nursery
     public_url: str | None = None  # LLC_PUBLIC_URL, or the bound address on a local run
     admin_url: str | None = None  # the admin listener (/metrics, /debug), once bound
     # Set on SIGTERM/SIGINT (llc.web.drain): /twiml turns new calls away, active calls finish.

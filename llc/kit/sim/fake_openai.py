@@ -28,9 +28,11 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from llc.core.dialect import Shape
+from llc.kit.sim import fake_openai_mcp as mcp
 from llc.kit.sim import fake_openai_shapes as shapes
 from llc.kit.sim import wire_log
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_BYTES, frames
+from llc.kit.sim.fake_openai_mcp import McpCallScript
 from llc.kit.sim.fake_openai_shapes import ApiError, new_id, pick
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
@@ -64,7 +66,7 @@ class FakeOpenAIConfig:
     user_transcripts: list[str] = field(default_factory=lambda: list(shapes.DEFAULT_TRANSCRIPTS))  # per turn
     chunk_ms: int = 100  # audio per delta
     realtime_factor: float = 2.0  # audio is generated this many times faster than it plays
-    tool_calls: dict[int, ToolCallScript] = field(default_factory=dict)  # user-turn response index -> tool
+    tool_calls: dict[int, ToolCallScript | McpCallScript] = field(default_factory=dict)  # user-turn response index -> tool
     require_auth: bool = True  # reject a handshake without "Authorization: Bearer ..." (HTTP 401)
     session_max_s: float = 3600.0  # then error session_expired and close 1001, as the service does
     # Setup latency of the real service, for prewarm tests and benchmarks (0: answer at once).
@@ -95,6 +97,7 @@ class SessionLog:
     connected_at: float | None = None  # trio.current_time() when the socket was accepted
     timeline: list[tuple[float, str]] = field(default_factory=list)  # (time, client event type), appends left out
     tool_calls_at: list[float] = field(default_factory=list)  # each function call's arguments.done, as queued to send
+    mcp_calls: list[dict[str, Any]] = field(default_factory=list)  # calls the fake made to MCP servers, with results
 
 
 @dataclass
@@ -124,8 +127,9 @@ class _Connection:
         self.items: dict[str, dict[str, Any]] = {}  # the conversation, in order
         self.audio_ms: dict[str, int] = {}  # assistant item -> ms a truncate may keep
         self.calls: dict[str, ToolCallScript] = {}  # call_id awaiting its output
-        self.after_tool: ToolCallScript | None = None  # output arrived; next response follows up
+        self.after_tool: ToolCallScript | McpCallScript | None = None  # output arrived; next response follows up
         self.tool_round = 0  # calls made so far of a repeating ToolCallScript
+        self.mcp_listed: set[str] = set()  # MCP servers whose tools this session listed
         self.active: _Response | None = None
         self.turns = self.replies = self.transcripts = 0
         self.pending = bytearray()  # input bytes short of a whole VAD frame
@@ -228,6 +232,9 @@ class _Connection:
         assert isinstance(update, dict)
         self.session = shapes.merge(self.session, update)
         self.log.session = self.session
+        for server in mcp.new_servers(update, self.mcp_listed):
+            assert self.nursery is not None
+            self.nursery.start_soon(mcp.list_tools, self, server)
         if self.cfg.session_updated_delay_ms > 0 and self.nursery is not None:
             # Serialised now, sent later: the delay models the service, not a different answer.
             late = orjson.dumps({"type": "session.updated", "event_id": new_id("event"), "session": self.session}).decode()
@@ -385,13 +392,13 @@ class _Connection:
         oob = params.get("conversation") == "none"
         seed = self.log.responses
         self.log.responses += 1
-        what: str | ToolCallScript
+        what: str | ToolCallScript | McpCallScript
         if shapes.text_only(self.cfg.shape, params, self.session):
             kind, what = "text", PRIMING_TEXT  # priming consumes no scripted reply
         elif self.after_tool is not None:
             answered, self.after_tool = self.after_tool, None
             self.tool_round += 1
-            if self.tool_round < answered.repeat:
+            if self.tool_round < getattr(answered, "repeat", 1):  # an MCP call is never repeated
                 kind, what = "tool", answered
             else:
                 self.tool_round = 0
@@ -411,7 +418,7 @@ class _Connection:
         self.replies += 1
         return line
 
-    async def _run_response(self, resp: _Response, what: str | ToolCallScript, seed: int) -> None:
+    async def _run_response(self, resp: _Response, what: str | ToolCallScript | McpCallScript, seed: int) -> None:
         with resp.scope:
             # Synthesise the audio before the TTFB wait: generating seconds of speech takes
             # tens of ms of CPU that would otherwise be billed to the simulated model.
@@ -422,11 +429,16 @@ class _Connection:
             await self._at(resp.t0 + (self.cfg.ttfb_ms + slow_text) / 1000)
             if isinstance(what, ToolCallScript):
                 self._tool_call(resp, what)
+            elif isinstance(what, McpCallScript):
+                await mcp.run_mcp_call(self, resp, what)
             elif resp.kind == "text":
                 self._speak_text(resp, what)
             else:
                 await self._speak_audio(resp, chunks or [])
             self._finish(resp)
+        if isinstance(what, McpCallScript) and not resp.scope.cancelled_caught:
+            self.after_tool = what  # the service answers on its own once its MCP call is done
+            self._start_response({}, trio.current_time())
 
     @staticmethod
     async def _at(deadline: float) -> None:

@@ -188,6 +188,20 @@ def _modalities(*combos: tuple[str, ...]) -> Check:
 
 _TOOL = _obj({"type": _enum("function"), "name": STR, "description": STR,
               "parameters": _type(dict, want="an object")}, required=("type", "name"))
+_NAMES = _list(STR)
+# An MCP server the service calls itself (GA only; the SDK's ``realtime_tools_config_param.Mcp``).
+_MCP = _obj({"type": _enum("mcp"), "server_label": STR, "server_url": STR, "server_description": STR,
+             "allowed_tools": lambda v, p: None if isinstance(v, dict) else _NAMES(v, p),
+             "headers": _type(dict, want="an object", nullable=True), "authorization": STR,
+             "require_approval": lambda v, p: None if isinstance(v, dict) else _enum("always", "never")(v, p),
+             "connector_id": STR, "tunnel_id": STR, "defer_loading": BOOL, "allowed_callers": _NAMES},
+            required=("type", "server_label"))
+
+
+def _ga_tool(v: Any, path: str) -> ApiError | None:
+    return _MCP(v, path) if isinstance(v, dict) and v.get("type") == "mcp" else _TOOL(v, path)
+
+
 _TURN = _obj({"type": _enum("server_vad", "semantic_vad"), "threshold": NUM, "prefix_padding_ms": INT,
               "silence_duration_ms": INT, "idle_timeout_ms": _type(int, want="an integer", nullable=True),
               "create_response": BOOL, "interrupt_response": BOOL,
@@ -203,7 +217,8 @@ _RESPONSE_COMMON: dict[str, Check] = {**_COMMON, "conversation": STR, "input": _
 
 _SESSION: dict[str, Check] = {
     "ga": _obj({
-        **_COMMON, "type": _enum("realtime"), "output_modalities": _modalities(("audio",), ("text",)),
+        **_COMMON, "tools": _list(_ga_tool),
+        "type": _enum("realtime"), "output_modalities": _modalities(("audio",), ("text",)),
         "max_output_tokens": _int_or_inf, "include": _type(list, want="an array", nullable=True),
         "truncation": ANY,
         "audio": _obj({
