@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -24,6 +25,36 @@ DEMO_DB = "llc-demo.db"
 
 def _db_url(args: argparse.Namespace) -> str:
     return str(args.db or DEMO_DB)
+
+
+# What a team adds to llc that its own scenario needs in the demo too; the rest stays the demo's.
+USER_SETTINGS = ("scenarios_path", "tool_modules", "webhook_secret")
+
+
+def _scenario_script(args: argparse.Namespace) -> tuple[Any, dict[str, Any]] | int:
+    """The caller script for ``--scenario`` (built in, or ``--script FILE``) and the user's own
+    settings it runs with (LLC_SCENARIOS, LLC_TOOLS, ...); an exit code after one line on a mistake."""
+    from llc.config import ConfigError, load_settings
+    from llc.kit.sim.demo_script import ScriptError, load_script
+    from llc.kit.sim.modes import SCRIPTS
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"llc-phone demo: {exc}")
+        return 2
+    mine = {key: getattr(settings, key) for key in USER_SETTINGS if getattr(settings, key)}
+    if args.script is None:
+        if args.scenario not in SCRIPTS:
+            print(f"llc-phone demo --scenario {args.scenario}: not a built-in demo ({', '.join(SCRIPTS)}); give the "
+                  "caller's script with --script FILE (see examples/restaurant/demo.toml)")
+            return 2
+        return SCRIPTS[args.scenario], mine
+    try:
+        return load_script(Path(args.script), args.scenario), mine
+    except ScriptError as exc:
+        print(f"llc-phone demo: {exc}")
+        return 2
 
 
 def _where(db_url: str) -> str:
@@ -44,8 +75,12 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario:
         from llc.kit.sim.modes import run_mode
 
-        run = trio.run(lambda: run_mode(args.scenario, ttfb_ms=args.ttfb_ms, silence_ms=args.silence_ms,
-                                        db_url=db_url, watch=view.watch))
+        played = _scenario_script(args)
+        if isinstance(played, int):
+            return played
+        script, settings = played
+        run = trio.run(lambda: run_mode(args.scenario, ttfb_ms=args.ttfb_ms, silence_ms=args.silence_ms, script=script,
+                                        settings=settings, db_url=db_url, watch=view.watch))
         view.finish()
         print()
         ok = render_mode(run.record, run.twilio_call.dialed, run.messages, run.tickets, run.openai_errors, live=True)
@@ -103,8 +138,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", choices=["ga", "flat"], default="ga", help="OpenAI session shape to speak (default ga)")
     p.add_argument("--ttfb-ms", type=int, default=300, help="simulated model time to first audio byte")
     p.add_argument("--silence-ms", type=int, default=400, help="simulated end-of-turn silence the VAD waits for")
-    p.add_argument("--scenario", choices=["ivr", "receptionist", "csr"],
-                   help="an inbound mode end to end instead (scripted caller, DTMF, tools)")
+    p.add_argument("--script", help="the caller's script for your own --scenario (TOML: see examples/restaurant)")
+    p.add_argument("--scenario", help="a scenario end to end instead: ivr, receptionist, csr (built in), or your "
+                                      "own from LLC_SCENARIOS with --script (scripted caller, DTMF, tools)")
     p.add_argument("--db", help="the demo's own database (default llc-demo.db here; never LLC_DB_URL, the server's)")
     p.add_argument("--console", action="store_true",
                    help="afterwards keep a server up with the call console on the demo's database")
