@@ -19,10 +19,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "restaurant"
 
 
 def readme_settings() -> dict[str, str]:
-    """The `export NAME=value` lines of the README's first sh block (the secret made here)."""
-    block = re.search(r"```sh\n(.*?)```", (EXAMPLE / "README.md").read_text(), re.S)
+    """The `export NAME=value` lines of the README's first sh block."""
+    block = re.search(r"```sh\n(.*?)```", (EXAMPLE / "README.md").read_text(), re.DOTALL)
     assert block is not None
-    return dict(re.findall(r"^export (\w+)=(\S+)$", block.group(1), re.M))
+    return dict(re.findall(r"^export (\w+)=(\S+)$", block.group(1), re.MULTILINE))
 
 
 def test_the_restaurant_example_runs_as_written(tmp_path: Path) -> None:
