@@ -53,6 +53,9 @@ class CallEffects(Protocol):
 
     def end(self, reason: EndReason, detail: str = "") -> None: ...
 
+    def twilio_send_failed(self) -> None:
+        """A write to the caller's socket failed (closed or dead): the call ends, its reason read first."""
+
     def run_tool(self, action: RunTool) -> None: ...
 
     def start_timer(self, key: TimerKey, delay_s: float) -> None: ...
@@ -133,7 +136,7 @@ class ActionRunner:
                     if not twilio.send_nowait(texts):
                         return self._blocked(after, partial(self._send_twilio, texts))
                 except TransportClosed:
-                    self._call().end(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)
+                    self._call().twilio_send_failed()
                 if self._recorder is not None:  # the agent's leg (a clear included)
                     self._recorder.agent(texts)
                 return after
@@ -167,7 +170,7 @@ class ActionRunner:
         try:
             await self.twilio.send_texts(texts)
         except TransportClosed:
-            self._call().end(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)
+            self._call().twilio_send_failed()
 
     async def _send_openai(self, text: str) -> None:
         if self.openai is not None:
@@ -195,7 +198,7 @@ class ActionRunner:
             try:
                 await self.twilio.flush()
             except TransportClosed:
-                self._call().end(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)
+                self._call().twilio_send_failed()
         if self.openai is not None and self.openai.backlogged:
             try:
                 await self.openai.flush()

@@ -35,7 +35,7 @@ from llc.core.refusal import Refusal
 from llc.core.session import SessionSpec
 from llc.log import bind_call, get_logger
 from llc.modes.runtime import ModeCall
-from llc.runner import ActionRunner
+from llc.runner import TWILIO_SEND_FAILED, ActionRunner
 from llc.ticker import watch
 from llc.ws.transport import Transport, TransportClosed
 
@@ -43,6 +43,7 @@ log = get_logger("call")
 
 # A close handshake is a courtesy: never let it hold a finished call open for long.
 CLOSE_TIMEOUT_S = 0.5
+SEND_FAILED_GRACE_S = 0.3  # a stop already received is read well within this (twilio_send_failed)
 # WebSocket close code for a policy violation (RFC 6455): a refused stream.
 POLICY_VIOLATION = 1008
 # How a call ended, as the line that says so is logged: these endings are ordinary.
@@ -68,6 +69,7 @@ class CallBridge:
         self.tool_ctx = CallToolContext(self.core, self.runner, deps.call_control, self._mode)
         self._close_code = 1000
         self._nursery: trio.Nursery | None = None
+        self._send_failed = False  # the end after a failed write is on its way
         self._log_fields = bind_call()
         # trio.current_time() without its two wrappers, on the per-message path (the same clock).
         self._now = trio.lowlevel.current_clock().current_time
@@ -216,6 +218,24 @@ class CallBridge:
         self.core.end(reason, detail, self.liveness.twilio_seen)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    def twilio_send_failed(self) -> None:
+        """A write to Twilio failed: its socket is closed or dead, and the call ends.
+
+        Why not at once: Twilio says ``stop`` and then closes. A write racing that close fails
+        while the ``stop`` still waits, unread, in our receive buffer; ending now would record the
+        caller's hang-up as a dropped socket. The reader takes the ``stop`` (or the close) within
+        the grace, and the first ending says why; a peer that is simply gone ends it after.
+        """
+        if self._nursery is None:
+            self.end(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)
+        elif not self._send_failed:
+            self._send_failed = True
+            self._nursery.start_soon(self._end_after_send_failed)
+
+    async def _end_after_send_failed(self) -> None:
+        await trio.sleep(SEND_FAILED_GRACE_S)
+        self.end(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)
 
     def _bind_stream(self) -> None:
         rec = self.record

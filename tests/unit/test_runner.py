@@ -22,7 +22,7 @@ from llc.core.actions import (
     ToTwilio,
 )
 from llc.core.record import EndReason
-from llc.runner import TWILIO_SEND_FAILED, ActionRunner, NotACall
+from llc.runner import ActionRunner, NotACall
 from llc.ws.transport import TransportClosed
 
 log = logging.getLogger("test.runner")
@@ -49,6 +49,8 @@ class FakeLeg:
 
     async def send_texts(self, texts: Sequence[str | bytes]) -> None:
         await self.freed.wait()
+        if self.closed:
+            raise TransportClosed(1006, "gone")
         self.writes.append(list(texts))
 
     async def send_text(self, text: str | bytes) -> None:
@@ -67,6 +69,9 @@ class Effects:
 
     def end(self, reason: EndReason, detail: str = "") -> None:
         self.done.append((reason, detail))
+
+    def twilio_send_failed(self) -> None:
+        self.done.append("send failed")
 
     def run_tool(self, action: RunTool) -> None:
         self.done.append(action)
@@ -125,11 +130,27 @@ async def test_from_a_task_a_blocked_send_is_awaited_in_place() -> None:
     assert twilio.writes == [["m1"]] and effects.done == ["llc-apology"]
 
 
-async def test_a_twilio_socket_gone_while_sending_ends_the_call() -> None:
+async def test_a_twilio_socket_gone_while_sending_hands_the_ending_to_the_call() -> None:
     runner, twilio, _, effects = call_runner()
     twilio.closed = True
     assert runner.submit_nowait([ToTwilio("m1")])
-    assert effects.done == [(EndReason.TWILIO_CLOSED, TWILIO_SEND_FAILED)]
+    assert effects.done == ["send failed"]
+
+
+async def test_a_stop_queued_behind_a_write_that_fails_still_says_why_the_call_ended() -> None:
+    """Twilio's ``stop`` arrives while a write waits; the close that follows fails the write.
+    The stop's ending still runs (before: the failed write ended the call as a dropped socket)."""
+    runner, twilio, _, effects = call_runner()
+    async with trio.open_nursery() as nursery:
+        runner.nursery = nursery
+        twilio.busy = True
+        assert not runner.submit_nowait([ToTwilio("m1")])
+        assert not runner.submit_nowait([EndCall(EndReason.CALLER_HANGUP, "stop")])  # queued behind the write
+        twilio.closed = True
+        twilio.freed.set()
+        with trio.fail_after(1):
+            await runner.settle()
+    assert effects.done == ["send failed", (EndReason.CALLER_HANGUP, "stop")]
 
 
 async def test_a_warm_session_runner_refuses_what_only_a_call_can_do() -> None:
