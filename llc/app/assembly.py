@@ -17,6 +17,8 @@ from llc.core.dialect import dialect
 from llc.core.liveness import LivenessPolicy
 from llc.core.ratelimit import TokenBucket
 from llc.core.ticket import TicketBook
+from llc.events.delivery import EventDelivery
+from llc.events.signing import Signer
 from llc.modes.runtime import ScenarioRouter
 from llc.modes.scenario import load_scenario_set
 from llc.openai.connect import connect_openai
@@ -55,6 +57,10 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry = ALL
                     recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days),
                     hub=Hub(), ticker=Ticker(liveness.tick_s))
     durable = DurableRecords(store, PendingRecords(s.pending_records_path))
+    events = None
+    if s.events_url and s.webhook_secret:
+        store.events_on = True
+        events = EventDelivery(store, s.events_url, Signer(s.webhook_secret))
     return Server(s, profile, tools, scenario_set, store, durable, tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
-                  public_url=s.public_url)
+                  public_url=s.public_url, events=events)

@@ -17,5 +17,6 @@ COMMANDS: tuple[str, ...] = (
     "llc.commands.doctor",
     "llc.commands.calls",
     "llc.commands.messages",
+    "llc.commands.events",
     "llc.commands.db",
 )

@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS tickets (
     created_at DOUBLE PRECISION NOT NULL,
     call_sid TEXT, customer_id TEXT, subject TEXT, details TEXT, status TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    call_sid TEXT NOT NULL, type TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    body TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, next_at DOUBLE PRECISION NOT NULL, give_up_at DOUBLE PRECISION NOT NULL,
+    claimed_until DOUBLE PRECISION, delivered_at DOUBLE PRECISION, last_error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (call_sid, type);
+CREATE INDEX IF NOT EXISTS events_due ON events (status, next_at);
 """
 
 SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}
