@@ -168,3 +168,29 @@ async def test_two_instances_claim_each_event_once(request: pytest.FixtureReques
     assert claimed["a"] and claimed["b"], "both instances took part"
     first.close()
     second.close()
+
+
+async def test_the_events_command_lists_waiting_and_failed_and_retries(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "t.db")
+    store = await events_store(db)
+    await store.save_call(record("CAwait", ended=False), 1)
+    await store.save_call(record("CAgone", ended=True), 1)
+    await store.run(lambda b: b.query("UPDATE events SET status = 'failed', last_error = 'the receiver answered 500' "
+                                      "WHERE call_sid = 'CAgone'"))
+    store.close()
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "llc.cli", "events", *args, "--db", db], capture_output=True,
+                              text=True, timeout=30, check=False)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done.stdout
+
+    listed = cli()
+    assert listed.startswith("1 pending, 2 failed, 0 delivered"), listed
+    assert "CAwait" in listed and "the receiver answered 500" in listed
+    assert "CAwait" not in cli("failed")
+    assert "2 failed event(s) will be sent again" in cli("retry")
+    assert cli("failed").startswith("no call events waiting or failed")
