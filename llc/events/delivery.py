@@ -90,8 +90,17 @@ class EventDelivery:
         metrics.events_oldest_pending(max(0.0, now - oldest) if oldest else 0.0)
 
     async def _deliver(self, client: httpx.AsyncClient, row: dict[str, Any]) -> None:
-        async with self._limit:
-            problem = await self._post(client, row)
+        try:
+            async with self._limit:
+                problem = await self._post(client, row)
+        except trio.Cancelled:  # the server stops: hand the row back so the next start need not wait out the lease
+            with trio.move_on_after(2) as scope:
+                scope.shield = True
+                try:
+                    await self.store.run(lambda b: b.query(RETRY_LATER, [time.time(), "llc stopped", row["id"]]))
+                except StoreError:
+                    pass
+            raise
         now = time.time()
         if problem is None:
             query, params, result = DELIVERED, [now, row["id"]], "delivered"

@@ -194,3 +194,18 @@ async def test_the_events_command_lists_waiting_and_failed_and_retries(tmp_path:
     assert "CAwait" not in cli("failed")
     assert "2 failed event(s) will be sent again" in cli("retry")
     assert cli("failed").startswith("no call events waiting or failed")
+
+
+async def test_two_instances_delivering_from_one_postgres_send_each_event_once(
+        request: pytest.FixtureRequest, receiver: Receiver, nursery: trio.Nursery) -> None:
+    url = pg_url_or_skip(request)
+    first, second = await events_store(url), await events_store(url)
+    for i in range(40):
+        await (first if i % 2 else second).save_call(record(f"CA{i:03}", ended=True), 1)
+    for store in (first, second):
+        await nursery.start(EventDelivery(store, receiver.url, Signer(SECRET), poll_s=0.05).run)
+    await wait_for(lambda: len(receiver.by_id()) == 80, 30)
+    await trio.sleep(0.5)
+    assert receiver.duplicates() == 0 and len(receiver.deliveries) == 80, "an event was sent by both instances"
+    first.close()
+    second.close()
