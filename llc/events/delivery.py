@@ -21,7 +21,7 @@ from llc import metrics
 from llc.events.signing import Signer
 from llc.log import get_logger
 from llc.store import Store, StoreError
-from llc.store.outbox import DELIVERED, FAILED, PRUNE, RETRY_LATER, claim, stats
+from llc.store.outbox import DELIVERED, FAILED, OLDEST_PENDING, PRUNE, RETRY_LATER, claim
 
 log = get_logger("events")
 
@@ -32,6 +32,7 @@ BATCH = 20
 CONCURRENCY = 8
 KEEP_DELIVERED_S = 7 * 24 * 3600.0
 STATS_EVERY_S = 10.0
+PRUNE_EVERY_S = 3600.0
 
 
 def backoff(attempts: int) -> float:
@@ -48,6 +49,7 @@ class EventDelivery:
         self.lease_s = 3 * attempt_timeout_s + 5
         self._limit = trio.CapacityLimiter(CONCURRENCY)
         self._store_down = False
+        self._next_prune = 0.0
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
@@ -80,13 +82,16 @@ class EventDelivery:
         return rows
 
     async def _housekeeping(self) -> None:
+        """The oldest-pending gauge (pending rows only, through the index); old delivered rows pruned hourly."""
         now = time.time()
         try:
-            by_status = await self.store.run(stats)
-            await self.store.run(lambda b: b.query(PRUNE, [now - KEEP_DELIVERED_S]))
+            rows = await self.store.run(lambda b: b.query(OLDEST_PENDING))
+            if now >= self._next_prune:
+                self._next_prune = now + PRUNE_EVERY_S
+                await self.store.run(lambda b: b.query(PRUNE, [now - KEEP_DELIVERED_S]))
         except StoreError:
             return
-        oldest = (by_status.get("pending") or {}).get("oldest")
+        oldest = rows[0]["oldest"] if rows else None
         metrics.events_oldest_pending(max(0.0, now - oldest) if oldest else 0.0)
 
     async def _deliver(self, client: httpx.AsyncClient, row: dict[str, Any]) -> None:

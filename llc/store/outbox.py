@@ -40,6 +40,7 @@ RETRY_FAILED = ("UPDATE events SET status = 'pending', next_at = ?, give_up_at =
 LIST = ("SELECT id, call_sid, type, created_at, status, attempts, next_at, last_error FROM events "
         "WHERE status = ? ORDER BY created_at LIMIT ?")
 STATS = "SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM events GROUP BY status"
+OLDEST_PENDING = "SELECT MIN(created_at) AS oldest FROM events WHERE status = 'pending'"
 PRUNE = "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?"
 
 

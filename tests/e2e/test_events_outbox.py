@@ -12,6 +12,7 @@ import trio
 
 from llc.core.record import CallRecord, TranscriptLine
 from llc.events.delivery import EventDelivery
+from llc.metrics import REGISTRY
 from llc.events.signing import Signer, new_secret
 from llc.store import Store, open_store
 from llc.store.durable import DurableRecords
@@ -90,6 +91,7 @@ async def test_events_are_written_with_their_record_once_and_delivered_signed(
 async def test_a_failing_then_slow_receiver_gets_every_event_once_after_retries(
         tmp_path: Path, receiver: Receiver, nursery: trio.Nursery) -> None:
     store = await events_store(str(tmp_path / "t.db"))
+    counted = {r: REGISTRY.get_sample_value("llc_events_total", {"result": r}) or 0.0 for r in ("retried", "delivered")}
     receiver.mode = "fail"
     for i in range(5):
         await store.save_call(record(f"CA{i}", ended=True), 1)
@@ -107,6 +109,8 @@ async def test_a_failing_then_slow_receiver_gets_every_event_once_after_retries(
     await wait_for(lambda: len(receiver.by_id()) == 10, 30)
     assert receiver.events() == sorted((f"CA{i}", t) for i in range(5) for t in ("call.ended", "call.started"))
     assert receiver.bad_signatures == 0
+    grew = {r: (REGISTRY.get_sample_value("llc_events_total", {"result": r}) or 0.0) - n for r, n in counted.items()}
+    assert grew["delivered"] >= 10 and grew["retried"] >= 10, grew
     store.close()
 
 
