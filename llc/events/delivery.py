@@ -12,9 +12,11 @@ between a delivery and its mark means one more delivery, never none.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 import trio
 
 from llc import metrics
@@ -41,9 +43,10 @@ def backoff(attempts: int) -> float:
 
 
 class EventDelivery:
-    def __init__(self, store: Store, url: str, signer: Signer, *, attempt_timeout_s: float = ATTEMPT_TIMEOUT_S,
-                 poll_s: float = POLL_S) -> None:
+    def __init__(self, store: Store, url: str | None, signer: Signer, *, scenario_urls: Mapping[str, str] | None = None,
+                 attempt_timeout_s: float = ATTEMPT_TIMEOUT_S, poll_s: float = POLL_S) -> None:
         self.store, self.url, self.signer = store, url, signer
+        self.scenario_urls = dict(scenario_urls or {})  # a scenario's own events_url over LLC_EVENTS_URL
         self.attempt_timeout_s, self.poll_s = attempt_timeout_s, poll_s
         # Longer than an attempt: a row is never taken by a second sender while one still tries it.
         self.lease_s = 3 * attempt_timeout_s + 5
@@ -128,11 +131,15 @@ class EventDelivery:
     async def _post(self, client: httpx.AsyncClient, row: dict[str, Any]) -> str | None:
         """One attempt; None when the receiver took it, else why not."""
         body = row["body"].encode()
+        scenario = orjson.loads(body)["data"].get("scenario") or ""
+        url = self.scenario_urls.get(scenario) or self.url
+        if url is None:  # the scenario's events_url was removed since: nowhere to send it
+            return f"no events_url for scenario {scenario!r} and no LLC_EVENTS_URL"
         headers = {"content-type": "application/json", "user-agent": "llc-phone events",
                    **self.signer.headers(row["id"], body, time.time())}
         with trio.move_on_after(self.attempt_timeout_s):  # the whole attempt, however the receiver dribbles
             try:
-                response = await client.post(self.url, content=body, headers=headers)
+                response = await client.post(url, content=body, headers=headers)
             except httpx.HTTPError as exc:
                 return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if 200 <= response.status_code < 300:

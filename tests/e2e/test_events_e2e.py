@@ -3,6 +3,7 @@ with SIGKILL while its receiver is down; every event arrives, verified, none los
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +120,40 @@ async def test_receiver_down_and_serve_killed_every_event_arrives_once(
         assert ends[in_flight.call_sid] == "server_died"
     finally:
         stop_pid(proc.pid, 10)
+
+
+async def test_a_scenarios_own_events_url_gets_its_calls_events(start_stack: StackFactory, receiver: Receiver,
+                                                                 tmp_path: Path) -> None:
+    other = Receiver(SECRET)
+    other.start()
+    try:
+        scenarios = tmp_path / "scenarios.toml"
+        scenarios.write_text(f'[scenario.default]\nevents_url = "{other.url}"\n', encoding="utf-8")
+        stack = await start_stack(settings={"events_url": receiver.url, "webhook_secret": SECRET,
+                                            "scenarios_path": str(scenarios)}, user_transcripts=["Hello?"])
+        caller = FakeCaller(stack.base_url, CallerScript(turns=[CallerTurn("Hello?")], max_call_s=10))
+        await caller.run()
+        with trio.fail_after(10):
+            while len(other.by_id()) < 2:
+                await trio.sleep(0.05)
+        assert other.events() == [(caller.call_sid, "call.ended"), (caller.call_sid, "call.started")]
+        assert receiver.attempts == 0
+    finally:
+        other.stop()
+
+
+def test_a_scenario_events_url_is_refused_without_the_secret_or_in_the_clear(tmp_path: Path) -> None:
+    from llc.app.assembly import build_server
+    from llc.config import Settings
+    from llc.profile import ProfileError, load_profile
+
+    scenarios = tmp_path / "scenarios.toml"
+    for url, settings, expected in (
+            ("https://hooks.example.com/a", {}, "events_url is set but LLC_WEBHOOK_SECRET is not"),
+            ("http://hooks.example.com/a", {"webhook_secret": SECRET}, "is not https"),
+            ("hooks.example.com/a", {"webhook_secret": SECRET}, "is not an http(s) URL: it has no scheme")):
+        scenarios.write_text(f'[scenario.default]\nevents_url = "{url}"\n', encoding="utf-8")
+        with pytest.raises(ProfileError, match=r"\[scenario.default\].*" + re.escape(expected)):
+            build_server(Settings(scenarios_path=str(scenarios), **settings), load_profile())
+    scenarios.write_text('[scenario.default]\nevents_url = "http://hooks.lan/a"\n', encoding="utf-8")
+    build_server(Settings(scenarios_path=str(scenarios), webhook_secret=SECRET, local_only=True), load_profile())
