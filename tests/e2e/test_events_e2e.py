@@ -18,6 +18,7 @@ from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
 from llc.kit.sim.fake_openai import FakeOpenAI, FakeOpenAIConfig
 from llc.store import open_store
 from tests.helpers.ops_procs import serve_env, start_serve, stop_pid, wait_healthz
+from tests.helpers.pg import pg_url_or_skip
 from tests.helpers.receiver import Receiver
 from tests.helpers.stack import StackFactory
 
@@ -60,13 +61,15 @@ async def one_call(base: str, results: list[str]) -> None:
         results.append(caller.call_sid)
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
 async def test_receiver_down_and_serve_killed_every_event_arrives_once(
-        nursery: trio.Nursery, tmp_path: Path, receiver: Receiver) -> None:
+        nursery: trio.Nursery, tmp_path: Path, receiver: Receiver, db: str, request: pytest.FixtureRequest) -> None:
     """N calls; the receiver goes away for ~10 s, and while events wait `llc-phone serve` gets SIGKILL
     (one call in flight). After the restart all events arrive: delivered == generated, 0 duplicates."""
     fake = FakeOpenAI(FakeOpenAIConfig(ttfb_ms=50, end_of_turn_silence_ms=200, user_transcripts=["Hello?"]))
     await nursery.start(fake.serve)
-    port, db = free_port(), str(tmp_path / "llc.db")
+    port = free_port()
+    db = str(tmp_path / "llc.db") if db == "sqlite" else pg_url_or_skip(request)
     env = serve_env(tmp_path, port, fake.url, LLC_DB_URL=db, LLC_PENDING_RECORDS_PATH=str(tmp_path / "pending.jsonl"),
                     LLC_EVENTS_URL=receiver.url, LLC_WEBHOOK_SECRET=SECRET)
     log = tmp_path / "serve.log"
