@@ -12,8 +12,8 @@ between a delivery and its mark means one more delivery, never none.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -23,9 +23,11 @@ from llc import metrics
 from llc.events.signing import Signer
 from llc.log import get_logger
 from llc.store import Store, StoreError
+from llc.store.backends import Backend
 from llc.store.outbox import DELIVERED, FAILED, OLDEST_PENDING, PRUNE, RETRY_LATER, claim
 
 log = get_logger("events")
+T = TypeVar("T")
 
 ATTEMPT_TIMEOUT_S = 10.0
 BACKOFF_S = (1.0, 3.0, 8.0, 20.0, 60.0, 180.0, 600.0, 1800.0, 3600.0)  # then every hour
@@ -53,6 +55,9 @@ class EventDelivery:
         self._limit = trio.CapacityLimiter(CONCURRENCY)
         self._store_down = False
         self._next_prune = 0.0
+        # One database operation at a time: events take one of the slots the callers' lookups and the
+        # tools share, never all of them, however slow the database or the receiver.
+        self._db_slot = trio.CapacityLimiter(1)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
@@ -72,10 +77,14 @@ class EventDelivery:
                 if len(rows) < BATCH:
                     await trio.sleep(self.poll_s)
 
+    async def _db(self, fn: Callable[[Backend], T]) -> T:
+        async with self._db_slot:
+            return await self.store.run(fn)
+
     async def _claim(self) -> list[dict[str, Any]]:
         now = time.time()
         try:
-            rows = await self.store.run(lambda b: claim(b, now, self.lease_s, BATCH))
+            rows = await self._db(lambda b: claim(b, now, self.lease_s, BATCH))
         except StoreError as exc:
             if not self._store_down:
                 log.warning("call events wait: the database is not answering (%s); they are sent when it is back", exc)
@@ -88,10 +97,10 @@ class EventDelivery:
         """The oldest-pending gauge (pending rows only, through the index); old delivered rows pruned hourly."""
         now = time.time()
         try:
-            rows = await self.store.run(lambda b: b.query(OLDEST_PENDING))
+            rows = await self._db(lambda b: b.query(OLDEST_PENDING))
             if now >= self._next_prune:
                 self._next_prune = now + PRUNE_EVERY_S
-                await self.store.run(lambda b: b.query(PRUNE, [now - KEEP_DELIVERED_S]))
+                await self._db(lambda b: b.query(PRUNE, [now - KEEP_DELIVERED_S]))
         except StoreError:
             return
         oldest = rows[0]["oldest"] if rows else None
@@ -105,7 +114,7 @@ class EventDelivery:
             with trio.move_on_after(2) as scope:
                 scope.shield = True
                 try:
-                    await self.store.run(lambda b: b.query(RETRY_LATER, [time.time(), "llc stopped", row["id"]]))
+                    await self._db(lambda b: b.query(RETRY_LATER, [time.time(), "llc stopped", row["id"]]))
                 except StoreError:
                     pass
             raise
@@ -124,7 +133,7 @@ class EventDelivery:
                                "attempt": row["attempts"]})
         metrics.event_attempt(result)
         try:
-            await self.store.run(lambda b: b.query(query, params))
+            await self._db(lambda b: b.query(query, params))
         except StoreError as exc:  # the lease runs out and the row is sent again: a duplicate, never a loss
             log.warning("could not mark a call event %s (%s)", result, exc, extra={"call_sid": row["call_sid"]})
 

@@ -9,6 +9,7 @@ the record's own order, never a clock: an ended record over an open one, then th
 outlived its timeout never takes a record back, and a wall clock stepped back cannot make the
 final write lose. ``updated_at`` says when the row was last true (the crash sweep ends a call there). ``instance`` names the
 server that owns the call, so the next start of that server can close what it left open.
+``events`` is the outbox of call events (``llc.store.outbox`` holds its queries).
 """
 
 from __future__ import annotations
