@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,11 @@ async def test_two_instances_delivering_from_one_postgres_send_each_event_once(
     assert receiver.duplicates() == 0 and len(receiver.deliveries) == 80, "an event was sent by both instances"
     first.close()
     second.close()
+
+
+def test_retries_start_within_5_s_grow_and_stop_at_an_hour() -> None:
+    from llc.events.delivery import backoff
+
+    waits = [backoff(n) for n in range(1, 15)]
+    assert waits[0] <= 5 and all(a < b for a, b in pairwise(waits[:9])) and max(waits) == 3600
+    assert sum(waits[:9]) < 24 * 3600  # many attempts fit in the day before an event is given up
