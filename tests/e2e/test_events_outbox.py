@@ -82,7 +82,6 @@ async def test_events_are_written_with_their_record_once_and_delivered_signed(
     ended = got[ids["call.ended"]]
     assert ended["type"] == "call.ended" and ended["data"] == await store.get_call("CA1")
     assert got[ids["call.started"]]["data"]["ended_at"] is None
-    await wait_for(lambda: True, 1)
     with trio.fail_after(5):
         while {r["status"] for r in await rows(store)} != {"delivered"}:
             await trio.sleep(0.05)
@@ -96,18 +95,18 @@ async def test_a_failing_then_slow_receiver_gets_every_event_once_after_retries(
     receiver.mode = "fail"
     for i in range(5):
         await store.save_call(record(f"CA{i}", ended=True), 1)
-    delivery = EventDelivery(store, receiver.url, Signer(SECRET), attempt_timeout_s=1.0, poll_s=0.1)
+    delivery = EventDelivery(store, receiver.url, Signer(SECRET), attempt_timeout_s=2.0, poll_s=0.1)
     await nursery.start(delivery.run)
     await wait_for(lambda: receiver.attempts >= 10, 5)
     assert receiver.by_id() == {}
     receiver.stop()  # then refused for a while
     await trio.sleep(1.5)
     receiver.start()
-    receiver.mode, receiver.slow_s = "slow", 2.5  # answers after the attempt's bound: cut, tried again
-    await trio.sleep(2.5)
+    receiver.mode, receiver.slow_s = "slow", 4.0  # answers after the attempt's bound: cut, tried again
+    await trio.sleep(4.0)
     assert {r["status"] for r in await rows(store)} == {"pending"}
     receiver.mode = "ok"
-    await wait_for(lambda: len(receiver.by_id()) == 10, 30)
+    await wait_for(lambda: len(receiver.by_id()) == 10, 60)  # a loaded machine can cost an attempt: 20 s more
     assert receiver.events() == sorted((f"CA{i}", t) for i in range(5) for t in ("call.ended", "call.started"))
     assert receiver.bad_signatures == 0
     # A slow answer the receiver finished after llc cut the attempt is retried after its backoff.
