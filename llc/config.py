@@ -105,6 +105,13 @@ def _check(s: Settings, problems: list[str]) -> None:
                             "write it like https://voice.example.com")
         elif urlsplit(url).query or urlsplit(url).fragment:
             problems.append(f"{env_name} must not carry a query string: Twilio's <Stream> URL takes none")
+    if s.events_url is not None:
+        if fault := url_fault(s.events_url, ("https", "http")):
+            problems.append(f"LLC_EVENTS_URL={s.events_url!r} is not an http(s) URL: {fault}; "
+                            "write it like https://hooks.example.com/llc")
+        if not s.webhook_secret:
+            problems.append("LLC_EVENTS_URL is set but LLC_WEBHOOK_SECRET is not: events are sent signed; make one with "
+                            "python3 -c \"from llc.events.signing import new_secret; print(new_secret())\"")
     try:
         _ = s.trusted_networks  # parsed here so a bad entry fails at start-up, not on the first request
     except ValueError as exc:
@@ -182,6 +189,9 @@ def _serve_checks(s: Settings, problems: list[str]) -> None:
             problems.append(f"LLC_PUBLIC_URL={s.public_url!r} is not https: Twilio needs https:// for the webhook "
                             "and wss:// for the media stream; put a TLS proxy or tunnel in front "
                             "(docs/going-live.md) and set its https:// address, " + LOCAL_SWITCH)
+    if s.events_url and urlsplit(s.events_url).scheme == "http" and urlsplit(s.events_url).hostname not in LOOPBACK_HOSTS:
+        problems.append(f"LLC_EVENTS_URL={s.events_url!r} is not https: call records would cross the network in "
+                        "the clear; give the receiver's https:// address, " + LOCAL_SWITCH)
     if s.twilio_signatures and not s.twilio_auth_token:
         problems.append("TWILIO_AUTH_TOKEN is not set: Twilio's signatures cannot be checked, so anyone could post "
                         "to the webhooks; set it (console.twilio.com → Account info), " + LOCAL_SWITCH)

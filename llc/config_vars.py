@@ -171,6 +171,10 @@ class Settings:
     webhook_secret: str | None = _var("LLC_WEBHOOK_SECRET", "security", str, None,
                                       "signs what llc sends (HTTP tools, call events), Standard Webhooks form "
                                       "`whsec_` + base64", unset="nothing is sent signed", secret=True)
+    # Delivered by one task per server from the store's outbox (llc.events.delivery), never by a call.
+    events_url: str | None = _var("LLC_EVENTS_URL", "security", str, None,
+                                  "receives `call.started` and `call.ended` (the whole record), signed with "
+                                  "LLC_WEBHOOK_SECRET (docs/events.md)", unset="no events sent")
     # Signatures are checked whenever TWILIO_AUTH_TOKEN is set; off is logged as a warning at start-up.
     twilio_signatures: bool = _var("LLC_TWILIO_SIGNATURES", "security", bool, True,
                                    "check Twilio's request signatures (`off` is warned at start-up)")

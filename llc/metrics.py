@@ -121,3 +121,18 @@ def exposition(active_calls: int, draining: bool) -> tuple[bytes, str]:
     ACTIVE_CALLS.set(active_calls)
     DRAINING.set(1 if draining else 0)
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+EVENTS = Counter("llc_events", "Call event delivery attempts by result: delivered, retried (will be tried again), "
+                 "failed (given up).", ["result"], registry=REGISTRY)
+EVENTS_OLDEST_PENDING = Gauge("llc_events_oldest_pending_seconds",
+                              "Age of the oldest call event not yet delivered (0: none waits).", registry=REGISTRY)
+
+
+def event_attempt(result: str) -> None:
+    """One call event attempt ended: ``delivered``, ``retried`` or ``failed``."""
+    EVENTS.labels(result=result).inc()
+
+
+def events_oldest_pending(age_s: float) -> None:
+    EVENTS_OLDEST_PENDING.set(age_s)

@@ -8,21 +8,24 @@ TwiML builder, the planner the ticket book, router, warm registry and dialer. Th
 from __future__ import annotations
 
 from functools import partial
+from urllib.parse import urlsplit
 
 from llc.call.deps import CallDeps
 from llc.call.planner import StreamPlanner
 from llc.call.recording import recordings_from
-from llc.config import Settings
+from llc.config import LOOPBACK_HOSTS, Settings
 from llc.core.dialect import dialect
 from llc.core.liveness import LivenessPolicy
 from llc.core.ratelimit import TokenBucket
 from llc.core.ticket import TicketBook
+from llc.events.delivery import EventDelivery
+from llc.events.signing import Signer
 from llc.modes.runtime import ScenarioRouter
-from llc.modes.scenario import load_scenario_set
+from llc.modes.scenario import ScenarioSet, load_scenario_set
 from llc.openai.connect import connect_openai
 from llc.openai.prewarm import WarmRegistry
 from llc.outbound.dialer import Dialer
-from llc.profile import Profile
+from llc.profile import Profile, ProfileError
 from llc.sip.call import SipDeps
 from llc.sip.control import SipControl
 from llc.sip.inbox import SipInbox
@@ -40,6 +43,21 @@ from llc.twilio.control import TwilioCallControl
 from llc.twilio.stream_twiml import StreamTwiml
 from llc.web.server import Server
 from llc.ws.hub import Hub
+
+
+def events_urls(s: Settings, scenario_set: ScenarioSet) -> dict[str, str]:
+    """Scenarios' own events URLs (by scenario name). Refused like LLC_EVENTS_URL: without the secret, or in the clear off this machine."""
+    urls = {name: sc.events_url for name, sc in scenario_set.scenarios.items() if sc.events_url}
+    for name, url in urls.items():
+        where = f"{scenario_set.source} [scenario.{name}]"
+        if not s.webhook_secret:
+            raise ProfileError(f"{where}: events_url is set but LLC_WEBHOOK_SECRET is not: events are sent signed; "
+                               "make one with python3 -c \"from llc.events.signing import new_secret; print(new_secret())\"")
+        parts = urlsplit(url)
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS and not s.local_only:
+            raise ProfileError(f"{where}: events_url = {url!r} is not https: call records would cross the network "
+                               "in the clear; give the receiver's https:// address, or LLC_LOCAL_ONLY=on for an experiment")
+    return urls
 
 
 def build_server(settings: Settings, profile: Profile, tools: ToolRegistry | None = None) -> Server:
@@ -68,9 +86,16 @@ def build_server(settings: Settings, profile: Profile, tools: ToolRegistry | Non
                     recordings=recordings_from(s.record_audio, s.recordings_dir, s.recordings_keep_days),
                     hub=Hub(), ticker=Ticker(liveness.tick_s))
     durable = DurableRecords(store, PendingRecords(s.pending_records_path))
+    events = None
+    urls = events_urls(s, scenario_set)
+    if (s.events_url or urls) and s.webhook_secret:  # LLC_EVENTS_URL without it was refused at load
+        store.events_on = True
+        # Without LLC_EVENTS_URL only the scenarios naming their own URL make events.
+        store.events_scenarios = None if s.events_url else frozenset(urls)
+        events = EventDelivery(store, s.events_url, Signer(s.webhook_secret), scenario_urls=urls)
     sip = SipDeps(SipControl(s.openai_api_url, s.openai_api_key), sideband_connector(s), tools, s.openai_model,
                   s.max_call_s, s.openai_ping_s, s.openai_pong_timeout_s, profile.turn_policy.tool_timeout_s)
     inbox = SipInbox(WebhookGuard(s.openai_webhook_secret) if s.openai_webhook_secret else None)
     return Server(s, profile, tools, scenario_set, store, durable, tickets, twiml,
                   warm, router, dialer, planner, deps, TokenBucket(s.calls_per_minute, now=-1e9),  # starts full
-                  sip, inbox, public_url=s.public_url, http_tools=http_tools)
+                  sip, inbox, public_url=s.public_url, http_tools=http_tools, events=events)

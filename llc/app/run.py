@@ -53,6 +53,8 @@ async def serve(server: Server, *, handle_signals: bool = False,
         if server.http_tools is not None:
             await nursery.start(server.http_tools.run)  # one pooled client for every HTTP tool, closed on shutdown
         await nursery.start(server.durable.drain_pending)  # what the start-up replay did not get through
+        if server.events is not None:
+            await nursery.start(server.events.run)  # call events out, rows left by a killed run first
         if server.deps.hub is not None:
             await nursery.start(server.deps.hub.run)  # reads the parked media sockets (llc/ws/hub.py)
         if server.deps.ticker is not None:

@@ -18,5 +18,6 @@ COMMANDS: tuple[str, ...] = (
     "llc.commands.tools",
     "llc.commands.calls",
     "llc.commands.messages",
+    "llc.commands.events",
     "llc.commands.db",
 )

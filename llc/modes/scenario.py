@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llc.config import is_e164
+from llc.config_shapes import url_fault
 from llc.core.outbound import OnMachine, render
 from llc.modes.ivr import IvrMenu, parse_menu
 from llc.profile import Profile, ProfileError, profile_from_data
@@ -29,7 +30,7 @@ MODES: tuple[str, ...] = ("assistant", "ivr", "receptionist", "csr")
 # Profile keys a scenario may override; parse_profile validates them.
 PROFILE_KEYS = ("voice", "greeting", "noise_reduction", "turn_detection", "transcription", "turn_policy", "tools", "transfer")
 _SCALARS: dict[str, type] = {"mode": str, "instructions": str, "caller_first": bool, "machine_detection": bool,
-                             "on_machine": str, "voicemail": str}
+                             "on_machine": str, "voicemail": str, "events_url": str}
 _MODE_KEYS = ("menu", "facts", "csr")
 BUNDLED = "scenarios.toml"
 
@@ -53,6 +54,7 @@ class Scenario:
     menu: IvrMenu | None = None
     facts: tuple[tuple[str, str], ...] = ()
     csr: CsrSettings = field(default_factory=CsrSettings)
+    events_url: str = ""  # this scenario's calls' events go here instead of LLC_EVENTS_URL
     source: str = ""
 
     def prompt(self, base: str, variables: Mapping[str, str]) -> str:
@@ -178,6 +180,8 @@ def _scenario(name: str, raw: dict[str, Any], where: str, others: set[str]) -> S
         raise ProfileError(f"{where}: on_machine must be \"voicemail\" or \"hangup\"")
     if raw.get("on_machine") == "voicemail" and not raw.get("voicemail"):
         raise ProfileError(f"{where}: on_machine = \"voicemail\" needs a voicemail = \"...\" message")
+    if (events_url := raw.get("events_url")) and (fault := url_fault(events_url, ("https", "http"))):
+        raise ProfileError(f"{where}: events_url = {events_url!r} is not an http(s) URL: {fault}")
     overlay = {k: raw[k] for k in PROFILE_KEYS if k in raw}
     profile_from_data(overlay, where)  # the profile's own validator: types, eagerness, E.164 allow-list
     for table in ("turn_detection", "turn_policy", "tools", "transfer", "transcription"):

@@ -48,6 +48,10 @@ class Backend:
     def columns(self, table: str) -> set[str]:
         raise NotImplementedError
 
+    def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run writes all or none (a record and the events it brings)."""
+        raise NotImplementedError
+
     def init_schema(self) -> None:
         script = SCHEMA.format(serial=SERIAL[self.dialect])
         for statement in filter(str.strip, script.split(";")):
@@ -133,6 +137,22 @@ class SqliteBackend(Backend):
     def columns(self, table: str) -> set[str]:
         return {r["name"] for r in self.query(f"PRAGMA table_info({table})")}
 
+    def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        with self._connection() as conn:
+            if not self._writer.acquire(timeout=self.timeout_s):
+                raise StoreError(f"another SQLite write held {self.path} for {self.timeout_s:g} s (LLC_DB_TIMEOUT_S)")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for query, params in statements:
+                        conn.execute(query, tuple(params))
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                self._writer.release()
+
     def close(self) -> None:
         with self._guard:
             conns, self._all = self._all, []
@@ -215,6 +235,11 @@ class PostgresBackend(Backend):
         with self._connection() as conn, conn.cursor() as cur:
             cur.execute(query.replace("?", "%s"), tuple(params))
             return _rows(cur)
+
+    def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            for query, params in statements:
+                cur.execute(query.replace("?", "%s"), tuple(params))
 
     def columns(self, table: str) -> set[str]:
         rows = self.query("SELECT column_name FROM information_schema.columns "

@@ -26,6 +26,7 @@ import trio
 
 from llc.core.record import CallRecord, EndReason
 from llc.store.backends import POOL_SIZE, Backend, StoreError, open_backend
+from llc.store.outbox import event_statements
 from llc.store.sql import (
     ADD_MESSAGE,
     ADD_TICKET,
@@ -57,6 +58,8 @@ class Store:
         self.url = url
         self.instance = instance or default_instance()
         self.timeout_s = timeout_s
+        self.events_on = False  # LLC_EVENTS_URL: record writes bring their call events (llc.store.outbox)
+        self.events_scenarios: frozenset[str] | None = None  # only these scenarios' calls (None: all)
         self._backend: Backend | None = None
         self._opening = threading.Lock()  # two first operations at once open one backend
         # Half the pool each: a group can always get a connection whatever the other one does.
@@ -129,7 +132,18 @@ class Store:
         body = {k: v for k, v in data.items() if k not in ("updated_at", "seq")}
         row = ([body[c] for c in CALL_COLUMNS]
                + [orjson.dumps(body).decode(), self.instance, updated_at, int(seq) if seq is not None else None])
-        await self._call(lambda b: b.query(UPSERT_CALL, row), records=True)
+        if not self.wants_events(body):
+            await self._call(lambda b: b.query(UPSERT_CALL, row), records=True)
+            return
+        writes = [(UPSERT_CALL, row), *event_statements(body, time.time())]
+        await self._call(lambda b: b.transaction(writes), records=True)
+
+    def wants_events(self, record: dict[str, Any]) -> bool:
+        return self.events_on and (self.events_scenarios is None or record.get("scenario") in self.events_scenarios)
+
+    async def run(self, fn: Callable[[Backend], T], *, bound_s: float | None = None) -> T:
+        """``fn`` on the backend in a worker thread, bounded like every store operation."""
+        return await self._call(fn, bound_s=bound_s)
 
     async def close_orphans(self, instance: str | None = None) -> list[str]:
         """At start-up: close every record ``instance`` (default: this store's) left open.
@@ -150,7 +164,10 @@ class Store:
                 detail = (f"the server ({owner}) stopped during the call; closed at its next start, "
                           f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))} UTC")
                 record.update(ended_at=ended, end_reason=SERVER_DIED, end_detail=detail)
-                b.query(CLOSE_CALL, [ended, SERVER_DIED, detail, orjson.dumps(record).decode(), row["call_sid"]])
+                writes = [(CLOSE_CALL, [ended, SERVER_DIED, detail, orjson.dumps(record).decode(), row["call_sid"]])]
+                if self.wants_events(record):  # its call.ended goes out too: the call did end
+                    writes += event_statements(record, now)
+                b.transaction(writes)
                 closed.append(row["call_sid"])
             return closed
 

@@ -9,6 +9,7 @@ the record's own order, never a clock: an ended record over an open one, then th
 outlived its timeout never takes a record back, and a wall clock stepped back cannot make the
 final write lose. ``updated_at`` says when the row was last true (the crash sweep ends a call there). ``instance`` names the
 server that owns the call, so the next start of that server can close what it left open.
+``events`` is the outbox of call events (``llc.store.outbox`` holds its queries).
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ CREATE TABLE IF NOT EXISTS tickets (
     created_at DOUBLE PRECISION NOT NULL,
     call_sid TEXT, customer_id TEXT, subject TEXT, details TEXT, status TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    call_sid TEXT NOT NULL, type TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    body TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, next_at DOUBLE PRECISION NOT NULL, give_up_at DOUBLE PRECISION NOT NULL,
+    claimed_until DOUBLE PRECISION, delivered_at DOUBLE PRECISION, last_error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (call_sid, type);
+CREATE INDEX IF NOT EXISTS events_due ON events (status, next_at);
 """
 
 SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "BIGSERIAL PRIMARY KEY"}

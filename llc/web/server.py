@@ -21,6 +21,7 @@ from llc.config import Settings
 from llc.core.ratelimit import TokenBucket
 from llc.core.record import CallRecord
 from llc.core.ticket import TicketBook
+from llc.events.delivery import EventDelivery
 from llc.modes.runtime import ScenarioRouter
 from llc.modes.scenario import Scenario, ScenarioSet
 from llc.openai.prewarm import WarmRegistry
@@ -57,6 +58,7 @@ class Server:
     calls: CallTracker = field(default_factory=CallTracker)
     http_tools: HttpTools | None = None  # the pooled client of the HTTP tools, run in the server nursery
     public_url: str | None = None  # LLC_PUBLIC_URL, or the bound address on a local run
+    events: EventDelivery | None = None  # LLC_EVENTS_URL: sends the outbox's call events
     admin_url: str | None = None  # the admin listener (/metrics, /debug), once bound
     # Set on SIGTERM/SIGINT (llc.web.drain): /twiml turns new calls away, active calls finish.
     draining: bool = False

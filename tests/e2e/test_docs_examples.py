@@ -51,6 +51,7 @@ RUNS_IN = {
     "llc-phone calls": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc-phone calls show": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc-phone calls audio": "tests/e2e/test_call_audio.py::test_barge_in_after_the_transcript_is_recorded_as_heard_and_the_wav_is_cut_there",
+    "llc-phone events": "tests/e2e/test_events_outbox.py::test_the_events_command_lists_waiting_and_failed_and_retries",
     "llc-phone messages": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc-phone db init": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",
     "llc-phone db seed": "tests/e2e/test_docs_examples.py::test_outbound_and_record_examples_run",

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from llc.config import load_settings
+from llc.events.signing import new_secret
+
+SECRET = new_secret()
 
 # A complete public set-up that loads cleanly: each case changes one value of it.
 GOOD = {"PORT": "0", "LLC_PUBLIC_URL": "https://voice.example.com", "OPENAI_API_KEY": "sk-proj-abcdefgh",
@@ -52,6 +55,12 @@ CASES = [
     ({"TWILIO_ACCOUNT_SID": ""}, ("TWILIO_FROM_NUMBER is set but TWILIO_ACCOUNT_SID is not: outbound calls are placed "
                                  "with the account; set TWILIO_ACCOUNT_SID (console.twilio.com → Account info) "
                                  "or unset TWILIO_FROM_NUMBER")),
+    ({"LLC_EVENTS_URL": "https://hooks.example.com/llc"},
+     "LLC_EVENTS_URL is set but LLC_WEBHOOK_SECRET is not: events are sent signed; make one with python3 -c"),
+    ({"LLC_EVENTS_URL": "http://hooks.example.com/llc", "LLC_WEBHOOK_SECRET": SECRET},
+     "LLC_EVENTS_URL='http://hooks.example.com/llc' is not https: call records would cross the network in the clear"),
+    ({"LLC_EVENTS_URL": "hooks.example.com/llc", "LLC_WEBHOOK_SECRET": SECRET},
+     "LLC_EVENTS_URL='hooks.example.com/llc' is not an http(s) URL: it has no scheme (https://…)"),
 ]
 
 
@@ -88,7 +97,10 @@ def test_serve_refuses_one_bad_value_in_one_line(tmp_path: Path, change: dict[st
     {"OPENAI_REALTIME_URL": "wss://my-proxy.internal:8443/v1/realtime", "OPENAI_API_KEY": "az-key"},
     {"LLC_PUBLIC_URL": "https://xn--bcher-kva.example/", "LLC_INSTANCE_URL": "https://10.0.0.5:8443"},
     {"TWILIO_API_URL": "http://localhost:8099", "TWILIO_ACCOUNT_SID": "AC" + "ABCDEF0123456789" * 2},
-], ids=["simulator-on-ipv6", "another-endpoint", "punycode-and-ip", "local-twilio"])
+    {"LLC_EVENTS_URL": "http://127.0.0.1:9000/events", "LLC_WEBHOOK_SECRET": SECRET},
+    {"LLC_EVENTS_URL": "http://hooks.lan/llc", "LLC_WEBHOOK_SECRET": SECRET, "LLC_LOCAL_ONLY": "on"},
+], ids=["simulator-on-ipv6", "another-endpoint", "punycode-and-ip", "local-twilio", "events-on-loopback",
+        "events-local-only"])
 def test_real_shapes_are_not_refused(tmp_path: Path, change: dict[str, str]) -> None:
     """The rules must not turn away a working set-up: the sk- rule holds for api.openai.com only."""
     settings = load_settings({}, _env_file(tmp_path, {**GOOD, **change}), require_keys=True)
