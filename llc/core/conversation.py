@@ -85,6 +85,7 @@ class Conversation:
         if priming == "?" or self.gate.active_id != priming:
             return self._send_gated(self.gate.release(priming))  # never named: stop waiting
         # Still running: cancel it by id; its response.done (cancelled) releases the gate.
+        self.gate.cancel_sent()  # its done may cross the cancel: the service's "nothing active" is then expected
         return [ToOpenAI(json_text({"type": "response.cancel", "response_id": priming})),
                 Log("info", f"warm session's priming reply still running after {PRIMING_GRACE_S:g} s: cancelled")]
 

@@ -90,6 +90,8 @@ class ResponseGate:
 
     def release(self, response_id: str) -> list[dict[str, Any]]:
         """That response ended (or ``"?"``: give up waiting): the creates it held may go now."""
+        if self._cancelled is not None and response_id == self._cancelled:  # e.g. a cancelled priming reply
+            self._done_after_cancel = True
         if self.active_id is not None and self.active_id in (response_id, "?"):
             self.active_id = None
         return self._next()

@@ -254,3 +254,19 @@ def test_summary_gives_a_replacement_session_what_the_caller_heard_of_a_cut_repl
     cut.heard_text = "We open at nine"
     text = faults.summary([TranscriptLine("caller", "When do you open?", 0.0), cut])
     assert "We open at nine (cut off by the caller)" in text and "close at five" not in text
+
+
+def test_a_cancelled_priming_reply_that_ends_as_the_cancel_goes_out_is_an_expected_refusal() -> None:
+    """A claimed warm session's priming reply outlives its grace and is cancelled, but its own
+    response.done crosses the cancel: the service's response_cancel_not_active is expected then
+    (counted, logged as info), as for a barge-in's cancel."""
+    core = CallCore(GA, SessionSpec(instructions="Be brief."))
+    core.on_twilio(START, 0.0)
+    core.on_openai_open(already_configured=True, priming="resp_prime")
+    cancel = sent(core.on_timer(Deadline.PRIMING_GRACE, 0.5))
+    assert cancel == [{"type": "response.cancel", "response_id": "resp_prime"}]
+    core.on_openai(oa.ResponseDone("resp_prime", True), 0.55)  # out of band, crossing the cancel
+    error = oa.from_json({"type": "error", "error": {"type": "invalid_request_error", "code": "response_cancel_not_active",
+                                                     "message": "Cancellation failed: no active response found."}})
+    [log] = core.on_openai(error, 0.6)
+    assert log.level == "info" and core.record.cancels_crossed == 1 and core.record.openai_errors == {}
