@@ -239,3 +239,14 @@ async def test_a_draining_server_rejects_busy(nursery: trio.Nursery, tmp_path: P
         while call.state == "ringing":
             await trio.sleep(0.02)
     assert call.reject_status == 486
+
+
+async def test_the_sip_demo_runs_a_whole_call_to_its_record(tmp_path: Path) -> None:
+    from llc.kit.sip_demo import render_sip, run_sip_demo
+
+    demo = await run_sip_demo(str(tmp_path / "demo.db"))
+    lines: list[str] = []
+    assert render_sip(demo, lines.append), lines
+    TypeAdapter(call_accept_params.CallAcceptParams).validate_python(demo.accept)
+    assert demo.record["path"] == "sip" and [t["name"] for t in demo.record["tool_calls"]] == ["end_call"]
+    assert 0 < demo.webhook_to_accept_ms < 5000 and any("webhook -> accept" in line for line in lines)

@@ -72,7 +72,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     view = LiveView(print, tty=tty, progress=progress)
-    if args.scenario:
+    if args.path == "sip":
+        from llc.kit.sip_demo import render_sip, run_sip_demo
+
+        sip = trio.run(lambda: run_sip_demo(db_url))
+        ok, sid = render_sip(sip), sip.record["call_sid"]
+    elif args.scenario:
         from llc.kit.sim.modes import run_mode
 
         played = _scenario_script(args)
@@ -138,6 +143,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", choices=["ga", "flat"], default="ga", help="OpenAI session shape to speak (default ga)")
     p.add_argument("--ttfb-ms", type=int, default=300, help="simulated model time to first audio byte")
     p.add_argument("--silence-ms", type=int, default=400, help="simulated end-of-turn silence the VAD waits for")
+    p.add_argument("--path", choices=["media", "sip"], default="media",
+                   help="media: Twilio Media Streams through llc (default); sip: OpenAI Realtime over SIP, no relay")
     p.add_argument("--script", help="the caller's script for your own --scenario (TOML: see examples/restaurant)")
     p.add_argument("--scenario", help="a scenario end to end instead: ivr, receptionist, csr (built in), or your "
                                       "own from LLC_SCENARIOS with --script (scripted caller, DTMF, tools)")
