@@ -19,7 +19,7 @@ def test_demo_stores_its_call_for_llc_calls_and_prints_it_live(tmp_path: Path, c
     assert "caller  Hello?" in live  # printed during the call
     # One latency: the live line, the summary table and `calls show` give the same number.
     [live_ms] = re.findall(r"turn 1: voice-to-voice (\d+) ms", live)
-    assert re.search(rf"\n  1 +{live_ms} ms +\d+ ms +\d+ ms", summary), summary
+    assert re.search(rf"\n  1 +{live_ms} ms +[\d.]+ ms +[\d.]+ ms", summary), summary
     assert "Transcript" not in summary  # not printed twice
     assert f"stored in the demo's own database, {db}" in out and "demo OK" in summary
 
