@@ -154,7 +154,7 @@ class _Connection:
                     self._error(shapes.BETA_DISABLED)
                     self.tx.send_nowait(("close", 4000, "beta_api_shape_disabled"))
                 else:
-                    self._emit("session.created", session=self.session)
+                    self.emit("session.created", session=self.session)
                     nursery.start_soon(self._expire)
                 await self._reader()
                 if self.closing is None:  # else the writer finishes the close handshake first
@@ -200,7 +200,7 @@ class _Connection:
                 self._error((None, f"The server had an error processing your request: {exc!r}", None),
                             kind="server_error")
 
-    def _emit(self, type_: str, **fields: Any) -> None:
+    def emit(self, type_: str, **fields: Any) -> None:
         # Serialised now, so later mutation of items or the session cannot change what was sent.
         self.tx.send_nowait(orjson.dumps({"type": type_, "event_id": new_id("event"), **fields}).decode())
 
@@ -209,7 +209,7 @@ class _Connection:
         sent = {"type": kind, "code": code, "message": message, "param": param,
                 "event_id": self.client_event_id}
         self.log.errors_sent.append(sent)
-        self._emit("error", error=sent)
+        self.emit("error", error=sent)
 
     # -- client events --------------------------------------------------------------------
 
@@ -240,7 +240,7 @@ class _Connection:
             late = orjson.dumps({"type": "session.updated", "event_id": new_id("event"), "session": self.session}).decode()
             self.nursery.start_soon(self._send_later, self.cfg.session_updated_delay_ms / 1000, late)
             return
-        self._emit("session.updated", session=self.session)
+        self.emit("session.updated", session=self.session)
 
     async def _send_later(self, delay_s: float, message: str) -> None:
         await trio.sleep(delay_s)
@@ -292,13 +292,13 @@ class _Connection:
         if change == "started":
             self.user_item = new_id("item")
             self.log.speech_started_at.append(now)
-            self._emit("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self.user_item)
+            self.emit("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self.user_item)
             if self.active is not None and td.get("interrupt_response", True):
                 self._cancel("turn_detected")
             return
         item_id, self.user_item = self.user_item or new_id("item"), None
         self.log.speech_stopped_at.append(now)
-        self._emit("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=item_id)
+        self.emit("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=item_id)
         self._commit(item_id)
         if td.get("create_response", True) and self.active is None:
             self._start_response({}, now)
@@ -306,13 +306,13 @@ class _Connection:
     def _commit(self, item_id: str) -> None:
         audio_ms, self.buffer_bytes = self.buffer_bytes // BYTES_PER_MS, 0
         self.log.committed_at.append(trio.current_time())
-        self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=self._last_item())
+        self.emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=self._last_item())
         item = shapes.message_item("user", [{"type": "input_audio", "transcript": None}], item_id)
-        self._add_item(item, done=False)
+        self.add_item(item, done=False)
         transcript = pick(self.cfg.user_transcripts, self.transcripts)
         self.transcripts += 1
         item["content"][0]["transcript"] = transcript
-        self._emit("conversation.item.input_audio_transcription.completed",
+        self.emit("conversation.item.input_audio_transcription.completed",
                    **shapes.transcription_completed(self.cfg.shape, item_id, transcript, audio_ms))
         self._item_done(item)
 
@@ -328,7 +328,7 @@ class _Connection:
         self.pending.clear()
         self.user_item = None
         self.vad.reset()
-        self._emit("input_audio_buffer.cleared")
+        self.emit("input_audio_buffer.cleared")
 
     def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
         item = event.get("item")
@@ -339,7 +339,7 @@ class _Connection:
         if prev is not None and prev != "root" and prev not in self.items:
             return self._error(shapes.not_found(prev, "previous_item_id"))
         stored = {"object": "realtime.item", "status": "completed", **item, "id": item.get("id") or new_id("item")}
-        self._add_item(stored)
+        self.add_item(stored)
         if item["type"] == "function_call_output":
             self.after_tool = self.calls.pop(item["call_id"])
 
@@ -359,14 +359,14 @@ class _Connection:
         assert isinstance(end, int)
         self.audio_ms[iid] = end
         self.log.truncates.append({"item_id": iid, "audio_end_ms": end})
-        self._emit("conversation.item.truncated", item_id=iid, content_index=index, audio_end_ms=end)
+        self.emit("conversation.item.truncated", item_id=iid, content_index=index, audio_end_ms=end)
 
     def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         if (iid := self._find_item(event)) is None:
             return
         del self.items[iid]
         self.log.deletes.append(iid)
-        self._emit("conversation.item.deleted", item_id=iid)
+        self.emit("conversation.item.deleted", item_id=iid)
 
     def _on_response_create(self, event: dict[str, Any]) -> None:
         params = event.get("response")
@@ -409,8 +409,8 @@ class _Connection:
             kind, what = ("tool", script) if script else ("audio", self._next_reply())
         resp = _Response(new_id("resp"), kind, t0, oob)  # type: ignore[arg-type]  # kind is "tool" or "audio", from the branches above
         self.active = resp
-        self._emit("response.created", response=self._response_obj(resp, "in_progress"))
-        self._emit("rate_limits.updated", rate_limits=shapes.RATE_LIMITS)
+        self.emit("response.created", response=self._response_obj(resp, "in_progress"))
+        self.emit("rate_limits.updated", rate_limits=shapes.RATE_LIMITS)
         self.nursery.start_soon(self._run_response, resp, what, seed)
 
     def _next_reply(self) -> str:
@@ -446,32 +446,32 @@ class _Connection:
         # A cancel that lands as the sleep ends would otherwise let one more delta out.
         await trio.lowlevel.checkpoint_if_cancelled()
 
-    def _ids(self, resp: _Response, **extra: Any) -> dict[str, Any]:
+    def ids_of(self, resp: _Response, **extra: Any) -> dict[str, Any]:
         assert resp.item is not None
         return {"response_id": resp.id, "item_id": resp.item["id"], "output_index": 0, **extra}
 
-    def _open_item(self, resp: _Response, item: dict[str, Any]) -> dict[str, Any]:
+    def open_item(self, resp: _Response, item: dict[str, Any]) -> dict[str, Any]:
         resp.item = item
-        self._emit("response.output_item.added", response_id=resp.id, output_index=0, item=item)
+        self.emit("response.output_item.added", response_id=resp.id, output_index=0, item=item)
         if not resp.out_of_band:
-            self._add_item(item, done=False)
+            self.add_item(item, done=False)
         return item
 
     def _speak_text(self, resp: _Response, text: str) -> None:
-        item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
-        ids, shape = self._ids(resp, content_index=0), self.cfg.shape
-        self._emit("response.content_part.added", **ids, part=shapes.content_part(shape, "text", True, text=""))
+        item = self.open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
+        ids, shape = self.ids_of(resp, content_index=0), self.cfg.shape
+        self.emit("response.content_part.added", **ids, part=shapes.content_part(shape, "text", True, text=""))
         for i, word in enumerate(text.split()):
-            self._emit(str(self.ev["text_delta"]), **ids, delta=word if i == 0 else " " + word)
-        self._emit(str(self.ev["text_done"]), **ids, text=text)
-        self._emit("response.content_part.done", **ids, part=shapes.content_part(shape, "text", True, text=text))
+            self.emit(str(self.ev["text_delta"]), **ids, delta=word if i == 0 else " " + word)
+        self.emit(str(self.ev["text_done"]), **ids, text=text)
+        self.emit("response.content_part.done", **ids, part=shapes.content_part(shape, "text", True, text=text))
         item.update(content=[shapes.content_part(shape, "text", False, text=text)], status="completed")
 
     async def _speak_audio(self, resp: _Response, chunks: list[tuple[bytes, str]]) -> None:
         """Deltas of ``chunk_ms`` audio, paced ``realtime_factor`` times faster than playback."""
-        item = self._open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
-        ids, iid = self._ids(resp, content_index=0), item["id"]
-        self._emit("response.content_part.added", **ids,
+        item = self.open_item(resp, shapes.message_item("assistant", [], status="in_progress"))
+        ids, iid = self.ids_of(resp, content_index=0), item["id"]
+        self.emit("response.content_part.added", **ids,
                    part=shapes.content_part(self.cfg.shape, "audio", True, transcript=""))
         resp.part_open = True
         self.log.audio_sent[iid] = b""
@@ -482,43 +482,43 @@ class _Connection:
                 await self._at(first + k * interval)
             else:
                 self.log.first_delta_at.append(trio.current_time())
-            self._emit(str(self.ev["audio_delta"]), **ids, delta=base64.b64encode(chunk).decode())
+            self.emit(str(self.ev["audio_delta"]), **ids, delta=base64.b64encode(chunk).decode())
             self.log.audio_sent[iid] += chunk
             self.audio_ms[iid] = len(self.log.audio_sent[iid]) // BYTES_PER_MS
             if said:
                 delta = (" " if resp.transcript else "") + said
                 resp.transcript += delta
-                self._emit(str(self.ev["transcript_delta"]), **ids, delta=delta)
+                self.emit(str(self.ev["transcript_delta"]), **ids, delta=delta)
         self._close_audio_part(resp)
         item["status"] = "completed"
 
     def _close_audio_part(self, resp: _Response) -> None:
         assert resp.item is not None
-        ids = self._ids(resp, content_index=0)
-        self._emit(str(self.ev["audio_done"]), **ids)
-        self._emit(str(self.ev["transcript_done"]), **ids, transcript=resp.transcript)
+        ids = self.ids_of(resp, content_index=0)
+        self.emit(str(self.ev["audio_done"]), **ids)
+        self.emit(str(self.ev["transcript_done"]), **ids, transcript=resp.transcript)
         said = resp.transcript
-        self._emit("response.content_part.done", **ids,
+        self.emit("response.content_part.done", **ids,
                    part=shapes.content_part(self.cfg.shape, "audio", True, transcript=said))
         resp.item["content"] = [shapes.content_part(self.cfg.shape, "audio", False, transcript=said)]
         resp.part_open = False
 
     def _tool_call(self, resp: _Response, script: ToolCallScript) -> None:
         call_id, args = new_id("call"), orjson.dumps(script.arguments).decode()
-        item = self._open_item(resp, shapes.function_call_item(script.name, call_id))
-        ids = self._ids(resp, call_id=call_id)
-        self._emit("response.function_call_arguments.delta", **ids, delta=args)
-        self._emit("response.function_call_arguments.done", **ids, name=script.name, arguments=args)
+        item = self.open_item(resp, shapes.function_call_item(script.name, call_id))
+        ids = self.ids_of(resp, call_id=call_id)
+        self.emit("response.function_call_arguments.delta", **ids, delta=args)
+        self.emit("response.function_call_arguments.done", **ids, name=script.name, arguments=args)
         item.update(arguments=args, status="completed")
         self.calls[call_id] = script
         self.log.tool_calls_at.append(trio.current_time())
 
     def _finish(self, resp: _Response, status: str = "completed", reason: str | None = None) -> None:
         if resp.item is not None:
-            self._emit("response.output_item.done", response_id=resp.id, output_index=0, item=resp.item)
+            self.emit("response.output_item.done", response_id=resp.id, output_index=0, item=resp.item)
             if not resp.out_of_band:
                 self._item_done(resp.item)
-        self._emit("response.done", response=self._response_obj(resp, status, reason))
+        self.emit("response.done", response=self._response_obj(resp, status, reason))
         self.active = None
 
     def _cancel(self, reason: str) -> None:
@@ -543,16 +543,16 @@ class _Connection:
     def _last_item(self) -> str | None:
         return next(reversed(self.items), None)
 
-    def _add_item(self, item: dict[str, Any], done: bool = True) -> None:
+    def add_item(self, item: dict[str, Any], done: bool = True) -> None:
         prev = self._last_item()
         self.items[item["id"]] = item
-        self._emit(str(self.ev["item_added"]), previous_item_id=prev, item=item)
+        self.emit(str(self.ev["item_added"]), previous_item_id=prev, item=item)
         if done:
             self._item_done(item)
 
     def _item_done(self, item: dict[str, Any]) -> None:
         if self.ev["item_done"]:  # GA only
-            self._emit(str(self.ev["item_done"]), previous_item_id=None, item=item)
+            self.emit(str(self.ev["item_done"]), previous_item_id=None, item=item)
 
 
 class FakeOpenAI:

@@ -12,6 +12,8 @@ listed first (``mcp_list_tools.in_progress``, then ``completed`` with an ``mcp_l
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,13 +36,13 @@ class Connection(Protocol):
     @property
     def log(self) -> Any: ...
 
-    def _open_item(self, resp: Any, item: dict[str, Any]) -> dict[str, Any]: ...
+    def open_item(self, resp: Any, item: dict[str, Any]) -> dict[str, Any]: ...
 
-    def _ids(self, resp: Any, **extra: Any) -> dict[str, Any]: ...
+    def ids_of(self, resp: Any, **extra: Any) -> dict[str, Any]: ...
 
-    def _emit(self, type_: str, **fields: Any) -> None: ...
+    def emit(self, type_: str, **fields: Any) -> None: ...
 
-    def _add_item(self, item: dict[str, Any], done: bool = True) -> None: ...
+    def add_item(self, item: dict[str, Any], done: bool = True) -> None: ...
 
 
 @dataclass
@@ -65,26 +67,34 @@ def new_servers(update: dict[str, Any], listed: set[str]) -> list[dict[str, Any]
     return fresh
 
 
+@asynccontextmanager
+async def mcp_session(entry: dict[str, Any]) -> AsyncIterator[ClientSession]:
+    """An initialised MCP client session to the server a session's ``mcp`` tool entry names,
+    with its headers, as the service opens one."""
+    async with (create_mcp_http_client(headers=entry.get("headers") or None) as http,
+                streamable_http_client(entry["server_url"], http_client=http) as (read, write),
+                ClientSession(read, write) as session):
+        await session.initialize()
+        yield session
+
+
 async def list_tools(conn: Connection, entry: dict[str, Any]) -> None:
     item_id = new_id("mcpl")
-    conn._emit("mcp_list_tools.in_progress", item_id=item_id)
+    conn.emit("mcp_list_tools.in_progress", item_id=item_id)
     try:
         with trio.fail_after(MCP_CALL_TIMEOUT_S):
-            async with (create_mcp_http_client(headers=entry.get("headers") or None) as http,
-                        streamable_http_client(entry["server_url"], http_client=http) as (read, write),
-                        ClientSession(read, write) as session):
-                await session.initialize()
+            async with mcp_session(entry) as session:
                 listed = await session.list_tools()
     except Exception:  # noqa: BLE001  unreachable, refused, not MCP: the service says only that it failed
         conn.log.mcp_calls.append({"name": "mcp_list_tools", "server_label": entry["server_label"], "error": True})
-        conn._emit("mcp_list_tools.failed", item_id=item_id)
+        conn.emit("mcp_list_tools.failed", item_id=item_id)
         return
     tools = [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in listed.tools]
     conn.log.mcp_calls.append({"name": "mcp_list_tools", "server_label": entry["server_label"],
                                "tools": [t["name"] for t in tools]})
-    conn._add_item({"id": item_id, "object": "realtime.item", "type": "mcp_list_tools",
+    conn.add_item({"id": item_id, "object": "realtime.item", "type": "mcp_list_tools",
                     "server_label": entry["server_label"], "tools": tools})
-    conn._emit("mcp_list_tools.completed", item_id=item_id)
+    conn.emit("mcp_list_tools.completed", item_id=item_id)
 
 
 async def call_server(tools: list[Any], script: McpCallScript) -> dict[str, Any]:
@@ -99,10 +109,7 @@ async def call_server(tools: list[Any], script: McpCallScript) -> dict[str, Any]
         return {"error": {"type": "protocol_error", "code": -32602, "message": f"tool {script.name!r} is not allowed"}}
     try:
         with trio.fail_after(MCP_CALL_TIMEOUT_S):
-            async with (create_mcp_http_client(headers=entry.get("headers") or None) as http,
-                        streamable_http_client(entry["server_url"], http_client=http) as (read, write),
-                        ClientSession(read, write) as session):
-                await session.initialize()
+            async with mcp_session(entry) as session:
                 result = await session.call_tool(script.name, script.arguments)
     except trio.TooSlowError:
         return {"error": {"type": "http_error", "code": 504, "message": "the MCP server did not answer in time"}}
@@ -116,15 +123,15 @@ async def call_server(tools: list[Any], script: McpCallScript) -> dict[str, Any]
 
 async def run_mcp_call(conn: Connection, resp: Any, script: McpCallScript) -> None:
     """The response's part: the call item, its events, and the call itself (bounded)."""
-    item = conn._open_item(resp, mcp_call_item(script))
-    ids = conn._ids(resp)
+    item = conn.open_item(resp, mcp_call_item(script))
+    ids = conn.ids_of(resp)
     args = orjson.dumps(script.arguments).decode()
-    conn._emit("response.mcp_call_arguments.delta", **ids, delta=args)
-    conn._emit("response.mcp_call_arguments.done", **ids, arguments=args)
+    conn.emit("response.mcp_call_arguments.delta", **ids, delta=args)
+    conn.emit("response.mcp_call_arguments.done", **ids, arguments=args)
     item["arguments"] = args
-    conn._emit("response.mcp_call.in_progress", item_id=item["id"], output_index=0)
+    conn.emit("response.mcp_call.in_progress", item_id=item["id"], output_index=0)
     result = await call_server(conn.session.get("tools", []), script)
     item.update(result)
     conn.log.mcp_calls.append({"name": script.name, "arguments": script.arguments, **result})
     done = "response.mcp_call.failed" if "error" in result else "response.mcp_call.completed"
-    conn._emit(done, item_id=item["id"], output_index=0)
+    conn.emit(done, item_id=item["id"], output_index=0)
