@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import trio
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from llc.kit.sim.fake_openai_shapes import new_id
+
+if TYPE_CHECKING:
+    from mcp.client.session import ClientSession
 
 MCP_CALL_TIMEOUT_S = 10.0
 
@@ -70,7 +70,15 @@ def new_servers(update: dict[str, Any], listed: set[str]) -> list[dict[str, Any]
 @asynccontextmanager
 async def mcp_session(entry: dict[str, Any]) -> AsyncIterator[ClientSession]:
     """An initialised MCP client session to the server a session's ``mcp`` tool entry names,
-    with its headers, as the service opens one."""
+    with its headers, as the service opens one.
+
+    The mcp package is imported here, not with the module: every `llc-phone` command loads the
+    simulator's modules, and mcp costs half a second and ~37 MB that only an MCP call needs.
+    """
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
     async with (create_mcp_http_client(headers=entry.get("headers") or None) as http,
                 streamable_http_client(entry["server_url"], http_client=http) as (read, write),
                 ClientSession(read, write) as session):
