@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 from openai import OpenAI
-from openai.types.realtime import call_accept_params
+from openai.types.realtime import call_accept_params, call_refer_params, call_reject_params
 from pydantic import TypeAdapter
 
 from llc.app import Server, build_server, serve
@@ -85,6 +85,7 @@ async def test_ivr_by_called_number_key_press_becomes_a_refer(nursery: trio.Nurs
     assert row["scenario"] == "ivr" and row["dtmf"] == ["1"]
     assert row["routes"][0]["action"] == "transfer"
     assert call.refer_to == "tel:+15550102001"
+    TypeAdapter(call_refer_params.CallReferParams).validate_python(call.bodies["refer"])  # what the SDK would send
 
 
 async def test_the_sdk_verifies_what_the_simulator_signs() -> None:
@@ -136,6 +137,7 @@ async def test_over_max_calls_is_rejected_busy(nursery: trio.Nursery, tmp_path: 
         while second.state == "ringing":
             await trio.sleep(0.02)
     assert second.state == "rejected" and second.reject_status == 486
+    TypeAdapter(call_reject_params.CallRejectParams).validate_python(second.bodies["reject"])
     assert (second.call_id, "accept") not in fake.requests
 
 
@@ -160,6 +162,7 @@ async def test_the_models_transfer_is_a_refer_within_the_allow_list(nursery: tri
         await call.closed.wait()
     row = await stored(server, call.call_id)
     assert call.refer_to == "tel:+15550102002" and [r[1] for r in fake.requests].count("refer") == 1
+    TypeAdapter(call_refer_params.CallReferParams).validate_python(call.bodies["refer"])
     first, second = row["tool_calls"]
     assert "transfer list" in first["output"] and '"transferred_to":"+15550102002"' in second["output"]
     assert row["scenario"] == "csr"

@@ -49,6 +49,7 @@ class FakeSipCall:
     accept_body: dict[str, Any] | None = None
     reject_status: int | None = None
     refer_to: str | None = None
+    bodies: dict[str, Any] = field(default_factory=dict)  # the last request body per verb (accept, refer, ...)
     hung_up: bool = False
     received: list[dict[str, Any]] = field(default_factory=list)  # client events on the sideband
     sidebands: int = 0  # sideband sockets opened for this call
@@ -134,6 +135,7 @@ class FakeOpenAISip:
         if call is None or (verb == "accept" and call.gone_before_accept):
             return 404, {"error": {"message": "call not found"}}
         request: Any = orjson.loads(body or b"{}")
+        call.bodies[verb] = request
         if verb == "accept":
             td = ((request.get("audio") or {}).get("input") or {}).get("turn_detection") or {}
             if any(k in td for k in VAD_KNOBS):  # the real accept's answer: opaque, no parameter named
