@@ -34,8 +34,10 @@ from llc.config_vars import (
     VARS,
     Settings,
     Var,
+    in_the_clear,
     stream_url_for,
 )
+from llc.events.signing import MAKE_SECRET
 
 __all__ = [
     "DEFAULT_REALTIME_URL", "DEFAULT_TWILIO_API_URL", "E164_HINT", "ENV", "LOOPBACK_HOSTS", "TWILIO_EDGES",
@@ -110,8 +112,8 @@ def _check(s: Settings, problems: list[str]) -> None:
             problems.append(f"LLC_EVENTS_URL={s.events_url!r} is not an http(s) URL: {fault}; "
                             "write it like https://hooks.example.com/llc")
         if not s.webhook_secret:
-            problems.append("LLC_EVENTS_URL is set but LLC_WEBHOOK_SECRET is not: events are sent signed; make one with "
-                            "python3 -c \"from llc.events.signing import new_secret; print(new_secret())\"")
+            problems.append(f"LLC_EVENTS_URL is set but LLC_WEBHOOK_SECRET is not: events are sent signed; make one with "
+                            f"{MAKE_SECRET}")
     try:
         _ = s.trusted_networks  # parsed here so a bad entry fails at start-up, not on the first request
     except ValueError as exc:
@@ -184,12 +186,11 @@ def _serve_checks(s: Settings, problems: list[str]) -> None:
         problems.append("LLC_PUBLIC_URL is not set: Twilio could not reach the webhook or the media stream; "
                         f"set LLC_PUBLIC_URL=https://your-host (docs/going-live.md), {LOCAL_SWITCH}")
     else:
-        parts = urlsplit(s.public_url)
-        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        if in_the_clear(s.public_url):
             problems.append(f"LLC_PUBLIC_URL={s.public_url!r} is not https: Twilio needs https:// for the webhook "
                             "and wss:// for the media stream; put a TLS proxy or tunnel in front "
                             "(docs/going-live.md) and set its https:// address, " + LOCAL_SWITCH)
-    if s.events_url and urlsplit(s.events_url).scheme == "http" and urlsplit(s.events_url).hostname not in LOOPBACK_HOSTS:
+    if s.events_url and in_the_clear(s.events_url):
         problems.append(f"LLC_EVENTS_URL={s.events_url!r} is not https: call records would cross the network in "
                         "the clear; give the receiver's https:// address, " + LOCAL_SWITCH)
     if s.twilio_signatures and not s.twilio_auth_token:

@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from llc.config_vars import Settings
-from llc.events.signing import check_secret
+from llc.events.signing import MAKE_SECRET, check_secret
 
 TWILIO_CONSOLE = "console.twilio.com → Account info"
 # What to put in place of an example value, per variable.
@@ -60,8 +60,7 @@ def credential_problems(s: Settings) -> list[str]:
         problems.append(f"TWILIO_AUTH_TOKEN={shown(token)} is not an Auth Token, 32 hex digits (this one has "
                         f"{len(token)} characters): copy {_WHERE['TWILIO_AUTH_TOKEN']}")
     if s.webhook_secret and (unusable := check_secret(s.webhook_secret)) is not None:
-        problems.append(f"LLC_WEBHOOK_SECRET={shown(s.webhook_secret)} cannot sign: {unusable}; make one with "
-                        "python3 -c \"from llc.events.signing import new_secret; print(new_secret())\"")
+        problems.append(f"LLC_WEBHOOK_SECRET={shown(s.webhook_secret)} cannot sign: {unusable}; make one with {MAKE_SECRET}")
     if s.twilio_from_number and not sid:
         problems.append("TWILIO_FROM_NUMBER is set but TWILIO_ACCOUNT_SID is not: outbound calls are placed with the "
                         f"account; set TWILIO_ACCOUNT_SID ({TWILIO_CONSOLE}) or unset TWILIO_FROM_NUMBER")

@@ -35,6 +35,12 @@ DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_API_URL = "https://api.openai.com/v1"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def in_the_clear(url: str) -> bool:
+    """Plain http to a host other than this machine: what goes there crosses the network unencrypted."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS
 # Twilio's documented edge locations; a typo would silently route via the default.
 TWILIO_EDGES = ("ashburn", "umatilla", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
 LOG_FORMATS = ("auto", "json", "text")

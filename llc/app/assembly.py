@@ -8,18 +8,18 @@ TwiML builder, the planner the ticket book, router, warm registry and dialer. Th
 from __future__ import annotations
 
 from functools import partial
-from urllib.parse import urlsplit
 
 from llc.call.deps import CallDeps
 from llc.call.planner import StreamPlanner
 from llc.call.recording import recordings_from
-from llc.config import LOOPBACK_HOSTS, Settings
+from llc.config import Settings
+from llc.config_vars import in_the_clear
 from llc.core.dialect import dialect
 from llc.core.liveness import LivenessPolicy
 from llc.core.ratelimit import TokenBucket
 from llc.core.ticket import TicketBook
 from llc.events.delivery import EventDelivery
-from llc.events.signing import Signer
+from llc.events.signing import MAKE_SECRET, Signer
 from llc.modes.runtime import ScenarioRouter
 from llc.modes.scenario import ScenarioSet, load_scenario_set
 from llc.openai.connect import connect_openai
@@ -52,9 +52,8 @@ def events_urls(s: Settings, scenario_set: ScenarioSet) -> dict[str, str]:
         where = f"{scenario_set.source} [scenario.{name}]"
         if not s.webhook_secret:
             raise ProfileError(f"{where}: events_url is set but LLC_WEBHOOK_SECRET is not: events are sent signed; "
-                               "make one with python3 -c \"from llc.events.signing import new_secret; print(new_secret())\"")
-        parts = urlsplit(url)
-        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS and not s.local_only:
+                               f"make one with {MAKE_SECRET}")
+        if in_the_clear(url) and not s.local_only:
             raise ProfileError(f"{where}: events_url = {url!r} is not https: call records would cross the network "
                                "in the clear; give the receiver's https:// address, or LLC_LOCAL_ONLY=on for an experiment")
     return urls

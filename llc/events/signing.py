@@ -19,6 +19,10 @@ PREFIX = "whsec_"
 MIN_KEY_BYTES = 24  # what `llc-phone` prints as a new secret is 32
 
 
+# How every message about a missing or unusable LLC_WEBHOOK_SECRET says to make one.
+MAKE_SECRET = 'python3 -c "from llc.events.signing import new_secret; print(new_secret())"'
+
+
 class SecretError(ValueError):
     """The secret is not ``whsec_`` + base64 of enough random bytes."""
 

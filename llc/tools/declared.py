@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from llc.config import LOOPBACK_HOSTS, Settings
+from llc.config import Settings
+from llc.config_vars import in_the_clear
+from llc.events.signing import MAKE_SECRET
 from llc.profile import ProfileError
 from llc.tools.http import HttpTool, HttpTools
 from llc.tools.registry import Tool, ToolContext, ToolRegistry
@@ -69,7 +71,7 @@ def _url(raw: Any, key: str, where: str, settings: Settings, environ: Mapping[st
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProfileError(f"{where}: {key}={url!r} is not an http(s) URL")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS and not settings.local_only:
+    if in_the_clear(url) and not settings.local_only:
         raise ProfileError(f"{where}: {key}={url!r} is not https: what llc sends there would cross the network "
                            "in clear; use https://, or LLC_LOCAL_ONLY=on for an experiment on this machine only")
     return url
@@ -93,7 +95,7 @@ def _http(name: str, raw: dict[str, Any], where: str, settings: Settings, enviro
         raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_HTTP_KEYS))}")
     if not settings.webhook_secret:
         raise ProfileError(f"{where}: an HTTP tool's requests are signed, but LLC_WEBHOOK_SECRET is not set; "
-                           "set it (make one with python3 -c \"from llc.events.signing import new_secret; print(new_secret())\") "
+                           f"set it (make one with {MAKE_SECRET}) "
                            "or remove the tool")
     timeout_ms = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or not 1 <= timeout_ms <= 60_000:
