@@ -101,7 +101,7 @@ def wait_healthz_or_none(port: int) -> int | None:
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
     verify = shutil.which("systemd-analyze")
     if verify is None:
-        pytest.skip("systemd-analyze is not installed (systemd's own unit verifier)")
+        missing("systemd-analyze (systemd's own unit verifier)", "apt-get install systemd")
     # The unit as shipped, with the checkout path it assumes (~/llc-phone) pointed at this one.
     unit = (ROOT / "ops" / "llc-phone.service").read_text().replace("%h/llc-phone/.venv", sys.prefix)
     unit = unit.replace("%h/llc-phone", str(ROOT))
