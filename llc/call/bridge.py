@@ -47,7 +47,8 @@ SEND_FAILED_GRACE_S = 0.3  # a stop already received is read well within this (t
 # WebSocket close code for a policy violation (RFC 6455): a refused stream.
 POLICY_VIOLATION = 1008
 # How a call ended, as the line that says so is logged: these endings are ordinary.
-ORDINARY_ENDINGS = frozenset({EndReason.CALLER_HANGUP, EndReason.TWILIO_CLOSED, EndReason.AGENT_HANGUP})
+ORDINARY_ENDINGS = frozenset({EndReason.CALLER_HANGUP, EndReason.TWILIO_CLOSED, EndReason.AGENT_HANGUP,
+                              EndReason.TRANSFERRED})
 
 
 class CallBridge:

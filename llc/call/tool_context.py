@@ -11,6 +11,7 @@ from llc.core.levers import Lever
 from llc.modes.runtime import ModeCall
 from llc.runner import ActionRunner
 from llc.twilio.control import TwilioCallControl
+from llc.twilio.twiml import dial_target
 
 
 class CallToolContext:
@@ -48,4 +49,9 @@ class CallToolContext:
         await self._runner.execute(self._core.request_hangup())
 
     async def redirect(self, twiml: str) -> None:
-        await self._call_control.redirect(self.call_sid, twiml)
+        number = dial_target(twiml)
+        if number is None:
+            await self._call_control.redirect(self.call_sid, twiml)
+            return
+        with self._core.journal.transferring(number):  # Twilio ends the stream next: a hand-over, not a hang-up
+            await self._call_control.redirect(self.call_sid, twiml)

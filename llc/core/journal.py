@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from binascii import Error as Base64Error
 from binascii import a2b_base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from llc.core.levers import Routed
 from llc.core.playout import BYTES_PER_MS, Playout, TruncatePoint
@@ -96,6 +98,7 @@ class Journal:
         # Loud caller audio (or the service's speech_started) since the agent's last reply ended:
         # if the session is lost now, those words went with it and the caller is owed a reply.
         self.caller_spoke = False
+        self.transferred_to = ""  # a transfer went through: the leg's close that follows is the hand-over
 
     # ---- the call: who, what, how it ended ------------------------------------------------
 
@@ -126,11 +129,29 @@ class Journal:
         self.record.answered_by = self.record.answered_by or answered_by
 
     def ended(self, reason: EndReason, detail: str, playout: Playout, twilio_seen: float | None) -> None:
-        self.record.end_reason, self.record.end_detail = reason, detail
+        self._end(reason, detail)
         self.finish(playout, twilio_seen)
 
     def ended_unplayed(self, reason: EndReason, detail: str) -> None:
         """A call with no playout of ours to settle (SIP: the audio never passed through llc)."""
+        self._end(reason, detail)
+        self._settle_unheard()
+
+    @contextmanager
+    def transferring(self, target: str) -> Iterator[None]:
+        """Around the request that hands the call to ``target``: when the leg then closes, that is
+        why. Set before the request, since the leg often closes before its answer is back; a
+        request that fails takes it back."""
+        self.transferred_to = target
+        try:
+            yield
+        except Exception:
+            self.transferred_to = ""
+            raise
+
+    def _end(self, reason: EndReason, detail: str) -> None:
+        if reason is EndReason.CALLER_HANGUP and self.transferred_to:
+            reason, detail = EndReason.TRANSFERRED, f"transferred to {self.transferred_to}"
         self.record.end_reason, self.record.end_detail = reason, detail
 
     def closed(self, ended_at: float, audio_path: str) -> None:
@@ -306,16 +327,16 @@ class Journal:
         if line is None:
             self._cuts[tp.item_id] = tp.audio_end_ms  # its transcript comes later
         else:
-            line.generated_ms = max(line.generated_ms or 0, self._generated_ms(tp.item_id, playout) or 0)
+            generated = self._generated_ms(tp.item_id, playout)
+            if generated is not None:  # unknown on SIP, where no audio passes llc
+                line.generated_ms = max(line.generated_ms or 0, generated)
             self._cut(line, tp.audio_end_ms)
 
     def finish(self, playout: Playout, twilio_seen: float | None = None) -> None:
         """The call ended: lines not cut were heard as far as the marks confirmed, and the one
         still playing as far as the playout clock says (marks are 500 ms apart) when Twilio was
         last heard from (its ``stop``; for a leg gone quiet, its last frame)."""
-        for barge in self._awaiting_words.values():  # transcribed speech always gets a transcript
-            self._settle(barge, False)
-        self._awaiting_words.clear()
+        self._settle_unheard()
         current = playout.current
         for item_id, line in self._lines.items():
             if line.interrupted:
@@ -335,6 +356,11 @@ class Journal:
             return None
         return ((item.received_bytes if item is not None else 0) + muted) // BYTES_PER_MS
 
+    def _settle_unheard(self) -> None:
+        for barge in self._awaiting_words.values():  # transcribed speech always gets a transcript
+            self._settle(barge, False)
+        self._awaiting_words.clear()
+
     def _settle(self, barge: BargeInRecord, words: bool) -> None:
         barge.words = words
         self.record.barge_ins_without_words += not words
@@ -345,5 +371,6 @@ class Journal:
 
     @staticmethod
     def _estimate(line: TranscriptLine) -> None:
-        if line.interrupted and line.heard_ms is not None:
+        # Without the length generated there is no proportion to cut by: no estimate, unless nothing was heard.
+        if line.interrupted and line.heard_ms is not None and (line.generated_ms or line.heard_ms <= 0):
             line.heard_text = heard_text(line.text, line.heard_ms, line.generated_ms)

@@ -13,6 +13,7 @@ class EndReason(StrEnum):
     CALLER_HANGUP = "caller_hangup"  # Twilio's ``stop``: the caller (or Twilio) ended the call
     TWILIO_CLOSED = "twilio_closed"  # the media socket closed without a ``stop``
     AGENT_HANGUP = "agent_hangup"  # end_call: after the goodbye was heard (or its grace ran out)
+    TRANSFERRED = "transferred"  # handed to a person (transfer_call, an IVR option); the leg then closed
     MAX_CALL_LENGTH = "max_call_length"  # LLC_MAX_CALL_S
     BAD_FRAMES = "bad_frames"  # too many unusable frames from Twilio
     STREAM_REFUSED = "stream_refused"  # no valid ticket: the stream was closed with 1008

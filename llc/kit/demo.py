@@ -63,7 +63,8 @@ def line_text(line: TranscriptLine | dict[str, Any]) -> str:
     get = line.get if isinstance(line, dict) else (lambda k, d=None: getattr(line, k, d))
     text = f"  {get('at'):6.2f}s  {get('role'):<6}  {get('text')}"
     if get("interrupted"):
-        text += f"\n{'':18}(cut by the caller: heard {get('heard_ms')} of {get('generated_ms')} ms"
+        of = f" of {get('generated_ms')}" if get("generated_ms") is not None else ""
+        text += f"\n{'':18}(cut by the caller: heard {get('heard_ms')}{of} ms"
         text += f", about: {get('heard_text')!r})" if get("heard_text") is not None else ")"
     return text
 

@@ -23,6 +23,7 @@ from llc.core.actions import RunTool
 from llc.core.levers import Lever
 from llc.core.record import CallRecord, EndReason
 from llc.core.session import user_message
+from llc.core.turns import TurnPolicy
 from llc.log import bind_call, get_logger
 from llc.modes.runtime import InboundCall, ModeCall
 from llc.sip.control import ControlError, SipControl
@@ -54,14 +55,14 @@ class SipDeps:
 
 class SipCall:
     def __init__(self, incoming: IncomingCall, plan: InboundCall, mode: ModeCall, deps: SipDeps,
-                 writer: RecordWriter, greeting: str | None = None) -> None:
+                 writer: RecordWriter, greeting: str | None = None, policy: TurnPolicy | None = None) -> None:
         self.incoming, self.inbound, self.mode, self.deps, self.writer = incoming, plan, mode, deps, writer
         self.greeting = greeting  # the scenario speaks first (an IVR's menu): asked for once the sideband is up
         rec = CallRecord(call_sid=incoming.call_id, stream_sid=incoming.twilio_call_sid, direction="inbound",
                          scenario=plan.scenario.name, path="sip", from_number=plan.caller, to_number=plan.called,
                          started_at=time.time())
         self.record = rec
-        self.core = SipCore(rec, trio.current_time())
+        self.core = SipCore(rec, trio.current_time(), plan.spec, policy, deps.tools.schemas())
         self.admitted = False  # accepted by OpenAI: counts towards LLC_MAX_CALLS and is recorded
         self._hang_up = False  # llc chose the ending: tell OpenAI to hang up
         self._nursery: trio.Nursery | None = None
@@ -74,7 +75,7 @@ class SipCall:
         call_id = self.incoming.call_id
         bind_call(call_sid=call_id, twilio_call_sid=self.incoming.twilio_call_sid or None, scenario=self.record.scenario)
         try:
-            await self.deps.control.accept(call_id, sip_session(self.inbound.spec, self.deps.model))
+            await self.deps.control.accept(call_id, sip_session(self.core.spec, self.deps.model))
         except ControlError as exc:
             if exc.status == 404:
                 log.info("the caller hung up before the call was accepted")
@@ -202,7 +203,8 @@ class SipCall:
         self.end(EndReason.AGENT_HANGUP, f"end_call: no goodbye done within {GOODBYE_GRACE_S:g} s", hang_up=True)
 
     async def _refer(self, target_uri: str) -> None:
-        await self.deps.control.refer(self.incoming.call_id, target_uri)
+        with self.core.journal.transferring(target_uri):
+            await self.deps.control.refer(self.incoming.call_id, target_uri)
         log.info("call transferred (SIP REFER)", extra={"target": target_uri})
 
     # ---- deadlines -------------------------------------------------------------------------

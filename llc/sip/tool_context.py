@@ -6,13 +6,13 @@ A transfer is a SIP REFER, not a TwiML redirect: the built-in ``transfer_call`` 
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 
 import trio
 
 from llc.core.levers import Lever
 from llc.modes.runtime import ModeCall
+from llc.twilio.twiml import dial_target
 
 
 class SipToolContext:
@@ -53,13 +53,3 @@ class SipToolContext:
             raise ValueError("on a SIP call only a transfer to one number (<Dial>NUMBER</Dial>) can be done")
         await self._refer(f"tel:{number}")
 
-
-def dial_target(twiml: str) -> str | None:
-    """The number of a ``<Response><Dial>NUMBER</Dial></Response>``, else None."""
-    try:
-        root = ET.fromstring(twiml)
-    except ET.ParseError:
-        return None
-    dial = root.find("Dial")
-    text = (dial.text or "").strip() if dial is not None and len(dial) == 0 else ""
-    return text or None

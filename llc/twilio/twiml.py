@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 
@@ -29,3 +31,14 @@ def say_and_dial(text: str, number: str) -> str:
     response.say(text)
     response.dial(number)
     return str(response)
+
+
+def dial_target(twiml: str) -> str | None:
+    """The number of a ``<Response><Dial>NUMBER</Dial></Response>``, else None."""
+    try:
+        root = ET.fromstring(twiml)
+    except ET.ParseError:
+        return None
+    dial = root.find("Dial")
+    text = (dial.text or "").strip() if dial is not None and len(dial) == 0 else ""
+    return text or None

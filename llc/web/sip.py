@@ -68,7 +68,8 @@ async def run_sip_call(server: Server, incoming: IncomingCall) -> None:
     server.router.inbound.pop(call_id, None)  # no stream will claim it: the call starts here
     profile = plan.scenario.profile(server.router.profile)
     mode = server.router.mode(plan.scenario, profile, call_id, plan.caller, plan.called, plan.customer)
-    call = SipCall(incoming, plan, mode, server.sip, RecordWriter(server.durable), profile.greeting or None)
+    call = SipCall(incoming, plan, mode, server.sip, RecordWriter(server.durable), profile.greeting or None,
+                   profile.turn_policy)
     server.calls.sip_started(call)
     try:
         record = await call.run()

@@ -39,6 +39,7 @@ async def test_ivr_dtmf_hint_then_spoken_choice_transfers(db_url: str) -> None:
     # Twilio ends the stream as it redirects, sometimes before the REST call has returned.
     assert tool["name"] == "route_call" and (SALES in (tool["output"] or "") or tool["error"] == ENDED)
     assert run.twilio_call.dialed == [SALES]  # Twilio really got <Dial>
+    assert (rec["end_reason"], rec["end_detail"]) == ("transferred", f"transferred to {SALES}")  # not a hang-up
     assert [line["role"] for line in rec["transcript"]][:2] == ["agent", "agent"]  # menu, then menu again
 
 
@@ -67,6 +68,7 @@ async def test_ivr_dtmf_transfer_key() -> None:
     [tool] = run.record["tool_calls"]
     assert tool["name"] == "transfer_call" and tool["arguments"] == f'{{"number":"{SALES}"}}'
     assert '"ok":true' in (tool["output"] or "") or tool["error"] == ENDED
+    assert run.record["end_reason"] == "transferred"
 
 
 async def test_receptionist_answers_and_stores_a_message(db_url: str) -> None:

@@ -60,10 +60,15 @@ async def test_a_call_from_webhook_to_stored_record(nursery: trio.Nursery, tmp_p
     TypeAdapter(call_accept_params.CallAcceptParams).validate_python(body)
     assert body["type"] == "realtime" and body["model"] == server.settings.openai_model
     assert body["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
-    assert "format" not in body["audio"]["input"] and "end_call" in [t["name"] for t in body["tools"]]
-    # end_call: its output went back, the goodbye was asked for and said, then llc hung up.
+    assert "format" not in body["audio"]["input"] and [t["name"] for t in body["tools"]] == ["end_call"]  # lean
+    # After the first reply, as on Media Streams: calmer VAD and the full tool set, once.
     kinds = [e["type"] for e in call.received]
-    assert kinds[:2] == ["conversation.item.create", "response.create"]
+    switch = call.received[0]["session"]
+    assert kinds.count("session.update") == 1 and kinds[0] == "session.update"
+    assert switch["audio"]["input"]["turn_detection"]["eagerness"] == "medium"
+    assert [t["name"] for t in switch["tools"]] == ["end_call", "transfer_call"]
+    # end_call: its output went back, the goodbye was asked for and said, then llc hung up.
+    assert kinds[1:3] == ["conversation.item.create", "response.create"]
     assert call.hung_up and (call.call_id, "hangup") in fake.requests
     assert row["path"] == "sip" and row["end_reason"] == "agent_hangup"
     assert row["from_number"] == "+15559998888" and row["to_number"] == "+15550001000"
@@ -85,6 +90,7 @@ async def test_ivr_by_called_number_key_press_becomes_a_refer(nursery: trio.Nurs
     assert row["scenario"] == "ivr" and row["dtmf"] == ["1"]
     assert row["routes"][0]["action"] == "transfer"
     assert call.refer_to == "tel:+15550102001"
+    assert (row["end_reason"], row["end_detail"]) == ("transferred", "transferred to tel:+15550102001")
     TypeAdapter(call_refer_params.CallReferParams).validate_python(call.bodies["refer"])  # what the SDK would send
 
 
@@ -165,7 +171,27 @@ async def test_the_models_transfer_is_a_refer_within_the_allow_list(nursery: tri
     TypeAdapter(call_refer_params.CallReferParams).validate_python(call.bodies["refer"])
     first, second = row["tool_calls"]
     assert "transfer list" in first["output"] and '"transferred_to":"+15550102002"' in second["output"]
-    assert row["scenario"] == "csr"
+    assert row["scenario"] == "csr" and row["end_reason"] == "transferred"
+
+
+async def test_barge_ins_are_recorded_with_and_without_words(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    replies = ["We open at nine.", "On Sundays we are closed, but on", "No, closed on Sundays.", "Is there anything",
+               "Sorry, go ahead."]
+    call = fake.add_call(SipScript([("say", "When do you open?"), ("barge", "And Sundays?"), ("barge", ""),
+                                    ("wait", 0.2), ("hangup",)], replies=replies))
+    assert await fake.ring(hook, call) == 200
+    with trio.fail_after(10):
+        await call.closed.wait()
+    row = await stored(server, call.call_id)
+    assert [b["words"] for b in row["barge_ins"]] == [True, False] and row["barge_ins_without_words"] == 1
+    cut = {line["text"]: line for line in row["transcript"] if line["interrupted"]}
+    assert set(cut) == {replies[1], replies[3]}
+    # Heard: the time the service played each reply before clearing it (the simulator clears 0.3 s in).
+    for barge in row["barge_ins"]:
+        assert 250 <= barge["heard_ms"] <= 1500 and barge["heard_ms"] == cut[next(
+            line["text"] for line in row["transcript"] if line["item_id"] == barge["item_id"])]["heard_ms"]
+    assert row["end_reason"] == "caller_hangup" and row["openai_errors"] == {}
 
 
 async def test_max_call_length_hangs_up(nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -186,7 +212,8 @@ async def test_a_key_press_switches_the_scenario_with_a_session_the_service_take
     with trio.fail_after(10):
         await call.closed.wait()
     row = await stored(server, call.call_id)
-    updates = [e for e in call.received if e["type"] == "session.update"]
+    # The scenario's own session (the first-reply switch, if the greeting finished first, has no instructions).
+    updates = [e for e in call.received if e["type"] == "session.update" and "instructions" in e["session"]]
     assert len(updates) == 1 and "Harbour Road" in updates[0]["session"]["instructions"]  # the receptionist's facts
     assert row["scenario"] == "ivr>receptionist" and row["openai_errors"] == {}
     # The IVR speaks first: its greeting was asked for as soon as the sideband was up.

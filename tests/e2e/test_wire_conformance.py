@@ -28,7 +28,9 @@ from llc.core import openai_events as oa
 from llc.kit.demo import run_demo
 from llc.kit.sim import wire_log
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, FakeCaller
+from llc.kit.sim.fake_openai_sip import SipScript
 from llc.kit.sim.modes import run_mode
+from llc.kit.sip_demo import run_sip_demo
 
 # The service's own bookkeeping in session.created/updated, which the SDK's session model (the
 # create *request*) does not declare; the live service sends them, so the sim does too.
@@ -153,6 +155,11 @@ async def record(run: Callable[[], Awaitable[object]]) -> wire_log.WireLog:
     return log
 
 
+# A SIP call's sideband: speech, a barge-in, a key press, a tool and the goodbye.
+SIP_CALL = SipScript([("say", "Hours?"), ("barge", "Wait, sorry"), ("dtmf", "5"),
+                      ("tool", "end_call", '{"reason": "done"}')], replies=[LONG, "Sure, go ahead."])
+
+
 async def barge_in(start_stack: Any) -> None:
     """As in test_turns_e2e: the caller talks over a long reply, so cancel and truncate are on the wire."""
     stack = await start_stack(replies=[LONG, "Sure, go ahead."], user_transcripts=["Hours?", "Wait, sorry"])
@@ -172,6 +179,7 @@ async def test_every_event_on_the_wire_conforms_to_the_sdk(start_stack: Any) -> 
         "receptionist": lambda: run_mode("receptionist"),
         "csr": lambda: run_mode("csr"),
         "barge-in": lambda: barge_in(start_stack),
+        "sip": lambda: run_sip_demo(":memory:", SIP_CALL),
     }
     logs: dict[str, wire_log.WireLog] = {}
 
@@ -188,8 +196,9 @@ async def test_every_event_on_the_wire_conforms_to_the_sdk(start_stack: Any) -> 
         client, server, bad = check(logs[name])
         print(f"{name:>13}: product sent {client.total():5d} client events, simulator sent {server.total():5d} "
               f"server events, {bad.total()} not conforming")
-        # Each run is a real call, not just a handshake.
-        assert client["session.update"] > 0 and server["response.done"] > 0, f"{name}: no call on the wire"
+        # Each run is a real call, not just a handshake (a SIP call's session is set by its accept).
+        assert client["session.update" if name != "sip" else "response.create"] > 0 and server["response.done"] > 0, \
+            f"{name}: no call on the wire"
         for total, counts in zip(totals, (client, server, bad), strict=True):
             total.update(counts)
     client, server, bad = totals

@@ -184,3 +184,27 @@ def test_the_vad_wait_look_back_is_the_frames_since_the_last_loud_one(frames: li
             back = next((i for i, k in enumerate(reversed(seen)) if k == "loud"), None)
             expected = None if back is None or back >= RECENT_FRAMES else float(back * FRAME_MS)
             assert journal.record.turns[-1].vad_wait_ms == expected
+
+
+class RefusedByTwilio(Exception):
+    pass
+
+
+def test_a_transfer_names_the_ending_only_when_its_request_went_through() -> None:
+    done, refused = Journal(CallRecord(call_sid="CA1"), 0.0), Journal(CallRecord(call_sid="CA2"), 0.0)
+    with done.transferring("+15550102001"):
+        pass
+    try:
+        with refused.transferring("+15550102001"):
+            raise RefusedByTwilio
+    except RefusedByTwilio:
+        pass
+    for journal in (done, refused):
+        journal.ended_unplayed(EndReason.CALLER_HANGUP, "stop")
+    assert (done.record.end_reason, done.record.end_detail) == (EndReason.TRANSFERRED, "transferred to +15550102001")
+    assert refused.record.end_reason is EndReason.CALLER_HANGUP
+    # Another ending (llc hung up first) keeps its own reason.
+    other = Journal(CallRecord(call_sid="CA3"), 0.0)
+    with other.transferring("+15550102001"):
+        other.ended_unplayed(EndReason.MAX_CALL_LENGTH, "LLC_MAX_CALL_S")
+    assert other.record.end_reason is EndReason.MAX_CALL_LENGTH

@@ -5,17 +5,20 @@ from __future__ import annotations
 import time
 
 import orjson
+import pytest
 from openai import OpenAI
+from openai.types.realtime import OutputAudioBufferClearEvent
 
 from llc.config import Settings
 from llc.core.levers import Interrupt, Routed, RunLocalTool
 from llc.core.record import CallRecord, EndReason
 from llc.core.session import SessionSpec, TurnDetection
+from llc.core.turns import TurnPolicy
 from llc.events.signing import Signer, new_message_id, new_secret
 from llc.ops.doctor import check_sip
 from llc.sip.core import HangUp, Send, SipCore, StartTool, sip_session
-from llc.sip.tool_context import dial_target
 from llc.sip.webhook import WebhookGuard, phone_of
+from llc.twilio.twiml import dial_target
 
 SECRET = new_secret()
 
@@ -74,7 +77,7 @@ def test_accept_session_has_semantic_vad_only_and_no_formats() -> None:
 
 
 def test_end_call_hangs_up_after_the_goodbye_response_only() -> None:
-    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0)
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0, policy=TurnPolicy(switch_after_responses=0))
     steps = core.on_event({"type": "response.function_call_arguments.done", "call_id": "c1", "name": "end_call",
                            "arguments": "{}"}, 1.0)
     assert steps == [StartTool("c1", "end_call", "{}")]
@@ -114,3 +117,78 @@ def test_doctor_speaks_of_sip_only_when_configured() -> None:
     check = check_sip(Settings(openai_webhook_secret=SECRET, public_url="https://voice.example.com"))
     assert check is not None and check.status == "PASS"
     assert "https://voice.example.com/openai/webhook" in check.detail and "recording" in check.detail
+
+
+# A reply the caller is hearing (generated at once, still playing), then the service clears it.
+PLAYING = [(1.0, {"type": "response.created", "response": {"id": "r1"}}),
+           (1.0, {"type": "response.output_audio_transcript.delta", "response_id": "r1", "item_id": "a1", "delta": "We"}),
+           (1.1, {"type": "output_audio_buffer.started", "response_id": "r1"}),
+           (1.1, {"type": "response.output_audio_transcript.done", "response_id": "r1", "item_id": "a1",
+                  "transcript": "We open at nine tomorrow morning, and on Saturdays at ten."}),
+           (1.2, {"type": "response.done", "response": {"id": "r1"}})]
+SPEECH = (1.5, {"type": "input_audio_buffer.speech_started", "item_id": "c2"})
+CLEARED = (1.6, {"type": "output_audio_buffer.cleared", "response_id": "r1"})
+STOPPED = (1.4, {"type": "output_audio_buffer.stopped", "response_id": "r1"})
+
+
+def heard(text: str) -> tuple[float, dict[str, object]]:
+    return 2.0, {"type": "conversation.item.input_audio_transcription.completed", "item_id": "c2", "transcript": text}
+
+
+@pytest.mark.parametrize(("events", "barge_ins", "words", "heard_ms"), [
+    pytest.param([*PLAYING, SPEECH, CLEARED, heard("And on Sunday?")], 1, True, 500, id="talked-over"),
+    pytest.param([*PLAYING, SPEECH, CLEARED, heard("")], 1, False, 500, id="a-noise"),
+    pytest.param([*PLAYING, SPEECH, CLEARED], 1, False, 500, id="no-transcript-by-the-end"),
+    pytest.param([*PLAYING, STOPPED, SPEECH, CLEARED, heard("Thanks")], 0, None, None, id="played-out-first"),
+    pytest.param([*PLAYING[:2], SPEECH, (1.6, {"type": "output_audio_buffer.cleared", "response_id": "r1"})],
+                 0, None, None, id="cleared-before-it-played"),
+])
+def test_a_sip_barge_in_is_recorded_from_the_services_clear(events: list[tuple[float, dict[str, object]]],
+                                                             barge_ins: int, words: bool | None,
+                                                             heard_ms: int | None) -> None:
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0)
+    for at, event in events:
+        core.on_event(event, at)
+    core.end(EndReason.CALLER_HANGUP, "the sideband closed")  # speech never transcribed by now had no words
+    rec = core.record
+    assert len(rec.barge_ins) == barge_ins
+    agent = next((line for line in rec.transcript if line.role == "agent"), None)
+    if agent is None:
+        return
+    if barge_ins:
+        barge = rec.barge_ins[0]
+        assert (barge.item_id, barge.heard_ms, barge.words, barge.caller_item_id) == ("a1", heard_ms, words, "c2")
+        assert rec.barge_ins_without_words == (0 if words else 1)
+        # Cut where the caller stopped hearing it; no text estimate, since the length generated is unknown on SIP.
+        assert agent.interrupted and agent.heard_ms == heard_ms and agent.generated_ms is None and agent.heard_text is None
+    else:
+        assert not agent.interrupted
+
+
+def test_a_key_press_clears_the_reply_the_caller_is_hearing() -> None:
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0)
+    for at, event in PLAYING:
+        core.on_event(event, at)
+    steps = core.on_key("0", 1.5, [Interrupt()])
+    assert steps == [Send({"type": "output_audio_buffer.clear"})]  # the response is done; its audio is not
+    OutputAudioBufferClearEvent.model_validate(steps[0].event, strict=True)  # type: ignore[union-attr]  # a Send
+    core.on_event(CLEARED[1], 1.6)
+    assert [(b.heard_ms, b.words, b.caller_item_id) for b in core.record.barge_ins] == [(500, None, "")]
+
+
+def test_after_the_first_reply_the_call_switches_to_calmer_vad_and_the_full_tools() -> None:
+    schemas = {name: {"type": "function", "name": name, "parameters": {}} for name in ("end_call", "transfer_call", "x")}
+    policy = TurnPolicy(first_eagerness="high", later_eagerness="low", full_tools=("end_call", "transfer_call"))
+    first = SessionSpec(turn_detection=TurnDetection("server_vad", "high"), tools=(schemas["end_call"],))
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0, first, policy, schemas)
+    assert [t["name"] for t in sip_session(core.spec, "m")["tools"]] == ["end_call"]  # accepted lean
+    core.on_event({"type": "response.created", "response": {"id": "r1"}}, 1.0)
+    [switch] = core.on_event({"type": "response.done", "response": {"id": "r1"}}, 1.5)
+    assert isinstance(switch, Send) and switch.event["type"] == "session.update"
+    session = switch.event["session"]
+    # Semantic VAD even for a server_vad profile: the SIP session takes no server VAD knobs.
+    assert session["audio"]["input"]["turn_detection"] == {"type": "semantic_vad", "eagerness": "low",
+                                                           "create_response": True, "interrupt_response": True}
+    assert [t["name"] for t in session["tools"]] == ["end_call", "transfer_call"]
+    core.on_event({"type": "response.created", "response": {"id": "r2"}}, 2.0)
+    assert core.on_event({"type": "response.done", "response": {"id": "r2"}}, 2.5) == []  # once

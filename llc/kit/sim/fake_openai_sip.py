@@ -24,20 +24,29 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from llc.events.signing import Signer, new_message_id
-from llc.kit.sim.fake_openai_shapes import new_id, validate_session
+from llc.kit.sim import wire_log
+from llc.kit.sim.fake_openai_shapes import new_id, transcription_completed, validate_session
 
 VAD_KNOBS = ("threshold", "prefix_padding_ms", "silence_duration_ms")
 STEP_S = 0.02  # the script's pace: fast, but in order
+BARGE_AFTER_S = 0.3  # how far into the agent's reply a barge-in comes
 
 
 @dataclass
 class SipScript:
-    """The caller's side: ``("say", text)``, ``("tool", name, json_args)``, ``("dtmf", digit)``,
-    ``("wait", seconds)``, ``("hangup",)``, ``("drop",)`` (the sideband breaks, 1011); the agent answers each "say" with ``reply``."""
+    """The caller's side: ``("say", text)``, ``("barge", text)`` (the caller talks over the agent's
+    next reply ``BARGE_AFTER_S`` into it; "" is a noise with no words), ``("tool", name, json_args)``,
+    ``("dtmf", digit)``, ``("wait", seconds)``, ``("hangup",)``, ``("drop",)`` (the sideband
+    breaks, 1011). The agent answers each "say" (and each barge-in) with the next of
+    ``replies``, then with ``reply``."""
 
     steps: list[tuple[Any, ...]] = field(default_factory=list)
     reply: str = "Hello, how can I help?"
     after_tool: str = "Goodbye!"
+    replies: list[str] = field(default_factory=list)
+
+    def answer(self, n: int) -> str:
+        return self.replies[n] if n < len(self.replies) else self.reply
 
 
 @dataclass
@@ -63,6 +72,7 @@ class FakeOpenAISip:
         self.api_port = 0
         self.ws_port = 0
         self.requests: list[tuple[str, str]] = []  # (call_id, verb) in order
+        self._wires: dict[WebSocketConnection, wire_log.WireSession] = {}  # inside wire_log.recording() only
 
     @property
     def api_url(self) -> str:
@@ -164,6 +174,8 @@ class FakeOpenAISip:
             return
         ws = await request.accept()
         call.sidebands += 1
+        if (recorder := wire_log.current()) is not None:
+            self._wires[ws] = recorder.open("ga")
         script = call.script if call.sidebands == 1 else SipScript([("wait", 0.2), ("hangup",)], call.script.reply)
         try:
             async with trio.open_nursery() as nursery:
@@ -172,38 +184,64 @@ class FakeOpenAISip:
         finally:
             with trio.move_on_after(1):
                 await ws.aclose(1000)
+            self._wires.pop(ws, None)
             call.closed.set()
 
     async def _send(self, ws: WebSocketConnection, type_: str, **fields: Any) -> None:
-        await ws.send_message(orjson.dumps({"type": type_, "event_id": new_id("event"), **fields}).decode())
+        event = {"type": type_, "event_id": new_id("event"), **fields}
+        text = orjson.dumps({k: v for k, v in event.items() if v is not None}).decode()  # None: not in this event
+        await ws.send_message(text)
+        if (wire := self._wires.get(ws)) is not None:
+            wire.sent.append(text)
 
-    async def _respond(self, ws: WebSocketConnection, text: str | None = None, tool: tuple[str, str] | None = None) -> None:
+    async def _respond(self, ws: WebSocketConnection, text: str | None = None, tool: tuple[str, str] | None = None,
+                       barge: str | None = None) -> None:
+        """One response; ``barge``: the caller's words talked over it (the service clears its audio)."""
         rid, item = new_id("resp"), new_id("item")
         await self._send(ws, "response.created", response={"id": rid, "status": "in_progress"})
         if text is not None:
             await self._send(ws, "output_audio_buffer.started", response_id=rid)
-            await self._send(ws, "response.output_audio_transcript.delta", response_id=rid, item_id=item, delta=text)
-            await self._send(ws, "response.output_audio_transcript.done", response_id=rid, item_id=item, transcript=text)
+            at = {"response_id": rid, "item_id": item, "output_index": 0, "content_index": 0}
+            await self._send(ws, "response.output_audio_transcript.delta", **at, delta=text)
+            await self._send(ws, "response.output_audio_transcript.done", **at, transcript=text)
         if tool is not None:
-            await self._send(ws, "response.function_call_arguments.done", response_id=rid, item_id=item,
+            await self._send(ws, "response.function_call_arguments.done", response_id=rid, item_id=item, output_index=0,
                              call_id=new_id("call"), name=tool[0], arguments=tool[1])
         await self._send(ws, "response.done", response={"id": rid, "status": "completed"})
+        if barge is not None:  # generated at once, still playing: the caller's speech clears it
+            await trio.sleep(BARGE_AFTER_S)
+            heard = new_id("item")
+            await self._send(ws, "input_audio_buffer.speech_started", item_id=heard, audio_start_ms=0)
+            await self._send(ws, "output_audio_buffer.cleared", response_id=rid)
+            await self._heard(ws, heard, barge)
+        elif text is not None:
+            await self._send(ws, "output_audio_buffer.stopped", response_id=rid)
+
+    async def _heard(self, ws: WebSocketConnection, item: str, text: str) -> None:
+        await self._send(ws, "input_audio_buffer.speech_stopped", item_id=item, audio_end_ms=800)
+        await self._send(ws, "conversation.item.input_audio_transcription.completed",
+                         **transcription_completed("ga", item, text, 800))
 
     async def _play(self, ws: WebSocketConnection, call: FakeSipCall, script: SipScript, scope: trio.CancelScope) -> None:
         await self._send(ws, "session.created", session={"type": "realtime", "id": new_id("sess")})
+        answers = 0
         for step in script.steps:
             await trio.sleep(STEP_S)
             if step[0] == "say":
                 item = new_id("item")
                 await self._send(ws, "input_audio_buffer.speech_started", item_id=item, audio_start_ms=0)
-                await self._send(ws, "input_audio_buffer.speech_stopped", item_id=item, audio_end_ms=800)
-                await self._send(ws, "conversation.item.input_audio_transcription.completed", item_id=item,
-                                 content_index=0, transcript=step[1])
-                await self._respond(ws, call.script.reply)
+                await self._heard(ws, item, step[1])
+                await self._respond(ws, call.script.answer(answers))
+                answers += 1
+            elif step[0] == "barge":
+                await self._respond(ws, call.script.answer(answers), barge=step[1])
+                await self._respond(ws, call.script.answer(answers + 1))
+                answers += 2
             elif step[0] == "tool":
                 await self._respond(ws, None, (step[1], step[2]))
             elif step[0] == "dtmf":
-                await self._send(ws, "input_audio_buffer.dtmf_event_received", event=step[1], received_at=int(time.time()))
+                await self._send(ws, "input_audio_buffer.dtmf_event_received", event=step[1], received_at=int(time.time()),
+                                 event_id=None)  # the service's key event has no event_id
             elif step[0] == "wait":
                 await trio.sleep(step[1])
             elif step[0] == "hangup":
@@ -232,6 +270,8 @@ class FakeOpenAISip:
                         message = await ws.get_message()
                     except ConnectionClosed:
                         break
+                    if (wire := self._wires.get(ws)) is not None:
+                        wire.received.append(message)
                     event = orjson.loads(message)
                     call.received.append(event)
                     await self._answer(ws, call, event)
