@@ -34,7 +34,7 @@ class SipDemo:
     accept: dict[str, Any]  # the session the server accepted the call with
 
 
-async def run_sip_demo(db_url: str) -> SipDemo:
+async def run_sip_demo(db_url: str, script: SipScript = SCRIPT) -> SipDemo:
     secret = new_secret()
     fake = FakeOpenAISip(secret)
     with trio.fail_after(30):
@@ -44,7 +44,7 @@ async def run_sip_demo(db_url: str) -> SipDemo:
                                 openai_webhook_secret=secret, db_url=db_url, local_only=True)  # all on loopback
             server = build_server(settings, load_profile())
             binds = await nursery.start(serve, server)
-            call = fake.add_call(SCRIPT)
+            call = fake.add_call(script)
             rang = time.monotonic()
             await fake.ring(binds[0] + "/openai/webhook", call)
             while call.accept_body is None:
