@@ -60,6 +60,16 @@ def phone_of(value: str) -> str:
     return v.split("@", 1)[0].split(";", 1)[0]
 
 
+def _versioned(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers with each bare signature given its ``v1,``: OpenAI's SDK accepts a signature
+    without the version (its ``webhooks.unwrap``), the Standard Webhooks library does not, and
+    llc accepts exactly what the SDK does. The HMAC itself is checked the same either way."""
+    out = {k.lower(): v for k, v in headers.items()}
+    if "webhook-signature" in out:
+        out["webhook-signature"] = " ".join(p if "," in p else "v1," + p for p in out["webhook-signature"].split())
+    return out
+
+
 @dataclass(frozen=True)
 class Verdict:
     """``status`` to answer; ``call`` to start (None: nothing to do); ``why`` for the log."""
@@ -80,7 +90,7 @@ class WebhookGuard:
 
     def check(self, body: bytes, headers: Mapping[str, str]) -> Verdict:
         try:
-            self._webhook.verify(body, dict(headers), json_parse=False)
+            self._webhook.verify(body, _versioned(headers), json_parse=False)
             event: Any = orjson.loads(body)
         except WebhookVerificationError as exc:
             return Verdict(401, why=f"signature refused: {exc}")

@@ -52,6 +52,41 @@ def test_forged_stale_and_foreign_webhooks() -> None:
     assert verdict.status == 200 and verdict.call is None
 
 
+def _mutations() -> dict[str, tuple[bytes, dict[str, str]]]:
+    body, now = incoming(), time.time()
+    good = Signer(SECRET).headers("msg_1", body, now)
+    sig = good["webhook-signature"]
+    return {
+        "valid": (body, good),
+        "another secret": (body, Signer(new_secret()).headers("msg_1", body, now)),
+        "400 s old": (body, Signer(SECRET).headers("msg_1", body, now - 400)),
+        "400 s ahead": (body, Signer(SECRET).headers("msg_1", body, now + 400)),
+        "250 s old": (body, Signer(SECRET).headers("msg_1", body, now - 250)),
+        "no headers": (body, {}),
+        "no id": (body, {k: v for k, v in good.items() if k != "webhook-id"}),
+        "another id": (body, {**good, "webhook-id": "msg_2"}),
+        "body changed": (body.replace(b"rtc_1", b"rtc_2"), good),
+        "no v1 prefix": (body, {**good, "webhook-signature": sig.removeprefix("v1,")}),
+        "v2 prefix": (body, {**good, "webhook-signature": "v2," + sig.removeprefix("v1,")}),
+        "one of two valid": (body, {**good, "webhook-signature": "v1,AAAA " + sig}),
+        "capitalised names": (body, {k.title(): v for k, v in good.items()}),
+        "timestamp not a number": (body, {**good, "webhook-timestamp": "soon"}),
+    }
+
+
+@pytest.mark.parametrize("case", list(_mutations()))
+def test_the_webhook_check_accepts_exactly_what_the_sdk_accepts(case: str) -> None:
+    body, headers = _mutations()[case]
+    try:
+        OpenAI(api_key="sk-test", webhook_secret=SECRET).webhooks.unwrap(body, headers)
+        sdk = True
+    except Exception:  # noqa: BLE001  whatever the SDK raises, it refused
+        sdk = False
+    ours = WebhookGuard(SECRET).check(body, headers).status == 200
+    assert ours == sdk, f"{case}: llc {'accepts' if ours else 'refuses'}, the SDK {'accepts' if sdk else 'refuses'}"
+    assert sdk == (case in ("valid", "250 s old", "one of two valid", "capitalised names", "no v1 prefix"))  # as meant
+
+
 def test_replay_memory_is_bounded() -> None:
     guard = WebhookGuard(SECRET, remember=3)
     for n in range(10):
