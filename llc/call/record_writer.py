@@ -66,6 +66,12 @@ class RecordWriter:
         finally:
             self._saving = False
 
+    async def final_only(self, record: CallRecord) -> None:
+        """The one record of a call that ended before it was admitted, when it must still be on
+        record (a SIP call OpenAI would not accept: the caller rang, and the record says why)."""
+        self.admitted = True
+        await self.final(record)
+
     async def final(self, record: CallRecord) -> None:
         """The finished record (an admitted call's only)."""
         if self._sink is not None and self.admitted:

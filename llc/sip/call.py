@@ -39,6 +39,7 @@ log = get_logger("sip")
 CLOSE_TIMEOUT_S = 0.5
 HANGUP_TIMEOUT_S = 3.0
 NORMAL_CLOSES = frozenset({1000, 1001})
+DECLINE = 603  # SIP Decline: what the caller gets when llc cannot take a call OpenAI offered
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,14 @@ class SipCall:
         except ControlError as exc:
             if exc.status == 404:
                 log.info("the caller hung up before the call was accepted")
-            else:
-                log.error("OpenAI refused to accept the call (%s): check the session settings and OPENAI_API_KEY", exc)
-            return None
+                return None
+            log.error("OpenAI refused to accept the call (%s): check the session settings and OPENAI_API_KEY", exc)
+            reason = EndReason.OPENAI_SESSION_REJECTED if exc.status < 500 else EndReason.OPENAI_UNREACHABLE
+            return await self._not_accepted(reason, f"accept answered {exc}")
         except (httpx.HTTPError, OSError, trio.TooSlowError) as exc:
             log.error("could not reach OpenAI to accept the call: %s; check OPENAI_API_URL", exc or type(exc).__name__)
-            return None
+            return await self._not_accepted(EndReason.OPENAI_UNREACHABLE,
+                                            f"accept failed: {exc or type(exc).__name__}")
         self.admitted = True
         log.info("call started", extra={"path": "sip", "caller": self.record.from_number, "called": self.record.to_number})
         try:
@@ -107,6 +110,19 @@ class SipCall:
                 await self._close()
         log.info("call ended: %s", self.record.end_reason, extra={"detail": self.record.end_detail,
                                                                  "turns": len(self.record.turns)})
+        return self.record
+
+    async def _not_accepted(self, reason: EndReason, detail: str) -> CallRecord:
+        """The caller is ringing a call llc could not accept: decline it rather than leave them
+        ringing, and keep a record that says why."""
+        with trio.move_on_after(HANGUP_TIMEOUT_S):
+            try:
+                await self.deps.control.reject(self.incoming.call_id, DECLINE)
+            except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+                log.warning("declining the call failed too (OpenAI will time it out): %s", exc)
+        self.core.end(reason, detail)
+        self.core.closed()
+        await self.writer.final_only(self.record)
         return self.record
 
     async def _close(self) -> None:

@@ -47,8 +47,9 @@ def register(app: QuartTrio, server: Server) -> None:
 
 
 async def serve_sip_calls(server: Server, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run every SIP call the webhook queued, each in its own task of this nursery."""
-    async with trio.open_nursery() as nursery:
+    """Run every SIP call the webhook queued, each in its own task of this nursery; the calls API's
+    pooled client outlives them all (a call's last hang-up goes out on it)."""
+    async with server.sip.control.pooled(), trio.open_nursery() as nursery:
         task_status.started()
         async for incoming in server.sip_inbox.incoming:
             nursery.start_soon(run_sip_call, server, incoming)

@@ -194,6 +194,37 @@ async def test_barge_ins_are_recorded_with_and_without_words(nursery: trio.Nurse
     assert row["end_reason"] == "caller_hangup" and row["openai_errors"] == {}
 
 
+async def test_the_calls_api_rides_one_kept_alive_connection(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    for _ in range(3):
+        call = fake.add_call(SipScript([("tool", "end_call", '{"reason": "done"}')]))
+        assert await fake.ring(hook, call) == 200
+        with trio.fail_after(10):
+            await call.closed.wait()
+        await stored(server, call.call_id)
+    assert [verb for _, verb in fake.requests] == ["accept", "hangup"] * 3
+    assert fake.connections == 1  # no new TCP (on the real API: TLS) handshake on a caller's ring
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    pytest.param({"accept_fails": 400}, "openai_session_rejected", id="refused"),
+    pytest.param({"accept_fails": 500}, "openai_unreachable", id="server-error"),
+    pytest.param({"accept_hangs": True}, "openai_unreachable", id="no-answer"),
+])
+async def test_a_call_openai_would_not_accept_is_declined_and_recorded(nursery: trio.Nursery, tmp_path: Path,
+                                                                        fault: dict[str, Any], reason: str) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    call = fake.add_call(SipScript([("wait", 10)]), **fault)
+    began = trio.current_time()
+    assert await fake.ring(hook, call) == 200
+    row = await stored(server, call.call_id, timeout=15)
+    assert trio.current_time() - began < 5 + 3 + 1  # the accept's bound, then the decline's
+    assert (row["end_reason"], row["path"]) == (reason, "sip") and "accept" in row["end_detail"]
+    assert call.reject_status == 603 and call.sidebands == 0  # declined, never steered
+    TypeAdapter(call_reject_params.CallRejectParams).validate_python(call.bodies["reject"])
+    assert server.active_calls == 0 and not server.calls.sip
+
+
 async def test_max_call_length_hangs_up(nursery: trio.Nursery, tmp_path: Path) -> None:
     fake, server, hook = await start(nursery, tmp_path, max_call_s=0.5)
     call = fake.add_call(SipScript([("wait", 10)]))

@@ -55,6 +55,8 @@ class FakeSipCall:
     script: SipScript
     state: str = "ringing"  # ringing | accepted | rejected | ended
     gone_before_accept: bool = False  # the caller hangs up while it rings: accept answers 404
+    accept_fails: int | None = None  # accept answers this HTTP status (a 5xx: the service in trouble)
+    accept_hangs: bool = False  # accept never answers
     accept_body: dict[str, Any] | None = None
     reject_status: int | None = None
     refer_to: str | None = None
@@ -72,6 +74,7 @@ class FakeOpenAISip:
         self.api_port = 0
         self.ws_port = 0
         self.requests: list[tuple[str, str]] = []  # (call_id, verb) in order
+        self.connections = 0  # TCP connections to the calls API (kept alive between requests)
         self._wires: dict[WebSocketConnection, wire_log.WireSession] = {}  # inside wire_log.recording() only
 
     @property
@@ -115,25 +118,33 @@ class FakeOpenAISip:
     # ---- the calls API ------------------------------------------------------------------------
 
     async def _http(self, stream: trio.SocketStream) -> None:
-        with trio.move_on_after(5):
-            data = b""
-            while b"\r\n\r\n" not in data and len(data) < 65536:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
+        """HTTP/1.1 with keep-alive: requests one after another until the client closes or idles 5 s."""
+        self.connections += 1
+        data = b""
+        while True:
+            with trio.move_on_after(5):
+                while b"\r\n\r\n" not in data and len(data) < 65536:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if not sep:
+                break
             lines = head.decode("latin-1").split("\r\n")
             length = next((int(v) for k, _, v in (ln.partition(":") for ln in lines[1:]) if k.lower() == "content-length"), 0)
             while len(body) < length:
                 chunk = await stream.receive_some(65536)
                 if not chunk:
-                    return
+                    break
                 body += chunk
+            body, data = body[:length], body[length:]
             status, answer = self._route(lines[0].split(" ")[1], body)
+            if status == 0:  # a hanging accept: the client gives up first
+                await trio.sleep_forever()
             payload = orjson.dumps(answer)
             await stream.send_all(f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: "
-                                  f"{len(payload)}\r\nconnection: close\r\n\r\n".encode() + payload)
+                                  f"{len(payload)}\r\n\r\n".encode() + payload)
         await stream.aclose()
 
     def _route(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -146,6 +157,10 @@ class FakeOpenAISip:
             return 404, {"error": {"message": "call not found"}}
         request: Any = orjson.loads(body or b"{}")
         call.bodies[verb] = request
+        if verb == "accept" and call.accept_hangs:
+            return 0, {}
+        if verb == "accept" and call.accept_fails is not None:
+            return call.accept_fails, {"error": {"message": "The server had an error", "type": "server_error"}}
         if verb == "accept":
             td = ((request.get("audio") or {}).get("input") or {}).get("turn_detection") or {}
             if any(k in td for k in VAD_KNOBS):  # the real accept's answer: opaque, no parameter named
@@ -268,11 +283,11 @@ class FakeOpenAISip:
                 with trio.move_on_after(0.05):
                     try:
                         message = await ws.get_message()
-                    except ConnectionClosed:
+                        if (wire := self._wires.get(ws)) is not None:
+                            wire.received.append(message)
+                        event = orjson.loads(message)
+                        call.received.append(event)
+                        await self._answer(ws, call, event)
+                    except ConnectionClosed:  # llc closed it (a hang-up crossing our answer)
                         break
-                    if (wire := self._wires.get(ws)) is not None:
-                        wire.received.append(message)
-                    event = orjson.loads(message)
-                    call.received.append(event)
-                    await self._answer(ws, call, event)
         scope.cancel()  # hung up or referred: the sideband closes, as the real one does
