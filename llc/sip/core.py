@@ -30,6 +30,7 @@ from llc.core.turns import SwitchState, TurnPolicy, later_spec, switch_update
 
 # end_call asked for a hang-up: after the goodbye's response.done, or this long at most.
 GOODBYE_GRACE_S = 15.0
+SESSION_EXPIRED = "session_expired"  # the service's error at its 60-minute session limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,10 @@ class SipCore:
             return self.on_key(str(event.get("event", "")), now)
         elif kind == "error":
             err = event.get("error") or {}
-            j.openai_error(str(err.get("code") or err.get("type") or "unknown"))
+            code = str(err.get("code") or err.get("type") or "unknown")
+            j.openai_error(code)
+            if code == SESSION_EXPIRED:  # a SIP call's session cannot be replaced, as a media stream's is
+                return [HangUp(EndReason.MAX_CALL_LENGTH, "OpenAI's 60-minute session limit: the SIP call ended with it")]
         return []
 
     def _cleared(self, rid: str, now: float) -> None:

@@ -225,6 +225,17 @@ async def test_a_call_openai_would_not_accept_is_declined_and_recorded(nursery: 
     assert server.active_calls == 0 and not server.calls.sip
 
 
+async def test_the_60_minute_session_limit_ends_the_call_as_a_length_limit(nursery: trio.Nursery,
+                                                                           tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    call = fake.add_call(SipScript([("say", "Hi"), ("expire",)]))
+    assert await fake.ring(hook, call) == 200
+    row = await stored(server, call.call_id)
+    assert row["end_reason"] == "max_call_length" and "60-minute session limit" in row["end_detail"]
+    assert row["openai_errors"] == {"session_expired": 1} and call.sidebands == 1  # not reopened
+    assert (call.call_id, "hangup") in fake.requests
+
+
 async def test_max_call_length_hangs_up(nursery: trio.Nursery, tmp_path: Path) -> None:
     fake, server, hook = await start(nursery, tmp_path, max_call_s=0.5)
     call = fake.add_call(SipScript([("wait", 10)]))

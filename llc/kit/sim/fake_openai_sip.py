@@ -37,7 +37,7 @@ class SipScript:
     """The caller's side: ``("say", text)``, ``("barge", text)`` (the caller talks over the agent's
     next reply ``BARGE_AFTER_S`` into it; "" is a noise with no words), ``("tool", name, json_args)``,
     ``("dtmf", digit)``, ``("wait", seconds)``, ``("hangup",)``, ``("drop",)`` (the sideband
-    breaks, 1011). The agent answers each "say" (and each barge-in) with the next of
+    breaks, 1011), ``("expire",)`` (the 60-minute session limit: an error, then 1001). The agent answers each "say" (and each barge-in) with the next of
     ``replies``, then with ``reply``."""
 
     steps: list[tuple[Any, ...]] = field(default_factory=list)
@@ -261,6 +261,11 @@ class FakeOpenAISip:
                 await trio.sleep(step[1])
             elif step[0] == "hangup":
                 scope.cancel()
+                return
+            elif step[0] == "expire":  # the 60-minute session limit, as the service says it
+                await self._send(ws, "error", error={"type": "invalid_request_error", "code": "session_expired",
+                                                     "message": "Your session hit the maximum duration of 60 minutes."})
+                await ws.aclose(1001)
                 return
             elif step[0] == "drop":  # the socket breaks (1011); the call itself goes on
                 await ws.aclose(1011)
