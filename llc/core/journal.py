@@ -140,12 +140,12 @@ class Journal:
     @contextmanager
     def transferring(self, target: str) -> Iterator[None]:
         """Around the request that hands the call to ``target``: when the leg then closes, that is
-        why. Set before the request, since the leg often closes before its answer is back; a
-        request that fails takes it back."""
+        why. Set before the request, since the leg often closes before its answer is back (the
+        ending is then already recorded); a request that fails or is cancelled takes it back."""
         self.transferred_to = target
         try:
             yield
-        except Exception:
+        except BaseException:  # failed, or cancelled (the tool's timeout): not known to have gone through
             self.transferred_to = ""
             raise
 

@@ -115,15 +115,24 @@ class SipCall:
     async def _not_accepted(self, reason: EndReason, detail: str) -> CallRecord:
         """The caller is ringing a call llc could not accept: decline it rather than leave them
         ringing, and keep a record that says why."""
-        with trio.move_on_after(HANGUP_TIMEOUT_S):
-            try:
-                await self.deps.control.reject(self.incoming.call_id, DECLINE)
-            except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
-                log.warning("declining the call failed too (OpenAI will time it out): %s", exc)
-        self.core.end(reason, detail)
-        self.core.closed()
-        await self.writer.final_only(self.record)
+        with trio.CancelScope(shield=True):  # a server stopping now still declines and records it
+            with trio.move_on_after(HANGUP_TIMEOUT_S):
+                try:
+                    await self.deps.control.reject(self.incoming.call_id, DECLINE)
+                except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+                    # A late accept may have gone through after all: then the call is live, unsteered.
+                    log.warning("declining the call failed (%s); hanging it up instead", exc)
+                    await self._hang_up_quietly()
+            self.core.end(reason, detail)
+            self.core.closed()
+            await self.writer.final_only(self.record)
         return self.record
+
+    async def _hang_up_quietly(self) -> None:
+        try:
+            await self.deps.control.hangup(self.incoming.call_id)
+        except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+            log.warning("hang-up request failed (the call may already be over): %s", exc)
 
     async def _close(self) -> None:
         if self._ws is not None:
@@ -131,10 +140,7 @@ class SipCall:
                 await self._ws.close()
         if self._hang_up:
             with trio.move_on_after(HANGUP_TIMEOUT_S):
-                try:
-                    await self.deps.control.hangup(self.incoming.call_id)
-                except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
-                    log.warning("hang-up request failed (the call may already be over): %s", exc)
+                await self._hang_up_quietly()
         self.core.closed()
         await self.writer.final(self.record)
 

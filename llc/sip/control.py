@@ -23,7 +23,7 @@ from llc.openai.connect import tls_context
 
 TIMEOUT_S = 5.0
 CLOSE_GRACE_S = 1.0
-LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=60)
+LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30)
 
 
 class ControlError(Exception):
@@ -61,7 +61,10 @@ class SipControl:
         url = f"{self.base}/realtime/calls/{call_id}/{verb}"
         with trio.fail_after(self.timeout_s):
             if self._client is not None:
-                response = await self._client.post(url, content=orjson.dumps(body or {}))
+                try:
+                    response = await self._client.post(url, content=orjson.dumps(body or {}))
+                except httpx.RemoteProtocolError:  # a kept-alive connection the API had just closed
+                    response = await self._client.post(url, content=orjson.dumps(body or {}))
             else:
                 async with self._new_client() as client:
                     response = await client.post(url, content=orjson.dumps(body or {}))

@@ -118,8 +118,12 @@ class SipCore:
             self._cleared(str(event.get("response_id", "")), now)
         elif kind == "response.output_audio_transcript.done":
             j.agent_said(str(event.get("item_id", "")), str(event.get("transcript", "")), now, interrupted=False)
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            j.caller_said(str(event.get("transcript", "")), now, str(event.get("item_id", "")))
+        elif kind in ("conversation.item.input_audio_transcription.completed",
+                      "conversation.item.input_audio_transcription.failed"):
+            item = str(event.get("item_id", ""))
+            j.caller_said(str(event.get("transcript", "")), now, item, failed=kind.endswith(".failed"))
+            if item == self.caller_item:  # transcribed: a later clear is not about these words
+                self.caller_item = ""
         elif kind == "response.created":
             rid = str((event.get("response") or {}).get("id", ""))
             self.responding = rid
@@ -144,12 +148,16 @@ class SipCore:
 
     def _cleared(self, rid: str, now: float) -> None:
         """The service cut the reply it was playing: a barge-in (or a clear llc asked for)."""
-        if self.playing is None or self.playing[0] != rid:
+        if self.playing is None:
             return  # nothing was playing: nothing was cut
-        heard_ms = max(0, round((now - self.playing[1]) * 1000))
-        self.playing = None
+        (playing, since), self.playing = self.playing, None
         item = self.audio_items.get(rid)
-        self.journal.barge_in(now, TruncatePoint(item, heard_ms) if item else None, caller_item=self.caller_item)
+        # Another reply's audio had followed on in the same buffer: a barge-in, but how much of
+        # this reply was heard is unknown, so no line is cut.
+        cut = TruncatePoint(item, max(0, round((now - since) * 1000))) if item and playing == rid else None
+        # Words can only be told when the session transcribes the caller.
+        words_of = self.caller_item if self.spec.transcription_model else ""
+        self.journal.barge_in(now, cut, caller_item=words_of)
         self.caller_item = ""
 
     def _response_done(self, rid: str) -> list[Step]:

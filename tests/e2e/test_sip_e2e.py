@@ -206,6 +206,19 @@ async def test_the_calls_api_rides_one_kept_alive_connection(nursery: trio.Nurse
     assert fake.connections == 1  # no new TCP (on the real API: TLS) handshake on a caller's ring
 
 
+async def test_a_kept_alive_connection_the_api_closed_does_not_cost_a_call(nursery: trio.Nursery,
+                                                                            tmp_path: Path) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    fake.idle_close_s = 0.2
+    for _ in range(2):
+        call = fake.add_call(SipScript([("wait", 0.05), ("hangup",)]))
+        assert await fake.ring(hook, call) == 200
+        row = await stored(server, call.call_id)
+        assert row["end_reason"] == "caller_hangup" and call.accept_body is not None
+        await trio.sleep(0.5)  # the API closes the idle connection the pool still holds
+    assert fake.connections == 2
+
+
 @pytest.mark.parametrize(("fault", "reason"), [
     pytest.param({"accept_fails": 400}, "openai_session_rejected", id="refused"),
     pytest.param({"accept_fails": 500}, "openai_unreachable", id="server-error"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import orjson
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,6 +204,16 @@ def test_a_transfer_names_the_ending_only_when_its_request_went_through() -> Non
         journal.ended_unplayed(EndReason.CALLER_HANGUP, "stop")
     assert (done.record.end_reason, done.record.end_detail) == (EndReason.TRANSFERRED, "transferred to +15550102001")
     assert refused.record.end_reason is EndReason.CALLER_HANGUP
+    # Cancelled (the tool's timeout) before Twilio answered: not known to have gone through.
+    timed_out = Journal(CallRecord(call_sid="CA4"), 0.0)
+
+    async def slow_transfer() -> None:
+        with trio.move_on_after(0.01), timed_out.transferring("+15550102001"):
+            await trio.sleep(1)
+
+    trio.run(slow_transfer)
+    timed_out.ended_unplayed(EndReason.CALLER_HANGUP, "stop")
+    assert timed_out.record.end_reason is EndReason.CALLER_HANGUP
     # Another ending (llc hung up first) keeps its own reason.
     other = Journal(CallRecord(call_sid="CA3"), 0.0)
     with other.transferring("+15550102001"):

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from llc.kit.bench.netmodel import DUPACKS, FRAME_MS, RTO_MS, Leg, Network, carry, model_path, one_way
+from llc.kit.bench.netmodel import FRAME_MS, RTO_MS, Leg, Network, carry, model_path, one_way
 
 
 class Losing(random.Random):
@@ -39,7 +39,6 @@ SENT = [i * FRAME_MS for i in range(8)]
 def test_one_leg(leg: Leg, lost: set[int], expected: list[float | None]) -> None:
     delivered = carry(leg, SENT, Losing(lost))
     assert [None if d is None else round(d - s, 6) for d, s in zip(delivered, SENT)] == expected
-    assert DUPACKS == 3
 
 
 def test_the_relay_and_both_legs_add_up_with_no_loss() -> None:
@@ -54,6 +53,7 @@ def test_sip_is_one_leg_faster_and_loss_costs_it_frames_not_time() -> None:
     sip = model_path((net.sip_leg(),), 0.0, 600, frames=20_000, samples=5_000)
     assert sip.voice_to_voice_p50_ms == sip.voice_to_voice_p99_ms == 600 + 40
     assert 0.015 < sip.lost < 0.025
-    assert media.lost == 0 and media.voice_to_voice_p99_ms > media.voice_to_voice_p50_ms + 100
+    assert media.lost == 0 and media.voice_to_voice_p99_ms > media.voice_to_voice_p50_ms + 50  # re-sent, held
+    assert all(leg.loss == pytest.approx(1 - 0.98 ** 0.5) for leg in net.media_legs())  # 2 % over both legs
     clean = model_path(Network(20, 30, 40).media_legs(), 0.1, 600, frames=2_000, samples=1_000)
     assert clean.voice_to_voice_p99_ms == pytest.approx(600 + 2 * (10 + 15 + 0.1))

@@ -170,18 +170,28 @@ def heard(text: str) -> tuple[float, dict[str, object]]:
     return 2.0, {"type": "conversation.item.input_audio_transcription.completed", "item_id": "c2", "transcript": text}
 
 
-@pytest.mark.parametrize(("events", "barge_ins", "words", "heard_ms"), [
-    pytest.param([*PLAYING, SPEECH, CLEARED, heard("And on Sunday?")], 1, True, 500, id="talked-over"),
-    pytest.param([*PLAYING, SPEECH, CLEARED, heard("")], 1, False, 500, id="a-noise"),
-    pytest.param([*PLAYING, SPEECH, CLEARED], 1, False, 500, id="no-transcript-by-the-end"),
-    pytest.param([*PLAYING, STOPPED, SPEECH, CLEARED, heard("Thanks")], 0, None, None, id="played-out-first"),
-    pytest.param([*PLAYING[:2], SPEECH, (1.6, {"type": "output_audio_buffer.cleared", "response_id": "r1"})],
+FAILED = (2.0, {"type": "conversation.item.input_audio_transcription.failed", "item_id": "c2",
+                "error": {"type": "transcription_error", "message": "x"}})
+TRANSCRIBED = SessionSpec(transcription_model="gpt-4o-mini-transcribe")
+
+
+@pytest.mark.parametrize(("spec", "events", "barge_ins", "words", "heard_ms"), [
+    pytest.param(TRANSCRIBED, [*PLAYING, SPEECH, CLEARED, heard("And on Sunday?")], 1, True, 500, id="talked-over"),
+    pytest.param(TRANSCRIBED, [*PLAYING, SPEECH, CLEARED, heard("")], 1, False, 500, id="a-noise"),
+    pytest.param(TRANSCRIBED, [*PLAYING, SPEECH, CLEARED], 1, False, 500, id="no-transcript-by-the-end"),
+    pytest.param(TRANSCRIBED, [*PLAYING, SPEECH, CLEARED, FAILED], 1, None, 500, id="transcription-failed"),
+    pytest.param(SessionSpec(), [*PLAYING, SPEECH, CLEARED], 1, None, 500, id="no-transcription-no-verdict"),
+    # Transcribed before the clear came: the clear is not about those words.
+    pytest.param(TRANSCRIBED, [*PLAYING, SPEECH, heard("Mm"), CLEARED], 1, None, 500, id="words-already-settled"),
+    pytest.param(TRANSCRIBED, [*PLAYING, STOPPED, SPEECH, CLEARED, heard("Thanks")], 0, None, None, id="played-out-first"),
+    pytest.param(TRANSCRIBED, [*PLAYING[:2], SPEECH, (1.6, {"type": "output_audio_buffer.cleared", "response_id": "r1"})],
                  0, None, None, id="cleared-before-it-played"),
 ])
-def test_a_sip_barge_in_is_recorded_from_the_services_clear(events: list[tuple[float, dict[str, object]]],
+def test_a_sip_barge_in_is_recorded_from_the_services_clear(spec: SessionSpec,
+                                                             events: list[tuple[float, dict[str, object]]],
                                                              barge_ins: int, words: bool | None,
                                                              heard_ms: int | None) -> None:
-    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0)
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0, spec)
     for at, event in events:
         core.on_event(event, at)
     core.end(EndReason.CALLER_HANGUP, "the sideband closed")  # speech never transcribed by now had no words
@@ -192,8 +202,8 @@ def test_a_sip_barge_in_is_recorded_from_the_services_clear(events: list[tuple[f
         return
     if barge_ins:
         barge = rec.barge_ins[0]
-        assert (barge.item_id, barge.heard_ms, barge.words, barge.caller_item_id) == ("a1", heard_ms, words, "c2")
-        assert rec.barge_ins_without_words == (0 if words else 1)
+        assert (barge.item_id, barge.heard_ms, barge.words) == ("a1", heard_ms, words)
+        assert rec.barge_ins_without_words == (1 if words is False else 0)
         # Cut where the caller stopped hearing it; no text estimate, since the length generated is unknown on SIP.
         assert agent.interrupted and agent.heard_ms == heard_ms and agent.generated_ms is None and agent.heard_text is None
     else:
@@ -227,3 +237,13 @@ def test_after_the_first_reply_the_call_switches_to_calmer_vad_and_the_full_tool
     assert [t["name"] for t in session["tools"]] == ["end_call", "transfer_call"]
     core.on_event({"type": "response.created", "response": {"id": "r2"}}, 2.0)
     assert core.on_event({"type": "response.done", "response": {"id": "r2"}}, 2.5) == []  # once
+
+
+def test_a_clear_naming_a_reply_that_followed_on_counts_without_cutting_a_line() -> None:
+    core = SipCore(CallRecord(call_sid="rtc_1", path="sip"), 0.0, TRANSCRIBED)
+    for at, event in [*PLAYING, (1.3, {"type": "response.created", "response": {"id": "r2"}}),
+                      (1.3, {"type": "response.output_audio_transcript.delta", "response_id": "r2", "item_id": "a2",
+                             "delta": "Also"}), SPEECH, (1.6, {"type": "output_audio_buffer.cleared", "response_id": "r2"})]:
+        core.on_event(event, at)
+    [barge] = core.record.barge_ins
+    assert barge.item_id == "" and not any(line.interrupted for line in core.record.transcript)

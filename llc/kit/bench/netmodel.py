@@ -5,7 +5,9 @@ measurement of any real network.
   TCP), and the agent's audio back the same way: two legs each way, plus what llc's relay adds.
 - **SIP**: Twilio's SIP trunk → OpenAI (RTP over UDP) and back: one leg each way, no relay.
 
-Each leg has a round-trip time and a packet-loss rate; one 20 ms audio frame is one packet.
+Each leg has a round-trip time; one 20 ms audio frame is one packet. The loss rate is the
+path's, one way: on Media Streams it is split over the two legs (each loses ``1 - sqrt(1 - p)``),
+so both paths lose the same share of packets end to end and only what a loss costs differs.
 
 Why TCP costs time when a packet is lost: it delivers in order, so a lost segment holds back
 every frame behind it (head-of-line blocking) until it is sent again. The sender learns of the
@@ -16,7 +18,9 @@ loss from three duplicate ACKs, sent as the next three frames arrive, so the cop
 gaps; the model counts both.
 
 Left out, because it is the same on both paths: the caller's phone network to Twilio, jitter
-buffers, and the model's own time (measured on the simulator and added to both).
+buffers, and the model's own time (measured on the simulator and added to both). The agent's
+audio is modelled as a paced stream, although OpenAI sends it faster than real time and Twilio
+buffers it: so only its *first* frame counts towards voice-to-voice, where no buffer can help.
 """
 
 from __future__ import annotations
@@ -47,10 +51,11 @@ class Network:
     twilio_llc_rtt_ms: float = 20.0
     llc_openai_rtt_ms: float = 30.0
     twilio_openai_rtt_ms: float = 40.0  # direct, so no longer than the two legs through llc
-    loss: float = 0.0
+    loss: float = 0.0  # the path's, one way (see the module's doc)
 
     def media_legs(self) -> tuple[Leg, Leg]:
-        return Leg(self.twilio_llc_rtt_ms, self.loss, "tcp"), Leg(self.llc_openai_rtt_ms, self.loss, "tcp")
+        per_leg = 1 - (1 - self.loss) ** 0.5
+        return Leg(self.twilio_llc_rtt_ms, per_leg, "tcp"), Leg(self.llc_openai_rtt_ms, per_leg, "tcp")
 
     def sip_leg(self) -> Leg:
         return Leg(self.twilio_openai_rtt_ms, self.loss, "rtp")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,7 @@ def modelled(m: Measured, net: Network) -> tuple[PathFigures, PathFigures]:
     return model_path(net.media_legs(), relay, base), model_path((net.sip_leg(),), 0.0, base)
 
 
-def report(m: Measured, net: Network, out: Any = print) -> None:
+def report(m: Measured, net: Network, out: Callable[[str], None] = print) -> None:
     out(f"llc-phone bench paths: the demo's call on both paths, {len(m.media)} of each, through the real server")
     out("")
     out("Measured on this machine (simulator):")
@@ -100,7 +101,8 @@ def report(m: Measured, net: Network, out: Any = print) -> None:
     out("Voice-to-voice under a network MODEL (assumed, not measured):")
     out(f"  {net.describe()}")
     out("  TCP re-sends a lost segment after 3 duplicate ACKs + 1 RTT and holds the frames behind it;")
-    out("  RTP loses the frame (20 ms concealed) and holds nothing. Same loss rate on every leg.")
+    out("  RTP loses the frame (20 ms concealed) and holds nothing. The loss is each path's, one way")
+    out("  (Media Streams' two legs share it), so both lose as many packets; only what a loss costs differs.")
     out(f"  {'loss':<8}{'Media Streams p50/p99':<26}{'SIP p50/p99':<20}{'agent frame p99 MS/SIP':<26}SIP frames lost")
     for loss in LOSSES:
         media, sip = modelled(m, Network(net.twilio_llc_rtt_ms, net.llc_openai_rtt_ms, net.twilio_openai_rtt_ms, loss))
@@ -126,5 +128,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(level="ERROR")  # the simulator's set-up warnings (no Twilio token) are not findings
     measured = trio.run(measure, args.calls)
+    if not measured.relay_ms or not measured.sip:
+        print("llc-phone bench paths: no complete turn was measured (see the log above); nothing to model")
+        return 1
     report(measured, Network(args.twilio_llc_rtt_ms, args.llc_openai_rtt_ms, args.twilio_openai_rtt_ms))
     return 0

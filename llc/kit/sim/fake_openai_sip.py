@@ -75,6 +75,7 @@ class FakeOpenAISip:
         self.ws_port = 0
         self.requests: list[tuple[str, str]] = []  # (call_id, verb) in order
         self.connections = 0  # TCP connections to the calls API (kept alive between requests)
+        self.idle_close_s = 5.0  # a kept-alive connection idle this long is closed, as servers do
         self._wires: dict[WebSocketConnection, wire_log.WireSession] = {}  # inside wire_log.recording() only
 
     @property
@@ -118,11 +119,11 @@ class FakeOpenAISip:
     # ---- the calls API ------------------------------------------------------------------------
 
     async def _http(self, stream: trio.SocketStream) -> None:
-        """HTTP/1.1 with keep-alive: requests one after another until the client closes or idles 5 s."""
+        """HTTP/1.1 with keep-alive: requests one after another until the client closes or idles."""
         self.connections += 1
         data = b""
         while True:
-            with trio.move_on_after(5):
+            with trio.move_on_after(self.idle_close_s):
                 while b"\r\n\r\n" not in data and len(data) < 65536:
                     chunk = await stream.receive_some(65536)
                     if not chunk:
