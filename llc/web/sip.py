@@ -16,7 +16,7 @@ from quart_trio import QuartTrio
 from llc import metrics
 from llc.call.record_writer import RecordWriter
 from llc.log import get_logger
-from llc.sip.call import SipCall
+from llc.sip.call import DECLINE, SipCall
 from llc.sip.control import ControlError
 from llc.sip.webhook import IncomingCall
 from llc.web import security
@@ -52,7 +52,21 @@ async def serve_sip_calls(server: Server, task_status: trio.TaskStatus[None] = t
     async with server.sip.control.pooled(), trio.open_nursery() as nursery:
         task_status.started()
         async for incoming in server.sip_inbox.incoming:
-            nursery.start_soon(run_sip_call, server, incoming)
+            nursery.start_soon(run_sip_call_safely, server, incoming)
+
+
+async def run_sip_call_safely(server: Server, incoming: IncomingCall) -> None:
+    """One call's bug ends that call only: the other calls and the server keep running."""
+    try:
+        await run_sip_call(server, incoming)
+    except Exception:
+        log.exception("SIP call failed on an internal error before it started; declining it",
+                      extra={"call_sid": incoming.call_id})
+        with trio.move_on_after(3):
+            try:
+                await server.sip.control.reject(incoming.call_id, DECLINE)
+            except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+                log.warning("reject failed: %s", exc, extra={"call_sid": incoming.call_id})
 
 
 async def run_sip_call(server: Server, incoming: IncomingCall) -> None:

@@ -249,6 +249,28 @@ async def test_the_60_minute_session_limit_ends_the_call_as_a_length_limit(nurse
     assert (call.call_id, "hangup") in fake.requests
 
 
+async def test_a_bug_before_a_call_starts_declines_that_call_only(nursery: trio.Nursery, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fake, server, hook = await start(nursery, tmp_path)
+    plan = server.router.plan_inbound
+
+    async def broken_for_one(call_id: str, caller: str, called: str) -> Any:
+        if called == "+15550009999":
+            raise RuntimeError("a bug in planning")
+        return await plan(call_id, caller, called)
+
+    monkeypatch.setattr(server.router, "plan_inbound", broken_for_one)
+    broken, fine = fake.add_call(SipScript([("wait", 5)])), fake.add_call(SipScript([("wait", 0.05), ("hangup",)]))
+    assert await fake.ring(hook, broken, to="+15550009999") == 200
+    assert await fake.ring(hook, fine) == 200
+    row = await stored(server, fine.call_id)  # the server goes on
+    assert row["end_reason"] == "caller_hangup"
+    with trio.fail_after(5):
+        while broken.reject_status is None:
+            await trio.sleep(0.02)
+    assert broken.reject_status == 603 and broken.accept_body is None
+
+
 async def test_max_call_length_hangs_up(nursery: trio.Nursery, tmp_path: Path) -> None:
     fake, server, hook = await start(nursery, tmp_path, max_call_s=0.5)
     call = fake.add_call(SipScript([("wait", 10)]))
