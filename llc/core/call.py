@@ -151,7 +151,7 @@ class CallCore:
                 return self._maybe_hang_up()
             case tw.Dtmf(digit):
                 self.journal.key_pressed(digit, now)
-                actions: list[Action] = [Log("info", "caller pressed a key", {"digit": digit})]
+                actions: list[Action] = [Log("debug", "caller pressed a key", {"digit": digit})]  # no log flood
                 if self.mode is not None and self.phase is Phase.LIVE:
                     actions += self.on_levers(self.mode.on_dtmf(digit), now)
                 return actions

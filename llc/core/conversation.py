@@ -196,8 +196,10 @@ class Conversation:
         actions: list[Action] = []
         for lever in levers:
             match lever:
-                case Routed():
+                case Routed(via, choice, action, target):
                     self.journal.route(lever, now)
+                    actions.append(Log("info", "caller routed", {"via": via, "choice": choice, "action": action,
+                                                                 "target": target}))
                 case Interrupt():
                     actions += self.interrupt(now, service_cancels=False)
                 case RunLocalTool(name, arguments):

@@ -182,3 +182,12 @@ def test_a_tool_faster_than_a_millisecond_never_takes_negative_time() -> None:
     rec = calls.start("c1", "check", "{}", 1.0006)  # the record keeps 1.001 (ms resolution)
     calls.finish("c1", "{}", None, 1.0008)
     assert rec.ms is not None and 0 <= rec.ms < 1
+
+
+def test_a_key_press_is_not_an_info_log_line() -> None:
+    """A flood of keys (a forged stream sends thousands a second) must not become a flood of log
+    writes on the call's thread: each key is logged at debug, the record counts them."""
+    core = live_core()
+    actions = [a for i in range(100) for a in core.on_twilio(tw.Dtmf("0123456789*#"[i % 12]), 1.0 + i / 1000)]
+    assert [a.level for a in actions if isinstance(a, Log)] == ["debug"] * 100
+    assert core.record.dtmf_total == 100
