@@ -225,6 +225,6 @@ def render_mode(rec: dict[str, Any], dialed: list[str], messages: list[dict[str,
             out(f"  turn {w.turn}: {w.said()}")
     else:
         out("Latency per turn: no turn had a spoken reply after the caller stopped (key presses and the greeting only)")
-    ok = bool(rec["transcript"]) and not openai_errors and rec["end_reason"] in ("caller_hangup", "twilio_closed")
+    ok = bool(rec["transcript"]) and not openai_errors and rec["end_reason"] in ("caller_hangup", "twilio_closed", "transferred")
     out("demo OK" if ok else f"demo FAILED (OpenAI errors: {openai_errors})")
     return ok

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 
 from llc.cli import main
@@ -26,6 +29,23 @@ async def test_the_same_call_on_both_paths_keeps_the_same_record() -> None:
     text = "\n".join(printed)
     assert "MODEL (assumed, not measured)" in text and "Twilio<->OpenAI RTT 40 ms" in text
     assert sum(1 for row in printed if row.lstrip().startswith(tuple(f"{loss * 100:.1f}" for loss in LOSSES))) == 3
+
+
+@pytest.fixture
+def llc_logging_kept() -> Iterator[None]:
+    """The command sets up llc's logging for itself; later tests get theirs back."""
+    root = logging.getLogger("llc")
+    saved = (root.handlers[:], root.level, root.propagate)
+    yield
+    root.handlers[:], root.level, root.propagate = saved
+
+
+@pytest.mark.usefixtures("llc_logging_kept")
+def test_the_command_prints_both_records_and_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "paths", "--calls", "1", "--twilio-openai-rtt-ms", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "SIP webhook -> accept" in out and "Twilio<->OpenAI RTT 60 ms (SIP, RTP)" in out
+    assert "caller: Hi, what time do you open tomorrow?" in out and "frames relayed by llc" in out
 
 
 def test_the_command_refuses_a_negative_round_trip(capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,6 +67,7 @@ RUNS_IN = {
     "llc-phone bench prewarm": "tests/e2e/test_docs_examples.py::test_capacity_and_prewarm_benches_run",
     "llc-phone bench bargein": "tests/e2e/test_bench_bargein.py::test_bargein_bench_short",
     "llc-phone bench core": "tests/e2e/test_bench.py::test_core_bench_prints_the_cost_per_frame_both_ways",
+    "llc-phone bench paths": "tests/e2e/test_bench_paths.py::test_the_command_prints_both_records_and_the_model",
     "llc-phone soak": "tests/e2e/test_soak.py::test_short_soak_is_flat_and_clean",
 }
 _GROUPS = {"snapshot", "bench", "db"}  # subcommands whose second word is the command
