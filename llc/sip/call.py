@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 import trio
 
@@ -26,7 +25,7 @@ from llc.core.session import user_message
 from llc.core.turns import TurnPolicy
 from llc.log import bind_call, get_logger
 from llc.modes.runtime import InboundCall, ModeCall
-from llc.sip.control import ControlError, SipControl
+from llc.sip.control import FAILURES, ControlError, SipControl
 from llc.sip.core import GOODBYE_GRACE_S, HangUp, Send, SipCore, StartTool, Step, parse, sip_session
 from llc.sip.sideband import SidebandConnect
 from llc.sip.tool_context import SipToolContext
@@ -63,7 +62,7 @@ class SipCall:
                          scenario=plan.scenario.name, path="sip", from_number=plan.caller, to_number=plan.called,
                          started_at=time.time())
         self.record = rec
-        self.core = SipCore(rec, trio.current_time(), plan.spec, policy, deps.tools.schemas())
+        self.core = SipCore(rec, trio.current_time(), plan.spec, policy, mode.tool_schemas)
         self.admitted = False  # accepted by OpenAI: counts towards LLC_MAX_CALLS and is recorded
         self._hang_up = False  # llc chose the ending: tell OpenAI to hang up
         self._nursery: trio.Nursery | None = None
@@ -84,7 +83,7 @@ class SipCall:
             log.error("OpenAI refused to accept the call (%s): check the session settings and OPENAI_API_KEY", exc)
             reason = EndReason.OPENAI_SESSION_REJECTED if exc.status < 500 else EndReason.OPENAI_UNREACHABLE
             return await self._not_accepted(reason, f"accept answered {exc}")
-        except (httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+        except FAILURES as exc:  # ControlError is taken above
             log.error("could not reach OpenAI to accept the call: %s; check OPENAI_API_URL", exc or type(exc).__name__)
             return await self._not_accepted(EndReason.OPENAI_UNREACHABLE,
                                             f"accept failed: {exc or type(exc).__name__}")
@@ -119,7 +118,7 @@ class SipCall:
             with trio.move_on_after(HANGUP_TIMEOUT_S):
                 try:
                     await self.deps.control.reject(self.incoming.call_id, DECLINE)
-                except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+                except FAILURES as exc:
                     # A late accept may have gone through after all: then the call is live, unsteered.
                     log.warning("declining the call failed (%s); hanging it up instead", exc)
                     await self._hang_up_quietly()
@@ -131,7 +130,7 @@ class SipCall:
     async def _hang_up_quietly(self) -> None:
         try:
             await self.deps.control.hangup(self.incoming.call_id)
-        except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+        except FAILURES as exc:
             log.warning("hang-up request failed (the call may already be over): %s", exc)
 
     async def _close(self) -> None:

@@ -32,6 +32,10 @@ class ControlError(Exception):
         super().__init__(f"HTTP {status}: {text[:200]}")
 
 
+# What a calls-API request can end in besides success: the API's answer, the network, the bound.
+FAILURES = (ControlError, httpx.HTTPError, OSError, trio.TooSlowError)
+
+
 class SipControl:
     def __init__(self, api_url: str, api_key: str | None, timeout_s: float = TIMEOUT_S) -> None:
         self.base = api_url.rstrip("/")

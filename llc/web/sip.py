@@ -8,7 +8,6 @@ server's nursery (``serve_sip_calls``) picks the scenario by the number called, 
 
 from __future__ import annotations
 
-import httpx
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -17,7 +16,7 @@ from llc import metrics
 from llc.call.record_writer import RecordWriter
 from llc.log import get_logger
 from llc.sip.call import DECLINE, SipCall
-from llc.sip.control import ControlError
+from llc.sip.control import FAILURES
 from llc.sip.webhook import IncomingCall
 from llc.web import security
 from llc.web.server import Server
@@ -65,7 +64,7 @@ async def run_sip_call_safely(server: Server, incoming: IncomingCall) -> None:
         with trio.move_on_after(3):
             try:
                 await server.sip.control.reject(incoming.call_id, DECLINE)
-            except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+            except FAILURES as exc:
                 log.warning("reject failed: %s", exc, extra={"call_sid": incoming.call_id})
 
 
@@ -76,7 +75,7 @@ async def run_sip_call(server: Server, incoming: IncomingCall) -> None:
         log.warning("SIP call refused with 486: %s", why, extra={"call_sid": call_id})
         try:
             await server.sip.control.reject(call_id, BUSY)
-        except (ControlError, httpx.HTTPError, OSError, trio.TooSlowError) as exc:
+        except FAILURES as exc:
             log.warning("reject failed: %s", exc, extra={"call_sid": call_id})
         return
     plan = await server.router.plan_inbound(call_id, incoming.caller, incoming.called)

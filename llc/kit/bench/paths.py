@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -50,9 +50,10 @@ async def measure(calls: int) -> Measured:
         m.media.append(demo.record.as_dict())
         for turn in demo.turns:
             fall = turn.fall
-            if fall is not None and None not in (fall.relay_ms, fall.vad_wait_ms, fall.model_ms):
-                m.relay_ms.append(fall.relay_ms or 0.0)
-                m.base_ms.append((fall.vad_wait_ms or 0.0) + (fall.model_ms or 0.0))
+            if fall is None or fall.relay_ms is None or fall.vad_wait_ms is None or fall.model_ms is None:
+                continue  # a turn without a spoken reply, or whose VAD wait the record cannot tell
+            m.relay_ms.append(fall.relay_ms)
+            m.base_ms.append(fall.vad_wait_ms + fall.model_ms)
         sip = await run_sip_demo(":memory:", SAME_SCRIPT)
         m.sip.append(sip.record)
         m.accept_ms.append(sip.webhook_to_accept_ms)
@@ -105,7 +106,7 @@ def report(m: Measured, net: Network, out: Callable[[str], None] = print) -> Non
     out("  (Media Streams' two legs share it), so both lose as many packets; only what a loss costs differs.")
     out(f"  {'loss':<8}{'Media Streams p50/p99':<26}{'SIP p50/p99':<20}{'agent frame p99 MS/SIP':<26}SIP frames lost")
     for loss in LOSSES:
-        media, sip = modelled(m, Network(net.twilio_llc_rtt_ms, net.llc_openai_rtt_ms, net.twilio_openai_rtt_ms, loss))
+        media, sip = modelled(m, replace(net, loss=loss))
         out(f"  {loss * 100:<8.1f}{media.voice_to_voice_p50_ms:>7.0f} / {media.voice_to_voice_p99_ms:<5.0f} ms"
             f"{'':9}{sip.voice_to_voice_p50_ms:>5.0f} / {sip.voice_to_voice_p99_ms:<5.0f} ms"
             f"{'':2}{media.frame_p99_ms:>7.0f} / {sip.frame_p99_ms:<5.0f} ms{'':9}{sip.lost * 100:.1f} %")
