@@ -9,7 +9,7 @@ its own reads handle, and that a parked socket never outlives its park in the ep
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -17,6 +17,7 @@ import pytest
 import trio
 from websockets.frames import Frame, Opcode
 
+from llc.ws import hub as hub_module
 from llc.ws.fastws import FastWebSocket
 from llc.ws.hub import Hub, Parkable
 from llc.ws.hub import Parking as HubParking
@@ -98,6 +99,52 @@ async def test_data_frames_from_many_sockets_reach_their_handlers_in_order_witho
         nursery.cancel_scope.cancel()
     assert hub.parked == 0 and not hub.running
     for ws, peer in pairs:
+        peer.close()
+        ws.abort("test over")
+
+
+async def test_a_socket_that_floods_takes_its_budget_per_pass_and_the_others_go_between() -> None:
+    """A peer sending faster than real time (a forged key-press flood) gets BUDGET messages a
+    pass: other tasks, and a neighbour's message, run between its slices of one read."""
+    hub = Hub()
+    (flood, flood_peer), (calm, calm_peer) = server_ws(), server_ws()
+    flood_got: list[bytes] = []
+    calm_after: list[int] = []
+    results: list[object] = []
+
+    def on_flood(msg: bytes) -> bool:
+        flood_got.append(msg)
+        return True
+
+    def on_calm(msg: bytes) -> bool:
+        calm_after.append(len(flood_got))
+        return True
+
+    async def parked(ws: FastWebSocket, handler: Callable[[bytes], bool]) -> None:
+        results.append(await hub.park(ws, handler))
+
+    count = 10 * hub_module.BUDGET
+    seen: list[int] = []  # how much of the flood was handled each time this task ran again
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(parked, flood, on_flood)
+        nursery.start_soon(parked, calm, on_calm)
+        await until(lambda: hub.parked == 2, "both parked")
+        flood_peer.sendall(b"".join(text(b"k%d" % n) for n in range(count)))  # one read's worth
+        calm_peer.sendall(text(b"hello"))
+        with trio.fail_after(5):
+            while len(flood_got) < count or not calm_after:
+                await trio.lowlevel.checkpoint()
+                seen.append(len(flood_got))
+        assert flood_got == [b"k%d" % n for n in range(count)]  # in order, none lost
+        assert results == []  # no task woken: the rest stayed the hub's
+        # Trio runs a batch's tasks in either order, so the hub may take two slices between two looks.
+        between = sorted({n for n in seen if 0 < n < count})
+        assert len(between) >= 4 and max(b - a for a, b in zip([0, *between], between)) <= 2 * hub_module.BUDGET, seen
+        assert calm_after[0] <= hub_module.BUDGET  # the neighbour waited one slice at most
+        assert hub.parked == 2
+        nursery.cancel_scope.cancel()
+    for ws, peer in ((flood, flood_peer), (calm, calm_peer)):
         peer.close()
         ws.abort("test over")
 
