@@ -71,7 +71,9 @@ def _script(rng: random.Random, max_turns: int = 3) -> CallerScript:
     turns = []
     for _ in range(rng.randint(1, max_turns)):
         barge = rng.random() < 0.25  # a quarter of turns talk over the agent
-        turns.append(CallerTurn(rng.choice(LINES), speech_ms=rng.randint(400, 1500),
+        # Whole 100 ms steps: a caller's audio then comes from the synthesis cache, instead of
+        # ~30 ms of synthesis on the soak's own loop (which every other call would wait for).
+        turns.append(CallerTurn(rng.choice(LINES), speech_ms=rng.randint(4, 15) * 100,
                                 barge_in_after_ms=rng.randint(200, 600) if barge else None))
     return CallerScript(turns=turns, max_call_s=40)
 

@@ -37,6 +37,7 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
+from llc.kit.sim.client_tls import client_tls
 from llc.kit.sim.fake_caller import parse_twiml
 from llc.kit.sim.stall_proxy import StallProxy
 from llc.kit.sim.wall_clock import INSTALL, SteppedClock
@@ -148,7 +149,7 @@ async def _wait_closed(ws: WebSocketConnection, bound: float) -> float | None:
 
 async def _stream_url(http_url: str, call_sid: str) -> tuple[str, dict[str, str]]:
     form = {"CallSid": call_sid, "From": "+15550100001", "To": "+15550100002"}
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=5, verify=client_tls()) as client:
         return parse_twiml((await client.post(http_url + "/twiml", data=form)).text)
 
 
@@ -196,7 +197,7 @@ async def _key_flood(report: FaultReport, http_url: str, call_sid: str, bounds: 
 
     try:
         stream_url, params = await _stream_url(http_url, call_sid)
-        async with open_websocket_url(stream_url) as ws, httpx.AsyncClient(timeout=5) as client:
+        async with open_websocket_url(stream_url) as ws, httpx.AsyncClient(timeout=5, verify=client_tls()) as client:
             stream_sid = await _start_call(ws, call_sid, params)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(probe_health, client)
@@ -221,7 +222,7 @@ async def _clock_step(report: FaultReport, http_url: str, clock: SteppedClock, i
     started = trio.current_time()
     clock.step(offset)
     report.calls_across_steps += in_flight
-    async with httpx.AsyncClient(timeout=5, headers={"Connection": "close"}) as client:
+    async with httpx.AsyncClient(timeout=5, headers={"Connection": "close"}, verify=client_tls()) as client:
         with trio.move_on_after(bounds.clock_step_s + bounds.slack_s):
             while True:
                 answer = await client.get(http_url + "/healthz")

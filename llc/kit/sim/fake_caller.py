@@ -27,6 +27,7 @@ import trio_websocket
 from twilio.request_validator import RequestValidator
 
 from llc.kit.sim.audio import BYTES_PER_MS, FRAME_MS, frames, silence, speech_like, speech_ms_for_text
+from llc.kit.sim.client_tls import client_tls
 from llc.kit.sim.malformed import malformed_frame
 from llc.kit.sim.playout_clock import Playout
 
@@ -165,7 +166,7 @@ class FakeCaller:
         }
         headers = {"X-Twilio-Signature": self._sign(url, params)} if self.auth_token else {}
         with trio.move_on_at(deadline) as scope:
-            async with httpx.AsyncClient(timeout=10.0) as client:
+            async with httpx.AsyncClient(timeout=10.0, verify=client_tls()) as client:
                 resp = await client.post(url, data=params, headers=headers)
         if scope.cancelled_caught:
             raise FakeCallerError(f"TwiML webhook {url} did not answer within max_call_s")

@@ -25,6 +25,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 
 from llc.events.signing import Signer, new_message_id
 from llc.kit.sim import wire_log
+from llc.kit.sim.client_tls import client_tls
 from llc.kit.sim.fake_openai_shapes import new_id, transcription_completed, validate_session
 
 VAD_KNOBS = ("threshold", "prefix_padding_ms", "silence_duration_ms")
@@ -112,7 +113,7 @@ class FakeOpenAISip:
                      {"name": "X-Twilio-CallSid", "value": "CA" + "0" * 32}]}}
         body = orjson.dumps(event)
         headers = (signer or self.signer).headers(msg_id or new_message_id(), body, at if at is not None else time.time())
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=5.0, verify=client_tls()) as client:
             response = await client.post(webhook_url, content=body, headers={**headers, "content-type": "application/json"})
         return response.status_code
 

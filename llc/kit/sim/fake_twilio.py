@@ -28,6 +28,7 @@ from quart_trio import QuartTrio
 from twilio.request_validator import RequestValidator
 
 from llc.config import is_e164
+from llc.kit.sim.client_tls import client_tls
 from llc.kit.sim.fake_caller import CallerScript, CallerTurn, CallResult, FakeCaller, parse_twiml
 
 API = "/2010-04-01/Accounts/<account_sid>"
@@ -213,7 +214,7 @@ class FakeTwilio:
     async def _drive(self, call: FakeCall) -> None:
         how = self.behaviour(call.to)
         try:
-            async with httpx.AsyncClient(timeout=5.0) as http:
+            async with httpx.AsyncClient(timeout=5.0, verify=client_tls()) as http:
                 await self._set_status(http, call, "queued")
                 await trio.sleep(self.config.ring_ms / 1000)
                 if call.status == "canceled":
