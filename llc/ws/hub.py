@@ -116,9 +116,9 @@ class Hub:
                 else:
                     await trio.lowlevel.wait_readable(ep.fileno())
                 backlog, self._backlog = self._backlog, []
-                for p in backlog:
-                    if p.active:
-                        p.context.run(self._serve, p, False)
+                for queued in backlog:
+                    if queued.active:
+                        queued.context.run(self._serve, queued, False)
                 for fd, _ in ep.poll(0, MAX_EVENTS):
                     p = parked.get(fd)
                     # A socket with messages still queued reads no more until they are handled.
