@@ -121,9 +121,10 @@ class Hub:
                         queued.context.run(self._serve, queued, False)
                 for fd, _ in ep.poll(0, MAX_EVENTS):
                     p = parked.get(fd)
-                    # A socket with messages still queued reads no more until they are handled.
-                    if p is not None and p not in backlog and p.ws.parkable():
-                        p.context.run(self._serve, p, True)
+                    # Served already this pass (its slice of the queue) or gone: next pass. One
+                    # with messages still queued reads no more until they are handled.
+                    if p is not None and p not in backlog:
+                        p.context.run(self._serve, p, p.ws.parkable())
         finally:
             self._backlog = []
             for p in list(parked.values()):  # the server is stopping: every reader takes its socket back
