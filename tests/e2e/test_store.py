@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -72,3 +74,29 @@ def test_bad_urls_name_the_fix(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="sqlite:///"):
         open_backend("mysql://x")
     assert isinstance(open_store(None), Store) and open_store(None).url == "llc.db"
+
+
+def _open_at_once(path: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        backend = open_backend(path, 3.0)
+        backend.init_schema()
+        backend.close()
+        results.put("ok")
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+def test_two_instances_opening_one_new_sqlite_file_at_once_both_start(tmp_path: Path) -> None:
+    """Two servers started together on one new SQLite file: SQLite does not wait for the other's
+    switch to WAL, and one of them used to exit with "database is locked" (24 of 40 tries)."""
+    fork = multiprocessing.get_context("fork")
+    for n in range(10):
+        barrier, results = fork.Barrier(2), fork.Queue()
+        procs = [fork.Process(target=_open_at_once, args=(str(tmp_path / f"shared{n}.db"), barrier, results))
+                 for _ in range(2)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=20)
+        assert [results.get(timeout=5) for _ in procs] == ["ok", "ok"]
