@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llc.kit.bench.capacity import slope
@@ -54,3 +56,19 @@ def test_rss_growth_is_measured_after_the_warm_up() -> None:
     leak = SoakReport(samples=[{"t_s": 60 * i, "active_calls": 5, "rss_kib": 70_000 + 1_000 * i} for i in range(10)])
     _check(leak, 0.05)
     assert leak.failures == ["RSS grew 9.7% after warm-up (tolerance 5%)"]
+
+
+def test_simulator_clients_share_one_tls_context_per_ca_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built once (a fresh one costs ~60 ms of CPU on the simulator's loop), yet a test that
+    trusts its own CA through SSL_CERT_FILE gets a context that holds that CA."""
+    from llc.kit.sim.client_tls import client_tls
+    from tests.helpers.nginx import trusted_ca
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    default = client_tls()
+    assert client_tls() is default
+    trusted_ca(tmp_path, monkeypatch)
+    own = client_tls()
+    assert own is not default and client_tls() is own
+    assert len(own.get_ca_certs()) == 1  # the test CA alone, as SSL_CERT_FILE says
